@@ -1,0 +1,91 @@
+"""Tasks and processes: the kernel state one guest thread runs with.
+
+A ``Task`` is one guest thread (Linux's task_struct): its tid, the
+``Process`` (thread group) it belongs to, the address space ``mm`` and the
+file-descriptor table ``fds``. Syscall handlers receive the calling task
+as their first argument and reach everything through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kvmsentry.kernel.fd import FdTable
+    from kvmsentry.kernel.mm import MemoryManager
+
+
+@dataclasses.dataclass
+class Credentials:
+    """uid/gid of a process inside the sandbox (root by default, as runsc)."""
+
+    uid: int = 0
+    euid: int = 0
+    suid: int = 0
+    gid: int = 0
+    egid: int = 0
+    sgid: int = 0
+
+
+@dataclasses.dataclass
+class Process:
+    """A thread group (Linux: signal_struct plus the per-process parts).
+
+    ``pid`` and ``ppid`` are the sandbox's own (the first guest is pid 1),
+    never the host's. ``exe`` is the guest path of the executable (what
+    /proc/self/exe resolves to), ``cwd`` the guest working directory (an
+    absolute guest path), ``root`` the host directory the guest's / maps
+    to. ``rlimits`` maps RLIMIT_* numbers to (soft, hard).
+    """
+
+    pid: int = 1
+    ppid: int = 0
+    pgid: int = 1
+    sid: int = 1
+    creds: Credentials = dataclasses.field(default_factory=Credentials)
+    exe: str = ""
+    argv: list[bytes] = dataclasses.field(default_factory=list)
+    envp: list[bytes] = dataclasses.field(default_factory=list)
+    cwd: str = "/"
+    root: str = "/"
+    umask: int = 0o022
+    rlimits: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # rt_sigaction records: signal number -> raw struct k_sigaction bytes.
+    sigactions: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    exit_status: int | None = None
+
+
+@dataclasses.dataclass
+class Task:
+    """One guest thread.
+
+    ``mm`` is the process's MemoryManager (copy_in/copy_out of guest
+    memory), ``fds`` its FdTable. ``sigmask`` is the blocked-signal mask
+    (bit n-1 for signal n). ``clear_child_tid`` is the address given to
+    set_tid_address(2). ``context`` is the platform's register context for
+    this thread (kvmsentry.platform), ``exited`` is set by exit/exit_group.
+    """
+
+    tid: int
+    process: Process
+    mm: "MemoryManager"
+    fds: "FdTable"
+    sigmask: int = 0
+    clear_child_tid: int = 0
+    robust_list: tuple[int, int] = (0, 0)
+    context: Any = None
+    exited: bool = False
+    # Set by a handler that replaced the registers (execve): the
+    # dispatcher must not write rax.
+    regs_replaced: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def host_pid() -> int:
+    """The sentry's own host pid (only for messages; the guest never sees it)."""
+    return os.getpid()

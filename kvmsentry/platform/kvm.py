@@ -1,0 +1,431 @@
+"""The KVM platform: runs a task's ring-3 code in a vCPU until it traps.
+
+One ``KvmPlatform`` owns the VM, its guest-physical memory and the ring-0
+runtime (guest/runtime.S, shipped as runtime.elf). ``AddressSpace`` is one
+page-table tree (one CR3); ``Context`` is one guest thread's vCPU.
+
+The trap path (DESIGN.md): the program's ``syscall`` enters the runtime's
+``syscall_entry``, which does ``out`` to SYSCALL_PORT; KVM_RUN returns
+KVM_EXIT_IO and :meth:`Context.run` returns TRAP_SYSCALL with the user
+registers in ``context.regs`` (the kvm_run sync-regs area: no
+KVM_GET_REGS). To resume, the context writes the iret frame (user RIP,
+CS, RFLAGS, RSP, SS) into this vCPU's frame page, points RSP at it and RIP
+at ``iret_return`` (or ``flush_return`` when the address space dropped
+mappings) and calls KVM_RUN again. CPU exceptions arrive the same way on
+EXCEPTION_PORT_BASE + vector, with the CPU's frame on the IST stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import struct
+import threading
+
+from elftools.elf.elffile import ELFFile
+
+from kvmsentry.platform import layout
+from kvmsentry.vm import x86
+from kvmsentry.vm._kvm import lib
+from kvmsentry.vm.kvm import ExitIo, Kvm, KvmUnavailable, Vm
+from kvmsentry.vm.memory import GuestMemory
+from kvmsentry.vm.paging import PageTable
+
+TRAP_SYSCALL = 0
+TRAP_FAULT = 1
+
+_FRAME = struct.Struct("<6Q")  # rcx-on-flush, rip, cs, rflags, rsp, ss
+_EXCEPTION_FRAME = struct.Struct("<6Q")  # error_code, rip, cs, rflags, rsp, ss
+_SYNC_REGS = lib.KVM_SYNC_X86_REGS
+# XCR0 features a Linux process may use without asking (x87, SSE, AVX,
+# AVX-512 opmask/ZMM state); not MPX (3-4), PKRU (9) or AMX (17-18).
+_XCR0_ALLOWED = 0xE7
+# RFLAGS bits cleared on `syscall` entry (Linux: arch/x86/kernel/cpu/common.c).
+_SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
+                 | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
+USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+
+
+class PlatformError(RuntimeError):
+    """The VM did something the sentry cannot explain (a sentry bug or host failure)."""
+
+
+@dataclasses.dataclass
+class Fault:
+    """A CPU exception taken in ring 3: vector, error code, CR2 (for #PF)."""
+
+    vector: int
+    error_code: int
+    cr2: int = 0
+
+
+@dataclasses.dataclass
+class Runtime:
+    """The assembled ring-0 runtime: its text and the addresses of its labels."""
+
+    text: bytes
+    base: int
+    symbols: dict[str, int]
+
+    @classmethod
+    def load(cls) -> "Runtime":
+        """Read runtime.elf (package data, built from guest/runtime.S)."""
+        ref = importlib.resources.files("kvmsentry.platform").joinpath("runtime.elf")
+        with ref.open("rb") as f:
+            elf = ELFFile(f)
+            text = elf.get_section_by_name(".text")
+            symbols = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name}
+            return cls(text.data(), text["sh_addr"], symbols)
+
+
+class AddressSpace:
+    """One user address space: a page-table tree sharing the kernel half.
+
+    ``map``/``unmap`` edit 4 KiB user pages. Dropping or downgrading an
+    entry bumps ``generation``; a Context resuming after that takes the
+    TLB-flushing return path once.
+    """
+
+    def __init__(self, platform: "KvmPlatform"):
+        self.platform = platform
+        self.page_table = PageTable(platform.memory, {layout.KERNEL_PML4_SLOT: platform.kernel_pdpt})
+        self.cr3 = self.page_table.cr3
+        self.generation = 0
+
+    def map(self, gva: int, gpa: int, *, writable: bool, executable: bool) -> None:
+        self.page_table.map(gva, gpa, writable=writable, executable=executable, user=True)
+
+    def entry(self, gva: int) -> int:
+        return self.page_table.entry(gva)
+
+    def set_entry(self, gva: int, entry: int) -> None:
+        """Replace a leaf entry; counts as a downgrade (flush on resume)."""
+        self.page_table.set_entry(gva, entry)
+        self.generation += 1
+
+    def unmap(self, gva: int) -> None:
+        self.page_table.unmap(gva)
+        self.generation += 1
+
+    def destroy(self) -> None:
+        self.page_table.destroy()
+
+
+class KvmPlatform:
+    """The VM with ``memory_size`` bytes of guest-physical memory.
+
+    Raises KvmUnavailable when /dev/kvm is unusable or lacks a capability
+    we rely on (KVM_CAP_SYNC_REGS, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_XCRS).
+    """
+
+    def __init__(self, memory_size: int = 4 << 30):
+        self.kvm = Kvm()
+        self.kvm.require(lib.KVM_CAP_SYNC_REGS, "KVM_CAP_SYNC_REGS")
+        self.kvm.require(lib.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT")
+        self.kvm.require(lib.KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID")
+        self.vm: Vm = self.kvm.create_vm()
+        self.memory = GuestMemory(memory_size)
+        self.vm.set_user_memory_region(0, 0, memory_size, self.memory.hva)
+        self.cpuid = self.kvm.get_supported_cpuid()
+        self.runtime = Runtime.load()
+        self._lock = threading.Lock()
+        self._free_vcpus: list = []
+        self._nvcpus = 0
+        self._build_kernel_half()
+
+    # -- boot-time set-up -------------------------------------------------
+    def _build_kernel_half(self) -> None:
+        """Map the runtime text and the IDT into a template tree (PML4 slot 511)."""
+        template = PageTable(self.memory)
+        self._kernel_template = template
+        rt = self.runtime
+        if rt.base != layout.KERNEL_TEXT_GVA:
+            raise PlatformError(f"runtime.elf is linked at {rt.base:#x}, not {layout.KERNEL_TEXT_GVA:#x}")
+        for offset in range(0, len(rt.text), x86.PAGE_SIZE):
+            gpa = self.memory.alloc_frame()
+            self.memory.write(gpa, rt.text[offset:offset + x86.PAGE_SIZE])
+            template.map(rt.base + offset, gpa, writable=False, executable=True, user=True)
+        idt_gpa = self.memory.alloc_frame()
+        stubs = rt.symbols["exception_stubs"]
+        for vector in range(layout.NUM_EXCEPTION_VECTORS):
+            # int3 and into are allowed from ring 3 (Linux: DPL 3 gates).
+            dpl = 3 if vector in (x86.X86_TRAP_BP, x86.X86_TRAP_OF) else 0
+            gate = x86.interrupt_gate(stubs + 16 * vector, layout.KERNEL_CS, dpl=dpl, ist=1)
+            self.memory.write(idt_gpa + 16 * vector, gate)
+        template.map(layout.IDT_GVA, idt_gpa, writable=False, executable=False, user=False)
+        pml4_entry = struct.unpack_from("<Q", self.memory.view, template.cr3 + layout.KERNEL_PML4_SLOT * 8)[0]
+        self.kernel_pdpt = pml4_entry & x86.PTE_ADDR_MASK
+        self._xcr0 = self._supported_xcr0()
+        self._cr4 = x86.CR4_PAE | x86.CR4_OSFXSR | x86.CR4_OSXMMEXCPT
+        if self._cpuid_leaf(1, 0)[2] & x86.CPUID_1_ECX_XSAVE:
+            self._cr4 |= x86.CR4_OSXSAVE
+        if self._cpuid_leaf(7, 0)[1] & x86.CPUID_7_EBX_FSGSBASE:
+            self._cr4 |= x86.CR4_FSGSBASE
+
+    def _cpuid_leaf(self, function: int, index: int) -> tuple[int, int, int, int]:
+        for i in range(self.cpuid.nent):
+            e = self.cpuid.entries[i]
+            if e.function == function and e.index == index:
+                return e.eax, e.ebx, e.ecx, e.edx
+        return 0, 0, 0, 0
+
+    def _supported_xcr0(self) -> int:
+        eax, _, _, edx = self._cpuid_leaf(0xD, 0)
+        return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
+
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame and IST pages.
+
+        Returns the GPAs of the GDT page and the frame page and the GVA
+        base of its slot.
+        """
+        base = layout.vcpu_base(index)
+        gdt_gpa = self.memory.alloc_frame()
+        frame_gpa = self.memory.alloc_frame()
+        t = self._kernel_template
+        t.map(base + layout.GDT_OFFSET, gdt_gpa, writable=True, executable=False, user=False)
+        t.map(base + layout.FRAME_PAGE_OFFSET, frame_gpa, writable=False, executable=False, user=True)
+        for page in range(layout.IST_STACK_PAGES):
+            t.map(base + layout.IST_STACK_OFFSET + page * x86.PAGE_SIZE, self.memory.alloc_frame(),
+                  writable=True, executable=False, user=False)
+        gdt = bytearray(layout.GDT_ENTRIES * 8)
+        descriptors = {
+            layout.GDT_ENTRY_KERNEL_CS: x86.segment_descriptor(code=True, dpl=0, long_mode=True),
+            layout.GDT_ENTRY_KERNEL_DS: x86.segment_descriptor(code=False, dpl=0, long_mode=False),
+            layout.GDT_ENTRY_DEFAULT_USER32_CS: x86.segment_descriptor(code=True, dpl=3, long_mode=False),
+            layout.GDT_ENTRY_DEFAULT_USER_DS: x86.segment_descriptor(code=False, dpl=3, long_mode=False),
+            layout.GDT_ENTRY_DEFAULT_USER_CS: x86.segment_descriptor(code=True, dpl=3, long_mode=True),
+        }
+        for entry, value in descriptors.items():
+            struct.pack_into("<Q", gdt, entry * 8, value)
+        ist_top = base + layout.IST_TOP_OFFSET
+        tss = x86.tss64(rsp0=ist_top, ist={1: ist_top}, io_ports=layout.RUNTIME_PORTS)
+        self._tss_limit = len(tss) - 1
+        tss_gva = base + layout.GDT_TSS_OFFSET
+        gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
+        self.memory.write(gdt_gpa, gdt)
+        self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
+        return gdt_gpa, frame_gpa, base
+
+    # -- public -----------------------------------------------------------
+    def new_address_space(self) -> AddressSpace:
+        return AddressSpace(self)
+
+    def new_context(self, address_space: AddressSpace) -> "Context":
+        """A vCPU (new or recycled: KVM cannot destroy one) running in ``address_space``."""
+        with self._lock:
+            if self._free_vcpus:
+                vcpu, pages = self._free_vcpus.pop()
+            else:
+                index = self._nvcpus
+                if index >= layout.MAX_VCPUS:
+                    raise PlatformError("out of vCPUs")
+                self._nvcpus += 1
+                pages = self._map_vcpu_pages(index)
+                vcpu = self.vm.create_vcpu(index)
+                vcpu.set_cpuid2(self.cpuid)
+        return Context(self, vcpu, pages, address_space)
+
+    def release_context(self, context: "Context") -> None:
+        with self._lock:
+            self._free_vcpus.append((context.vcpu, context.pages))
+
+    def close(self) -> None:
+        for vcpu, _ in self._free_vcpus:
+            vcpu.close()
+        self.vm.close()
+        self.kvm.close()
+
+
+class Context:
+    """One guest thread's registers and vCPU.
+
+    ``regs`` is the kvm_run sync-regs ``struct kvm_regs``: while the
+    thread is stopped in a trap, its general registers are there (rax
+    holds the syscall number on TRAP_SYSCALL). The user-mode RIP, RSP and
+    RFLAGS are ``user_rip``, ``user_rsp``, ``user_rflags`` (for a syscall
+    the CPU put RIP in rcx and RFLAGS in r11; for a fault they come from
+    the exception frame). Change any of them before :meth:`run` resumes.
+    """
+
+    def __init__(self, platform: KvmPlatform, vcpu, pages, address_space: AddressSpace):
+        self.platform = platform
+        self.vcpu = vcpu
+        self.pages = pages
+        gdt_gpa, frame_gpa, base = pages
+        self.address_space = address_space
+        self._view = platform.memory.view
+        self._frame_gpa = frame_gpa + layout.FRAME_OFFSET - 8
+        self._frame_gva = base + layout.FRAME_PAGE_OFFSET + layout.FRAME_OFFSET
+        self._exception_frame_gpa = None  # found through the page table on first use
+        self._ist_frame_gva = base + layout.EXCEPTION_FRAME_OFFSET
+        self._iret_return = platform.runtime.symbols["iret_return"]
+        # RIP after the `out` in syscall_entry (2 bytes: e6 10).
+        self._syscall_return_rip = platform.runtime.symbols["syscall_entry"] + 2
+        self._flush_return = platform.runtime.symbols["flush_return"]
+        self._generation = address_space.generation
+        self.regs = vcpu.regs
+        self.user_rip = 0
+        self.user_rsp = 0
+        self.user_rflags = USER_RFLAGS_INIT
+        self.fault: Fault | None = None
+        self._started = False
+        self._base = base
+        self._gdt_gpa = gdt_gpa
+        self.exits = 0
+
+    def reset(self, rip: int, rsp: int) -> None:
+        """Put the thread at ring-3 ``rip`` with stack ``rsp``, all else zero.
+
+        Loads segments, control registers, MSRs, XCR0 and CPUID (execve's
+        state, arch/x86/kernel/process_64.c start_thread).
+        """
+        p = self.platform
+        vcpu = self.vcpu
+        sregs = vcpu.get_sregs()
+        sregs.cr0 = x86.CR0_PE | x86.CR0_MP | x86.CR0_ET | x86.CR0_NE | x86.CR0_WP | x86.CR0_AM | x86.CR0_PG
+        sregs.cr3 = self.address_space.cr3
+        sregs.cr4 = p._cr4
+        sregs.efer = x86.EFER_SCE | x86.EFER_LME | x86.EFER_LMA | x86.EFER_NX
+        sregs.gdt.base = self._base + layout.GDT_OFFSET
+        sregs.gdt.limit = layout.GDT_ENTRIES * 8 - 1
+        sregs.idt.base = layout.IDT_GVA
+        sregs.idt.limit = layout.NUM_EXCEPTION_VECTORS * 16 - 1
+        _set_segment(sregs.cs, layout.USER_CS, code=True)
+        for seg in (sregs.ds, sregs.es, sregs.ss, sregs.fs, sregs.gs):
+            _set_segment(seg, layout.USER_DS, code=False)
+        tr = sregs.tr
+        tr.base = self._base + layout.GDT_TSS_OFFSET
+        tr.limit = p._tss_limit
+        tr.selector = layout.TSS_SELECTOR
+        tr.type = 11
+        tr.present = 1
+        tr.dpl = tr.db = tr.s = tr.l = tr.g = tr.avl = 0
+        tr.unusable = 0
+        sregs.ldt.unusable = 1
+        vcpu.set_sregs(sregs)
+        vcpu.set_msrs({
+            x86.MSR_STAR: layout.USER32_CS << 48 | layout.KERNEL_CS << 32,
+            x86.MSR_LSTAR: p.runtime.symbols["syscall_entry"],
+            x86.MSR_CSTAR: p.runtime.symbols["syscall_entry"],
+            x86.MSR_SYSCALL_MASK: _SYSCALL_MASK,
+            x86.MSR_KERNEL_GS_BASE: 0,
+        })
+        if p._cr4 & x86.CR4_OSXSAVE:
+            vcpu.set_xcrs({0: p._xcr0})
+        regs = self.regs
+        for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
+                     "r10", "r11", "r12", "r13", "r14", "r15"):
+            setattr(regs, name, 0)
+        self.user_rip = rip
+        self.user_rsp = rsp
+        self.user_rflags = USER_RFLAGS_INIT
+        regs.rip = rip
+        regs.rsp = rsp
+        regs.rflags = USER_RFLAGS_INIT
+        vcpu.run_struct.kvm_dirty_regs = _SYNC_REGS
+        vcpu.run_struct.kvm_valid_regs = _SYNC_REGS
+        self._started = False
+        self._generation = self.address_space.generation
+
+    def set_fs_base(self, value: int) -> None:
+        """Set FS.base (arch_prctl ARCH_SET_FS) through MSR_FS_BASE."""
+        self.vcpu.set_msrs({x86.MSR_FS_BASE: value})
+
+    def fs_base(self) -> int:
+        return self.vcpu.get_msrs([x86.MSR_FS_BASE])[x86.MSR_FS_BASE]
+
+    def run(self) -> int:
+        """Resume ring 3 until the next trap: TRAP_SYSCALL or TRAP_FAULT.
+
+        On TRAP_FAULT ``self.fault`` describes the exception. Raises
+        PlatformError for an exit the runtime never makes (a sentry bug or
+        a fault in ring 0).
+        """
+        regs = self.regs
+        run_struct = self.vcpu.run_struct
+        if self._started:
+            rip = self.user_rip
+            if not x86.is_canonical(rip):
+                raise PlatformError(f"return to non-canonical RIP {rip:#x}")
+            _FRAME.pack_into(self._view, self._frame_gpa, regs.rcx, rip, layout.USER_CS,
+                             self.user_rflags, self.user_rsp, layout.USER_DS)
+            regs.rsp = self._frame_gva
+            if self._generation != self.address_space.generation:
+                self._generation = self.address_space.generation
+                regs.rip = self._flush_return
+            else:
+                regs.rip = self._iret_return
+            run_struct.kvm_dirty_regs = _SYNC_REGS
+        self._started = True
+        while True:
+            exit_ = self.vcpu.run()
+            self.exits += 1
+            if exit_.__class__ is ExitIo:
+                port = exit_.port
+                if port == layout.SYSCALL_PORT:
+                    if regs.rip != self._syscall_return_rip:
+                        return self._forged_exit()
+                    self.user_rip = regs.rcx
+                    self.user_rflags = regs.r11
+                    self.user_rsp = regs.rsp
+                    return TRAP_SYSCALL
+                vector = port - layout.EXCEPTION_PORT_BASE
+                if 0 <= vector < layout.NUM_EXCEPTION_VECTORS:
+                    return self._exception(vector)
+                raise PlatformError(f"unexpected KVM_EXIT_IO on port {port:#x}")
+            if exit_.reason == lib.KVM_EXIT_INTR:
+                continue
+            raise PlatformError(f"unexpected exit: {exit_.detail}")
+
+    def _exception(self, vector: int) -> int:
+        if self._exception_frame_gpa is None:
+            self._exception_frame_gpa = self.address_space.page_table.translate(self._ist_frame_gva)
+        error_code, rip, cs, rflags, rsp, ss = _EXCEPTION_FRAME.unpack_from(self._view, self._exception_frame_gpa)
+        # Clear the frame's CS so that a ring-3 `out` to an exception port
+        # (allowed by the TSS bitmap, see layout.RUNTIME_PORTS) finds no frame.
+        struct.pack_into("<Q", self._view, self._exception_frame_gpa + 16, 0)
+        if cs == 0:
+            return self._forged_exit()
+        if cs & 3 != 3:
+            raise PlatformError(
+                f"CPU exception {x86.TRAP_NAMES.get(vector, vector)} in ring 0 at {rip:#x} "
+                f"(error code {error_code:#x}): a fault inside the runtime")
+        cr2 = self.vcpu.get_sregs().cr2 if vector == x86.X86_TRAP_PF else 0
+        self.user_rip = rip
+        self.user_rsp = rsp
+        self.user_rflags = rflags
+        # The IST stack pointer is in regs.rsp now; keep the user's value visible.
+        self.regs.rsp = rsp
+        self.fault = Fault(vector, error_code, cr2)
+        return TRAP_FAULT
+
+    def _forged_exit(self) -> int:
+        """A runtime port written from ring 3: report it as the #GP it would be."""
+        self.user_rip = self.regs.rip
+        self.user_rsp = self.regs.rsp
+        self.user_rflags = self.regs.rflags
+        self.fault = Fault(x86.X86_TRAP_GP, 0, 0)
+        return TRAP_FAULT
+
+    def release(self) -> None:
+        self.platform.release_context(self)
+
+
+def _set_segment(seg, selector: int, *, code: bool) -> None:
+    seg.base = 0
+    seg.limit = 0xFFFFFFFF
+    seg.selector = selector
+    seg.type = 0xB if code else 0x3
+    seg.present = 1
+    seg.dpl = selector & 3
+    seg.db = 0 if code else 1
+    seg.s = 1
+    seg.l = 1 if code else 0
+    seg.g = 1
+    seg.avl = 0
+    seg.unusable = 0
+
+
+__all__ = ["KvmPlatform", "AddressSpace", "Context", "Fault", "PlatformError",
+           "KvmUnavailable", "TRAP_SYSCALL", "TRAP_FAULT"]

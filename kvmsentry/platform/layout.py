@@ -1,0 +1,84 @@
+"""Every guest address and port the KVM platform uses, in one place.
+
+Guest-virtual layout (one PML4 slot, 511, shared by every address space;
+user programs own slots 0-255, i.e. addresses below 0x0000_8000_0000_0000):
+
+    KERNEL_TEXT_GVA   0xffff_ff80_0000_0000  the ring-0 runtime (guest/runtime.S),
+                                             linked here; read-only, executable
+    IDT_GVA           KERNEL_TEXT_GVA + 1 MiB    the IDT, 256 gates (4 KiB), read-only
+    VCPU_AREA_GVA     KERNEL_TEXT_GVA + 2 MiB    one VCPU_STRIDE slot per vCPU:
+        + 0x0000  GDT (first 0x80 bytes) and TSS (at GDT_TSS_OFFSET), read-write
+        + 0x2000  the frame page: the sentry writes the iret frame here
+                  (FRAME_OFFSET) and the vCPU returns to ring 3 through it
+        + 0x4000  IST1 stack (2 pages, top at + 0x6000): every exception
+                  lands here, the CPU's frame at the top
+      pages in between are unmapped guards.
+
+Under PVM (the KVM of the machines we develop on), ring 0 entered by
+`syscall` runs natively only when its code and the data it reads are on
+user-accessible (U=1) pages; on supervisor-only pages it faults forever
+(DESIGN.md, "Notes on PVM"). The runtime text and the frame pages are
+therefore mapped U=1 but read-only: the program can read them (nothing in
+them is secret: its own return addresses) but cannot change them, so it
+cannot forge a ring-0 frame. Exception entry is emulated by PVM and works
+with supervisor-only pages: the IDT, the GDT/TSS and the IST stacks stay
+supervisor-only.
+
+Ports: the runtime reports a syscall with ``out`` to SYSCALL_PORT and
+exception vector ``v`` with ``out`` to EXCEPTION_PORT_BASE + v.
+"""
+
+KERNEL_PML4_SLOT = 511
+KERNEL_TEXT_GVA = 0xFFFF_FF80_0000_0000
+IDT_GVA = KERNEL_TEXT_GVA + 0x10_0000
+VCPU_AREA_GVA = KERNEL_TEXT_GVA + 0x20_0000
+VCPU_STRIDE = 0x1_0000
+MAX_VCPUS = 256
+
+GDT_OFFSET = 0x0000
+GDT_TSS_OFFSET = 0x0800
+FRAME_PAGE_OFFSET = 0x2000
+IST_STACK_OFFSET = 0x4000
+IST_STACK_PAGES = 2
+IST_TOP_OFFSET = IST_STACK_OFFSET + IST_STACK_PAGES * 0x1000
+
+# Inside the frame page: [FRAME_OFFSET - 8] holds the value RCX gets on the
+# flush path; [FRAME_OFFSET, +40) is the iret frame rip, cs, rflags, rsp, ss.
+FRAME_OFFSET = 0xF00
+# The exception frame the CPU pushed on the IST stack, with the stub's error
+# code (or 0) below it: error_code, rip, cs, rflags, rsp, ss.
+EXCEPTION_FRAME_OFFSET = IST_TOP_OFFSET - 48
+
+# GDT selectors, as Linux lays them out (arch/x86/include/asm/segment.h).
+GDT_ENTRY_KERNEL_CS = 2
+GDT_ENTRY_KERNEL_DS = 3
+GDT_ENTRY_DEFAULT_USER32_CS = 4
+GDT_ENTRY_DEFAULT_USER_DS = 5
+GDT_ENTRY_DEFAULT_USER_CS = 6
+GDT_ENTRY_TSS = 8
+GDT_ENTRIES = 10
+KERNEL_CS = GDT_ENTRY_KERNEL_CS * 8
+KERNEL_DS = GDT_ENTRY_KERNEL_DS * 8
+USER32_CS = GDT_ENTRY_DEFAULT_USER32_CS * 8 + 3
+USER_DS = GDT_ENTRY_DEFAULT_USER_DS * 8 + 3
+USER_CS = GDT_ENTRY_DEFAULT_USER_CS * 8 + 3
+TSS_SELECTOR = GDT_ENTRY_TSS * 8
+
+SYSCALL_PORT = 0x10
+EXCEPTION_PORT_BASE = 0x80
+NUM_EXCEPTION_VECTORS = 32
+# The TSS I/O bitmap allows these ports at CPL 3. Under PVM the runtime's
+# natively-run ring-0 code is seen by the instruction emulator as CPL 3,
+# so without the bitmap its `out` raises #GP (found with the probes: they
+# worked only because their zeroed TSS happened to allow port 0x10). A
+# ring-3 program may therefore `out` to these ports itself; the platform
+# treats such forged exits as faults (see Context.run).
+RUNTIME_PORTS = (SYSCALL_PORT,) + tuple(range(EXCEPTION_PORT_BASE, EXCEPTION_PORT_BASE + NUM_EXCEPTION_VECTORS))
+
+# User address space (x86-64 Linux, 4-level paging: TASK_SIZE_MAX).
+TASK_SIZE = 0x0000_7FFF_FFFF_F000
+
+
+def vcpu_base(index: int) -> int:
+    """Guest-virtual base of vCPU ``index``'s private pages."""
+    return VCPU_AREA_GVA + index * VCPU_STRIDE

@@ -1,0 +1,230 @@
+"""cffi builder (API mode) for the KVM ioctl interface.
+
+Every ioctl number, capability number and struct offset used by
+kvmsentry comes from the compiler reading <linux/kvm.h> here: the cdef
+below declares names and the fields we touch, with ``...`` where the
+compiler fills in the rest (cffi "API mode"). Nothing is typed by hand.
+
+Built by ``pip install .`` through ``cffi_modules`` in setup.py; the
+result is the extension module ``kvmsentry.vm._kvm``.
+"""
+
+import cffi
+
+ffibuilder = cffi.FFI()
+
+_IOCTLS = """
+KVM_GET_API_VERSION KVM_CREATE_VM KVM_CHECK_EXTENSION KVM_GET_VCPU_MMAP_SIZE
+KVM_GET_SUPPORTED_CPUID KVM_GET_MSR_INDEX_LIST
+KVM_SET_USER_MEMORY_REGION KVM_CREATE_VCPU KVM_ENABLE_CAP KVM_SET_TSS_ADDR
+KVM_SET_IDENTITY_MAP_ADDR
+KVM_RUN KVM_GET_REGS KVM_SET_REGS KVM_GET_SREGS KVM_SET_SREGS
+KVM_SET_CPUID2 KVM_GET_CPUID2 KVM_GET_MSRS KVM_SET_MSRS KVM_GET_XCRS KVM_SET_XCRS
+KVM_GET_XSAVE KVM_SET_XSAVE KVM_GET_FPU KVM_SET_FPU KVM_GET_STATS_FD
+KVM_SET_SIGNAL_MASK
+""".split()
+
+_CONSTANTS = """
+KVM_API_VERSION
+KVM_CAP_USER_MEMORY KVM_CAP_SYNC_REGS KVM_CAP_EXT_CPUID KVM_CAP_XCRS KVM_CAP_XSAVE
+KVM_CAP_IMMEDIATE_EXIT KVM_CAP_NR_VCPUS KVM_CAP_MAX_VCPUS KVM_CAP_GET_MSR_FEATURES
+KVM_CAP_X86_USER_SPACE_MSR KVM_CAP_NR_MEMSLOTS KVM_CAP_SET_TSS_ADDR
+KVM_SYNC_X86_REGS KVM_SYNC_X86_SREGS KVM_SYNC_X86_EVENTS
+KVM_EXIT_UNKNOWN KVM_EXIT_EXCEPTION KVM_EXIT_IO KVM_EXIT_HYPERCALL KVM_EXIT_DEBUG
+KVM_EXIT_HLT KVM_EXIT_MMIO KVM_EXIT_IRQ_WINDOW_OPEN KVM_EXIT_SHUTDOWN
+KVM_EXIT_FAIL_ENTRY KVM_EXIT_INTR KVM_EXIT_NMI KVM_EXIT_INTERNAL_ERROR
+KVM_EXIT_SYSTEM_EVENT KVM_EXIT_X86_RDMSR KVM_EXIT_X86_WRMSR
+KVM_EXIT_IO_IN KVM_EXIT_IO_OUT
+KVM_INTERNAL_ERROR_EMULATION KVM_INTERNAL_ERROR_SIMUL_EX
+KVM_INTERNAL_ERROR_DELIVERY_EV
+MAP_NORESERVE
+
+""".split()
+
+_CDEF = (
+    "\n".join(f"#define {name} ..." for name in _IOCTLS + _CONSTANTS)
+    + """
+typedef int... __u8;
+typedef int... __u16;
+typedef int... __u32;
+typedef int... __u64;
+
+struct kvm_regs {
+    __u64 rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
+    __u64 r8, r9, r10, r11, r12, r13, r14, r15;
+    __u64 rip, rflags;
+};
+
+struct kvm_segment {
+    __u64 base;
+    __u32 limit;
+    __u16 selector;
+    __u8 type;
+    __u8 present, dpl, db, s, l, g, avl;
+    __u8 unusable;
+    ...;
+};
+
+struct kvm_dtable {
+    __u64 base;
+    __u16 limit;
+    ...;
+};
+
+struct kvm_sregs {
+    struct kvm_segment cs, ds, es, fs, gs, ss;
+    struct kvm_segment tr, ldt;
+    struct kvm_dtable gdt, idt;
+    __u64 cr0, cr2, cr3, cr4, cr8;
+    __u64 efer;
+    __u64 apic_base;
+    __u64 interrupt_bitmap[...];
+};
+
+struct kvm_userspace_memory_region {
+    __u32 slot;
+    __u32 flags;
+    __u64 guest_phys_addr;
+    __u64 memory_size;
+    __u64 userspace_addr;
+};
+
+struct kvm_msr_entry {
+    __u32 index;
+    __u64 data;
+    ...;
+};
+
+struct kvm_msrs {
+    __u32 nmsrs;
+    struct kvm_msr_entry entries[];
+    ...;
+};
+
+struct kvm_cpuid_entry2 {
+    __u32 function;
+    __u32 index;
+    __u32 flags;
+    __u32 eax;
+    __u32 ebx;
+    __u32 ecx;
+    __u32 edx;
+    ...;
+};
+
+struct kvm_cpuid2 {
+    __u32 nent;
+    struct kvm_cpuid_entry2 entries[];
+    ...;
+};
+
+struct kvm_xcr {
+    __u32 xcr;
+    __u64 value;
+    ...;
+};
+
+struct kvm_xcrs {
+    __u32 nr_xcrs;
+    __u32 flags;
+    struct kvm_xcr xcrs[...];
+    ...;
+};
+
+struct kvm_fpu {
+    __u8 fpr[8][16];
+    __u16 fcw;
+    __u16 fsw;
+    __u8 ftwx;
+    __u16 last_opcode;
+    __u64 last_ip;
+    __u64 last_dp;
+    __u8 xmm[16][16];
+    __u32 mxcsr;
+    ...;
+};
+
+struct kvm_xsave {
+    __u32 region[...];
+    ...;
+};
+
+struct kvm_enable_cap {
+    __u32 cap;
+    __u32 flags;
+    __u64 args[4];
+    ...;
+};
+
+/* The members of struct kvm_run's anonymous exit union that we read. */
+typedef struct {
+    __u8 direction;
+    __u8 size;
+    __u16 port;
+    __u32 count;
+    __u64 data_offset;
+} kvmsentry_run_io;
+
+typedef struct {
+    __u32 suberror;
+    __u32 ndata;
+    __u64 data[16];
+} kvmsentry_run_internal;
+
+typedef struct {
+    __u64 hardware_entry_failure_reason;
+    __u32 cpu;
+} kvmsentry_run_fail_entry;
+
+typedef struct {
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    ...;
+} kvmsentry_sync_regs;
+
+struct kvm_run {
+    __u8 request_interrupt_window;
+    __u8 immediate_exit;
+    __u32 exit_reason;
+    __u64 kvm_valid_regs;
+    __u64 kvm_dirty_regs;
+    ...;
+};
+
+kvmsentry_run_io *kvmsentry_run_io_of(struct kvm_run *run);
+kvmsentry_run_internal *kvmsentry_run_internal_of(struct kvm_run *run);
+kvmsentry_run_fail_entry *kvmsentry_run_fail_entry_of(struct kvm_run *run);
+kvmsentry_sync_regs *kvmsentry_run_sync_regs_of(struct kvm_run *run);
+
+int ioctl(int fd, unsigned long request, ...);
+int kvmsentry_run_vcpu(int fd);
+"""
+)
+
+ffibuilder.cdef(_CDEF)
+
+ffibuilder.set_source(
+    "kvmsentry.vm._kvm",
+    r"""
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <linux/kvm.h>
+
+typedef __typeof__(((struct kvm_run *)0)->io) kvmsentry_run_io;
+typedef __typeof__(((struct kvm_run *)0)->internal) kvmsentry_run_internal;
+typedef __typeof__(((struct kvm_run *)0)->fail_entry) kvmsentry_run_fail_entry;
+typedef struct kvm_sync_regs kvmsentry_sync_regs;
+
+static kvmsentry_run_io *kvmsentry_run_io_of(struct kvm_run *run) { return &run->io; }
+static kvmsentry_run_internal *kvmsentry_run_internal_of(struct kvm_run *run) { return &run->internal; }
+static kvmsentry_run_fail_entry *kvmsentry_run_fail_entry_of(struct kvm_run *run) { return &run->fail_entry; }
+static kvmsentry_sync_regs *kvmsentry_run_sync_regs_of(struct kvm_run *run) { return &run->s.regs; }
+
+/* KVM_RUN, called without the GIL (cffi releases it around every call). */
+static int kvmsentry_run_vcpu(int fd) { return ioctl(fd, KVM_RUN, 0); }
+""",
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,108 @@
+"""Guest-physical memory: one sparse host mapping and a frame allocator.
+
+The whole guest-physical space is one anonymous host mapping made with
+MAP_NORESERVE, registered as KVM memory slot 0 at guest-physical 0. The
+host commits a page only when someone (guest or sentry) touches it, and
+``free_frame`` gives it back with MADV_DONTNEED, so a freed frame reads as
+zeros when it is handed out again.
+
+Frames are 4 KiB, named by their guest-physical address (``_gpa``). Each
+has a reference count so copy-on-write sharing can count its users.
+"""
+
+from __future__ import annotations
+
+import array
+import mmap
+
+from kvmsentry.vm._kvm import ffi, lib
+from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
+
+
+class OutOfGuestMemory(MemoryError):
+    """No free guest-physical frame is left (the guest's memory limit)."""
+
+
+class GuestMemory:
+    """``size`` bytes of guest-physical memory at GPA 0 (page multiple).
+
+    ``view`` is a writable memoryview over all of it, indexed by GPA;
+    ``hva`` the host virtual address of GPA 0 (for
+    KVM_SET_USER_MEMORY_REGION).
+    """
+
+    def __init__(self, size: int):
+        if size % PAGE_SIZE:
+            raise ValueError("guest memory size must be a multiple of 4 KiB")
+        self.size = size
+        self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | lib.MAP_NORESERVE,
+                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.view = memoryview(self._map)
+        self.hva = int(ffi.cast("uintptr_t", ffi.from_buffer(self._map)))
+        self.nframes = size >> PAGE_SHIFT
+        self._refcount = array.array("H", bytes(2 * self.nframes))
+        self._free: list[int] = []
+        self._next = 0  # frames below this were handed out at least once
+        self.frames_in_use = 0
+
+    def close(self) -> None:
+        self.view.release()
+        self._map.close()
+
+    # -- frames --------------------------------------------------------
+    def reserve(self, nframes: int) -> int:
+        """Hand out ``nframes`` contiguous frames from the bottom (boot time only).
+
+        Returns the GPA of the first. Used for the runtime's fixed pages.
+        """
+        if self._free or self._next + nframes > self.nframes:
+            raise OutOfGuestMemory("reserve() must run before any frame is freed")
+        gpa = self._next << PAGE_SHIFT
+        for frame in range(self._next, self._next + nframes):
+            self._refcount[frame] = 1
+        self._next += nframes
+        self.frames_in_use += nframes
+        return gpa
+
+    def alloc_frame(self) -> int:
+        """A zeroed 4 KiB frame with reference count 1; returns its GPA.
+
+        Raises OutOfGuestMemory when every frame is in use.
+        """
+        if self._free:
+            frame = self._free.pop()
+        elif self._next < self.nframes:
+            frame = self._next
+            self._next += 1
+        else:
+            raise OutOfGuestMemory("guest memory exhausted")
+        self._refcount[frame] = 1
+        self.frames_in_use += 1
+        return frame << PAGE_SHIFT
+
+    def get_frame(self, gpa: int) -> None:
+        """Take one more reference on the frame at ``gpa``."""
+        self._refcount[gpa >> PAGE_SHIFT] += 1
+
+    def refcount(self, gpa: int) -> int:
+        return self._refcount[gpa >> PAGE_SHIFT]
+
+    def put_frame(self, gpa: int) -> None:
+        """Drop one reference; the last one frees the frame (zeroed for reuse)."""
+        frame = gpa >> PAGE_SHIFT
+        count = self._refcount[frame] - 1
+        self._refcount[frame] = count
+        if count == 0:
+            self._map.madvise(mmap.MADV_DONTNEED, gpa, PAGE_SIZE)
+            self._free.append(frame)
+            self.frames_in_use -= 1
+
+    # -- access --------------------------------------------------------
+    def read(self, gpa: int, length: int) -> bytes:
+        return self.view[gpa:gpa + length].tobytes()
+
+    def write(self, gpa: int, data) -> None:
+        self.view[gpa:gpa + len(data)] = data
+
+    def zero(self, gpa: int, length: int) -> None:
+        self.view[gpa:gpa + length] = bytes(length)

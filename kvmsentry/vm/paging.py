@@ -1,0 +1,111 @@
+"""x86-64 4-level page tables, built by the sentry in guest memory.
+
+A ``PageTable`` is one PML4 (one address space, one CR3). The sentry
+writes the entries directly into guest-physical memory; the guest never
+edits them. 4 KiB mappings only for now. Intel SDM vol. 3, 4.5
+("4-Level Paging"); Linux arch/x86/include/asm/pgtable_types.h for names.
+
+After removing a mapping or taking away a permission, the caller must make
+the guest flush its TLB (the platform's ``flush_return`` path): an entry
+the CPU or a shadow MMU cached stays valid until then. Adding a mapping
+where there was none needs no flush.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kvmsentry.vm.memory import GuestMemory
+from kvmsentry.vm.x86 import (PAGE_SIZE, PTE_ADDR_MASK, PTE_NX, PTE_PRESENT,
+                              PTE_RW, PTE_USER)
+
+_U64 = struct.Struct("<Q")
+_TABLE_FLAGS = PTE_PRESENT | PTE_RW | PTE_USER  # permissions are set at the leaf
+
+
+def pte(gpa: int, *, writable: bool, executable: bool, user: bool) -> int:
+    """A present leaf entry mapping the 4 KiB frame at ``gpa``."""
+    entry = (gpa & PTE_ADDR_MASK) | PTE_PRESENT
+    if writable:
+        entry |= PTE_RW
+    if user:
+        entry |= PTE_USER
+    if not executable:
+        entry |= PTE_NX
+    return entry
+
+
+def indices(gva: int) -> tuple[int, int, int, int]:
+    """(PML4, PDPT, PD, PT) indices of a 48-bit virtual address."""
+    return (gva >> 39) & 511, (gva >> 30) & 511, (gva >> 21) & 511, (gva >> 12) & 511
+
+
+class PageTable:
+    """One 4-level page table tree in guest memory; ``cr3`` is its root's GPA.
+
+    ``shared_pml4`` maps PML4 slots to PDPT GPAs shared with other trees
+    (the kernel half). Interior table frames are allocated on demand and
+    freed by :meth:`destroy` (shared slots excepted).
+    """
+
+    def __init__(self, memory: GuestMemory, shared_pml4: dict[int, int] | None = None):
+        self.memory = memory
+        self.cr3 = memory.alloc_frame()
+        self._shared = dict(shared_pml4 or {})
+        self._tables: list[int] = [self.cr3]
+        for slot, pdpt_gpa in self._shared.items():
+            self._set(self.cr3 + slot * 8, pdpt_gpa | _TABLE_FLAGS)
+
+    def _get(self, gpa: int) -> int:
+        return _U64.unpack_from(self.memory.view, gpa)[0]
+
+    def _set(self, gpa: int, value: int) -> None:
+        _U64.pack_into(self.memory.view, gpa, value)
+
+    def _leaf_slot(self, gva: int, create: bool) -> int | None:
+        """GPA of the PT entry for ``gva``; None when a level is missing."""
+        table = self.cr3
+        for index in indices(gva)[:3]:
+            slot = table + index * 8
+            entry = self._get(slot)
+            if not entry & PTE_PRESENT:
+                if not create:
+                    return None
+                child = self.memory.alloc_frame()
+                self._tables.append(child)
+                entry = child | _TABLE_FLAGS
+                self._set(slot, entry)
+            table = entry & PTE_ADDR_MASK
+        return table + indices(gva)[3] * 8
+
+    def map(self, gva: int, gpa: int, *, writable: bool, executable: bool, user: bool = True) -> None:
+        """Map the 4 KiB page at ``gva`` (page aligned) to the frame at ``gpa``."""
+        self._set(self._leaf_slot(gva, True), pte(gpa, writable=writable, executable=executable, user=user))
+
+    def set_entry(self, gva: int, entry: int) -> None:
+        """Write a raw leaf entry (0 unmaps) for ``gva``."""
+        slot = self._leaf_slot(gva, entry != 0)
+        if slot is not None:
+            self._set(slot, entry)
+
+    def entry(self, gva: int) -> int:
+        """The raw leaf entry for ``gva`` (0 when not mapped)."""
+        slot = self._leaf_slot(gva, False)
+        return 0 if slot is None else self._get(slot)
+
+    def unmap(self, gva: int) -> None:
+        """Clear the leaf entry for ``gva``; the caller flushes the TLB."""
+        self.set_entry(gva, 0)
+
+    def translate(self, gva: int) -> int | None:
+        """The GPA ``gva`` maps to, or None (what the MMU would do, no checks)."""
+        entry = self.entry(gva)
+        if not entry & PTE_PRESENT:
+            return None
+        return (entry & PTE_ADDR_MASK) | (gva & (PAGE_SIZE - 1))
+
+    def destroy(self) -> None:
+        """Free this tree's own table frames (not leaf frames, not shared ones)."""
+        for gpa in self._tables:
+            self.memory.put_frame(gpa)
+        self._tables = []
