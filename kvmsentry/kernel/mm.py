@@ -1,4 +1,36 @@
-"""Placeholder: the memory manager (VMAs, copy_in/copy_out) lands next."""
+"""The memory manager: a process's VMAs, its pages, and guest-memory access.
+
+Linux's mm_struct in miniature (mm/mmap.c, mm/memory.c). A VMA is a
+range of user virtual addresses with a protection; pages inside it are
+backed by guest-physical frames on first touch (demand paging, with
+fault-around so that sequential touches take one fault per window, not
+per page). The platform's page table mirrors ``pages``: a present page of
+a VMA with PROT_NONE has a frame but no page-table entry.
+
+Guest pointers from syscalls go through :meth:`copy_in` / :meth:`copy_out`,
+which check the VMA's protection the way copy_from_user/copy_to_user do
+and raise :class:`GuestFault` (EFAULT for the caller) instead of touching
+anything else.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import errno
+import mmap as _mmap
+
+from kvmsentry.vm.memory import OutOfGuestMemory
+from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER
+
+PROT_NONE = 0
+PROT_READ = _mmap.PROT_READ
+PROT_WRITE = _mmap.PROT_WRITE
+PROT_EXEC = _mmap.PROT_EXEC
+
+# Fault-around window: a fault maps this many pages of its VMA (aligned).
+FAULT_AROUND_PAGES = 64
+PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
 class GuestFault(Exception):
@@ -11,3 +43,347 @@ class GuestFault(Exception):
     def __init__(self, gva: int):
         super().__init__(f"guest address {gva:#x} is not mapped")
         self.gva = gva
+
+
+class MmError(Exception):
+    """A memory-management request the guest may see as an errno."""
+
+    def __init__(self, err: int):
+        super().__init__(errno.errorcode.get(err, str(err)))
+        self.errno = err
+
+
+@dataclasses.dataclass
+class Vma:
+    """[start, end) page aligned, ``prot`` PROT_* bits, ``name`` for /proc/self/maps."""
+
+    start: int
+    end: int
+    prot: int
+    shared: bool = False
+    name: str = ""
+    grows_down: bool = False
+
+    def pte_flags(self) -> int:
+        """Leaf page-table flags for a present page of this VMA (0 when PROT_NONE)."""
+        if not self.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+            return 0
+        flags = PTE_PRESENT | PTE_USER
+        if self.prot & PROT_WRITE:
+            flags |= PTE_RW
+        if not self.prot & PROT_EXEC:
+            flags |= PTE_NX
+        return flags
+
+
+def page_align_up(value: int) -> int:
+    return (value + PAGE_SIZE - 1) & PAGE_MASK
+
+
+class MemoryManager:
+    """One process's user address space on a platform AddressSpace.
+
+    ``task_size`` is the end of user space; ``mmap_base`` the address below
+    which mmap places mappings top-down (mm/util.c arch_pick_mmap_layout).
+    """
+
+    def __init__(self, address_space, memory, *, task_size: int, mmap_base: int):
+        self.address_space = address_space
+        self.memory = memory
+        self.view = memory.view
+        self.task_size = task_size
+        self.mmap_base = mmap_base
+        self.vmas: list[Vma] = []
+        self._starts: list[int] = []
+        self.pages: dict[int, int] = {}  # virtual page number -> frame GPA
+        self.brk_start = 0
+        self.brk = 0
+        self.faults = 0
+
+    # -- VMA bookkeeping ------------------------------------------------
+    def find_vma(self, gva: int) -> Vma | None:
+        """The VMA containing ``gva``, or None."""
+        i = bisect.bisect_right(self._starts, gva) - 1
+        if i >= 0:
+            vma = self.vmas[i]
+            if gva < vma.end:
+                return vma
+        return None
+
+    def _insert(self, vma: Vma) -> None:
+        i = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+
+    def _split_range(self, start: int, end: int) -> list[Vma]:
+        """Split VMAs at ``start`` and ``end``; return those inside [start, end)."""
+        inside = []
+        for vma in list(self.vmas):
+            if vma.end <= start or vma.start >= end:
+                continue
+            if vma.start < start:
+                head = dataclasses.replace(vma, end=start)
+                vma.start = start
+                self._reindex()
+                self._insert(head)
+            if vma.end > end:
+                tail = dataclasses.replace(vma, start=end)
+                vma.end = end
+                self._insert(tail)
+            inside.append(vma)
+        return inside
+
+    def _reindex(self) -> None:
+        self.vmas.sort(key=lambda v: v.start)
+        self._starts = [v.start for v in self.vmas]
+
+    def is_free(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self._starts, end)
+        return i == 0 or self.vmas[i - 1].end <= start
+
+    def get_unmapped_area(self, length: int, hint: int = 0) -> int:
+        """Top-down search for ``length`` free bytes below mmap_base (or at ``hint``).
+
+        Raises MmError(ENOMEM) when nothing fits.
+        """
+        if hint:
+            hint = page_align_up(hint)
+            if hint + length <= self.task_size and self.is_free(hint, hint + length):
+                return hint
+        top = self.mmap_base
+        for vma in reversed(self.vmas):
+            if vma.start >= top:
+                continue
+            if vma.end <= top - length:
+                break
+            top = min(top, vma.start)
+        if top - length < PAGE_SIZE * 16:
+            raise MmError(errno.ENOMEM)
+        return top - length
+
+    # -- mapping -----------------------------------------------------------
+    def map_region(self, start: int, length: int, prot: int, *, name: str = "",
+                   shared: bool = False, grows_down: bool = False) -> Vma:
+        """Create a VMA for [start, start+length) (page aligned), replacing what was there."""
+        end = start + length
+        self.unmap_range(start, end)
+        vma = Vma(start, end, prot, shared=shared, name=name, grows_down=grows_down)
+        self._insert(vma)
+        return vma
+
+    def unmap_range(self, start: int, end: int) -> None:
+        """munmap(2)'s core: drop VMAs and pages in [start, end) (page aligned)."""
+        for vma in self._split_range(start, end):
+            self._drop_pages(vma.start, vma.end)
+            i = self.vmas.index(vma)
+            del self.vmas[i]
+            del self._starts[i]
+
+    def _drop_pages(self, start: int, end: int) -> None:
+        pages = self.pages
+        npages = (end - start) >> PAGE_SHIFT
+        if npages > len(pages):
+            vpns = [v for v in pages if start >> PAGE_SHIFT <= v < end >> PAGE_SHIFT]
+        else:
+            vpns = [v for v in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT) if v in pages]
+        for vpn in vpns:
+            gpa = pages.pop(vpn)
+            self.address_space.unmap(vpn << PAGE_SHIFT)
+            self.memory.put_frame(gpa)
+
+    def protect(self, start: int, end: int, prot: int) -> None:
+        """mprotect(2)'s core. Raises MmError(ENOMEM) if part of the range is unmapped."""
+        addr = start
+        for vma in self.vmas:
+            if vma.end <= addr or vma.start >= end:
+                continue
+            if vma.start > addr:
+                raise MmError(errno.ENOMEM)
+            addr = vma.end
+        if addr < end:
+            raise MmError(errno.ENOMEM)
+        for vma in self._split_range(start, end):
+            vma.prot = prot
+            flags = vma.pte_flags()
+            for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+                gpa = self.pages.get(vpn)
+                if gpa is not None:
+                    self.address_space.set_entry(vpn << PAGE_SHIFT, (gpa | flags) if flags else 0)
+
+    def populate(self, start: int, end: int) -> None:
+        """Back every page of [start, end) with a frame now (no faults later)."""
+        vma = self.find_vma(start)
+        while vma is not None and vma.start < end:
+            self._map_pages(vma, max(start, vma.start), min(end, vma.end))
+            vma = self.find_vma(vma.end)
+
+    def _map_pages(self, vma: Vma, start: int, end: int) -> None:
+        flags = vma.pte_flags()
+        pages = self.pages
+        memory = self.memory
+        for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            if vpn in pages:
+                continue
+            gpa = memory.alloc_frame()
+            pages[vpn] = gpa
+            if flags:
+                self.address_space.map_entry(vpn << PAGE_SHIFT, gpa | flags)
+
+    def discard(self, start: int, end: int) -> None:
+        """madvise(MADV_DONTNEED)'s core: drop the pages of [start, end); they read as zero again."""
+        self._drop_pages(start, end)
+
+    def move_range(self, old: int, old_size: int, new: int, new_size: int) -> int:
+        """mremap's move: the VMA at [old, old+old_size) becomes [new, new+new_size).
+
+        Frames move with their pages (nothing is copied). Returns ``new``.
+        """
+        vma = self.find_vma(old)
+        template = dataclasses.replace(vma)
+        moved = {}
+        for vpn in range(old >> PAGE_SHIFT, (old + min(old_size, new_size)) >> PAGE_SHIFT):
+            gpa = self.pages.pop(vpn, None)
+            if gpa is not None:
+                self.address_space.unmap(vpn << PAGE_SHIFT)
+                moved[vpn - (old >> PAGE_SHIFT) + (new >> PAGE_SHIFT)] = gpa
+        self.unmap_range(old, old + old_size)
+        self.unmap_range(new, new + new_size)
+        target = dataclasses.replace(template, start=new, end=new + new_size)
+        self._insert(target)
+        flags = target.pte_flags()
+        for vpn, gpa in moved.items():
+            self.pages[vpn] = gpa
+            if flags:
+                self.address_space.map_entry(vpn << PAGE_SHIFT, gpa | flags)
+        return new
+
+    def write_bytes(self, gva: int, data) -> None:
+        """Write ``data`` at ``gva`` whatever the VMA's protection (the loader's path).
+
+        Pages are allocated as needed; raises GuestFault outside any VMA.
+        """
+        self._access(gva, len(data), None, data)
+
+    # -- faults --------------------------------------------------------------
+    def handle_fault(self, gva: int, *, write: bool, execute: bool) -> int:
+        """Resolve a user page fault at ``gva``.
+
+        Returns 0 when the page is now mapped, else the si_code of the
+        SIGSEGV Linux would send: SEGV_MAPERR (1) for no VMA, SEGV_ACCERR
+        (2) for a protection violation (arch/x86/mm/fault.c).
+        """
+        self.faults += 1
+        vma = self.find_vma(gva)
+        if vma is None:
+            vma = self._grow_stack(gva)
+            if vma is None:
+                return 1
+        if write and not vma.prot & PROT_WRITE:
+            return 2
+        if execute and not vma.prot & PROT_EXEC:
+            return 2
+        if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+            return 2
+        if (gva >> PAGE_SHIFT) in self.pages:
+            # Present with the right permission: a stale TLB entry.
+            self.address_space.generation += 1
+            return 0
+        window = FAULT_AROUND_PAGES * PAGE_SIZE
+        start = max(vma.start, gva & ~(window - 1))
+        end = min(vma.end, start + window)
+        try:
+            self._map_pages(vma, start, end)
+        except OutOfGuestMemory:
+            self._map_pages(vma, gva & PAGE_MASK, (gva & PAGE_MASK) + PAGE_SIZE)
+        return 0
+
+    def _grow_stack(self, gva: int) -> Vma | None:
+        """Extend a grows-down VMA just above ``gva`` (the main stack), as Linux does."""
+        i = bisect.bisect_right(self._starts, gva)
+        if i < len(self.vmas):
+            vma = self.vmas[i]
+            if vma.grows_down and vma.start - gva <= 64 * 1024 * 1024:
+                new_start = gva & PAGE_MASK
+                if self.is_free(new_start, vma.start):
+                    vma.start = new_start
+                    self._starts[i] = new_start
+                    return vma
+        return None
+
+    # -- copy_in / copy_out --------------------------------------------------
+    def _access(self, gva: int, length: int, need: int | None, data=None) -> bytes | None:
+        """Read ``length`` bytes at ``gva`` (data None) or write ``data``.
+
+        ``need`` is PROT_READ or PROT_WRITE (None: the loader, no check).
+        """
+        if length == 0:
+            return b"" if data is None else None
+        if gva < 0 or gva + length > self.task_size or gva + length < gva:
+            raise GuestFault(gva)
+        out = [] if data is None else None
+        view = self.view
+        pages = self.pages
+        addr = gva
+        end = gva + length
+        done = 0
+        while addr < end:
+            vpn = addr >> PAGE_SHIFT
+            gpa = pages.get(vpn)
+            if gpa is None or need is not None:
+                vma = self.find_vma(addr)
+                if vma is None or (need is not None and not vma.prot & need):
+                    raise GuestFault(addr)
+                if gpa is None:
+                    try:
+                        self._map_pages(vma, addr & PAGE_MASK, (addr & PAGE_MASK) + PAGE_SIZE)
+                    except OutOfGuestMemory:
+                        raise GuestFault(addr) from None
+                    gpa = pages[vpn]
+            offset = addr & (PAGE_SIZE - 1)
+            chunk = min(PAGE_SIZE - offset, end - addr)
+            if data is None:
+                out.append(view[gpa + offset:gpa + offset + chunk])
+            else:
+                view[gpa + offset:gpa + offset + chunk] = data[done:done + chunk]
+            addr += chunk
+            done += chunk
+        if data is None:
+            return b"".join(out)
+        return None
+
+    def copy_in(self, gva: int, length: int) -> bytes:
+        """``length`` bytes of guest memory at ``gva``; GuestFault if not readable."""
+        return self._access(gva, length, PROT_READ)
+
+    def copy_out(self, gva: int, data) -> None:
+        """Write ``data`` (bytes-like) at ``gva``; GuestFault if not writable."""
+        self._access(gva, len(data), PROT_WRITE, memoryview(data).cast("B"))
+
+    def read_cstring(self, gva: int, limit: int = 4096) -> bytes:
+        """The NUL-terminated string at ``gva`` (without the NUL).
+
+        Raises GuestFault for a bad pointer and SyscallError(ENAMETOOLONG)
+        when no NUL appears within ``limit`` bytes.
+        """
+        out = bytearray()
+        addr = gva
+        while len(out) < limit:
+            chunk = min(PAGE_SIZE - (addr & (PAGE_SIZE - 1)), limit - len(out))
+            data = self.copy_in(addr, chunk)
+            nul = data.find(b"\0")
+            if nul >= 0:
+                out += data[:nul]
+                return bytes(out)
+            out += data
+            addr += chunk
+        from kvmsentry.kernel.syscalls.table import SyscallError
+        raise SyscallError(errno.ENAMETOOLONG)
+
+    def destroy(self) -> None:
+        """Free every frame and the page-table tree (exit, execve)."""
+        for gpa in self.pages.values():
+            self.memory.put_frame(gpa)
+        self.pages.clear()
+        self.vmas.clear()
+        self._starts.clear()
+        self.address_space.destroy()

@@ -75,6 +75,8 @@ class Task:
     sigmask: int = 0
     clear_child_tid: int = 0
     robust_list: tuple[int, int] = (0, 0)
+    # sigaltstack(2): (ss_sp, ss_flags, ss_size); SS_DISABLE (2) at first.
+    altstack: tuple[int, int, int] = (0, 2, 0)
     context: Any = None
     exited: bool = False
     # Set by a handler that replaced the registers (execve): the

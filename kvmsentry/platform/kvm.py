@@ -95,6 +95,10 @@ class AddressSpace:
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool) -> None:
         self.page_table.map(gva, gpa, writable=writable, executable=executable, user=True)
 
+    def map_entry(self, gva: int, entry: int) -> None:
+        """Install a leaf entry where none was present (no flush needed)."""
+        self.page_table.set_entry(gva, entry)
+
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 
@@ -334,6 +338,13 @@ class Context:
 
     def fs_base(self) -> int:
         return self.vcpu.get_msrs([x86.MSR_FS_BASE])[x86.MSR_FS_BASE]
+
+    def set_gs_base(self, value: int) -> None:
+        """Set GS.base (arch_prctl ARCH_SET_GS) through MSR_GS_BASE."""
+        self.vcpu.set_msrs({x86.MSR_GS_BASE: value})
+
+    def gs_base(self) -> int:
+        return self.vcpu.get_msrs([x86.MSR_GS_BASE])[x86.MSR_GS_BASE]
 
     def run(self) -> int:
         """Resume ring 3 until the next trap: TRAP_SYSCALL or TRAP_FAULT.

@@ -1,0 +1,127 @@
+"""The ``kvmsentry`` command: ``boot`` a program, list the ``syscalls`` table.
+
+Exit statuses of ``kvmsentry boot``: the guest's exit code; 128 + N when a
+signal N killed it; 126 when the file is not a program we can run (not an
+ELF, wrong machine, malformed, dynamic, a directory); 127 when it does not
+exist; 125 when kvmsentry itself fails (no KVM, a sentry bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+EXIT_SENTRY_FAILURE = 125
+
+
+def _parse_memory(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = int(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M, 4G)") from None
+    if value < 16 << 20:
+        raise argparse.ArgumentTypeError("at least 16M of guest memory is needed")
+    return value & ~0xFFF
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvmsentry", description=(
+        "Run a static x86-64 Linux program in ring 3 of a KVM VM, every system call "
+        "emulated by a userspace kernel in Python."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("boot", help="run a program in the sandbox")
+    boot.add_argument("--strace", action="store_true", help="print every syscall to stderr")
+    boot.add_argument("--env", action="append", default=[], metavar="K=V",
+                      help="add K=V to the guest's environment (repeatable); the guest "
+                           "sees only these unless --inherit-env is given")
+    boot.add_argument("--inherit-env", action="store_true",
+                      help="start from kvmsentry's own environment")
+    boot.add_argument("--cwd", default=None, metavar="DIR", help="the guest's working directory")
+    boot.add_argument("--root", default="/", metavar="DIR",
+                      help="host directory the guest sees as / (read-only; default /)")
+    boot.add_argument("--memory", type=_parse_memory, default=4 << 30, metavar="SIZE",
+                      help="guest memory (default 4G; pages are committed only when used)")
+    boot.add_argument("binary", metavar="BINARY")
+    boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    syscalls = sub.add_parser("syscalls", help="print the syscall table and its support levels")
+    syscalls.add_argument("--all", action="store_true", help="include unimplemented syscalls")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "syscalls":
+        return _syscalls(args)
+    return _boot(args)
+
+
+def _syscalls(args) -> int:
+    from kvmsentry.kernel import kernel as _  # noqa: F401  (registers every handler)
+    from kvmsentry.kernel.syscalls.table import TABLE, UNIMPLEMENTED
+    for row in TABLE:
+        if row.support == UNIMPLEMENTED and not args.all:
+            continue
+        print(f"{row.number:4d}  {row.name:24s} {row.support:13s} {row.note}")
+    return 0
+
+
+def _error(message: str) -> None:
+    print(f"kvmsentry: {message}", file=sys.stderr, flush=True)
+
+
+def _boot(args) -> int:
+    binary = args.binary
+    if not os.path.exists(binary):
+        _error(f"{binary}: No such file or directory")
+        return EXIT_NOT_FOUND
+    if os.path.isdir(binary):
+        _error(f"{binary}: cannot execute: Is a directory")
+        return EXIT_CANNOT_EXECUTE
+    if not os.access(binary, os.R_OK):
+        _error(f"{binary}: cannot execute: Permission denied")
+        return EXIT_CANNOT_EXECUTE
+    env = dict(os.environ) if args.inherit_env else {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _error(f"--env {item!r}: expected K=V")
+            return EXIT_SENTRY_FAILURE
+        env[key] = value
+    envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
+    argv = [os.fsencode(binary)] + [os.fsencode(a) for a in args.args]
+    cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
+
+    from kvmsentry.kernel.kernel import ExecError, Kernel, SentryBug
+    from kvmsentry.platform.kvm import KvmPlatform
+    from kvmsentry.vm.kvm import KvmError, KvmUnavailable
+
+    try:
+        platform = KvmPlatform(args.memory)
+    except KvmUnavailable as e:
+        _error(str(e))
+        return EXIT_SENTRY_FAILURE
+    except KvmError as e:
+        _error(f"cannot set up the VM: {e}")
+        return EXIT_SENTRY_FAILURE
+    kernel = Kernel(platform, strace=args.strace, root=args.root)
+    try:
+        task = kernel.exec_first(binary, argv, envp, cwd)
+    except ExecError as e:
+        _error(f"{binary}: cannot execute: {e}")
+        return EXIT_CANNOT_EXECUTE
+    except OSError as e:
+        _error(f"{binary}: cannot execute: {e.strerror}")
+        return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
+    try:
+        return kernel.run(task)
+    except SentryBug as bug:
+        print(bug.report, file=sys.stderr, flush=True)
+        return EXIT_SENTRY_FAILURE

@@ -1,0 +1,882 @@
+"""File-system syscalls: I/O on fds, open/stat/readlink/access of paths, fd ops.
+
+The guest's files come from ``kvmsentry.kernel.files`` (paths beneath the
+read-only guest root, the sentry's /dev and /proc/self) and
+``kvmsentry.kernel.fd`` (FdTable and open files). Importing this module
+registers its handlers in the syscall table.
+
+Arguments arrive as raw u64 registers; fds, dirfds and flags declared as
+C ``int`` are narrowed with ``to_int`` and offsets declared ``loff_t``
+with ``to_s64``. Counts above MAX_RW_COUNT are clamped like Linux
+(fs/read_write.c).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as _stat
+import struct
+
+from kvmsentry.kernel import files as F
+from kvmsentry.kernel.fd import (
+    FIOCLEX, FIONBIO, FIONCLEX, MAX_RW_COUNT, O_APPEND, O_CLOEXEC,
+    O_CREAT, O_NONBLOCK, O_PATH, O_TRUNC, O_WRONLY, SEEK_HOLE, SETFL_MASK,
+    File, Stat, host_call, nofile_limit,
+)
+from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
+from kvmsentry.kernel.mm import GuestFault
+from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
+
+# struct stat, arch/x86/include/uapi/asm/stat.h (x86-64): 144 bytes.
+STAT = struct.Struct("<QQQIIIIQqqqqqqqqq24x")
+assert STAT.size == 144
+
+# struct statx, include/uapi/linux/stat.h: 256 bytes.
+#   stx_mask u32, stx_blksize u32, stx_attributes u64,
+#   stx_nlink u32, stx_uid u32, stx_gid u32, stx_mode u16, pad u16,
+#   stx_ino, stx_size, stx_blocks, stx_attributes_mask (u64 each),
+#   stx_atime, stx_btime, stx_ctime, stx_mtime (statx_timestamp: s64 sec,
+#   u32 nsec, s32 pad), stx_rdev_major/minor, stx_dev_major/minor (u32),
+#   stx_mnt_id u64, stx_dio_mem_align u32, stx_dio_offset_align u32, spare.
+STATX = struct.Struct("<IIQIIIH2xQQQQ" + "qI4x" * 4 + "IIIIQII96x")
+assert STATX.size == 256
+STATX_TYPE = 0x1
+STATX_MODE = 0x2
+STATX_NLINK = 0x4
+STATX_UID = 0x8
+STATX_GID = 0x10
+STATX_ATIME = 0x20
+STATX_MTIME = 0x40
+STATX_CTIME = 0x80
+STATX_INO = 0x100
+STATX_SIZE = 0x200
+STATX_BLOCKS = 0x400
+STATX_BASIC_STATS = 0x7FF
+STATX__RESERVED = 0x80000000
+AT_STATX_SYNC_TYPE = 0x6000
+
+# struct statfs, include/uapi/asm-generic/statfs.h with 64-bit words: 120 bytes.
+#   f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree (long),
+#   f_fsid (2 x int), f_namelen, f_frsize, f_flags, f_spare[4] (long).
+STATFS = struct.Struct("<qqQQQQQIIqqq32x")
+assert STATFS.size == 120
+EXT4_SUPER_MAGIC = 0xEF53
+TMPFS_MAGIC = 0x01021994
+PROC_SUPER_MAGIC = 0x9FA0
+ST_RDONLY = 0x1
+ST_VALID = 0x20  # include/linux/statfs.h: f_flags is meaningful
+
+# struct iovec: void *iov_base, size_t iov_len.
+IOVEC = struct.Struct("<QQ")
+UIO_MAXIOV = 1024
+
+# struct linux_dirent64 header: d_ino u64, d_off s64, d_reclen u16, d_type u8.
+DIRENT64 = struct.Struct("<QqHB")
+
+# include/uapi/linux/fcntl.h
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EACCESS = 0x200
+AT_NO_AUTOMOUNT = 0x800
+AT_EMPTY_PATH = 0x1000
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
+F_DUPFD_CLOEXEC = 1030
+FD_CLOEXEC = 1
+
+S64 = struct.Struct("<q")
+I32 = struct.Struct("<i")
+
+# The end of the user address space with 4-level paging (access_ok's limit).
+TASK_SIZE_MAX = (1 << 47) - 4096
+
+# Bytes moved per host call in write/sendfile/getdents loops.
+CHUNK = 1 << 20
+
+
+def to_s64(value: int) -> int:
+    """A raw register as a signed 64-bit value (loff_t, ssize_t)."""
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value & (1 << 63) else value
+
+
+def _clamp(count: int, buf: int | None = None) -> int:
+    """A size_t count as vfs_read/vfs_write use it.
+
+    EFAULT when [buf, buf + count) is not below TASK_SIZE_MAX (access_ok),
+    EINVAL when count is negative as ssize_t (rw_verify_area), else the
+    count clamped to MAX_RW_COUNT.
+    """
+    if buf is not None and buf + count > TASK_SIZE_MAX:
+        raise SyscallError(errno.EFAULT)
+    if count & (1 << 63):
+        raise SyscallError(errno.EINVAL)
+    return min(count, MAX_RW_COUNT)
+
+
+def _readable(task, fd: int) -> File:
+    file = task.fds.get(to_int(fd))
+    if not file.readable:
+        raise SyscallError(errno.EBADF)
+    return file
+
+
+def _writable(task, fd: int) -> File:
+    file = task.fds.get(to_int(fd))
+    if not file.writable:
+        raise SyscallError(errno.EBADF)
+    return file
+
+
+def _read_iovec(task, iov_gva: int, iovcnt: int) -> list[tuple[int, int]]:
+    """The (base, len) pairs of a guest iovec array; EINVAL as rw_copy_check_uvector."""
+    iovcnt = to_int(iovcnt)
+    if iovcnt < 0 or iovcnt > UIO_MAXIOV:
+        raise SyscallError(errno.EINVAL)
+    if iovcnt == 0:
+        return []
+    raw = task.mm.copy_in(iov_gva, iovcnt * IOVEC.size)
+    iovs = []
+    total = 0
+    for base, length in IOVEC.iter_unpack(raw):
+        if length & (1 << 63):
+            raise SyscallError(errno.EINVAL)
+        # The total is clamped to MAX_RW_COUNT by shortening the tail.
+        length = min(length, MAX_RW_COUNT - total)
+        total += length
+        iovs.append((base, length))
+    return iovs
+
+
+def _read_segments(task, file: File, iovs: list[tuple[int, int]],
+                   offset: int | None = None) -> int:
+    """Read into guest buffers ``iovs`` (base, len) in CHUNK-sized host reads.
+
+    Files with ``full_reads`` (regular files, devices) are read until the
+    buffers are full or EOF, as Linux does; streams get one read (a pipe
+    or terminal returns what it has). A bad buffer after some bytes were
+    stored returns the bytes stored, as Linux; before any, EFAULT.
+    """
+    total = sum(length for _, length in iovs)
+    done = 0
+    seg = seg_off = 0
+    while done < total:
+        n = min(CHUNK, total - done)
+        data = file.read(n) if offset is None else file.pread(n, offset + done)
+        view = memoryview(data)
+        pos = 0
+        try:
+            while pos < len(data):
+                base, length = iovs[seg]
+                take = min(length - seg_off, len(data) - pos)
+                if take:
+                    task.mm.copy_out(base + seg_off, view[pos:pos + take])
+                pos += take
+                seg_off += take
+                if seg_off == length:
+                    seg, seg_off = seg + 1, 0
+        except GuestFault:
+            if done + pos == 0:
+                raise
+            return done + pos
+        done += len(data)
+        if len(data) < n or not file.full_reads:
+            break
+    return done
+
+
+def _gather(task, iovs: list[tuple[int, int]]) -> bytes:
+    return b"".join(task.mm.copy_in(base, length) for base, length in iovs if length)
+
+
+def _write_all(file: File, task, buf_gva: int, count: int, offset: int | None = None) -> int:
+    """Copy ``count`` guest bytes to ``file`` in CHUNK pieces; stop at a short write."""
+    done = 0
+    while done < count:
+        n = min(CHUNK, count - done)
+        data = task.mm.copy_in(buf_gva + done, n)
+        try:
+            if offset is None:
+                w = file.write(data)
+            else:
+                w = file.pwrite(data, offset + done)
+        except SyscallError:
+            if done:
+                return done
+            raise
+        done += w
+        if w < n:
+            break
+    return done
+
+
+# -- read / write ---------------------------------------------------------
+
+@syscall("read")
+def sys_read(task, fd, buf, count):
+    """Implements Linux syscall read(2).
+
+    ``count`` bytes at most (clamped to MAX_RW_COUNT). EBADF for a fd not
+    open for reading, EISDIR for a directory, EFAULT for a bad buffer.
+    """
+    file = _readable(task, fd)
+    count = _clamp(count, buf)
+    if count <= CHUNK:  # the hot path: one host read, one copy
+        data = file.read(count)
+        if data:
+            task.mm.copy_out(buf, data)
+        return len(data)
+    return _read_segments(task, file, [(buf, count)])
+
+
+@syscall("write")
+def sys_write(task, fd, buf, count):
+    """Implements Linux syscall write(2).
+
+    Writes in 1 MiB pieces (a short piece ends the call, as a short
+    write). EBADF for a fd not open for writing, EFAULT for a bad buffer,
+    the file's own errors (ENOSPC on /dev/full, EAGAIN, EPIPE).
+    """
+    file = _writable(task, fd)
+    count = _clamp(count, buf)
+    if count == 0:
+        return 0
+    return _write_all(file, task, buf, count)
+
+
+@syscall("pread64")
+def sys_pread64(task, fd, buf, count, pos):
+    """Implements Linux syscall pread64(2).
+
+    ``pos`` is a byte offset; the file offset is unchanged. EINVAL for a
+    negative pos, ESPIPE for a pipe or terminal, EISDIR for a directory.
+    """
+    file = _readable(task, fd)
+    count = _clamp(count, buf)
+    pos = to_s64(pos)
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    return _read_segments(task, file, [(buf, count)], pos)
+
+
+@syscall("pwrite64")
+def sys_pwrite64(task, fd, buf, count, pos):
+    """Implements Linux syscall pwrite64(2).
+
+    EINVAL for a negative ``pos``, ESPIPE for a pipe or terminal.
+    """
+    file = _writable(task, fd)
+    count = _clamp(count, buf)
+    pos = to_s64(pos)
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    if count == 0:
+        return 0
+    return _write_all(file, task, buf, count, pos)
+
+
+@syscall("readv")
+def sys_readv(task, fd, iov, iovcnt):
+    """Implements Linux syscall readv(2).
+
+    Reads fill the buffers in order (see _read_segments). EINVAL for
+    iovcnt < 0 or > 1024 or an iov_len that is negative as ssize_t.
+    """
+    file = _readable(task, fd)
+    return _read_segments(task, file, _read_iovec(task, iov, iovcnt))
+
+
+@syscall("writev")
+def sys_writev(task, fd, iov, iovcnt):
+    """Implements Linux syscall writev(2).
+
+    The buffers are gathered and written with one write (atomic on
+    stdout, as a pipe write of at most PIPE_BUF is on Linux).
+    """
+    file = _writable(task, fd)
+    iovs = _read_iovec(task, iov, iovcnt)
+    data = _gather(task, iovs)
+    if not data:
+        return 0
+    return file.write(data)
+
+
+def _preadv(task, fd, iov, iovcnt, pos):
+    file = _readable(task, fd)
+    iovs = _read_iovec(task, iov, iovcnt)
+    if pos == -1:
+        return _read_segments(task, file, iovs)
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    return _read_segments(task, file, iovs, pos)
+
+
+def _pwritev(task, fd, iov, iovcnt, pos):
+    file = _writable(task, fd)
+    iovs = _read_iovec(task, iov, iovcnt)
+    data = _gather(task, iovs)
+    if pos == -1:
+        return file.write(data) if data else 0
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    return file.pwrite(data, pos) if data else 0
+
+
+@syscall("preadv")
+def sys_preadv(task, fd, iov, iovcnt, pos_l, pos_h):
+    """Implements Linux syscall preadv(2).
+
+    On x86-64 the offset is ``pos_l`` alone (pos_h is ignored, as Linux's
+    pos_from_hilo does on 64-bit). EINVAL for a negative offset.
+    """
+    pos = to_s64(pos_l)
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    return _preadv(task, fd, iov, iovcnt, pos)
+
+
+@syscall("pwritev")
+def sys_pwritev(task, fd, iov, iovcnt, pos_l, pos_h):
+    """Implements Linux syscall pwritev(2). Offset as in preadv."""
+    pos = to_s64(pos_l)
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    return _pwritev(task, fd, iov, iovcnt, pos)
+
+
+@syscall("preadv2", PARTIAL, "RWF_* flags other than 0 are EOPNOTSUPP")
+def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """Implements Linux syscall preadv2(2): preadv, or readv at offset -1.
+
+    No RWF_* flag is supported: any nonzero ``flags`` is EOPNOTSUPP.
+    """
+    if flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EOPNOTSUPP)
+    return _preadv(task, fd, iov, iovcnt, to_s64(pos_l))
+
+
+@syscall("pwritev2", PARTIAL, "RWF_* flags other than 0 are EOPNOTSUPP")
+def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """Implements Linux syscall pwritev2(2): pwritev, or writev at offset -1."""
+    if flags & 0xFFFFFFFF:
+        raise SyscallError(errno.EOPNOTSUPP)
+    return _pwritev(task, fd, iov, iovcnt, to_s64(pos_l))
+
+
+@syscall("sendfile")
+def sys_sendfile(task, out_fd, in_fd, offset, count):
+    """Implements Linux syscall sendfile(2) by read+write in 1 MiB pieces.
+
+    With ``offset`` (a guest loff_t*), reads from there and stores the new
+    offset, leaving in_fd's offset alone. EBADF for in_fd not readable or
+    out_fd not writable, EINVAL for out_fd opened O_APPEND or a negative
+    offset. Returns the bytes moved (short at EOF or a short write).
+    """
+    src = _readable(task, in_fd)
+    dst = _writable(task, out_fd)
+    if dst.flags & O_APPEND:
+        raise SyscallError(errno.EINVAL)
+    count = _clamp(count)
+    pos = None
+    if offset:
+        pos = S64.unpack(task.mm.copy_in(offset, 8))[0]
+        if pos < 0:
+            raise SyscallError(errno.EINVAL)
+    done = 0
+    while done < count:
+        n = min(CHUNK, count - done)
+        try:
+            data = src.read(n) if pos is None else src.pread(n, pos + done)
+            if not data:
+                break
+            w = dst.write(data)
+        except SyscallError:
+            if done:
+                break
+            raise
+        done += w
+        if w < len(data):
+            if pos is None:
+                # Give back what was read but not written.
+                src.lseek(w - len(data), 1)
+            break
+    if pos is not None:
+        task.mm.copy_out(offset, S64.pack(pos + done))
+    return done
+
+
+# -- open / close / seek ----------------------------------------------------
+
+def _do_open(task, dirfd: int, path_gva: int, flags: int) -> int:
+    path = read_path(task, path_gva)
+    file = F.open_path(task, dirfd, path, flags)
+    try:
+        return task.fds.install(file, cloexec=bool(flags & O_CLOEXEC),
+                                limit=nofile_limit(task.process))
+    except SyscallError:
+        file.release()
+        raise
+
+
+@syscall("open")
+def sys_open(task, pathname, flags, mode):
+    """Implements Linux syscall open(2). See openat."""
+    return _do_open(task, AT_FDCWD, pathname, to_int(flags))
+
+
+@syscall("openat")
+def sys_openat(task, dirfd, pathname, flags, mode):
+    """Implements Linux syscall openat(2).
+
+    Host files open read-only: EROFS for O_WRONLY, O_RDWR, O_TRUNC or
+    creating one (O_CREAT on an existing file opened O_RDONLY is fine).
+    ``mode`` is unused (nothing is created). Errnos as files.open_path:
+    ENOENT, ENOTDIR, ELOOP, EISDIR, EEXIST, ENAMETOOLONG, EMFILE, EBADF
+    for a bad dirfd with a relative path.
+    """
+    return _do_open(task, to_int(dirfd), pathname, to_int(flags))
+
+
+@syscall("creat")
+def sys_creat(task, pathname, mode):
+    """Implements Linux syscall creat(2): open(O_CREAT|O_WRONLY|O_TRUNC).
+
+    Nothing is writable yet, so it fails: EROFS (or the lookup's errno).
+    """
+    return _do_open(task, AT_FDCWD, pathname, O_CREAT | O_WRONLY | O_TRUNC)
+
+
+@syscall("close")
+def sys_close(task, fd):
+    """Implements Linux syscall close(2). EBADF when fd is not open."""
+    task.fds.close(to_int(fd))
+    return 0
+
+
+@syscall("lseek")
+def sys_lseek(task, fd, offset, whence):
+    """Implements Linux syscall lseek(2).
+
+    Returns the new offset in bytes. EINVAL for an unknown whence or a
+    negative result, ESPIPE for pipes and terminals, ENXIO for
+    SEEK_DATA/SEEK_HOLE past the end (the host's answer).
+    """
+    file = task.fds.get(to_int(fd))
+    whence = whence & 0xFFFFFFFF
+    if whence > SEEK_HOLE:
+        raise SyscallError(errno.EINVAL)
+    return file.lseek(to_s64(offset), whence)
+
+
+# -- stat -------------------------------------------------------------------
+
+def pack_stat(st: Stat) -> bytes:
+    return STAT.pack(
+        st.st_dev, st.st_ino, st.st_nlink, st.st_mode, st.st_uid, st.st_gid, 0,
+        st.st_rdev, st.st_size, st.st_blksize, st.st_blocks,
+        st.st_atime_ns // 10**9, st.st_atime_ns % 10**9,
+        st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9,
+        st.st_ctime_ns // 10**9, st.st_ctime_ns % 10**9,
+    )
+
+
+def _stat_at(task, dirfd: int, path_gva: int, flags: int) -> Stat:
+    """The Stat of (dirfd, path) under AT_SYMLINK_NOFOLLOW/AT_EMPTY_PATH."""
+    path = read_path(task, path_gva)
+    if not path and flags & AT_EMPTY_PATH:
+        if dirfd == AT_FDCWD:
+            return F.node_stat(F.lookup(task, AT_FDCWD, b"."))
+        return task.fds.get(dirfd).stat()
+    node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
+    return F.node_stat(node)
+
+
+@syscall("fstat")
+def sys_fstat(task, fd, statbuf):
+    """Implements Linux syscall fstat(2): struct stat (144 bytes). EBADF."""
+    st = task.fds.get(to_int(fd)).stat()
+    task.mm.copy_out(statbuf, pack_stat(st))
+    return 0
+
+
+@syscall("stat")
+def sys_stat(task, pathname, statbuf):
+    """Implements Linux syscall stat(2). ENOENT, ENOTDIR, ELOOP, EFAULT."""
+    task.mm.copy_out(statbuf, pack_stat(_stat_at(task, AT_FDCWD, pathname, 0)))
+    return 0
+
+
+@syscall("lstat")
+def sys_lstat(task, pathname, statbuf):
+    """Implements Linux syscall lstat(2): stat of a symlink itself."""
+    st = _stat_at(task, AT_FDCWD, pathname, AT_SYMLINK_NOFOLLOW)
+    task.mm.copy_out(statbuf, pack_stat(st))
+    return 0
+
+
+@syscall("newfstatat")
+def sys_newfstatat(task, dirfd, pathname, statbuf, flags):
+    """Implements Linux syscall newfstatat(2) (glibc's fstatat).
+
+    Flags AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_NO_AUTOMOUNT (no-op);
+    any other bit is EINVAL.
+    """
+    flags = to_int(flags)
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
+        raise SyscallError(errno.EINVAL)
+    st = _stat_at(task, to_int(dirfd), pathname, flags)
+    task.mm.copy_out(statbuf, pack_stat(st))
+    return 0
+
+
+@syscall("statx")
+def sys_statx(task, dirfd, pathname, flags, mask, statxbuf):
+    """Implements Linux syscall statx(2).
+
+    Fills the basic stats whatever ``mask`` asks (Linux may return more
+    than asked) and sets stx_mask to STATX_BASIC_STATS; no btime, mnt_id
+    or attributes. EINVAL for unknown flags, both AT_STATX_FORCE_SYNC and
+    DONT_SYNC, or STATX__RESERVED in mask.
+    """
+    flags = to_int(flags)
+    mask &= 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE):
+        raise SyscallError(errno.EINVAL)
+    if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
+        raise SyscallError(errno.EINVAL)
+    st = _stat_at(task, to_int(dirfd), pathname, flags)
+    times = []
+    for ns in (st.st_atime_ns, 0, st.st_ctime_ns, st.st_mtime_ns):  # a, b, c, m
+        times += [ns // 10**9, ns % 10**9]
+    data = STATX.pack(
+        STATX_BASIC_STATS, st.st_blksize, 0,
+        st.st_nlink, st.st_uid, st.st_gid, st.st_mode & 0xFFFF,
+        st.st_ino, st.st_size, st.st_blocks, 0,
+        *times,
+        os.major(st.st_rdev), os.minor(st.st_rdev),
+        os.major(st.st_dev), os.minor(st.st_dev),
+        0, 0, 0,
+    )
+    task.mm.copy_out(statxbuf, data)
+    return 0
+
+
+# -- directories --------------------------------------------------------------
+
+@syscall("getdents64")
+def sys_getdents64(task, fd, dirp, count):
+    """Implements Linux syscall getdents64(2).
+
+    Fills ``dirp`` with struct linux_dirent64 records (8-byte aligned)
+    including ``.`` and ``..``; d_off is the position after the entry and
+    stays valid for lseek across calls. Returns bytes written, 0 at the
+    end. ENOTDIR for a non-directory, EINVAL when the first entry does not
+    fit in ``count`` bytes, EBADF for an O_PATH fd.
+    """
+    file = task.fds.get(to_int(fd))
+    if file.flags & O_PATH:
+        raise SyscallError(errno.EBADF)
+    count = min(count & 0xFFFFFFFF, MAX_RW_COUNT)
+    out = bytearray()
+    last_off = 0
+    for d_off, ent in file.getdents():
+        reclen = (DIRENT64.size + len(ent.d_name) + 1 + 7) & ~7
+        if len(out) + reclen > count:
+            if not out:
+                raise SyscallError(errno.EINVAL)
+            break
+        out += DIRENT64.pack(ent.d_ino, d_off, reclen, ent.d_type)
+        out += ent.d_name
+        out += bytes(reclen - DIRENT64.size - len(ent.d_name))
+        last_off = d_off
+    if not out:
+        return 0
+    task.mm.copy_out(dirp, out)
+    file.seek_dir(last_off)
+    return len(out)
+
+
+@syscall("getcwd")
+def sys_getcwd(task, buf, size):
+    """Implements Linux syscall getcwd(2).
+
+    Returns the length including the NUL. ERANGE when ``size`` is too
+    small for the path and its NUL.
+    """
+    cwd = os.fsencode(task.process.cwd) + b"\0"
+    if size < len(cwd):
+        raise SyscallError(errno.ERANGE)
+    task.mm.copy_out(buf, cwd)
+    return len(cwd)
+
+
+def _set_cwd(task, node) -> None:
+    if not node.is_dir():
+        raise SyscallError(errno.ENOTDIR)
+    F.node_access(node, os.X_OK)
+    task.process.cwd = os.fsdecode(node.guest_path)
+
+
+@syscall("chdir")
+def sys_chdir(task, path):
+    """Implements Linux syscall chdir(2). ENOENT, ENOTDIR, EACCES, ELOOP."""
+    _set_cwd(task, F.lookup(task, AT_FDCWD, read_path(task, path)))
+    return 0
+
+
+@syscall("fchdir")
+def sys_fchdir(task, fd):
+    """Implements Linux syscall fchdir(2): cwd := the directory open at fd.
+
+    EBADF, ENOTDIR for a non-directory.
+    """
+    file = task.fds.get(to_int(fd))
+    if not file.is_dir():
+        raise SyscallError(errno.ENOTDIR)
+    task.process.cwd = os.fsdecode(file.guest_path or b"/")
+    return 0
+
+
+# -- links and access -----------------------------------------------------------
+
+def _readlink(task, dirfd: int, path_gva: int, buf: int, bufsiz: int) -> int:
+    bufsiz = to_int(bufsiz)
+    if bufsiz <= 0:
+        raise SyscallError(errno.EINVAL)
+    path = read_path(task, path_gva)
+    target = F.node_readlink(F.lookup(task, dirfd, path, follow=False))[:bufsiz]
+    task.mm.copy_out(buf, target)
+    return len(target)
+
+
+@syscall("readlink")
+def sys_readlink(task, pathname, buf, bufsiz):
+    """Implements Linux syscall readlink(2).
+
+    Copies the target without a NUL, truncated to ``bufsiz``; returns its
+    length. EINVAL for bufsiz <= 0 or a path that is not a symlink.
+    /proc/self/exe reads the guest path of the executable and
+    /proc/self/fd/N the path an fd was opened by.
+    """
+    return _readlink(task, AT_FDCWD, pathname, buf, bufsiz)
+
+
+@syscall("readlinkat")
+def sys_readlinkat(task, dirfd, pathname, buf, bufsiz):
+    """Implements Linux syscall readlinkat(2). As readlink, relative to dirfd.
+
+    An empty pathname is ENOENT (Linux's form that reads an O_PATH
+    symlink fd is not supported).
+    """
+    return _readlink(task, to_int(dirfd), pathname, buf, bufsiz)
+
+
+def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
+    mode = to_int(mode)
+    if mode & ~7:
+        raise SyscallError(errno.EINVAL)
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(errno.EINVAL)
+    path = read_path(task, path_gva)
+    if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
+        file = task.fds.get(dirfd)
+        host = file.host_path()
+        if host is not None:
+            node = F.Node(F.HOST, file.guest_path, host_path=host, st=host_call(os.lstat, host))
+        else:
+            node = F.Node(F.FDLINK, file.guest_path, file=file)
+    else:
+        if not path and flags & AT_EMPTY_PATH:
+            path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
+        node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
+    F.node_access(node, mode)
+    return 0
+
+
+@syscall("access")
+def sys_access(task, pathname, mode):
+    """Implements Linux syscall access(2).
+
+    F_OK, R_OK, W_OK, X_OK. W_OK on a host file is EROFS (the root is a
+    read-only mount); R_OK/X_OK are answered by the host for the sentry,
+    the one that will open or exec the file. EINVAL for other mode bits.
+    """
+    return _access(task, AT_FDCWD, pathname, mode, 0)
+
+
+@syscall("faccessat")
+def sys_faccessat(task, dirfd, pathname, mode):
+    """Implements Linux syscall faccessat(2) (no flags argument). See access."""
+    return _access(task, to_int(dirfd), pathname, mode, 0)
+
+
+@syscall("faccessat2")
+def sys_faccessat2(task, dirfd, pathname, mode, flags):
+    """Implements Linux syscall faccessat2(2).
+
+    Flags AT_EACCESS (same answer: real and effective ids are one here),
+    AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH; others EINVAL.
+    """
+    return _access(task, to_int(dirfd), pathname, mode, to_int(flags))
+
+
+# -- fd operations --------------------------------------------------------------
+
+@syscall("dup")
+def sys_dup(task, oldfd):
+    """Implements Linux syscall dup(2). EBADF, EMFILE."""
+    return task.fds.install(task.fds.get(to_int(oldfd)), limit=nofile_limit(task.process))
+
+
+@syscall("dup2")
+def sys_dup2(task, oldfd, newfd):
+    """Implements Linux syscall dup2(2).
+
+    oldfd == newfd returns newfd if it is open (EBADF if not). EBADF for
+    a newfd outside [0, RLIMIT_NOFILE). The new fd is not close-on-exec.
+    """
+    oldfd, newfd = to_int(oldfd), to_int(newfd)
+    if oldfd == newfd:
+        task.fds.get(oldfd)
+        return newfd
+    return task.fds.dup3(oldfd, newfd, False, nofile_limit(task.process))
+
+
+@syscall("dup3")
+def sys_dup3(task, oldfd, newfd, flags):
+    """Implements Linux syscall dup3(2). EINVAL for oldfd == newfd or flags other than O_CLOEXEC."""
+    oldfd, newfd, flags = to_int(oldfd), to_int(newfd), to_int(flags)
+    if flags & ~O_CLOEXEC:
+        raise SyscallError(errno.EINVAL)
+    if oldfd == newfd:
+        raise SyscallError(errno.EINVAL)
+    return task.fds.dup3(oldfd, newfd, bool(flags & O_CLOEXEC), nofile_limit(task.process))
+
+
+@syscall("fcntl", PARTIAL, "F_DUPFD(_CLOEXEC), F_GETFD/SETFD, F_GETFL/SETFL only")
+def sys_fcntl(task, fd, cmd, arg):
+    """Implements Linux syscall fcntl(2), partially.
+
+    F_DUPFD, F_DUPFD_CLOEXEC (EINVAL for arg outside [0, RLIMIT_NOFILE)),
+    F_GETFD, F_SETFD (FD_CLOEXEC), F_GETFL (access mode, status flags and
+    O_LARGEFILE), F_SETFL (changes only O_APPEND, O_NONBLOCK, O_ASYNC,
+    O_DIRECT, O_NOATIME). Locks, leases, owners, seals, pipe sizes:
+    EINVAL.
+    """
+    fd, cmd = to_int(fd), to_int(cmd)
+    fds = task.fds
+    file = fds.get(fd)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        minfd = to_int(arg)
+        return fds.dup(fd, minfd, cmd == F_DUPFD_CLOEXEC, nofile_limit(task.process))
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if fds.get_cloexec(fd) else 0
+    if cmd == F_SETFD:
+        fds.set_cloexec(fd, bool(arg & FD_CLOEXEC))
+        return 0
+    if file.flags & O_PATH:
+        # An O_PATH fd has no file operations: only the calls above work.
+        if cmd == F_GETFL:
+            return file.flags
+        raise SyscallError(errno.EBADF)
+    if cmd == F_GETFL:
+        return file.flags
+    if cmd == F_SETFL:
+        arg = to_int(arg)
+        file.flags = (file.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
+        return 0
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("ioctl", PARTIAL, "FIONBIO, FIOCLEX, FIONCLEX; TCGETS and TIOCGWINSZ on host ttys")
+def sys_ioctl(task, fd, cmd, arg):
+    """Implements Linux syscall ioctl(2), partially.
+
+    Generic: FIONBIO (int at ``arg``: set/clear O_NONBLOCK), FIOCLEX,
+    FIONCLEX. Per file: TCGETS and TIOCGWINSZ answered by the host
+    terminal for passed-through stdio; everything else ENOTTY. EBADF.
+    """
+    fd = to_int(fd)
+    file = task.fds.get(fd)
+    if file.flags & O_PATH:
+        raise SyscallError(errno.EBADF)
+    cmd &= 0xFFFFFFFF
+    if cmd == FIOCLEX or cmd == FIONCLEX:
+        task.fds.set_cloexec(fd, cmd == FIOCLEX)
+        return 0
+    if cmd == FIONBIO:
+        on = I32.unpack(task.mm.copy_in(arg, 4))[0]
+        file.flags = file.flags | O_NONBLOCK if on else file.flags & ~O_NONBLOCK
+        return 0
+    return file.ioctl(task, cmd, arg)
+
+
+# -- file systems -----------------------------------------------------------------
+
+def _pack_statfs(task, host: bytes | None, guest_path: bytes) -> bytes:
+    if host is not None:
+        vfs = host_call(os.statvfs, host)
+        if guest_path == b"/proc" or guest_path.startswith(b"/proc/"):
+            f_type = PROC_SUPER_MAGIC
+        else:
+            f_type = EXT4_SUPER_MAGIC
+        return STATFS.pack(
+            f_type, vfs.f_bsize, vfs.f_blocks, vfs.f_bfree, vfs.f_bavail,
+            vfs.f_files, vfs.f_ffree, vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF,
+            vfs.f_namemax, vfs.f_frsize, vfs.f_flag | ST_RDONLY | ST_VALID,
+        )
+    # Sentry-made files (devices, /proc/self): an empty tmpfs-like answer.
+    return STATFS.pack(TMPFS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 0, 255, 4096, ST_VALID)
+
+
+@syscall("statfs")
+def sys_statfs(task, path, buf):
+    """Implements Linux syscall statfs(2) (struct statfs, 120 bytes).
+
+    Host paths report the host's os.statvfs numbers with f_type
+    EXT4_SUPER_MAGIC (PROC_SUPER_MAGIC under /proc) and ST_RDONLY;
+    sentry-made files a tmpfs-like empty file system.
+    """
+    node = F.lookup(task, AT_FDCWD, read_path(task, path))
+    host = node.host_path if node.kind == F.HOST else None
+    task.mm.copy_out(buf, _pack_statfs(task, host, node.guest_path))
+    return 0
+
+
+@syscall("fstatfs")
+def sys_fstatfs(task, fd, buf):
+    """Implements Linux syscall fstatfs(2). See statfs. EBADF."""
+    file = task.fds.get(to_int(fd))
+    task.mm.copy_out(buf, _pack_statfs(task, file.host_path(), file.guest_path))
+    return 0
+
+
+@syscall("umask")
+def sys_umask(task, mask):
+    """Implements Linux syscall umask(2): sets mask & 0777, returns the old one."""
+    old = task.process.umask
+    task.process.umask = mask & 0o777
+    return old
+
+
+@syscall("sync")
+def sys_sync(task):
+    """Implements Linux syscall sync(2): nothing is written, so a no-op."""
+    return 0
+
+
+def _sync_fd(task, fd) -> int:
+    if task.fds.get(to_int(fd)).flags & O_PATH:
+        raise SyscallError(errno.EBADF)
+    return 0
+
+
+@syscall("fsync")
+def sys_fsync(task, fd):
+    """Implements Linux syscall fsync(2): a no-op on an open fd. EBADF."""
+    return _sync_fd(task, fd)
+
+
+@syscall("fdatasync")
+def sys_fdatasync(task, fd):
+    """Implements Linux syscall fdatasync(2): a no-op on an open fd. EBADF."""
+    return _sync_fd(task, fd)

@@ -1,0 +1,243 @@
+"""Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise.
+
+Semantics from mmap(2), brk(2), mprotect(2), mremap(2), madvise(2) and
+mm/mmap.c. Anonymous mappings are demand-paged; MAP_PRIVATE file mappings
+are filled from the file when they are made (no page cache yet: a later
+issue shares pages). MAP_SHARED anonymous memory behaves as private while
+there is only one process.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
+                                 MmError, page_align_up)
+from kvmsentry.kernel.syscalls.table import SyscallError, syscall
+from kvmsentry.vm.x86 import PAGE_SIZE
+
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+MAP_SHARED_VALIDATE = 0x03
+MAP_TYPE = 0x0F
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_GROWSDOWN = 0x0100
+MAP_DENYWRITE = 0x0800
+MAP_EXECUTABLE = 0x1000
+MAP_LOCKED = 0x2000
+MAP_NORESERVE = 0x4000
+MAP_POPULATE = 0x8000
+MAP_NONBLOCK = 0x10000
+MAP_STACK = 0x20000
+MAP_HUGETLB = 0x40000
+MAP_SYNC = 0x80000
+MAP_FIXED_NOREPLACE = 0x100000
+MAP_UNINITIALIZED = 0x4000000
+_KNOWN_MAP_FLAGS = (MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_DENYWRITE
+                    | MAP_EXECUTABLE | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK
+                    | MAP_STACK | MAP_HUGETLB | MAP_SYNC | MAP_FIXED_NOREPLACE | MAP_UNINITIALIZED)
+_PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
+PROT_GROWSDOWN = 0x01000000
+PROT_GROWSUP = 0x02000000
+
+MREMAP_MAYMOVE = 1
+MREMAP_FIXED = 2
+MREMAP_DONTUNMAP = 4
+
+MADV_DONTNEED = 4
+MADV_FREE = 8
+MADV_REMOVE = 9
+
+
+def _mm_errors(func):
+    """Turn MmError from the memory manager into the guest's errno."""
+    def wrapper(task, *args):
+        try:
+            return func(task, *args)
+        except MmError as e:
+            raise SyscallError(e.errno) from None
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    wrapper.__wrapped__ = func
+    return wrapper
+
+
+@syscall("brk")
+def sys_brk(task, brk: int) -> int:
+    """Implements Linux syscall brk(2): returns the new (or unchanged) break.
+
+    Like the kernel (mm/mmap.c), a request below the start or into another
+    mapping leaves the break where it was; the result is never an errno.
+    """
+    mm = task.mm
+    if brk < mm.brk_start:
+        return mm.brk
+    old_end = page_align_up(mm.brk)
+    new_end = page_align_up(brk)
+    if new_end > old_end:
+        if new_end > mm.task_size or not mm.is_free(old_end, new_end):
+            return mm.brk
+        if mm.find_vma(old_end - 1) is not None and mm.find_vma(old_end - 1).name == "[heap]":
+            vma = mm.find_vma(old_end - 1)
+            if vma.end == old_end:
+                vma.end = new_end
+            else:
+                mm.map_region(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+        else:
+            mm.map_region(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+    elif new_end < old_end:
+        mm.unmap_range(new_end, old_end)
+    mm.brk = brk
+    return brk
+
+
+@syscall("mmap", support="partial", note="file mappings are private copies; MAP_SHARED files read-only")
+@_mm_errors
+def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
+    """Implements Linux syscall mmap(2). Returns the mapping's address.
+
+    Errors as mmap(2): EINVAL for a zero or huge length, unaligned offset
+    or MAP_FIXED address, no MAP_SHARED/MAP_PRIVATE or unknown flags with
+    MAP_SHARED_VALIDATE; EBADF for a bad fd; EEXIST for
+    MAP_FIXED_NOREPLACE over a mapping; ENOMEM when no room is left.
+    """
+    mm = task.mm
+    map_type = flags & MAP_TYPE
+    if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
+        raise SyscallError(errno.EINVAL)
+    if map_type == MAP_SHARED_VALIDATE and flags & ~_KNOWN_MAP_FLAGS:
+        raise SyscallError(errno.EOPNOTSUPP)
+    if length == 0 or offset & (PAGE_SIZE - 1):
+        raise SyscallError(errno.EINVAL)
+    length = page_align_up(length)
+    if length == 0 or length > mm.task_size:
+        raise SyscallError(errno.ENOMEM)
+    if prot & ~(_PROT_ALL | PROT_GROWSDOWN | PROT_GROWSUP):
+        raise SyscallError(errno.EINVAL)
+    file = None
+    if not flags & MAP_ANONYMOUS:
+        file = task.fds.get(fd & 0xFFFFFFFF if fd < 1 << 31 else -1)
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+        if addr & (PAGE_SIZE - 1):
+            raise SyscallError(errno.EINVAL)
+        if addr + length > mm.task_size or addr < PAGE_SIZE * 16 and addr + length > 0 and addr == 0:
+            raise SyscallError(errno.ENOMEM if addr else errno.EPERM)
+        if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not mm.is_free(addr, addr + length):
+            raise SyscallError(errno.EEXIST)
+        start = addr
+    else:
+        start = mm.get_unmapped_area(length, addr & PAGE_MASK)
+    name = ""
+    if file is not None:
+        name = getattr(file, "path", "") or ""
+    vma = mm.map_region(start, length, prot & _PROT_ALL, name=name,
+                        shared=map_type != MAP_PRIVATE, grows_down=bool(flags & MAP_GROWSDOWN))
+    if file is not None:
+        data = file.pread(length, offset) if length else b""
+        if data:
+            mm.write_bytes(start, data)
+    elif flags & MAP_POPULATE:
+        mm.populate(vma.start, vma.end)
+    return start
+
+
+@syscall("munmap")
+@_mm_errors
+def sys_munmap(task, addr: int, length: int) -> int:
+    """Implements Linux syscall munmap(2). EINVAL for an unaligned addr or zero length."""
+    if addr & (PAGE_SIZE - 1) or length == 0:
+        raise SyscallError(errno.EINVAL)
+    end = addr + page_align_up(length)
+    if end > task.mm.task_size:
+        raise SyscallError(errno.EINVAL)
+    task.mm.unmap_range(addr, end)
+    return 0
+
+
+@syscall("mprotect")
+@_mm_errors
+def sys_mprotect(task, addr: int, length: int, prot: int) -> int:
+    """Implements Linux syscall mprotect(2). EINVAL for unaligned addr or bad prot, ENOMEM for holes."""
+    if addr & (PAGE_SIZE - 1) or prot & ~(_PROT_ALL | PROT_GROWSDOWN | PROT_GROWSUP):
+        raise SyscallError(errno.EINVAL)
+    length = page_align_up(length)
+    if length == 0:
+        return 0
+    if addr + length > task.mm.task_size:
+        raise SyscallError(errno.ENOMEM)
+    task.mm.protect(addr, addr + length, prot & _PROT_ALL)
+    return 0
+
+
+@syscall("mremap", support="partial", note="anonymous and private mappings; MREMAP_DONTUNMAP is EINVAL")
+@_mm_errors
+def sys_mremap(task, old_address: int, old_size: int, new_size: int, flags: int, new_address: int) -> int:
+    """Implements Linux syscall mremap(2) by moving page frames, not copying them.
+
+    EINVAL for unaligned addresses, unknown flags, zero new size or
+    MREMAP_FIXED without MREMAP_MAYMOVE; EFAULT when the old range is not
+    one mapping; ENOMEM when it cannot grow in place and may not move.
+    """
+    mm = task.mm
+    if old_address & (PAGE_SIZE - 1) or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED):
+        raise SyscallError(errno.EINVAL)
+    if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
+        raise SyscallError(errno.EINVAL)
+    old_size = page_align_up(old_size)
+    new_size = page_align_up(new_size)
+    if new_size == 0 or old_size == 0:
+        raise SyscallError(errno.EINVAL)
+    vma = mm.find_vma(old_address)
+    if vma is None or old_address + old_size > vma.end:
+        raise SyscallError(errno.EFAULT)
+    if not flags & MREMAP_FIXED:
+        if new_size <= old_size:
+            if new_size < old_size:
+                mm.unmap_range(old_address + new_size, old_address + old_size)
+            return old_address
+        if old_address + old_size == vma.end and mm.is_free(vma.end, old_address + new_size) \
+                and old_address + new_size <= mm.task_size:
+            vma.end = old_address + new_size
+            return old_address
+        if not flags & MREMAP_MAYMOVE:
+            raise SyscallError(errno.ENOMEM)
+        target = mm.get_unmapped_area(new_size)
+    else:
+        target = new_address
+        if target & (PAGE_SIZE - 1):
+            raise SyscallError(errno.EINVAL)
+        mm.unmap_range(target, target + new_size)
+    return mm.move_range(old_address, old_size, target, new_size)
+
+
+@syscall("madvise", support="partial", note="DONTNEED/FREE/REMOVE drop pages; other advice is accepted and ignored")
+@_mm_errors
+def sys_madvise(task, addr: int, length: int, advice: int) -> int:
+    """Implements Linux syscall madvise(2). EINVAL for an unaligned addr or unknown advice."""
+    if addr & (PAGE_SIZE - 1) or advice > 200:
+        raise SyscallError(errno.EINVAL)
+    end = addr + page_align_up(length)
+    if advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
+        task.mm.discard(addr, end)
+    return 0
+
+
+@syscall("msync")
+def sys_msync(task, addr: int, length: int, flags: int) -> int:
+    """Implements Linux syscall msync(2): nothing to write back (no shared file pages yet)."""
+    if addr & (PAGE_SIZE - 1) or flags & ~7 or (flags & 5) == 5:
+        raise SyscallError(errno.EINVAL)
+    return 0
+
+
+@syscall("mlock")
+def sys_mlock(task, addr: int, length: int) -> int:
+    """Implements Linux syscall mlock(2) as a no-op: guest pages are never swapped by the sentry."""
+    return 0
+
+
+@syscall("munlock")
+def sys_munlock(task, addr: int, length: int) -> int:
+    """Implements Linux syscall munlock(2) as a no-op."""
+    return 0

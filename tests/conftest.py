@@ -1,0 +1,71 @@
+"""Test-wide set-up: the `requires_kvm` marker.
+
+A test marked ``@pytest.mark.requires_kvm`` (or using the ``requires_kvm``
+fixture) needs a /dev/kvm this process can open read-write. Where there is
+none it is skipped with the reason; with ``KVMSENTRY_REQUIRE_KVM=1`` (CI)
+it fails instead, so a CI run can never pass by skipping everything.
+"""
+
+import errno
+import os
+
+import pytest
+
+KVM_DEVICE = "/dev/kvm"
+
+
+def kvm_required():
+    """True when the environment demands KVM (KVMSENTRY_REQUIRE_KVM=1)."""
+    return os.environ.get("KVMSENTRY_REQUIRE_KVM", "") == "1"
+
+
+def kvm_available():
+    """Return (True, "") if /dev/kvm opens read-write, else (False, reason)."""
+    if not os.path.exists(KVM_DEVICE):
+        return False, f"{KVM_DEVICE} does not exist (no KVM on this machine)"
+    try:
+        fd = os.open(KVM_DEVICE, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return False, (
+                f"{KVM_DEVICE} is not accessible to this user "
+                "(add the user to group kvm, or run as root)"
+            )
+        return False, f"cannot open {KVM_DEVICE}: {e.strerror}"
+    os.close(fd)
+    return True, ""
+
+
+def _skip_or_fail(reason):
+    """Skip the current test, or fail it when KVMSENTRY_REQUIRE_KVM=1.
+
+    For anything a CI run must have (KVM, musl-gcc, busybox-static).
+    """
+    if kvm_required():
+        pytest.fail(f"{reason} (KVMSENTRY_REQUIRE_KVM=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("requires_kvm") is not None:
+        ok, reason = kvm_available()
+        if not ok:
+            _skip_or_fail(reason)
+
+
+@pytest.fixture
+def requires_kvm():
+    """Fixture form of the requires_kvm marker."""
+    ok, reason = kvm_available()
+    if not ok:
+        _skip_or_fail(reason)
+
+
+@pytest.fixture(scope="session")
+def skip_or_fail():
+    """``skip_or_fail(reason)``: skip, or fail when KVMSENTRY_REQUIRE_KVM=1.
+
+    A fixture because test modules cannot import conftest.
+    """
+    return _skip_or_fail
