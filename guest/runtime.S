@@ -16,9 +16,18 @@
  *   EXCEPTION_PORT_BASE 0x80 + v    CPU exception vector v (0..31), with
  *                                   the error code (or 0) pushed under
  *                                   the CPU's frame on the IST1 stack.
+ * Vector 6 (#UD) enters ud_entry first: flush_return's ud2 is a flush.
  */
 #define SYSCALL_PORT 0x10
 #define EXCEPTION_PORT_BASE 0x80
+/* Offsets inside a vCPU's slot (layout.py): the IST1 stack top, the iret
+ * frame in the frame page, the zap list. The handler finds them relative
+ * to its stack: the CPU pushed 5 qwords at the IST top, then 3 pushes. */
+#define IST_TOP_OFFSET 0x6000
+#define FRAME_PAGE_FRAME_OFFSET 0x2F00
+#define ZAP_LIST_OFFSET 0x8000
+#define ZAP_LIST_FROM_HANDLER_RSP (ZAP_LIST_OFFSET - (IST_TOP_OFFSET - 64))
+#define FRAME_FROM_INT_RSP (FRAME_PAGE_FRAME_OFFSET - (IST_TOP_OFFSET - 40))
 
     .text
     .code64
@@ -36,14 +45,53 @@ syscall_entry:
 iret_return:
     iretq
 
-/* The same after reloading CR3, which flushes the guest TLB after the
- * sentry removed or downgraded page-table entries. The qword below the
- * frame holds the value RCX must have in ring 3. */
+/* The same after the page tables lost entries: the `ud2` raises #UD,
+ * whose gate (ud_entry) sees it came from here and runs flush_handler on
+ * the IST1 stack. (Under PVM an `int` here raises #UD too; an exception
+ * is the way into emulated ring 0, where privileged instructions work.) */
     .globl flush_return
 flush_return:
-    mov %cr3, %rcx
-    mov %rcx, %cr3
-    mov -8(%rsp), %rcx
+    ud2
+
+/* The #UD gate: our own ud2 is a flush request, any other is the program's. */
+    .globl ud_entry
+ud_entry:
+    push %rax
+    lea flush_return(%rip), %rax
+    cmp %rax, 8(%rsp)
+    pop %rax
+    je flush_handler
+    jmp exception_stubs + 16 * 6
+
+/* Interrupt FLUSH_VECTOR: make the MMU forget page-table entries the
+ * sentry removed or downgraded. The sentry wrote, in this vCPU's zap
+ * list, a count and then the physmap address (+4) of each page-table page
+ * it changed. A misaligned write to a page-table page makes a shadow MMU
+ * (PVM, or KVM without EPT) drop its whole shadow of that page
+ * (arch/x86/kvm/mmu/mmu.c, detect_write_misaligned); `orq $0` writes the
+ * bytes back unchanged. Reloading CR3 flushes a hardware TLB. Under PVM
+ * this handler runs emulated (~1 us per instruction), so it is short.
+ * Then it returns to ring 3 through the iret frame in the frame page. */
+    .balign 16
+    .globl flush_handler
+flush_handler:
+    push %rax
+    push %rcx
+    push %rdx
+    lea ZAP_LIST_FROM_HANDLER_RSP(%rsp), %rdx
+    mov (%rdx), %rcx
+1:  test %rcx, %rcx
+    jz 2f
+    mov (%rdx,%rcx,8), %rax
+    orq $0, (%rax)
+    dec %rcx
+    jmp 1b
+2:  mov %cr3, %rax
+    mov %rax, %cr3
+    pop %rdx
+    pop %rcx
+    pop %rax
+    lea FRAME_FROM_INT_RSP(%rsp), %rsp
     iretq
 
 /* IDT stubs for vectors 0..31, 16 bytes apart from exception_stubs. The

@@ -472,7 +472,10 @@ def open_path(task, dirfd: int, path: bytes, flags: int) -> File:
     if node.kind == DEVICE:
         return open_device(node.device, file_flags, node.guest_path)
     if node.kind == FDLINK:
-        return node.file.reopen(flags)
+        # A host file stays read-only however it is reached.
+        if node.file.host_path() is not None and _wants_write(flags):
+            raise SyscallError(errno.EROFS)
+        return node.file.reopen(file_flags)
     if node.kind == VDIR:
         return SyntheticDir(node, file_flags | O_DIRECTORY)
     raise SyscallError(errno.ENOENT)

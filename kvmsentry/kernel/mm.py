@@ -285,8 +285,8 @@ class MemoryManager:
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return 2
         if (gva >> PAGE_SHIFT) in self.pages:
-            # Present with the right permission: a stale TLB entry.
-            self.address_space.generation += 1
+            # Present with the right permission: the MMU holds a stale entry.
+            self.address_space.mark_stale(gva)
             return 0
         window = FAULT_AROUND_PAGES * PAGE_SIZE
         start = max(vma.start, gva & ~(window - 1))

@@ -55,6 +55,7 @@ class Process:
     # rt_sigaction records: signal number -> raw struct k_sigaction bytes.
     sigactions: dict[int, bytes] = dataclasses.field(default_factory=dict)
     exit_status: int | None = None
+    dumpable: int = 1
 
 
 @dataclasses.dataclass
@@ -77,6 +78,9 @@ class Task:
     robust_list: tuple[int, int] = (0, 0)
     # sigaltstack(2): (ss_sp, ss_flags, ss_size); SS_DISABLE (2) at first.
     altstack: tuple[int, int, int] = (0, 2, 0)
+    comm: bytes = b""  # prctl(PR_SET_NAME); empty: the executable's name
+    pdeath_signal: int = 0
+    no_new_privs: bool = False
     context: Any = None
     exited: bool = False
     # Set by a handler that replaced the registers (execve): the

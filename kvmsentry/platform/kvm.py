@@ -34,7 +34,7 @@ from kvmsentry.vm.paging import PageTable
 TRAP_SYSCALL = 0
 TRAP_FAULT = 1
 
-_FRAME = struct.Struct("<6Q")  # rcx-on-flush, rip, cs, rflags, rsp, ss
+_FRAME = struct.Struct("<5Q")  # rip, cs, rflags, rsp, ss
 _EXCEPTION_FRAME = struct.Struct("<6Q")  # error_code, rip, cs, rflags, rsp, ss
 _SYNC_REGS = lib.KVM_SYNC_X86_REGS
 # XCR0 features a Linux process may use without asking (x87, SSE, AVX,
@@ -81,16 +81,16 @@ class Runtime:
 class AddressSpace:
     """One user address space: a page-table tree sharing the kernel half.
 
-    ``map``/``unmap`` edit 4 KiB user pages. Dropping or downgrading an
-    entry bumps ``generation``; a Context resuming after that takes the
-    TLB-flushing return path once.
+    ``map_entry`` adds 4 KiB user pages; ``set_entry``/``unmap`` change or
+    drop present ones, which the guest must then flush: the next
+    :meth:`Context.run` in this address space returns to ring 3 through
+    flush_return, which pokes every changed table page.
     """
 
     def __init__(self, platform: "KvmPlatform"):
         self.platform = platform
         self.page_table = PageTable(platform.memory, {layout.KERNEL_PML4_SLOT: platform.kernel_pdpt})
         self.cr3 = self.page_table.cr3
-        self.generation = 0
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool) -> None:
         self.page_table.map(gva, gpa, writable=writable, executable=executable, user=True)
@@ -103,16 +103,19 @@ class AddressSpace:
         return self.page_table.entry(gva)
 
     def set_entry(self, gva: int, entry: int) -> None:
-        """Replace a leaf entry; counts as a downgrade (flush on resume)."""
+        """Replace a leaf entry (0 unmaps); the guest flushes before it runs again."""
         self.page_table.set_entry(gva, entry)
-        self.generation += 1
 
     def unmap(self, gva: int) -> None:
-        self.page_table.unmap(gva)
-        self.generation += 1
+        self.page_table.set_entry(gva, 0)
+
+    def mark_stale(self, gva: int) -> None:
+        """The MMU faulted on ``gva`` although its entry allows the access: flush it."""
+        self.page_table.mark_stale(gva)
 
     def destroy(self) -> None:
-        self.page_table.destroy()
+        """Drop the tree; its table frames are freed after a guest flush."""
+        self.platform.retire_tables(self.page_table.destroy())
 
 
 class KvmPlatform:
@@ -135,6 +138,8 @@ class KvmPlatform:
         self._lock = threading.Lock()
         self._free_vcpus: list = []
         self._nvcpus = 0
+        # Table frames of destroyed trees: poked by the next flush, then freed.
+        self._retired_tables: list[int] = []
         self._build_kernel_half()
 
     # -- boot-time set-up -------------------------------------------------
@@ -156,7 +161,12 @@ class KvmPlatform:
             dpl = 3 if vector in (x86.X86_TRAP_BP, x86.X86_TRAP_OF) else 0
             gate = x86.interrupt_gate(stubs + 16 * vector, layout.KERNEL_CS, dpl=dpl, ist=1)
             self.memory.write(idt_gpa + 16 * vector, gate)
+        ud_gate = x86.interrupt_gate(rt.symbols["ud_entry"], layout.KERNEL_CS, dpl=0, ist=1)
+        self.memory.write(idt_gpa + 16 * x86.X86_TRAP_UD, ud_gate)
         template.map(layout.IDT_GVA, idt_gpa, writable=False, executable=False, user=False)
+        # The physmap: flush_handler reaches page-table pages through it.
+        for gpa in range(0, self.memory.size - self.memory.size % x86.HUGE_PAGE_SIZE, x86.HUGE_PAGE_SIZE):
+            template.map_huge(layout.PHYSMAP_GVA + gpa, gpa, writable=True, user=False)
         pml4_entry = struct.unpack_from("<Q", self.memory.view, template.cr3 + layout.KERNEL_PML4_SLOT * 8)[0]
         self.kernel_pdpt = pml4_entry & x86.PTE_ADDR_MASK
         self._xcr0 = self._supported_xcr0()
@@ -177,11 +187,11 @@ class KvmPlatform:
         eax, _, _, edx = self._cpuid_leaf(0xD, 0)
         return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
 
-    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int]:
-        """Allocate and map vCPU ``index``'s GDT/TSS, frame and IST pages.
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int]]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST and zap-list pages.
 
-        Returns the GPAs of the GDT page and the frame page and the GVA
-        base of its slot.
+        Returns the GPAs of the GDT page and the frame page, the GVA base
+        of its slot and the GPAs of the zap-list pages.
         """
         base = layout.vcpu_base(index)
         gdt_gpa = self.memory.alloc_frame()
@@ -202,6 +212,12 @@ class KvmPlatform:
         }
         for entry, value in descriptors.items():
             struct.pack_into("<Q", gdt, entry * 8, value)
+        zap_gpas = []
+        for page in range(layout.ZAP_LIST_PAGES):
+            gpa = self.memory.alloc_frame()
+            zap_gpas.append(gpa)
+            t.map(base + layout.ZAP_LIST_OFFSET + page * x86.PAGE_SIZE, gpa,
+                  writable=False, executable=False, user=False)
         ist_top = base + layout.IST_TOP_OFFSET
         tss = x86.tss64(rsp0=ist_top, ist={1: ist_top}, io_ports=layout.RUNTIME_PORTS)
         self._tss_limit = len(tss) - 1
@@ -209,7 +225,7 @@ class KvmPlatform:
         gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
         self.memory.write(gdt_gpa, gdt)
         self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
-        return gdt_gpa, frame_gpa, base
+        return gdt_gpa, frame_gpa, base, zap_gpas
 
     # -- public -----------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -234,6 +250,10 @@ class KvmPlatform:
         with self._lock:
             self._free_vcpus.append((context.vcpu, context.pages))
 
+    def retire_tables(self, table_gpas: list[int]) -> None:
+        """Free these table frames after the next guest flush pokes them."""
+        self._retired_tables.extend(table_gpas)
+
     def close(self) -> None:
         for vcpu, _ in self._free_vcpus:
             vcpu.close()
@@ -256,10 +276,11 @@ class Context:
         self.platform = platform
         self.vcpu = vcpu
         self.pages = pages
-        gdt_gpa, frame_gpa, base = pages
+        gdt_gpa, frame_gpa, base, zap_gpas = pages
+        self._zap_gpas = zap_gpas
         self.address_space = address_space
         self._view = platform.memory.view
-        self._frame_gpa = frame_gpa + layout.FRAME_OFFSET - 8
+        self._frame_gpa = frame_gpa + layout.FRAME_OFFSET
         self._frame_gva = base + layout.FRAME_PAGE_OFFSET + layout.FRAME_OFFSET
         self._exception_frame_gpa = None  # found through the page table on first use
         self._ist_frame_gva = base + layout.EXCEPTION_FRAME_OFFSET
@@ -267,7 +288,6 @@ class Context:
         # RIP after the `out` in syscall_entry (2 bytes: e6 10).
         self._syscall_return_rip = platform.runtime.symbols["syscall_entry"] + 2
         self._flush_return = platform.runtime.symbols["flush_return"]
-        self._generation = address_space.generation
         self.regs = vcpu.regs
         self.user_rip = 0
         self.user_rsp = 0
@@ -330,7 +350,6 @@ class Context:
         vcpu.run_struct.kvm_dirty_regs = _SYNC_REGS
         vcpu.run_struct.kvm_valid_regs = _SYNC_REGS
         self._started = False
-        self._generation = self.address_space.generation
 
     def set_fs_base(self, value: int) -> None:
         """Set FS.base (arch_prctl ARCH_SET_FS) through MSR_FS_BASE."""
@@ -359,11 +378,11 @@ class Context:
             rip = self.user_rip
             if not x86.is_canonical(rip):
                 raise PlatformError(f"return to non-canonical RIP {rip:#x}")
-            _FRAME.pack_into(self._view, self._frame_gpa, regs.rcx, rip, layout.USER_CS,
+            _FRAME.pack_into(self._view, self._frame_gpa, rip, layout.USER_CS,
                              self.user_rflags, self.user_rsp, layout.USER_DS)
             regs.rsp = self._frame_gva
-            if self._generation != self.address_space.generation:
-                self._generation = self.address_space.generation
+            if self.address_space.page_table.dirty_tables or self.platform._retired_tables:
+                self._write_zap_list()
                 regs.rip = self._flush_return
             else:
                 regs.rip = self._iret_return
@@ -388,6 +407,28 @@ class Context:
             if exit_.reason == lib.KVM_EXIT_INTR:
                 continue
             raise PlatformError(f"unexpected exit: {exit_.detail}")
+
+    def _write_zap_list(self) -> None:
+        """Fill this vCPU's zap list with the table pages flush_handler must poke."""
+        platform = self.platform
+        dirty = self.address_space.page_table.dirty_tables
+        retired = platform._retired_tables
+        pages = list(dirty) + retired
+        if len(pages) > layout.ZAP_LIST_CAPACITY:
+            raise PlatformError(f"{len(pages)} page-table pages to flush at once "
+                                f"(the zap list holds {layout.ZAP_LIST_CAPACITY})")
+        words = [len(pages)] + [layout.PHYSMAP_GVA + gpa + 4 for gpa in pages]
+        data = struct.pack(f"<{len(words)}Q", *words)
+        view = self._view
+        for i, gpa in enumerate(self._zap_gpas):
+            chunk = data[i * x86.PAGE_SIZE:(i + 1) * x86.PAGE_SIZE]
+            if not chunk:
+                break
+            view[gpa:gpa + len(chunk)] = chunk
+        dirty.clear()
+        for gpa in retired:
+            platform.memory.put_frame(gpa)
+        retired.clear()
 
     def _exception(self, vector: int) -> int:
         if self._exception_frame_gpa is None:

@@ -12,7 +12,11 @@ user programs own slots 0-255, i.e. addresses below 0x0000_8000_0000_0000):
                   (FRAME_OFFSET) and the vCPU returns to ring 3 through it
         + 0x4000  IST1 stack (2 pages, top at + 0x6000): every exception
                   lands here, the CPU's frame at the top
+        + 0x8000  the zap list (8 pages): a count, then the physmap address
+                  (+4) of each page-table page flush_handler must poke
       pages in between are unmapped guards.
+    PHYSMAP_GVA       KERNEL_TEXT_GVA + 1 GiB    all guest-physical memory,
+                                             2 MiB pages, supervisor-only
 
 Under PVM (the KVM of the machines we develop on), ring 0 entered by
 `syscall` runs natively only when its code and the data it reads are on
@@ -42,9 +46,13 @@ IST_STACK_OFFSET = 0x4000
 IST_STACK_PAGES = 2
 IST_TOP_OFFSET = IST_STACK_OFFSET + IST_STACK_PAGES * 0x1000
 
-# Inside the frame page: [FRAME_OFFSET - 8] holds the value RCX gets on the
-# flush path; [FRAME_OFFSET, +40) is the iret frame rip, cs, rflags, rsp, ss.
+# Inside the frame page: [FRAME_OFFSET, +40) is the iret frame rip, cs,
+# rflags, rsp, ss. guest/runtime.S repeats these offsets (a unit test checks).
 FRAME_OFFSET = 0xF00
+ZAP_LIST_OFFSET = 0x8000
+ZAP_LIST_PAGES = 8
+ZAP_LIST_CAPACITY = ZAP_LIST_PAGES * 512 - 1
+PHYSMAP_GVA = KERNEL_TEXT_GVA + 0x4000_0000
 # The exception frame the CPU pushed on the IST stack, with the stub's error
 # code (or 0) below it: error_code, rip, cs, rflags, rsp, ss.
 EXCEPTION_FRAME_OFFSET = IST_TOP_OFFSET - 48

@@ -5,10 +5,13 @@ writes the entries directly into guest-physical memory; the guest never
 edits them. 4 KiB mappings only for now. Intel SDM vol. 3, 4.5
 ("4-Level Paging"); Linux arch/x86/include/asm/pgtable_types.h for names.
 
-After removing a mapping or taking away a permission, the caller must make
-the guest flush its TLB (the platform's ``flush_return`` path): an entry
-the CPU or a shadow MMU cached stays valid until then. Adding a mapping
-where there was none needs no flush.
+After removing a mapping or taking away a permission, the guest must
+flush: an entry the CPU or a shadow MMU cached stays valid until then.
+Host writes to guest page tables are invisible to a shadow MMU (PVM, or
+KVM without EPT), which only tracks the guest's own writes; so the tree
+records in ``dirty_tables`` every table page whose present entries it
+changed, and the platform has the guest poke those pages before it runs
+again. Adding a mapping where there was none needs no flush.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from __future__ import annotations
 import struct
 
 from kvmsentry.vm.memory import GuestMemory
-from kvmsentry.vm.x86 import (PAGE_SIZE, PTE_ADDR_MASK, PTE_NX, PTE_PRESENT,
-                              PTE_RW, PTE_USER)
+from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SIZE, PTE_ADDR_MASK, PTE_NX,
+                              PTE_PRESENT, PTE_PSE, PTE_RW, PTE_USER)
 
 _U64 = struct.Struct("<Q")
 _TABLE_FLAGS = PTE_PRESENT | PTE_RW | PTE_USER  # permissions are set at the leaf
@@ -53,6 +56,9 @@ class PageTable:
         self.cr3 = memory.alloc_frame()
         self._shared = dict(shared_pml4 or {})
         self._tables: list[int] = [self.cr3]
+        # GPAs of table pages whose present entries were changed since the
+        # guest last flushed (the platform empties it).
+        self.dirty_tables: set[int] = set()
         for slot, pdpt_gpa in self._shared.items():
             self._set(self.cr3 + slot * 8, pdpt_gpa | _TABLE_FLAGS)
 
@@ -82,11 +88,35 @@ class PageTable:
         """Map the 4 KiB page at ``gva`` (page aligned) to the frame at ``gpa``."""
         self._set(self._leaf_slot(gva, True), pte(gpa, writable=writable, executable=executable, user=user))
 
+    def map_huge(self, gva: int, gpa: int, *, writable: bool, user: bool) -> None:
+        """Map the 2 MiB page at ``gva`` to ``gpa`` (both 2 MiB aligned), no-execute."""
+        assert gva % HUGE_PAGE_SIZE == 0 and gpa % HUGE_PAGE_SIZE == 0
+        table = self.cr3
+        for index in indices(gva)[:2]:
+            slot = table + index * 8
+            entry = self._get(slot)
+            if not entry & PTE_PRESENT:
+                child = self.memory.alloc_frame()
+                self._tables.append(child)
+                entry = child | _TABLE_FLAGS
+                self._set(slot, entry)
+            table = entry & PTE_ADDR_MASK
+        leaf = gpa | PTE_PRESENT | PTE_PSE | PTE_NX | (PTE_RW if writable else 0) | (PTE_USER if user else 0)
+        self._set(table + indices(gva)[2] * 8, leaf)
+
     def set_entry(self, gva: int, entry: int) -> None:
         """Write a raw leaf entry (0 unmaps) for ``gva``."""
         slot = self._leaf_slot(gva, entry != 0)
         if slot is not None:
+            if self._get(slot) & PTE_PRESENT:
+                self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
             self._set(slot, entry)
+
+    def mark_stale(self, gva: int) -> None:
+        """Record that the MMU may hold an outdated entry for ``gva``."""
+        slot = self._leaf_slot(gva, False)
+        if slot is not None:
+            self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
 
     def entry(self, gva: int) -> int:
         """The raw leaf entry for ``gva`` (0 when not mapped)."""
@@ -104,8 +134,11 @@ class PageTable:
             return None
         return (entry & PTE_ADDR_MASK) | (gva & (PAGE_SIZE - 1))
 
-    def destroy(self) -> None:
-        """Free this tree's own table frames (not leaf frames, not shared ones)."""
-        for gpa in self._tables:
-            self.memory.put_frame(gpa)
-        self._tables = []
+    def destroy(self) -> list[int]:
+        """Give up this tree; returns its own table frames (not leaf or shared ones).
+
+        The caller frees them once the guest has forgotten them (a shadow
+        MMU may still hold shadows of these pages).
+        """
+        tables, self._tables = self._tables, []
+        return tables

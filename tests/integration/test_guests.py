@@ -91,5 +91,5 @@ def test_strace(guests, run_sentry, run_native):
     assert sentry.stdout == native.stdout
     stderr = sentry.stderr.decode(errors="replace")
     # One line per syscall: "[pid:tid] name(args) = result (elapsed)".
-    assert re.search(r"^\[\d+:\d+\] write\(1, .* = 13\b", stderr, re.M), stderr
+    assert re.search(r"^\[\d+:\d+\] writev?\(1, .* = 13\b", stderr, re.M), stderr
     assert re.search(r"^\[\d+:\d+\] exit_group\(0", stderr, re.M), stderr

@@ -9,7 +9,7 @@ import pytest
 from kvmsentry.kernel import fd as fdmod
 from kvmsentry.kernel.fd import (
     DevFull, DevNull, DevUrandom, DevZero, FdTable, HostFile, HostStream,
-    O_APPEND, O_RDONLY, O_WRONLY,
+    O_APPEND, O_RDONLY,
 )
 from kvmsentry.kernel.syscalls.table import SyscallError
 

@@ -231,6 +231,7 @@ def test_proc_self(task):
     # Opening the magic link reopens the file (a new offset).
     task.fds.get(fd).read(3)
     assert read_all(host_open(task, b"/proc/self/fd/%d" % fd)) == GUEST_PASSWD
+    assert errno_of(host_open, task, b"/proc/self/fd/%d" % fd, O_RDWR) == errno.EROFS
     assert errno_of(F.lookup, task, F.AT_FDCWD, b"/proc/self/fd/77") == errno.ENOENT
     assert errno_of(F.lookup, task, F.AT_FDCWD, b"/proc/self/maps") == errno.ENOENT
     assert errno_of(F.lookup, task, F.AT_FDCWD, b"/proc/12345") == errno.ENOENT

@@ -15,7 +15,7 @@ import pytest
 import kvmsentry.kernel.syscalls.fs  # noqa: F401 - registers the handlers
 import kvmsentry.kernel.syscalls.info  # noqa: F401
 from kvmsentry.abi.syscall_64 import NUMBERS
-from kvmsentry.kernel.fd import DevNull, FdTable, HostStream
+from kvmsentry.kernel.fd import FdTable, HostStream
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, entry
 from kvmsentry.kernel.task import Process, Task
@@ -617,3 +617,25 @@ def test_creds(task):
     assert call(task, "getresuid", 0x10, buf, buf) == -errno.EFAULT
     assert call(task, "getgroups", 0, 0) == 0
     assert call(task, "getgroups", -1, 0) == -errno.EINVAL
+
+
+def test_big_reads_loop_over_chunks(task, root):
+    big = os.urandom((2 << 20) + 12345)  # more than one 1 MiB host read
+    (root / "big").write_bytes(big)
+    fd = open_(task, b"/big")
+    buf = task.mm.alloc(len(big) + 100)
+    assert call(task, "read", fd, buf, len(big) + 100) == len(big)
+    assert task.mm.copy_in(buf, len(big)) == big
+    assert call(task, "pread64", fd, buf, len(big), 7) == len(big) - 7
+    assert task.mm.copy_in(buf, 16) == big[7:23]
+    zero = open_(task, b"/dev/zero")
+    assert call(task, "read", zero, buf, 3 << 20) == 3 << 20
+
+
+def test_read_partial_fault(task):
+    fd = open_(task, b"/data")
+    good = task.mm.alloc(100)
+    iov = task.mm.alloc(32, struct.pack("<QQQQ", good, 100, 0x10, 100))
+    # The first buffer is stored; the bad second one ends the call short.
+    assert call(task, "readv", fd, iov, 2) == 100
+    assert task.mm.copy_in(good, 100) == CONTENT[:100]

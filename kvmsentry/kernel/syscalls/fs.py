@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat as _stat
 import struct
 
 from kvmsentry.kernel import files as F

@@ -211,3 +211,57 @@ def sys_sigaltstack(task, ss: int, old_ss: int) -> int:
             raise SyscallError(errno.ENOMEM)
         task.altstack = (sp, flags, size)
     return 0
+
+
+PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+PR_GET_NAME = 16
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+TASK_COMM_LEN = 16
+
+
+@syscall("prctl", support="partial",
+         note="NAME, PDEATHSIG, DUMPABLE, NO_NEW_PRIVS; other options EINVAL")
+def sys_prctl(task, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    """Implements Linux syscall prctl(2) for the options listed in the table note.
+
+    EINVAL for other options and bad arguments (kernel/sys.c).
+    """
+    process = task.process
+    if option == PR_SET_NAME:
+        name = task.mm.copy_in(arg2, TASK_COMM_LEN)
+        task.comm = name.split(b"\0", 1)[0][:TASK_COMM_LEN - 1]
+        return 0
+    if option == PR_GET_NAME:
+        comm = task.comm or process.exe.rsplit("/", 1)[-1].encode()[:TASK_COMM_LEN - 1]
+        task.mm.copy_out(arg2, comm.ljust(TASK_COMM_LEN, b"\0"))
+        return 0
+    if option == PR_SET_PDEATHSIG:
+        if arg2 > NSIG:
+            raise SyscallError(errno.EINVAL)
+        task.pdeath_signal = arg2
+        return 0
+    if option == PR_GET_PDEATHSIG:
+        task.mm.copy_out(arg2, struct.pack("<i", task.pdeath_signal))
+        return 0
+    if option == PR_GET_DUMPABLE:
+        return process.dumpable
+    if option == PR_SET_DUMPABLE:
+        if arg2 not in (0, 1):
+            raise SyscallError(errno.EINVAL)
+        process.dumpable = arg2
+        return 0
+    if option == PR_SET_NO_NEW_PRIVS:
+        if arg2 != 1 or arg3 or arg4 or arg5:
+            raise SyscallError(errno.EINVAL)
+        task.no_new_privs = True
+        return 0
+    if option == PR_GET_NO_NEW_PRIVS:
+        if arg2 or arg3 or arg4 or arg5:
+            raise SyscallError(errno.EINVAL)
+        return int(task.no_new_privs)
+    raise SyscallError(errno.EINVAL)
