@@ -59,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "syscalls":
-        return _syscalls(args)
+        try:
+            return _syscalls(args)
+        except BrokenPipeError:  # `kvmsentry syscalls | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     return _boot(args)
 
 

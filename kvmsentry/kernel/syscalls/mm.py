@@ -13,6 +13,7 @@ import errno
 
 from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
                                  MmError, page_align_up)
+from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.syscalls.table import SyscallError, syscall
 from kvmsentry.vm.x86 import PAGE_SIZE
 
@@ -40,6 +41,9 @@ _KNOWN_MAP_FLAGS = (MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_D
 _PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
 PROT_GROWSDOWN = 0x01000000
 PROT_GROWSUP = 0x02000000
+
+# vm.mmap_min_addr's usual value: MAP_FIXED below it is EPERM.
+MMAP_MIN_ADDR = 65536
 
 MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2
@@ -117,12 +121,14 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
         raise SyscallError(errno.EINVAL)
     file = None
     if not flags & MAP_ANONYMOUS:
-        file = task.fds.get(fd & 0xFFFFFFFF if fd < 1 << 31 else -1)
+        file = task.fds.get(to_int(fd))
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
         if addr & (PAGE_SIZE - 1):
             raise SyscallError(errno.EINVAL)
-        if addr + length > mm.task_size or addr < PAGE_SIZE * 16 and addr + length > 0 and addr == 0:
-            raise SyscallError(errno.ENOMEM if addr else errno.EPERM)
+        if addr < MMAP_MIN_ADDR:
+            raise SyscallError(errno.EPERM)
+        if addr + length > mm.task_size:
+            raise SyscallError(errno.ENOMEM)
         if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not mm.is_free(addr, addr + length):
             raise SyscallError(errno.EEXIST)
         start = addr

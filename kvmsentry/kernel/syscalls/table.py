@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno as _errno
-import inspect
 from typing import Callable
 
 from kvmsentry.abi.syscall_64 import NUMBERS, SYSCALLS
@@ -80,11 +79,11 @@ def syscall(name: str, support: str = SUPPORTED, note: str = ""):
         row = _BY_NUMBER[number]
         if row.handler is not None:
             raise ValueError(f"syscall {name} registered twice")
-        params = list(inspect.signature(handler).parameters.values())[1:]
+        code = getattr(handler, "__wrapped__", handler).__code__
         row.handler = handler
         row.support = support
         row.note = note
-        row.nargs = len(params)
+        row.nargs = code.co_argcount - 1  # the arguments after ``task``
         return handler
 
     return register
