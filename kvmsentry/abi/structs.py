@@ -87,6 +87,19 @@ def unpack_timeval(data: bytes) -> Timeval:
 
 
 # ---------------------------------------------------------------------------
+# struct timezone (include/uapi/linux/time.h), gettimeofday(2)/settimeofday(2).
+
+TIMEZONE = struct.Struct("<ii")
+"""struct timezone {tz_minuteswest: int; tz_dsttime: int} -- 8 bytes
+(include/uapi/linux/time.h)."""
+
+
+def pack_timezone(tz_minuteswest: int = 0, tz_dsttime: int = 0) -> bytes:
+    """Pack a struct timezone (8 bytes, include/uapi/linux/time.h)."""
+    return TIMEZONE.pack(tz_minuteswest, tz_dsttime)
+
+
+# ---------------------------------------------------------------------------
 # struct stat (arch/x86/include/uapi/asm/stat.h, the __x86_64__ branch):
 # the layout of stat(2), fstat(2), lstat(2) and newfstatat(2).
 
@@ -103,11 +116,12 @@ STAT = struct.Struct(
     "q"  # st_size (bytes)
     "q"  # st_blksize (bytes)
     "q"  # st_blocks (512-byte units)
-    "Q"  # st_atime
+    "q"  # st_atime (ulong in the header; signed here so a pre-1970
+    #      time packs to the same bits cp_new_stat stores)
     "Q"  # st_atime_nsec
-    "Q"  # st_mtime
+    "q"  # st_mtime
     "Q"  # st_mtime_nsec
-    "Q"  # st_ctime
+    "q"  # st_ctime
     "Q"  # st_ctime_nsec
     "24x"  # __unused[3]
 )
@@ -142,6 +156,19 @@ class Stat(NamedTuple):
     st_ctime: int = 0
     st_ctime_nsec: int = 0
 
+    @classmethod
+    def from_host(cls, st: os.stat_result) -> "Stat":
+        """The ``Stat`` of a host ``os.stat_result`` (as ``stat_fields``,
+        without the dict: this is on fstat(2)'s hot path)."""
+        a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+        return cls(
+            st.st_dev, st.st_ino, st.st_nlink, st.st_mode, st.st_uid, st.st_gid,
+            st.st_rdev, st.st_size, st.st_blksize, st.st_blocks,
+            a // NSEC_PER_SEC, a % NSEC_PER_SEC,
+            m // NSEC_PER_SEC, m % NSEC_PER_SEC,
+            c // NSEC_PER_SEC, c % NSEC_PER_SEC,
+        )
+
 
 def stat_fields(st: os.stat_result) -> dict[str, int]:
     """Map a host ``os.stat_result`` to the kernel's struct stat fields.
@@ -171,7 +198,7 @@ def stat_fields(st: os.stat_result) -> dict[str, int]:
 def pack_stat(st: os.stat_result | Stat | None = None, **fields: int) -> bytes:
     """Pack a Linux x86-64 ``struct stat`` (144 bytes).
 
-    ``st`` is a host ``os.stat_result`` (converted with ``stat_fields``), a
+    ``st`` is a host ``os.stat_result`` (converted with ``Stat.from_host``), a
     ``Stat``, or None (all fields zero except ``st_blksize`` = 4096).
     Keyword ``fields`` (names from ``STAT_FIELDS``) override it, e.g.
     ``pack_stat(host_st, st_dev=0x2a)``. Unknown names raise TypeError.
@@ -183,7 +210,7 @@ def pack_stat(st: os.stat_result | Stat | None = None, **fields: int) -> bytes:
     elif isinstance(st, Stat):
         base = st
     else:
-        base = Stat(**stat_fields(st))
+        base = Stat.from_host(st)
     if fields:
         unknown = set(fields) - set(STAT_FIELDS)
         if unknown:
@@ -348,6 +375,48 @@ def pack_statx(st: os.stat_result | Statx | None = None, **fields: int) -> bytes
 def unpack_statx(data: bytes) -> Statx:
     """Parse a 256-byte struct statx into a ``Statx``."""
     return Statx(*STATX.unpack(data))
+
+
+# ---------------------------------------------------------------------------
+# struct statfs (include/uapi/asm-generic/statfs.h, which x86-64 uses with
+# __statfs_word = __kernel_long_t), statfs(2)/fstatfs(2).
+
+STATFS = struct.Struct(
+    "<"
+    "q"  # f_type (a *_SUPER_MAGIC, include/uapi/linux/magic.h)
+    "q"  # f_bsize (bytes)
+    "Q"  # f_blocks (f_frsize units)
+    "Q"  # f_bfree
+    "Q"  # f_bavail
+    "Q"  # f_files
+    "Q"  # f_ffree
+    "II"  # f_fsid (__kernel_fsid_t: int val[2])
+    "q"  # f_namelen
+    "q"  # f_frsize (bytes)
+    "q"  # f_flags (ST_* | ST_VALID)
+    "32x"  # f_spare[4]
+)
+"""struct statfs on x86-64 -- 120 bytes (include/uapi/asm-generic/statfs.h)."""
+
+ST_RDONLY = 0x0001  # include/linux/statfs.h
+ST_VALID = 0x0020   # f_flags is meaningful (include/linux/statfs.h)
+
+EXT4_SUPER_MAGIC = 0xEF53     # include/uapi/linux/magic.h
+TMPFS_MAGIC = 0x01021994
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def pack_statfs(f_type: int, f_bsize: int, f_blocks: int = 0, f_bfree: int = 0,
+                f_bavail: int = 0, f_files: int = 0, f_ffree: int = 0,
+                f_fsid: tuple[int, int] = (0, 0), f_namelen: int = 255,
+                f_frsize: int = 0, f_flags: int = ST_VALID) -> bytes:
+    """Pack a struct statfs (120 bytes) for statfs(2)/fstatfs(2).
+
+    ``f_fsid`` is the two 32-bit words of __kernel_fsid_t. Source:
+    include/uapi/asm-generic/statfs.h.
+    """
+    return STATFS.pack(f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files,
+                       f_ffree, *f_fsid, f_namelen, f_frsize, f_flags)
 
 
 # ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import select
 import stat as _stat
 from typing import Callable, Iterator, TypeVar
 
+from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel.syscalls.table import SyscallError
 
 # include/uapi/asm-generic/fcntl.h (x86-64 values). Python's os.O_LARGEFILE
@@ -97,47 +98,6 @@ def host_call(fn: Callable[..., T], *args, **kwargs) -> T:
         return fn(*args, **kwargs)
     except OSError as e:
         raise SyscallError(e.errno or errno.EIO) from None
-
-
-@dataclasses.dataclass
-class Stat:
-    """What stat(2) reports about a file; field names as struct stat.
-
-    Times are nanoseconds since the epoch. ``from_host`` copies a host
-    ``os.stat_result``.
-    """
-
-    st_dev: int = 0
-    st_ino: int = 0
-    st_nlink: int = 1
-    st_mode: int = 0
-    st_uid: int = 0
-    st_gid: int = 0
-    st_rdev: int = 0
-    st_size: int = 0
-    st_blksize: int = 4096
-    st_blocks: int = 0
-    st_atime_ns: int = 0
-    st_mtime_ns: int = 0
-    st_ctime_ns: int = 0
-
-    @classmethod
-    def from_host(cls, st: os.stat_result) -> "Stat":
-        return cls(
-            st_dev=st.st_dev,
-            st_ino=st.st_ino,
-            st_nlink=st.st_nlink,
-            st_mode=st.st_mode,
-            st_uid=st.st_uid,
-            st_gid=st.st_gid,
-            st_rdev=st.st_rdev,
-            st_size=st.st_size,
-            st_blksize=st.st_blksize,
-            st_blocks=st.st_blocks,
-            st_atime_ns=st.st_atime_ns,
-            st_mtime_ns=st.st_mtime_ns,
-            st_ctime_ns=st.st_ctime_ns,
-        )
 
 
 @dataclasses.dataclass
@@ -454,6 +414,7 @@ class _CharDevice(File):
         return Stat(
             st_dev=makedev(0, 5),
             st_ino=0x1000 + self.MINOR,
+            st_nlink=1,
             st_mode=_stat.S_IFCHR | 0o666,
             st_rdev=makedev(1, self.MINOR),
             st_blksize=4096,

@@ -27,11 +27,12 @@ import errno
 import os
 import stat as _stat
 
+from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel import fd as fdmod
 from kvmsentry.kernel.fd import (
     O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDONLY, O_TRUNC, OPEN_ONLY_FLAGS, __O_TMPFILE, Dirent, File, HostFile,
-    HostStream, PathFile, Stat, host_call,
+    HostStream, PathFile, host_call,
 )
 from kvmsentry.kernel.syscalls.table import SyscallError
 
@@ -310,7 +311,7 @@ def host_tty_fd() -> int | None:
 
 def device_stat(name: bytes) -> Stat:
     major, minor = DEVICES[name]
-    return Stat(st_dev=os.makedev(0, 5), st_ino=0x1000 + major * 256 + minor,
+    return Stat(st_dev=os.makedev(0, 5), st_ino=0x1000 + major * 256 + minor, st_nlink=1,
                 st_mode=_stat.S_IFCHR | 0o666, st_rdev=os.makedev(major, minor))
 
 
@@ -330,7 +331,7 @@ def node_stat(node: Node, follow_file: bool = True) -> Stat:
                     st_nlink=2, st_mode=_stat.S_IFDIR | 0o555, st_size=0)
     if node.kind == MAGICLINK:
         return Stat(st_dev=os.makedev(0, 22), st_ino=_VDIR_INO + 0x100 + len(node.guest_path),
-                    st_mode=_stat.S_IFLNK | 0o777, st_size=len(node.target))
+                    st_nlink=1, st_mode=_stat.S_IFLNK | 0o777, st_size=len(node.target))
     raise SyscallError(errno.ENOENT)
 
 

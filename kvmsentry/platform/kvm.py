@@ -37,6 +37,8 @@ TRAP_FAULT = 1
 _FRAME = struct.Struct("<5Q")  # rip, cs, rflags, rsp, ss
 _EXCEPTION_FRAME = struct.Struct("<6Q")  # error_code, rip, cs, rflags, rsp, ss
 _SYNC_REGS = lib.KVM_SYNC_X86_REGS
+_USER_CS = layout.USER_CS
+_USER_DS = layout.USER_DS
 # XCR0 features a Linux process may use without asking (x87, SSE, AVX,
 # AVX-512 opmask/ZMM state); not MPX (3-4), PKRU (9) or AMX (17-18).
 _XCR0_ALLOWED = 0xE7
@@ -289,6 +291,9 @@ class Context:
         self._syscall_return_rip = platform.runtime.symbols["syscall_entry"] + 2
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
+        self._run_struct = vcpu.run_struct
+        self._dirty_tables = address_space.page_table.dirty_tables
+        self._retired_tables = platform._retired_tables
         self.user_rip = 0
         self.user_rsp = 0
         self.user_rflags = USER_RFLAGS_INIT
@@ -373,23 +378,23 @@ class Context:
         a fault in ring 0).
         """
         regs = self.regs
-        run_struct = self.vcpu.run_struct
         if self._started:
             rip = self.user_rip
-            if not x86.is_canonical(rip):
+            if rip >> 47 and rip >> 47 != 0x1FFFF:
                 raise PlatformError(f"return to non-canonical RIP {rip:#x}")
-            _FRAME.pack_into(self._view, self._frame_gpa, rip, layout.USER_CS,
-                             self.user_rflags, self.user_rsp, layout.USER_DS)
+            _FRAME.pack_into(self._view, self._frame_gpa, rip, _USER_CS,
+                             self.user_rflags, self.user_rsp, _USER_DS)
             regs.rsp = self._frame_gva
-            if self.address_space.page_table.dirty_tables or self.platform._retired_tables:
+            if self._dirty_tables or self._retired_tables:
                 self._write_zap_list()
                 regs.rip = self._flush_return
             else:
                 regs.rip = self._iret_return
-            run_struct.kvm_dirty_regs = _SYNC_REGS
+            self._run_struct.kvm_dirty_regs = _SYNC_REGS
         self._started = True
+        vcpu_run = self.vcpu.run
         while True:
-            exit_ = self.vcpu.run()
+            exit_ = vcpu_run()
             self.exits += 1
             if exit_.__class__ is ExitIo:
                 port = exit_.port

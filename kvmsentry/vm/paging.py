@@ -86,7 +86,7 @@ class PageTable:
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool, user: bool = True) -> None:
         """Map the 4 KiB page at ``gva`` (page aligned) to the frame at ``gpa``."""
-        self._set(self._leaf_slot(gva, True), pte(gpa, writable=writable, executable=executable, user=user))
+        self.set_entry(gva, pte(gpa, writable=writable, executable=executable, user=user))
 
     def map_huge(self, gva: int, gpa: int, *, writable: bool, user: bool) -> None:
         """Map the 2 MiB page at ``gva`` to ``gpa`` (both 2 MiB aligned), no-execute."""

@@ -17,6 +17,8 @@ from kvmsentry.abi import auxv, structs
         (structs.UTSNAME, 390),
         (structs.TIMESPEC, 16),
         (structs.TIMEVAL, 16),
+        (structs.TIMEZONE, 8),
+        (structs.STATFS, 120),
         (structs.RLIMIT, 16),
         (structs.SYSINFO, 112),
         (structs.IOVEC, 16),
@@ -65,6 +67,27 @@ def test_pack_stat_from_host():
     assert int.from_bytes(raw[8:16], "little") == st.st_ino
     assert int.from_bytes(raw[24:28], "little") == st.st_mode
     assert int.from_bytes(raw[48:56], "little") == st.st_size
+
+
+def test_stat_from_host_matches_stat_fields_and_packs_pre_1970(tmp_path):
+    p = tmp_path / "old"
+    p.write_bytes(b"x")
+    os.utime(p, ns=(-1_500_000_001, 86_400_000_000_007))
+    st = os.stat(p)
+    assert structs.Stat.from_host(st) == structs.Stat(**structs.stat_fields(st))
+    back = structs.unpack_stat(structs.pack_stat(st))
+    assert (back.st_atime, back.st_atime_nsec) == (-2, 499_999_999)
+    assert (back.st_mtime, back.st_mtime_nsec) == (86_400, 7)
+
+
+def test_pack_statfs_offsets():
+    raw = structs.pack_statfs(structs.TMPFS_MAGIC, 4096, f_fsid=(1, 2), f_namelen=255,
+                              f_frsize=4096)
+    # include/uapi/asm-generic/statfs.h: f_fsid at 56, f_namelen 64, f_flags 80.
+    assert int.from_bytes(raw[0:8], "little") == 0x01021994
+    assert raw[56:64] == (1).to_bytes(4, "little") + (2).to_bytes(4, "little")
+    assert int.from_bytes(raw[64:72], "little") == 255
+    assert int.from_bytes(raw[80:88], "little") == structs.ST_VALID
 
 
 def test_pack_stat_overrides_and_unknown_field():

@@ -165,9 +165,6 @@ def test_mark_stale(memory):
     assert pt.dirty_tables == {_leaf_table(pt, 0x5000)}
 
 
-@pytest.mark.xfail(strict=True, reason="PageTable.map overwrites a present entry without "
-                   "recording its table in dirty_tables (the module docstring says every "
-                   "change to a present entry is recorded); no caller remaps with map() today")
 def test_map_over_a_present_entry_records_dirty_table(memory):
     pt = PageTable(memory)
     pt.map(0x5000, memory.alloc_frame(), writable=True, executable=False)

@@ -17,67 +17,27 @@ import errno
 import os
 import struct
 
+from kvmsentry.abi.structs import (
+    EXT4_SUPER_MAGIC, IOVEC, LINUX_DIRENT64_HEADER, PROC_SUPER_MAGIC, ST_RDONLY,
+    ST_VALID, STAT, STATX, STATX__RESERVED, STATX_BASIC_STATS, TMPFS_MAGIC,
+    UIO_MAXIOV, Stat, pack_statfs,
+)
 from kvmsentry.kernel import files as F
 from kvmsentry.kernel.fd import (
     FIOCLEX, FIONBIO, FIONCLEX, MAX_RW_COUNT, O_APPEND, O_CLOEXEC,
     O_CREAT, O_NONBLOCK, O_PATH, O_TRUNC, O_WRONLY, SEEK_HOLE, SETFL_MASK,
-    File, Stat, host_call, nofile_limit,
+    File, host_call, nofile_limit,
 )
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
-
-# struct stat, arch/x86/include/uapi/asm/stat.h (x86-64): 144 bytes.
-STAT = struct.Struct("<QQQIIIIQqqqqqqqqq24x")
-assert STAT.size == 144
-
-# struct statx, include/uapi/linux/stat.h: 256 bytes.
-#   stx_mask u32, stx_blksize u32, stx_attributes u64,
-#   stx_nlink u32, stx_uid u32, stx_gid u32, stx_mode u16, pad u16,
-#   stx_ino, stx_size, stx_blocks, stx_attributes_mask (u64 each),
-#   stx_atime, stx_btime, stx_ctime, stx_mtime (statx_timestamp: s64 sec,
-#   u32 nsec, s32 pad), stx_rdev_major/minor, stx_dev_major/minor (u32),
-#   stx_mnt_id u64, stx_dio_mem_align u32, stx_dio_offset_align u32, spare.
-STATX = struct.Struct("<IIQIIIH2xQQQQ" + "qI4x" * 4 + "IIIIQII96x")
-assert STATX.size == 256
-STATX_TYPE = 0x1
-STATX_MODE = 0x2
-STATX_NLINK = 0x4
-STATX_UID = 0x8
-STATX_GID = 0x10
-STATX_ATIME = 0x20
-STATX_MTIME = 0x40
-STATX_CTIME = 0x80
-STATX_INO = 0x100
-STATX_SIZE = 0x200
-STATX_BLOCKS = 0x400
-STATX_BASIC_STATS = 0x7FF
-STATX__RESERVED = 0x80000000
-AT_STATX_SYNC_TYPE = 0x6000
-
-# struct statfs, include/uapi/asm-generic/statfs.h with 64-bit words: 120 bytes.
-#   f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree (long),
-#   f_fsid (2 x int), f_namelen, f_frsize, f_flags, f_spare[4] (long).
-STATFS = struct.Struct("<qqQQQQQIIqqq32x")
-assert STATFS.size == 120
-EXT4_SUPER_MAGIC = 0xEF53
-TMPFS_MAGIC = 0x01021994
-PROC_SUPER_MAGIC = 0x9FA0
-ST_RDONLY = 0x1
-ST_VALID = 0x20  # include/linux/statfs.h: f_flags is meaningful
-
-# struct iovec: void *iov_base, size_t iov_len.
-IOVEC = struct.Struct("<QQ")
-UIO_MAXIOV = 1024
-
-# struct linux_dirent64 header: d_ino u64, d_off s64, d_reclen u16, d_type u8.
-DIRENT64 = struct.Struct("<QqHB")
 
 # include/uapi/linux/fcntl.h
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EACCESS = 0x200
 AT_NO_AUTOMOUNT = 0x800
 AT_EMPTY_PATH = 0x1000
+AT_STATX_SYNC_TYPE = 0x6000  # statx(2)'s FORCE_SYNC | DONT_SYNC
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_DUPFD_CLOEXEC = 1030
 FD_CLOEXEC = 1
@@ -468,15 +428,7 @@ def sys_lseek(task, fd, offset, whence):
 
 # -- stat -------------------------------------------------------------------
 
-def pack_stat(st: Stat) -> bytes:
-    return STAT.pack(
-        st.st_dev, st.st_ino, st.st_nlink, st.st_mode, st.st_uid, st.st_gid, 0,
-        st.st_rdev, st.st_size, st.st_blksize, st.st_blocks,
-        st.st_atime_ns // 10**9, st.st_atime_ns % 10**9,
-        st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9,
-        st.st_ctime_ns // 10**9, st.st_ctime_ns % 10**9,
-    )
-
+# A Stat is struct stat's fields in layout order: ``STAT.pack(*st)``.
 
 def _stat_at(task, dirfd: int, path_gva: int, flags: int) -> Stat:
     """The Stat of (dirfd, path) under AT_SYMLINK_NOFOLLOW/AT_EMPTY_PATH."""
@@ -493,14 +445,14 @@ def _stat_at(task, dirfd: int, path_gva: int, flags: int) -> Stat:
 def sys_fstat(task, fd, statbuf):
     """Implements Linux syscall fstat(2): struct stat (144 bytes). EBADF."""
     st = task.fds.get(to_int(fd)).stat()
-    task.mm.copy_out(statbuf, pack_stat(st))
+    task.mm.copy_out(statbuf, STAT.pack(*st))
     return 0
 
 
 @syscall("stat")
 def sys_stat(task, pathname, statbuf):
     """Implements Linux syscall stat(2). ENOENT, ENOTDIR, ELOOP, EFAULT."""
-    task.mm.copy_out(statbuf, pack_stat(_stat_at(task, AT_FDCWD, pathname, 0)))
+    task.mm.copy_out(statbuf, STAT.pack(*_stat_at(task, AT_FDCWD, pathname, 0)))
     return 0
 
 
@@ -508,7 +460,7 @@ def sys_stat(task, pathname, statbuf):
 def sys_lstat(task, pathname, statbuf):
     """Implements Linux syscall lstat(2): stat of a symlink itself."""
     st = _stat_at(task, AT_FDCWD, pathname, AT_SYMLINK_NOFOLLOW)
-    task.mm.copy_out(statbuf, pack_stat(st))
+    task.mm.copy_out(statbuf, STAT.pack(*st))
     return 0
 
 
@@ -523,7 +475,7 @@ def sys_newfstatat(task, dirfd, pathname, statbuf, flags):
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
         raise SyscallError(errno.EINVAL)
     st = _stat_at(task, to_int(dirfd), pathname, flags)
-    task.mm.copy_out(statbuf, pack_stat(st))
+    task.mm.copy_out(statbuf, STAT.pack(*st))
     return 0
 
 
@@ -543,14 +495,12 @@ def sys_statx(task, dirfd, pathname, flags, mask, statxbuf):
     if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
         raise SyscallError(errno.EINVAL)
     st = _stat_at(task, to_int(dirfd), pathname, flags)
-    times = []
-    for ns in (st.st_atime_ns, 0, st.st_ctime_ns, st.st_mtime_ns):  # a, b, c, m
-        times += [ns // 10**9, ns % 10**9]
     data = STATX.pack(
         STATX_BASIC_STATS, st.st_blksize, 0,
         st.st_nlink, st.st_uid, st.st_gid, st.st_mode & 0xFFFF,
         st.st_ino, st.st_size, st.st_blocks, 0,
-        *times,
+        st.st_atime, st.st_atime_nsec, 0, 0,  # atime, btime
+        st.st_ctime, st.st_ctime_nsec, st.st_mtime, st.st_mtime_nsec,
         os.major(st.st_rdev), os.minor(st.st_rdev),
         os.major(st.st_dev), os.minor(st.st_dev),
         0, 0, 0,
@@ -578,14 +528,14 @@ def sys_getdents64(task, fd, dirp, count):
     out = bytearray()
     last_off = 0
     for d_off, ent in file.getdents():
-        reclen = (DIRENT64.size + len(ent.d_name) + 1 + 7) & ~7
+        reclen = (LINUX_DIRENT64_HEADER.size + len(ent.d_name) + 1 + 7) & ~7
         if len(out) + reclen > count:
             if not out:
                 raise SyscallError(errno.EINVAL)
             break
-        out += DIRENT64.pack(ent.d_ino, d_off, reclen, ent.d_type)
+        out += LINUX_DIRENT64_HEADER.pack(ent.d_ino, d_off, reclen, ent.d_type)
         out += ent.d_name
-        out += bytes(reclen - DIRENT64.size - len(ent.d_name))
+        out += bytes(reclen - LINUX_DIRENT64_HEADER.size - len(ent.d_name))
         last_off = d_off
     if not out:
         return 0
@@ -818,13 +768,13 @@ def _pack_statfs(task, host: bytes | None, guest_path: bytes) -> bytes:
             f_type = PROC_SUPER_MAGIC
         else:
             f_type = EXT4_SUPER_MAGIC
-        return STATFS.pack(
+        return pack_statfs(
             f_type, vfs.f_bsize, vfs.f_blocks, vfs.f_bfree, vfs.f_bavail,
-            vfs.f_files, vfs.f_ffree, vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF,
+            vfs.f_files, vfs.f_ffree, (vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF),
             vfs.f_namemax, vfs.f_frsize, vfs.f_flag | ST_RDONLY | ST_VALID,
         )
     # Sentry-made files (devices, /proc/self): an empty tmpfs-like answer.
-    return STATFS.pack(TMPFS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 0, 255, 4096, ST_VALID)
+    return pack_statfs(TMPFS_MAGIC, 4096, f_namelen=255, f_frsize=4096, f_flags=ST_VALID)
 
 
 @syscall("statfs")

@@ -13,14 +13,15 @@ import os
 import struct
 import time
 
+from kvmsentry.abi.structs import (
+    NSEC_PER_SEC, RLIM_INFINITY, RLIMIT, SI_LOAD_SHIFT, TIMESPEC, TIMEVAL, TIMEZONE,
+    UTSNAME, UTSNAME_FIELD_LEN, pack_sysinfo,
+)
 from kvmsentry.kernel.fd import NOFILE_DEFAULT, NR_OPEN, RLIMIT_NOFILE
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 
-# struct new_utsname, include/uapi/linux/utsname.h: 6 x char[65].
-UTS_LEN = 65
-UTSNAME = struct.Struct("<65s65s65s65s65s65s")
-assert UTSNAME.size == 390
+# uname(2)'s answer (struct new_utsname fields, at most 64 bytes each).
 UTS_SYSNAME = b"Linux"
 UTS_NODENAME = b"kvmsentry"
 # glibc refuses kernels older than its --enable-kernel (3.2); musl does not check.
@@ -29,20 +30,6 @@ UTS_VERSION = b"#1 SMP PREEMPT_DYNAMIC kvmsentry"
 UTS_MACHINE = b"x86_64"
 UTS_DOMAINNAME = b"(none)"
 
-# struct sysinfo, include/uapi/linux/sysinfo.h on x86-64: 112 bytes.
-#   long uptime; unsigned long loads[3], totalram, freeram, sharedram,
-#   bufferram, totalswap, freeswap; u16 procs, pad; (4 bytes padding)
-#   unsigned long totalhigh, freehigh; u32 mem_unit; char _f[0] (+4 pad).
-SYSINFO = struct.Struct("<q3Q6QHH4xQQI4x")
-assert SYSINFO.size == 112
-SI_LOAD_SHIFT = 16
-
-# struct timespec / timeval / timezone (64-bit longs).
-TIMESPEC = struct.Struct("<qq")
-TIMEVAL = struct.Struct("<qq")
-TIMEZONE = struct.Struct("<ii")
-# struct rlimit / rlimit64: two u64.
-RLIMIT = struct.Struct("<QQ")
 U32 = struct.Struct("<I")
 Q = struct.Struct("<Q")
 
@@ -59,7 +46,6 @@ RLIMIT_RSS, RLIMIT_NPROC = 5, 6
 RLIMIT_MEMLOCK, RLIMIT_AS, RLIMIT_LOCKS, RLIMIT_SIGPENDING = 8, 9, 10, 11
 RLIMIT_MSGQUEUE, RLIMIT_NICE, RLIMIT_RTPRIO, RLIMIT_RTTIME = 12, 13, 14, 15
 RLIM_NLIMITS = 16
-RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
 
 # What a process gets on a stock Linux system (include/asm-generic/resource.h
 # INIT_RLIMITS, with systemd's NOFILE and Linux 5.16+'s 8 MiB MEMLOCK).
@@ -96,7 +82,6 @@ CLOCK_REALTIME_ALARM = 8
 CLOCK_BOOTTIME_ALARM = 9
 CLOCK_TAI = 11
 TIMER_ABSTIME = 1
-NSEC_PER_SEC = 10**9
 
 # Guest clock id -> the host clock read for it.
 _HOST_CLOCKS = {
@@ -133,7 +118,7 @@ def sys_uname(task, buf):
     if isinstance(nodename, str):
         nodename = nodename.encode()
     fields = (UTS_SYSNAME, nodename, UTS_RELEASE, UTS_VERSION, UTS_MACHINE, UTS_DOMAINNAME)
-    task.mm.copy_out(buf, UTSNAME.pack(*(f[:UTS_LEN - 1] for f in fields)))
+    task.mm.copy_out(buf, UTSNAME.pack(*(f[:UTSNAME_FIELD_LEN - 1] for f in fields)))
     return 0
 
 
@@ -149,7 +134,7 @@ def sys_sysinfo(task, info):
     page = os.sysconf("SC_PAGE_SIZE")
     total = os.sysconf("SC_PHYS_PAGES") * page
     free = os.sysconf("SC_AVPHYS_PAGES") * page
-    data = SYSINFO.pack(uptime, *loads, total, free, 0, 0, 0, 0, 1, 0, 0, 0, 1)
+    data = pack_sysinfo(uptime, loads, totalram=total, freeram=free, procs=1, mem_unit=1)
     task.mm.copy_out(info, data)
     return 0
 
