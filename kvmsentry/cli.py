@@ -18,8 +18,11 @@ EXIT_NOT_FOUND = 127
 EXIT_SENTRY_FAILURE = 125
 
 
+MAX_MEMORY = 64 << 30  # the frame allocator keeps 2 bytes per 4 KiB frame
+
+
 def _parse_memory(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     text = text.strip().lower()
     scale = units.get(text[-1:], 1)
     number = text[:-1] if text[-1:] in units else text
@@ -29,6 +32,8 @@ def _parse_memory(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M, 4G)") from None
     if value < 16 << 20:
         raise argparse.ArgumentTypeError("at least 16M of guest memory is needed")
+    if value > MAX_MEMORY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_MEMORY >> 30}G of guest memory is supported")
     return value & ~0xFFF
 
 
@@ -50,21 +55,35 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--memory", type=_parse_memory, default=4 << 30, metavar="SIZE",
                       help="guest memory (default 4G; pages are committed only when used)")
     boot.add_argument("binary", metavar="BINARY")
-    boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                      help="arguments for the program (argv[1:])")
     syscalls = sub.add_parser("syscalls", help="print the syscall table and its support levels")
     syscalls.add_argument("--all", action="store_true", help="include unimplemented syscalls")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "boot":
+        for item in args.env:
+            if "=" not in item or item.startswith("="):
+                parser.error(f"--env {item!r}: expected K=V")
+        for option, path in (("--cwd", args.cwd), ("--root", args.root)):
+            if path is not None and not os.path.isdir(path):
+                parser.error(f"{option} {path}: not a directory")
     if args.command == "syscalls":
         try:
             return _syscalls(args)
         except BrokenPipeError:  # `kvmsentry syscalls | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-    return _boot(args)
+    try:
+        return _boot(args)
+    except KeyboardInterrupt:
+        # Ctrl-C: the guest dies of SIGINT as a foreground program would
+        # (forwarding it to the guest comes with signal delivery).
+        return 128 + 2
 
 
 def _syscalls(args) -> int:
@@ -77,31 +96,63 @@ def _syscalls(args) -> int:
     return 0
 
 
+def _fill_closed_stdio() -> tuple[int, ...]:
+    """Open /dev/null on each of fds 0-2 that is closed; returns which were."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        placeholder = os.open(os.devnull, os.O_RDWR)
+        if placeholder != fd:
+            os.dup2(placeholder, fd)
+            os.close(placeholder)
+    return tuple(closed)
+
+
 def _error(message: str) -> None:
     print(f"kvmsentry: {message}", file=sys.stderr, flush=True)
 
 
-def _boot(args) -> int:
+def _host_path(args) -> str:
+    """The host file BINARY names: a host path, or a guest path inside --root."""
     binary = args.binary
+    if args.root in ("/", None):
+        return binary
+    root = os.path.realpath(args.root)
+    guest = binary if binary.startswith("/") else os.path.join(args.cwd or "/", binary)
+    host = os.path.realpath(os.path.join(root, guest.lstrip("/")))
+    if host != root and not host.startswith(root + os.sep):
+        return os.path.join(root, "nonexistent", guest.lstrip("/"))  # escapes: not found
+    return host
+
+
+def _boot(args) -> int:
+    binary = _host_path(args)
     if not os.path.exists(binary):
         _error(f"{binary}: No such file or directory")
         return EXIT_NOT_FOUND
     if os.path.isdir(binary):
         _error(f"{binary}: cannot execute: Is a directory")
         return EXIT_CANNOT_EXECUTE
-    if not os.access(binary, os.R_OK):
-        _error(f"{binary}: cannot execute: Permission denied")
+    if not os.access(binary, os.R_OK) or not os.access(binary, os.X_OK):
+        _error(f"{args.binary}: cannot execute: Permission denied")
         return EXIT_CANNOT_EXECUTE
     env = dict(os.environ) if args.inherit_env else {}
     for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            _error(f"--env {item!r}: expected K=V")
-            return EXIT_SENTRY_FAILURE
+        key, _, value = item.partition("=")
         env[key] = value
     envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
-    argv = [os.fsencode(binary)] + [os.fsencode(a) for a in args.args]
-    cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
+    argv = [os.fsencode(args.binary)] + [os.fsencode(a) for a in args.args]
+    if args.root in ("/", None):
+        cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
+    else:
+        cwd = args.cwd or "/"
+    # Keep fds 0-2 taken while KVM opens its fds, so that a closed stdio
+    # fd stays closed for the guest instead of aliasing /dev/kvm.
+    closed = _fill_closed_stdio()
 
     from kvmsentry.kernel.kernel import ExecError, Kernel, SentryBug
     from kvmsentry.platform.kvm import KvmPlatform
@@ -112,12 +163,12 @@ def _boot(args) -> int:
     except KvmUnavailable as e:
         _error(str(e))
         return EXIT_SENTRY_FAILURE
-    except KvmError as e:
+    except OSError as e:  # KvmError, or the host refusing the guest memory mapping
         _error(f"cannot set up the VM: {e}")
         return EXIT_SENTRY_FAILURE
     kernel = Kernel(platform, strace=args.strace, root=args.root)
     try:
-        task = kernel.exec_first(binary, argv, envp, cwd)
+        task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed)
     except ExecError as e:
         _error(f"{binary}: cannot execute: {e}")
         return EXIT_CANNOT_EXECUTE

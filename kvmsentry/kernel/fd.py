@@ -538,11 +538,16 @@ class FdTable:
         self._cloexec: set[int] = set()
 
     @classmethod
-    def with_stdio(cls) -> "FdTable":
-        """A table whose fds 0, 1, 2 pass through the sentry's own stdio."""
+    def with_stdio(cls, closed: tuple[int, ...] = ()) -> "FdTable":
+        """A table whose fds 0, 1, 2 pass through the sentry's own stdio.
+
+        ``closed`` lists the ones kvmsentry was started without: the guest
+        finds them closed too (EBADF), as a natively started program would.
+        """
         table = cls()
         for fd in (0, 1, 2):
-            table.install_at(fd, HostStream(fd))
+            if fd not in closed:
+                table.install_at(fd, HostStream(fd))
         return table
 
     def __contains__(self, fd: int) -> bool:

@@ -28,7 +28,7 @@ from kvmsentry.kernel.syscalls import table as systable
 from kvmsentry.kernel.syscalls.process import TaskExit
 from kvmsentry.kernel.task import Process, Task
 from kvmsentry.loader.elf import ELF_ET_DYN_BASE, ElfError, load_elf
-from kvmsentry.loader.stack import build_initial_stack, make_auxv
+from kvmsentry.loader.stack import ArgListTooLong, build_initial_stack, make_auxv
 from kvmsentry.platform import layout
 from kvmsentry.platform.kvm import TRAP_SYSCALL, KvmPlatform
 from kvmsentry.vm import x86
@@ -52,6 +52,8 @@ HWCAP2_FSGSBASE = 1 << 1
 EXIT_SENTRY_FAILURE = 125
 
 _HANDLERS: list = [None] * (max(e.number for e in systable.TABLE) + 1)
+_SIGPIPE_SYSCALLS = frozenset(systable.NUMBERS[name] for name in (
+    "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile", "sendto", "sendmsg", "splice"))
 
 
 class ExecError(Exception):
@@ -93,7 +95,8 @@ class Kernel:
         return self.platform._cpuid_leaf(function, 0)
 
     # -- exec --------------------------------------------------------------
-    def exec_first(self, host_path: str, argv: list[bytes], envp: list[bytes], cwd: str) -> Task:
+    def exec_first(self, host_path: str, argv: list[bytes], envp: list[bytes], cwd: str,
+                   closed_stdio: tuple[int, ...] = ()) -> Task:
         """Load ``host_path`` as pid 1 and return its task, ready to run.
 
         Raises FileNotFoundError / IsADirectoryError / PermissionError for
@@ -102,6 +105,12 @@ class Kernel:
         """
         if os.path.isdir(host_path):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", host_path)
+        if not os.access(host_path, os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", host_path)
+        with open(host_path, "rb") as f:
+            if f.read(2) == b"#!":
+                raise ExecError(errno.ENOEXEC, "#! scripts are not supported yet "
+                                               "(execve comes with the processes issue)")
         try:
             image = load_elf(host_path)
         except ElfError as e:
@@ -114,12 +123,15 @@ class Kernel:
         address_space = self.platform.new_address_space()
         mm = MemoryManager(address_space, self.platform.memory,
                            task_size=layout.TASK_SIZE, mmap_base=MMAP_BASE)
-        task = Task(tid=1, process=process, mm=mm, fds=FdTable.with_stdio())
+        task = Task(tid=1, process=process, mm=mm, fds=FdTable.with_stdio(closed_stdio))
         try:
             entry, rsp = self._load(task, image, host_path, argv, envp)
         except OutOfGuestMemory:
             mm.destroy()
             raise ExecError(errno.ENOMEM, "not enough guest memory to load the program") from None
+        except ArgListTooLong as e:
+            mm.destroy()
+            raise ExecError(errno.E2BIG, str(e)) from None
         task.context = self.platform.new_context(address_space)
         task.context.reset(entry, rsp)
         return task
@@ -227,7 +239,20 @@ class Kernel:
         self.recent.append((nr, result))
         if self.strace:
             self._trace(task, row, nr, regs, result, start)
+        if result == -errno.EPIPE and nr in _SIGPIPE_SYSCALLS:
+            self._sigpipe(task)
         regs.rax = result & 0xFFFF_FFFF_FFFF_FFFF
+
+    def _sigpipe(self, task: Task) -> None:
+        """A write to a broken pipe raises SIGPIPE (pipe(7)); its default action kills quietly.
+
+        Until signal delivery lands (the processes issue), a handled or
+        ignored or blocked SIGPIPE leaves only the EPIPE the call returned.
+        """
+        action = task.process.sigactions.get(signal.SIGPIPE)
+        handler = int.from_bytes(action[:8], "little") if action else 0  # SIG_DFL is 0
+        if handler == 0 and not task.sigmask & (1 << (signal.SIGPIPE - 1)):
+            raise _Killed(signal.SIGPIPE)
 
     def _trace(self, task, row, nr, regs, result, start) -> None:
         from kvmsentry.kernel import strace

@@ -98,6 +98,7 @@ class MemoryManager:
         self.pages: dict[int, int] = {}  # virtual page number -> frame GPA
         self.brk_start = 0
         self.brk = 0
+        self.stack_limit = 8 << 20  # RLIMIT_STACK's default soft value, bytes
         self.faults = 0
 
     # -- VMA bookkeeping ------------------------------------------------
@@ -298,11 +299,15 @@ class MemoryManager:
         return 0
 
     def _grow_stack(self, gva: int) -> Vma | None:
-        """Extend a grows-down VMA just above ``gva`` (the main stack), as Linux does."""
+        """Extend a grows-down VMA just above ``gva`` (the main stack), as Linux does.
+
+        The stack may not exceed ``stack_limit`` bytes (RLIMIT_STACK; Linux
+        mm/mmap.c acct_stack_growth): beyond it the fault is a SIGSEGV.
+        """
         i = bisect.bisect_right(self._starts, gva)
         if i < len(self.vmas):
             vma = self.vmas[i]
-            if vma.grows_down and vma.start - gva <= 64 * 1024 * 1024:
+            if vma.grows_down and vma.end - (gva & PAGE_MASK) <= self.stack_limit:
                 new_start = gva & PAGE_MASK
                 if self.is_free(new_start, vma.start):
                     vma.start = new_start

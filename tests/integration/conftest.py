@@ -203,3 +203,31 @@ def run_sentry_fixture():
 @pytest.fixture(scope="session", name="assert_same")
 def assert_same_fixture():
     return assert_same
+
+
+BUSYBOX = "/bin/busybox"
+
+
+def _is_static(path):
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        return not any(seg["p_type"] == "PT_INTERP" for seg in ELFFile(f).iter_segments())
+
+
+@pytest.fixture(scope="session")
+def busybox_problem():
+    """None if /bin/busybox is a static binary, else what is wrong."""
+    try:
+        if _is_static(BUSYBOX):
+            return None
+        return f"{BUSYBOX} is dynamically linked (install Debian's busybox-static)"
+    except FileNotFoundError:
+        return f"{BUSYBOX} is missing (install Debian's busybox-static)"
+
+
+@pytest.fixture
+def busybox(busybox_problem, skip_or_fail):
+    """The path of Debian's static busybox (skips, or fails in CI, without it)."""
+    if busybox_problem:
+        skip_or_fail(busybox_problem)
+    return BUSYBOX

@@ -5,34 +5,10 @@ import hashlib
 import random
 
 import pytest
-from elftools.elf.elffile import ELFFile
 
 pytestmark = pytest.mark.requires_kvm
 
-BUSYBOX = "/bin/busybox"
-
-
-def _is_static(path):
-    with open(path, "rb") as f:
-        return not any(seg["p_type"] == "PT_INTERP" for seg in ELFFile(f).iter_segments())
-
-
-@pytest.fixture(scope="module")
-def busybox_problem():
-    """None if /bin/busybox is a static binary, else what is wrong."""
-    try:
-        if _is_static(BUSYBOX):
-            return None
-        return f"{BUSYBOX} is dynamically linked (install Debian's busybox-static)"
-    except FileNotFoundError:
-        return f"{BUSYBOX} is missing (install Debian's busybox-static)"
-
-
-@pytest.fixture
-def busybox(busybox_problem, skip_or_fail):
-    if busybox_problem:
-        skip_or_fail(busybox_problem)
-    return BUSYBOX
+from conftest import BUSYBOX
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from kvmsentry.kernel.fd import (
 )
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
-from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
+from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, error, syscall
 
 # include/uapi/linux/fcntl.h
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -829,3 +829,14 @@ def sys_fsync(task, fd):
 def sys_fdatasync(task, fd):
     """Implements Linux syscall fdatasync(2): a no-op on an open fd. EBADF."""
     return _sync_fd(task, fd)
+
+
+# The guest's files are the host's, read-only, until the VFS issue lands an
+# overlay: calls that would change them fail as on a read-only mount.
+for _name in ("mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat",
+              "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod",
+              "fchmodat", "chown", "fchown", "lchown", "fchownat", "utime", "utimes",
+              "utimensat", "futimesat", "truncate", "ftruncate", "fallocate", "mknod",
+              "mknodat", "setxattr", "lsetxattr", "fsetxattr", "removexattr",
+              "lremovexattr", "fremovexattr"):
+    error(_name, errno.EROFS, "the guest's files are read-only until the VFS issue")

@@ -117,6 +117,11 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
     length = page_align_up(length)
     if length == 0 or length > mm.task_size:
         raise SyscallError(errno.ENOMEM)
+    if (map_type == MAP_PRIVATE and prot & PROT_WRITE and not flags & MAP_NORESERVE
+            and length > mm.memory.size):
+        # Linux's heuristic overcommit refuses a private writable mapping
+        # larger than all the memory there is (mm/util.c __vm_enough_memory).
+        raise SyscallError(errno.ENOMEM)
     if prot & ~(_PROT_ALL | PROT_GROWSDOWN | PROT_GROWSUP):
         raise SyscallError(errno.EINVAL)
     file = None

@@ -1,0 +1,84 @@
+"""Edges a newcomer hit: closed stdio, SIGPIPE, stack overflow, read-only
+files, exec permission, #! scripts. Each compares with the native run."""
+
+import subprocess
+
+import pytest
+
+from conftest import BUSYBOX, sentry_command
+
+pytestmark = pytest.mark.requires_kvm
+
+
+def _shell(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("redirect", ["<&-", ">&-"])
+def test_closed_stdio_stays_closed(redirect, busybox):
+    """A closed fd 0 or 1 is EBADF in the guest, not an fd kvmsentry opened."""
+    applet = "cat" if redirect == "<&-" else "echo hi"
+    sentry_cmd = " ".join(sentry_command()) + f" boot {BUSYBOX} {applet} {redirect}"
+    native = _shell(f"{BUSYBOX} {applet} {redirect}")
+    sentry = _shell(sentry_cmd)
+    assert sentry.returncode == native.returncode
+    assert sentry.stderr == native.stderr
+    assert b"Bad file descriptor" in sentry.stderr
+
+
+def test_sigpipe_kills_the_writer(busybox):
+    """`yes | head -1`: yes dies of SIGPIPE (141) as on Linux."""
+    sentry = " ".join(sentry_command()) + f" boot {BUSYBOX} yes"
+    native = _shell(f"{BUSYBOX} yes | head -1; echo ${{PIPESTATUS[0]}}")
+    ours = _shell(f"{sentry} | head -1; echo ${{PIPESTATUS[0]}}")
+    assert native.stdout == b"y\n141\n"
+    assert ours.stdout == native.stdout, ours.stderr
+
+
+def test_stack_overflow_is_sigsegv(guests, run_both):
+    """Recursion stops at RLIMIT_STACK (8 MiB) with SIGSEGV, not at guest memory."""
+    native, sentry = run_both([guests["stack_overflow"]])
+    assert native.returncode == sentry.returncode == 139
+    assert sentry.stdout == native.stdout == b"recursing\n"
+    assert "SIGSEGV" in sentry.stderr.decode()
+
+
+def test_host_files_are_read_only(tmp_path, busybox, run_sentry):
+    """Writes to host files fail with EROFS and change nothing on the host."""
+    target = tmp_path / "file"
+    target.write_text("original\n")
+    for argv in (["touch", target], ["rm", target], ["mkdir", tmp_path / "d"], ["chmod", "000", target]):
+        sentry = run_sentry([BUSYBOX, *argv])
+        assert sentry.returncode == 1
+        assert b"Read-only file system" in sentry.stderr
+        assert b"unsupported syscall" not in sentry.stderr
+    assert target.read_text() == "original\n"
+    assert not (tmp_path / "d").exists()
+
+
+def test_not_executable(tmp_path, busybox, run_sentry):
+    copy = tmp_path / "busybox"
+    copy.write_bytes(open(BUSYBOX, "rb").read())
+    copy.chmod(0o644)
+    sentry = run_sentry([copy, "true"])
+    assert sentry.returncode == 126
+    assert b"Permission denied" in sentry.stderr
+    assert b"Traceback" not in sentry.stderr
+
+
+def test_script_is_reported(tmp_path, run_sentry):
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    sentry = run_sentry([script])
+    assert sentry.returncode == 126
+    assert b"#! scripts are not supported yet" in sentry.stderr
+
+
+def test_bad_cli_options(tmp_path):
+    for options in (["--env", "NOEQUALS"], ["--cwd", str(tmp_path / "missing")], ["--memory", "100T"]):
+        cp = subprocess.run(sentry_command() + ["boot", *options, BUSYBOX, "true"],
+                            capture_output=True, timeout=60)
+        assert cp.returncode == 2, cp.stderr
+        assert b"Traceback" not in cp.stderr
+
