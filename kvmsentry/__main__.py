@@ -1,7 +1,5 @@
 """``python -m kvmsentry``: the same as the ``kvmsentry`` command."""
 
-import sys
+from kvmsentry.cli import run
 
-from kvmsentry.cli import main
-
-sys.exit(main())
+run()

@@ -86,6 +86,23 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + 2
 
 
+def run() -> None:
+    """Entry point of the command: main(), then exit without tearing down.
+
+    A sandbox holds a multi-GiB guest mapping and a VM; letting the kernel
+    reclaim them at exit instead of running Python's finalization saves
+    several ms of every coldstart.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None when kvmsentry was started with the fd closed
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    os._exit(status)
+
+
 def _syscalls(args) -> int:
     from kvmsentry.kernel import kernel as _  # noqa: F401  (registers every handler)
     from kvmsentry.kernel.syscalls.table import TABLE, UNIMPLEMENTED

@@ -167,8 +167,8 @@ class KvmPlatform:
         self.memory.write(idt_gpa + 16 * x86.X86_TRAP_UD, ud_gate)
         template.map(layout.IDT_GVA, idt_gpa, writable=False, executable=False, user=False)
         # The physmap: flush_handler reaches page-table pages through it.
-        for gpa in range(0, self.memory.size - self.memory.size % x86.HUGE_PAGE_SIZE, x86.HUGE_PAGE_SIZE):
-            template.map_huge(layout.PHYSMAP_GVA + gpa, gpa, writable=True, user=False)
+        template.map_huge_range(layout.PHYSMAP_GVA, 0, self.memory.size - self.memory.size % x86.HUGE_PAGE_SIZE,
+                                writable=True, user=False)
         pml4_entry = struct.unpack_from("<Q", self.memory.view, template.cr3 + layout.KERNEL_PML4_SLOT * 8)[0]
         self.kernel_pdpt = pml4_entry & x86.PTE_ADDR_MASK
         self._xcr0 = self._supported_xcr0()

@@ -88,9 +88,8 @@ class PageTable:
         """Map the 4 KiB page at ``gva`` (page aligned) to the frame at ``gpa``."""
         self.set_entry(gva, pte(gpa, writable=writable, executable=executable, user=user))
 
-    def map_huge(self, gva: int, gpa: int, *, writable: bool, user: bool) -> None:
-        """Map the 2 MiB page at ``gva`` to ``gpa`` (both 2 MiB aligned), no-execute."""
-        assert gva % HUGE_PAGE_SIZE == 0 and gpa % HUGE_PAGE_SIZE == 0
+    def _directory(self, gva: int) -> int:
+        """GPA of the page directory (level 2) covering ``gva``, created if missing."""
         table = self.cr3
         for index in indices(gva)[:2]:
             slot = table + index * 8
@@ -101,8 +100,29 @@ class PageTable:
                 entry = child | _TABLE_FLAGS
                 self._set(slot, entry)
             table = entry & PTE_ADDR_MASK
-        leaf = gpa | PTE_PRESENT | PTE_PSE | PTE_NX | (PTE_RW if writable else 0) | (PTE_USER if user else 0)
-        self._set(table + indices(gva)[2] * 8, leaf)
+        return table
+
+    def map_huge(self, gva: int, gpa: int, *, writable: bool, user: bool) -> None:
+        """Map the 2 MiB page at ``gva`` to ``gpa`` (both 2 MiB aligned), no-execute."""
+        self.map_huge_range(gva, gpa, HUGE_PAGE_SIZE, writable=writable, user=user)
+
+    def map_huge_range(self, gva: int, gpa: int, size: int, *, writable: bool, user: bool) -> None:
+        """Map ``size`` bytes at ``gva`` to ``gpa`` with 2 MiB pages, no-execute.
+
+        All three are 2 MiB multiples. Each page directory is written in one
+        go: the physmap of a 4 GiB guest is 2048 entries and start-up counts.
+        """
+        assert gva % HUGE_PAGE_SIZE == 0 and gpa % HUGE_PAGE_SIZE == 0 and size % HUGE_PAGE_SIZE == 0
+        flags = PTE_PRESENT | PTE_PSE | PTE_NX | (PTE_RW if writable else 0) | (PTE_USER if user else 0)
+        end = gva + size
+        while gva < end:
+            directory = self._directory(gva)
+            first = indices(gva)[2]
+            count = min(512 - first, (end - gva) // HUGE_PAGE_SIZE)
+            entries = [(gpa + i * HUGE_PAGE_SIZE) | flags for i in range(count)]
+            struct.pack_into(f"<{count}Q", self.memory.view, directory + first * 8, *entries)
+            gva += count * HUGE_PAGE_SIZE
+            gpa += count * HUGE_PAGE_SIZE
 
     def set_entry(self, gva: int, entry: int) -> None:
         """Write a raw leaf entry (0 unmaps) for ``gva``."""
