@@ -26,7 +26,7 @@ from elftools.elf.elffile import ELFFile
 
 from kvmsentry.platform import layout
 from kvmsentry.vm import x86
-from kvmsentry.vm._kvm import lib
+from kvmsentry.vm._kvm import ffi, lib
 from kvmsentry.vm.kvm import ExitIo, Kvm, KvmUnavailable, Vm
 from kvmsentry.vm.memory import GuestMemory
 from kvmsentry.vm.paging import PageTable
@@ -46,6 +46,51 @@ _XCR0_ALLOWED = 0xE7
 _SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
                  | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
 USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+
+
+# User-mode instruction-set extensions (CPUID leaf, subleaf, register, bits)
+# that need nothing from a kernel or hypervisor but XSAVE state, which KVM
+# saves for every feature in its supported XCR0 (CPUID 0xD). Bit names
+# from arch/x86/include/asm/cpufeatures.h.
+_USER_ISA = (
+    # leaf 1 ECX: SSE3 PCLMULQDQ SSSE3 FMA CX16 SSE4_1 SSE4_2 MOVBE POPCNT AES XSAVE AVX F16C RDRAND
+    (1, 0, "ecx", (1 << 0 | 1 << 1 | 1 << 9 | 1 << 12 | 1 << 13 | 1 << 19 | 1 << 20 | 1 << 22
+                   | 1 << 23 | 1 << 25 | 1 << 26 | 1 << 28 | 1 << 29 | 1 << 30)),
+    # leaf 7 EBX: BMI1 AVX2 BMI2 ERMS AVX512F AVX512DQ RDSEED ADX AVX512IFMA CLFLUSHOPT CLWB
+    #             AVX512CD SHA_NI AVX512BW AVX512VL
+    (7, 0, "ebx", (1 << 3 | 1 << 5 | 1 << 8 | 1 << 9 | 1 << 16 | 1 << 17 | 1 << 18 | 1 << 19
+                   | 1 << 21 | 1 << 23 | 1 << 24 | 1 << 28 | 1 << 29 | 1 << 30 | 1 << 31)),
+    # leaf 7 ECX: AVX512VBMI AVX512_VBMI2 GFNI VAES VPCLMULQDQ AVX512_VNNI AVX512_BITALG AVX512_VPOPCNTDQ
+    (7, 0, "ecx", (1 << 1 | 1 << 6 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12 | 1 << 14)),
+    # leaf 7 EDX: FSRM
+    (7, 0, "edx", 1 << 4),
+    # leaf 7.1 EAX: AVX_VNNI AVX512_BF16
+    (7, 1, "eax", 1 << 4 | 1 << 5),
+    # leaf 0x80000001 ECX: ABM (LZCNT) PREFETCHW
+    (0x8000_0001, 0, "ecx", 1 << 5 | 1 << 8),
+)
+
+
+def _pass_through_user_isa(cpuid) -> None:
+    """Add the host's user-mode ISA extensions to ``cpuid`` (KVM_GET_SUPPORTED_CPUID).
+
+    Guest ring 3 runs on the host CPU itself, so these instructions work
+    whatever CPUID says; but libc picks its string and math routines from
+    CPUID. Under PVM, KVM_GET_SUPPORTED_CPUID leaves out SSE3-SSE4.2, AVX,
+    AVX2 and AVX-512 although the host has them (measured: leaf 1 ECX
+    0x81202000 against the host's 0xfffa3203), and glibc would fall back to
+    SSE2. On hardware KVM the supported set already has them. AVX and
+    AVX-512 also need XCR0 (set from CPUID 0xD, see _supported_xcr0).
+    """
+    host = ffi.new("uint32_t[4]")
+    registers = ("eax", "ebx", "ecx", "edx")
+    for leaf, subleaf, register, mask in _USER_ISA:
+        lib.kvmsentry_host_cpuid(leaf, subleaf, host)
+        host_bits = host[registers.index(register)] & mask
+        for i in range(cpuid.nent):
+            entry = cpuid.entries[i]
+            if entry.function == leaf and entry.index == subleaf:
+                setattr(entry, register, getattr(entry, register) | host_bits)
 
 
 class PlatformError(RuntimeError):
@@ -136,6 +181,7 @@ class KvmPlatform:
         self.memory = GuestMemory(memory_size)
         self.vm.set_user_memory_region(0, 0, memory_size, self.memory.hva)
         self.cpuid = self.kvm.get_supported_cpuid()
+        _pass_through_user_isa(self.cpuid)
         self.runtime = Runtime.load()
         self._lock = threading.Lock()
         self._free_vcpus: list = []

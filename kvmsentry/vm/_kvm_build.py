@@ -197,6 +197,7 @@ kvmsentry_run_fail_entry *kvmsentry_run_fail_entry_of(struct kvm_run *run);
 kvmsentry_sync_regs *kvmsentry_run_sync_regs_of(struct kvm_run *run);
 
 int ioctl(int fd, unsigned long request, ...);
+void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 int kvmsentry_run_vcpu(int fd);
 """
 )
@@ -210,6 +211,7 @@ ffibuilder.set_source(
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <linux/kvm.h>
+#include <cpuid.h>
 
 typedef __typeof__(((struct kvm_run *)0)->io) kvmsentry_run_io;
 typedef __typeof__(((struct kvm_run *)0)->internal) kvmsentry_run_internal;
@@ -220,6 +222,11 @@ static kvmsentry_run_io *kvmsentry_run_io_of(struct kvm_run *run) { return &run-
 static kvmsentry_run_internal *kvmsentry_run_internal_of(struct kvm_run *run) { return &run->internal; }
 static kvmsentry_run_fail_entry *kvmsentry_run_fail_entry_of(struct kvm_run *run) { return &run->fail_entry; }
 static kvmsentry_sync_regs *kvmsentry_run_sync_regs_of(struct kvm_run *run) { return &run->s.regs; }
+
+/* CPUID of the host CPU (the one guest ring 3 runs on natively under PVM). */
+static void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
+    __cpuid_count(leaf, subleaf, out[0], out[1], out[2], out[3]);
+}
 
 /* KVM_RUN, called without the GIL (cffi releases it around every call). */
 static int kvmsentry_run_vcpu(int fd) { return ioctl(fd, KVM_RUN, 0); }

@@ -61,7 +61,11 @@ class Kvm:
             ) from None
         except OSError as e:
             raise KvmUnavailable(f"cannot open {path}: {e.strerror}") from None
-        version = self.get_api_version()
+        try:
+            version = self.get_api_version()
+        except KvmError as e:
+            self.close()
+            raise KvmUnavailable(f"{path} is not a KVM device (KVM_GET_API_VERSION: {os.strerror(e.errno)})") from None
         if version != lib.KVM_API_VERSION:
             raise KvmUnavailable(f"{path} speaks KVM API {version}, not {lib.KVM_API_VERSION}")
 

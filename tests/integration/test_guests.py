@@ -93,3 +93,10 @@ def test_strace(guests, run_sentry, run_native):
     # One line per syscall: "[pid:tid] name(args) = result (elapsed)".
     assert re.search(r"^\[\d+:\d+\] writev?\(1, .* = 13\b", stderr, re.M), stderr
     assert re.search(r"^\[\d+:\d+\] exit_group\(0", stderr, re.M), stderr
+
+
+def test_simd(guests, run_both, assert_same):
+    """CPUID shows the host's SSE4.2/AVX/AVX2/AVX-512 and XCR0 enables their
+    state, so SIMD code and libc's AVX2/AVX-512 routines run as natively."""
+    native, sentry = run_both([guests["simd"]])
+    assert_same(native, sentry)
