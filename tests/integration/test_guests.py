@@ -100,3 +100,17 @@ def test_simd(guests, run_both, assert_same):
     state, so SIMD code and libc's AVX2/AVX-512 routines run as natively."""
     native, sentry = run_both([guests["simd"]])
     assert_same(native, sentry)
+
+
+def test_int3_is_sigtrap(guests, run_both, assert_same):
+    native, sentry = run_both([guests["int3"]])
+    assert native.returncode == 133
+    assert_same(native, sentry, stderr=False)
+    _assert_fault_report(sentry, "SIGTRAP", r"\bint3\b|\bmov\b|\bxor\b|\bret\b")
+
+
+def test_division_by_zero_is_sigfpe(guests, run_both, assert_same):
+    native, sentry = run_both([guests["divzero"]])
+    assert native.returncode == 136
+    assert_same(native, sentry, stderr=False)
+    _assert_fault_report(sentry, "SIGFPE", r"\bidiv\b|\bdiv\b")
