@@ -18,9 +18,10 @@ import errno
 import os
 import signal
 import sys
+import threading
 import time
 
-from kvmsentry.kernel import faults
+from kvmsentry.kernel import faults, sched
 from kvmsentry.kernel.fd import FdTable
 from kvmsentry.kernel.mm import (PROT_READ, PROT_WRITE, GuestFault, MemoryManager,
                                  page_align_up)
@@ -30,7 +31,7 @@ from kvmsentry.kernel.task import Process, Task
 from kvmsentry.loader.elf import ELF_ET_DYN_BASE, ElfError, load_elf
 from kvmsentry.loader.stack import ArgListTooLong, build_initial_stack, make_auxv
 from kvmsentry.platform import layout
-from kvmsentry.platform.kvm import TRAP_SYSCALL, KvmPlatform
+from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_SYSCALL, KvmPlatform
 from kvmsentry.vm import x86
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.vm.x86 import PAGE_SIZE
@@ -80,7 +81,7 @@ class Kernel:
     """
 
     def __init__(self, platform: KvmPlatform, *, strace: bool = False, root: str = "/",
-                 stderr=None):
+                 stderr=None, pids_limit: int = 1024):
         self.platform = platform
         self.strace = strace
         self.root = root
@@ -88,6 +89,13 @@ class Kernel:
         self.reported_unsupported: set[int] = set()
         self.recent = collections.deque(maxlen=16)  # (nr, result) of the last syscalls
         self.syscall_count = 0
+        self.tasks: dict[int, Task] = {}
+        self.processes: dict[int, Process] = {}
+        self.next_pid = 1
+        self.pids_limit = pids_limit
+        self.bug: SentryBug | None = None
+        self._init_exited = threading.Event()
+        self._reported_handlers: set[int] = set()
         self._hwcap = self._cpuid(1)[3]
         self._hwcap2 = HWCAP2_FSGSBASE if platform._cr4 & x86.CR4_FSGSBASE else 0
 
@@ -125,7 +133,7 @@ class Kernel:
                            task_size=layout.TASK_SIZE, mmap_base=MMAP_BASE)
         task = Task(tid=1, process=process, mm=mm, fds=FdTable.with_stdio(closed_stdio))
         try:
-            entry, rsp = self._load(task, image, host_path, argv, envp)
+            entry, rsp = self._load(mm, process.creds, process.exe, image, host_path, argv, envp)
         except OutOfGuestMemory:
             mm.destroy()
             raise ExecError(errno.ENOMEM, "not enough guest memory to load the program") from None
@@ -134,11 +142,16 @@ class Kernel:
             raise ExecError(errno.E2BIG, str(e)) from None
         task.context = self.platform.new_context(address_space)
         task.context.reset(entry, rsp)
+        task.kernel = self
+        self.next_pid = 2
+        self.processes[1] = process
+        self.tasks[1] = task
+        process.tasks = [task]
         return task
 
-    def _load(self, task: Task, image, host_path: str, argv, envp) -> tuple[int, int]:
-        """Map the segments, brk and stack of ``image``; returns (entry, rsp)."""
-        mm = task.mm
+    def _load(self, mm: MemoryManager, creds, exe: str, image, host_path: str, argv,
+              envp) -> tuple[int, int]:
+        """Map the segments, brk and stack of ``image`` into ``mm``; returns (entry, rsp)."""
         bias = 0
         if image.is_pie:
             lo, _ = image.span()
@@ -157,8 +170,7 @@ class Kernel:
                 run_start = page
             nxt = pages[i + 1] if i + 1 < len(pages) else None
             if nxt != page + PAGE_SIZE or page_prot[nxt] != page_prot[page]:
-                mm.map_region(run_start, page + PAGE_SIZE - run_start, page_prot[page],
-                              name=task.process.exe)
+                mm.map_region(run_start, page + PAGE_SIZE - run_start, page_prot[page], name=exe)
                 run_start = None
         for seg in image.segments:
             if seg.data:
@@ -167,7 +179,6 @@ class Kernel:
         mm.brk_start = mm.brk = end
         stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
                                   PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)
-        creds = task.process.creds
         auxv = make_auxv(phdr=bias + image.phdr_vaddr, phnum=image.phnum, phent=image.phent,
                          entry=bias + image.entry, uid=creds.uid, euid=creds.euid,
                          gid=creds.gid, egid=creds.egid, hwcap=self._hwcap, hwcap2=self._hwcap2)
@@ -180,25 +191,194 @@ class Kernel:
 
     # -- running -----------------------------------------------------------
     def run(self, task: Task) -> int:
-        """Run ``task`` until its process exits; returns the exit status (0-255).
+        """Run the sandbox whose first task is ``task`` until that process exits.
 
-        Raises SentryBug (with a report) when the sentry itself fails.
+        Every task runs on its own thread (``_task_main``); this thread
+        waits for pid 1. When pid 1 exits, every other process is killed,
+        as when the init of a pid namespace dies. Returns pid 1's status as
+        a shell shows it: the exit code, or 128 + the killing signal.
+        Raises SentryBug (with a report) when the sentry itself failed.
         """
+        with sched.BKL:
+            self.start_task(task)
+        self._init_exited.wait()
+        if self.bug is not None:
+            raise self.bug
+        with sched.BKL:
+            for process in list(self.processes.values()):
+                if process.wait_status is None:
+                    self.kill_process(process, signal.SIGKILL)
+        status = task.process.wait_status
+        return (status >> 8) & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
+
+    def start_task(self, task: Task) -> None:
+        """Start the host thread that runs ``task`` (BKL held)."""
+        task.kernel = self
+        self.tasks[task.tid] = task
+        thread = threading.Thread(target=self._task_main, args=(task,), daemon=True,
+                                  name=f"kvmsentry-task-{task.tid}")
+        task.thread = thread
+        thread.start()
+
+    def _task_main(self, task: Task) -> None:
+        """One guest thread: run it, handle each trap under the BKL, until it exits."""
+        sched.set_current(task)
         ctx = task.context
+        process = task.process
+        sched.BKL.acquire()
         try:
-            while True:
-                if ctx.run() == TRAP_SYSCALL:
-                    self.syscall(task)
-                else:
-                    self.fault(task)
-        except TaskExit as e:
-            return e.status
-        except _Killed as k:
-            return 128 + k.signo
-        except SentryBug:
-            raise
-        except Exception as e:  # a sentry bug: stop the VM and say everything
-            raise SentryBug(self.bug_report(task, e)) from e
+            try:
+                while process.wait_status is None and not task.exited:
+                    sched.BKL.release()
+                    try:
+                        kind = ctx.run()
+                    finally:
+                        sched.BKL.acquire()
+                    if kind == TRAP_SYSCALL:
+                        self.syscall(task)
+                    elif kind == TRAP_FAULT:
+                        self.fault(task)
+                    self.handle_signals(task)
+            except TaskExit as e:
+                if e.group or len(process.tasks) == 1:
+                    self.exit_process(process, (e.status & 0xFF) << 8)
+            except _Killed as k:
+                self.exit_process(process, k.signo)
+            self.exit_task(task)
+        except Exception as e:  # a sentry bug: stop everything and say it all
+            self.bug = SentryBug(self.bug_report(task, e))
+            self._init_exited.set()
+        finally:
+            sched.BKL.release()
+
+    # -- signals (default actions; handlers come with signal delivery) ---------
+    def handle_signals(self, task: Task) -> None:
+        """Act on the task's pending, unblocked signals (BKL held).
+
+        A default action that terminates kills the process; ignored
+        signals, and those whose default is to ignore, are dropped. Until
+        signal frames land, a signal with a handler is dropped with a note
+        on stderr (once per signal).
+        """
+        process = task.process
+        pending = (task.pending | process.pending) & ~task.sigmask
+        while pending:
+            signo = (pending & -pending).bit_length()
+            bit = 1 << (signo - 1)
+            task.pending &= ~bit
+            process.pending &= ~bit
+            pending &= ~bit
+            handler = _handler_of(process, signo)
+            if signo == signal.SIGKILL or (handler == SIG_DFL and signo in _DEFAULT_TERMINATE):
+                raise _Killed(signo)
+            if handler not in (SIG_DFL, SIG_IGN) and signo not in self._reported_handlers:
+                self._reported_handlers.add(signo)
+                print(f"kvmsentry: signal handlers are not supported yet: "
+                      f"{faults.signal_name(signo)} dropped", file=self.stderr, flush=True)
+
+    def send_signal(self, process, signo: int, task: Task | None = None) -> None:
+        """Queue ``signo`` for ``process`` (or one of its threads) and wake it (BKL held)."""
+        if process.wait_status is not None or signo == 0:
+            return
+        handler = _handler_of(process, signo)
+        if signo != signal.SIGKILL and (handler == SIG_IGN or (
+                handler == SIG_DFL and signo not in _DEFAULT_TERMINATE)):
+            return  # discarded at generation, as kernel/signal.c sig_ignored()
+        if signo == signal.SIGKILL:
+            self.kill_process(process, signo)
+            return
+        if task is not None:
+            task.pending |= 1 << (signo - 1)
+            targets = [task]
+        else:
+            process.pending |= 1 << (signo - 1)
+            targets = list(process.tasks)
+        for target in targets:
+            self._wake(target)
+
+    def _wake(self, task: Task) -> None:
+        if task.waiting_on is not None:
+            task.waiting_on.wake_all()
+        if task.context is not None:
+            task.context.kick()
+
+    def kill_process(self, process, signo: int) -> None:
+        """Kill every thread of ``process`` with ``signo`` (SIGKILL's path; BKL held)."""
+        if process.wait_status is not None:
+            return
+        process.wait_status = signo
+        for task in process.tasks:
+            task.pending |= 1 << (signal.SIGKILL - 1)
+            self._wake(task)
+
+    # -- exit and wait ---------------------------------------------------------
+    def exit_process(self, process, wait_status: int) -> None:
+        """The process ends with ``wait_status`` (exit code << 8, or a signal); BKL held."""
+        if process.wait_status is None:
+            process.wait_status = wait_status
+        for other in process.tasks:
+            self._wake(other)
+
+    def exit_task(self, task: Task) -> None:
+        """Tear down ``task``; the last one out turns the process into a zombie (BKL held)."""
+        process = task.process
+        task.exited = True
+        if task in process.tasks:
+            process.tasks.remove(task)
+        self.tasks.pop(task.tid, None)
+        self._release_vfork(task)
+        if task.clear_child_tid:
+            try:
+                task.mm.copy_out(task.clear_child_tid, b"\0\0\0\0")
+            except GuestFault:
+                pass
+        if task.context is not None:
+            task.context.release()
+            task.context = None
+        if process.tasks:
+            return
+        if process.wait_status is None:
+            process.wait_status = 0
+        task.fds.close_all()
+        self.drop_mm(task.mm)
+        # Children go to pid 1 (the sandbox's init), as orphans do.
+        init = self.processes.get(1)
+        for child in process.children:
+            child.parent = init
+            child.ppid = 1
+            if init is not None and init is not process:
+                init.children.append(child)
+                if child.zombie:
+                    self._child_wait(init).wake_all()
+        process.children = []
+        process.zombie = True
+        parent = process.parent
+        if process.pid == 1:
+            self._init_exited.set()
+        elif parent is not None and parent.wait_status is None:
+            self._child_wait(parent).wake_all()
+            if process.exit_signal:
+                self.send_signal(parent, process.exit_signal)
+        else:
+            self.processes.pop(process.pid, None)
+
+    def drop_mm(self, mm: MemoryManager) -> None:
+        """One task stops using ``mm``; the last one frees it."""
+        mm.users -= 1
+        if mm.users == 0:
+            mm.destroy()
+
+    def _release_vfork(self, task: Task) -> None:
+        """A vfork child exec'd or exited: its parent may run again."""
+        if task.vfork_parent is not None and not task.vfork_done:
+            task.vfork_done = True
+            self._child_wait(task.vfork_parent.process).wake_all()
+
+    @staticmethod
+    def _child_wait(process) -> sched.WaitQueue:
+        if process.child_wait is None:
+            process.child_wait = sched.WaitQueue()
+        return process.child_wait
 
     def syscall(self, task: Task) -> None:
         """Dispatch the syscall in ``task``'s registers and write rax."""
@@ -244,15 +424,8 @@ class Kernel:
         regs.rax = result & 0xFFFF_FFFF_FFFF_FFFF
 
     def _sigpipe(self, task: Task) -> None:
-        """A write to a broken pipe raises SIGPIPE (pipe(7)); its default action kills quietly.
-
-        Until signal delivery lands (the processes issue), a handled or
-        ignored or blocked SIGPIPE leaves only the EPIPE the call returned.
-        """
-        action = task.process.sigactions.get(signal.SIGPIPE)
-        handler = int.from_bytes(action[:8], "little") if action else 0  # SIG_DFL is 0
-        if handler == 0 and not task.sigmask & (1 << (signal.SIGPIPE - 1)):
-            raise _Killed(signal.SIGPIPE)
+        """A write to a broken pipe raises SIGPIPE for the writing thread (pipe(7))."""
+        self.send_signal(task.process, signal.SIGPIPE, task)
 
     def _trace(self, task, row, nr, regs, result, start) -> None:
         from kvmsentry.kernel import strace
@@ -304,11 +477,29 @@ class Kernel:
             row = systable.entry(nr)
             names.append(f"{row.name if row else nr}={result}")
         lines = ["kvmsentry: internal error (a bug in the sentry), the guest was stopped:",
-                 "".join(traceback.format_exception(exc)).rstrip(),
-                 "  user " + faults.describe_instruction(task.mm, ctx.user_rip),
-                 faults.format_registers(ctx.regs, ctx.user_rip, ctx.user_rsp, ctx.user_rflags),
-                 "  last syscalls: " + " ".join(names)]
+                 "".join(traceback.format_exception(exc)).rstrip()]
+        if ctx is not None:
+            lines += [f"  pid {task.pid} tid {task.tid} user " + faults.describe_instruction(task.mm, ctx.user_rip),
+                      faults.format_registers(ctx.regs, ctx.user_rip, ctx.user_rsp, ctx.user_rflags)]
+        lines.append("  last syscalls: " + " ".join(names))
         return "\n".join(lines)
+
+
+SIG_DFL = 0
+SIG_IGN = 1
+# Signals whose default action ends the process (signal(7): Term and Core).
+_DEFAULT_TERMINATE = frozenset({
+    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP,
+    signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGKILL, signal.SIGUSR1,
+    signal.SIGSEGV, signal.SIGUSR2, signal.SIGPIPE, signal.SIGALRM, signal.SIGTERM,
+    signal.SIGSTKFLT, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGVTALRM, signal.SIGPROF,
+    signal.SIGIO, signal.SIGPWR, signal.SIGSYS}) | frozenset(range(34, 65))
+
+
+def _handler_of(process, signo: int) -> int:
+    """The sa_handler the process installed for ``signo`` (SIG_DFL when none)."""
+    action = process.sigactions.get(signo)
+    return int.from_bytes(action[:8], "little") if action else SIG_DFL
 
 
 class _Killed(Exception):

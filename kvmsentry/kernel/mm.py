@@ -96,6 +96,10 @@ class MemoryManager:
         self.vmas: list[Vma] = []
         self._starts: list[int] = []
         self.pages: dict[int, int] = {}  # virtual page number -> frame GPA
+        # Pages of private writable VMAs shared with another process since a
+        # fork: mapped read-only until a write copies them (copy-on-write).
+        self.cow: set[int] = set()
+        self.users = 1  # tasks using this mm (a vfork child borrows its parent's)
         self.brk_start = 0
         self.brk = 0
         self.stack_limit = 8 << 20  # RLIMIT_STACK's default soft value, bytes
@@ -189,6 +193,7 @@ class MemoryManager:
             vpns = [v for v in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT) if v in pages]
         for vpn in vpns:
             gpa = pages.pop(vpn)
+            self.cow.discard(vpn)
             self.address_space.unmap(vpn << PAGE_SHIFT)
             self.memory.put_frame(gpa)
 
@@ -209,7 +214,10 @@ class MemoryManager:
             for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                 gpa = self.pages.get(vpn)
                 if gpa is not None:
-                    self.address_space.set_entry(vpn << PAGE_SHIFT, (gpa | flags) if flags else 0)
+                    entry = (gpa | flags) if flags else 0
+                    if vpn in self.cow:
+                        entry &= ~PTE_RW
+                    self.address_space.set_entry(vpn << PAGE_SHIFT, entry)
 
     def populate(self, start: int, end: int) -> None:
         """Back every page of [start, end) with a frame now (no faults later)."""
@@ -242,11 +250,16 @@ class MemoryManager:
         vma = self.find_vma(old)
         template = dataclasses.replace(vma)
         moved = {}
+        moved_cow = set()
         for vpn in range(old >> PAGE_SHIFT, (old + min(old_size, new_size)) >> PAGE_SHIFT):
             gpa = self.pages.pop(vpn, None)
             if gpa is not None:
                 self.address_space.unmap(vpn << PAGE_SHIFT)
-                moved[vpn - (old >> PAGE_SHIFT) + (new >> PAGE_SHIFT)] = gpa
+                target_vpn = vpn - (old >> PAGE_SHIFT) + (new >> PAGE_SHIFT)
+                moved[target_vpn] = gpa
+                if vpn in self.cow:
+                    self.cow.discard(vpn)
+                    moved_cow.add(target_vpn)
         self.unmap_range(old, old + old_size)
         self.unmap_range(new, new + new_size)
         target = dataclasses.replace(template, start=new, end=new + new_size)
@@ -255,7 +268,11 @@ class MemoryManager:
         for vpn, gpa in moved.items():
             self.pages[vpn] = gpa
             if flags:
-                self.address_space.map_entry(vpn << PAGE_SHIFT, gpa | flags)
+                entry = gpa | flags
+                if vpn in moved_cow:
+                    self.cow.add(vpn)
+                    entry &= ~PTE_RW
+                self.address_space.map_entry(vpn << PAGE_SHIFT, entry)
         return new
 
     def write_bytes(self, gva: int, data) -> None:
@@ -285,7 +302,11 @@ class MemoryManager:
             return 2
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return 2
-        if (gva >> PAGE_SHIFT) in self.pages:
+        vpn = gva >> PAGE_SHIFT
+        if vpn in self.pages:
+            if write and vpn in self.cow:
+                self._break_cow(vpn)
+                return 0
             # Present with the right permission: the MMU holds a stale entry.
             self.address_space.mark_stale(gva)
             return 0
@@ -344,6 +365,9 @@ class MemoryManager:
                     except OutOfGuestMemory:
                         raise GuestFault(addr) from None
                     gpa = pages[vpn]
+            if data is not None and vpn in self.cow:
+                self._break_cow(vpn)
+                gpa = pages[vpn]
             offset = addr & (PAGE_SIZE - 1)
             chunk = min(PAGE_SIZE - offset, end - addr)
             if data is None:
@@ -384,11 +408,59 @@ class MemoryManager:
         from kvmsentry.kernel.syscalls.table import SyscallError
         raise SyscallError(errno.ENAMETOOLONG)
 
+    def _break_cow(self, vpn: int) -> None:
+        """Give page ``vpn`` a frame of its own and make it writable (after a fork)."""
+        gpa = self.pages[vpn]
+        vma = self.find_vma(vpn << PAGE_SHIFT)
+        if self.memory.refcount(gpa) > 1:
+            new = self.memory.alloc_frame()
+            self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
+            self.memory.put_frame(gpa)
+            gpa = self.pages[vpn] = new
+        self.cow.discard(vpn)
+        self.address_space.set_entry(vpn << PAGE_SHIFT, gpa | vma.pte_flags())
+
+    def fork(self, address_space) -> "MemoryManager":
+        """fork(2)'s copy of this address space into ``address_space``.
+
+        Every VMA is copied; present pages are shared: MAP_SHARED ones stay
+        writable in both, private writable ones become copy-on-write in
+        both (kernel/fork.c dup_mmap, mm/memory.c copy_pte_range).
+        """
+        child = MemoryManager(address_space, self.memory, task_size=self.task_size,
+                              mmap_base=self.mmap_base)
+        child.vmas = [dataclasses.replace(v) for v in self.vmas]
+        child._starts = list(self._starts)
+        child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
+        memory = self.memory
+        parent_as = self.address_space
+        for vma in self.vmas:
+            flags = vma.pte_flags()
+            private_writable = not vma.shared and vma.prot & PROT_WRITE
+            for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+                gpa = self.pages.get(vpn)
+                if gpa is None:
+                    continue
+                memory.get_frame(gpa)
+                child.pages[vpn] = gpa
+                entry = gpa | flags if flags else 0
+                if private_writable:
+                    entry &= ~PTE_RW
+                    if vpn not in self.cow:
+                        self.cow.add(vpn)
+                        if flags:
+                            parent_as.set_entry(vpn << PAGE_SHIFT, entry)
+                    child.cow.add(vpn)
+                if entry:
+                    address_space.map_entry(vpn << PAGE_SHIFT, entry)
+        return child
+
     def destroy(self) -> None:
         """Free every frame and the page-table tree (exit, execve)."""
         for gpa in self.pages.values():
             self.memory.put_frame(gpa)
         self.pages.clear()
+        self.cow.clear()
         self.vmas.clear()
         self._starts.clear()
         self.address_space.destroy()

@@ -56,6 +56,20 @@ class Process:
     sigactions: dict[int, bytes] = dataclasses.field(default_factory=dict)
     exit_status: int | None = None
     dumpable: int = 1
+    # Signals sent to the whole process and not yet taken by a thread
+    # (bit n-1 for signal n), as Linux's shared_pending.
+    pending: int = 0
+    # The family: live tasks (threads), child processes, the parent Process.
+    tasks: list = dataclasses.field(default_factory=list)
+    children: list = dataclasses.field(default_factory=list)
+    parent: Any = None
+    # Linux wait status once the process has exited (exit code << 8, or
+    # the killing signal); it is a zombie until its parent reaps it.
+    wait_status: int | None = None
+    zombie: bool = False
+    exit_signal: int = 17  # SIGCHLD: what the parent is sent at exit (clone's low byte)
+    # Waiters: the parent in wait4 sleeps on child_wait of its own Process.
+    child_wait: Any = None
 
 
 @dataclasses.dataclass
@@ -79,6 +93,14 @@ class Task:
     # sigaltstack(2): (ss_sp, ss_flags, ss_size); SS_DISABLE (2) at first.
     altstack: tuple[int, int, int] = (0, 2, 0)
     comm: bytes = b""  # prctl(PR_SET_NAME); empty: the executable's name
+    # Signals sent to this thread (bit n-1 for signal n), not yet delivered.
+    pending: int = 0
+    # The WaitQueue this task sleeps on, if any (to wake it for a signal).
+    waiting_on: Any = None
+    kernel: Any = None
+    # A vfork child: the parent task waits until this task execs or exits.
+    vfork_parent: Any = None
+    vfork_done: bool = False
     pdeath_signal: int = 0
     no_new_privs: bool = False
     context: Any = None
@@ -90,6 +112,10 @@ class Task:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def signal_pending(self) -> bool:
+        """True when a signal not blocked by ``sigmask`` waits for this task."""
+        return bool((self.pending | self.process.pending) & ~self.sigmask)
 
 
 def host_pid() -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import struct
 import threading
 
@@ -33,10 +34,17 @@ from kvmsentry.vm.paging import PageTable
 
 TRAP_SYSCALL = 0
 TRAP_FAULT = 1
+# KVM_RUN returned without a trap: another thread kicked this vCPU (a
+# signal for the task, a kill). The guest resumes where it was.
+TRAP_INTERRUPT = 2
+# The host signal that kicks a vCPU thread out of KVM_RUN (its handler does
+# nothing; the EINTR is the point).
+KICK_SIGNAL = signal.SIGUSR2
 
 _FRAME = struct.Struct("<5Q")  # rip, cs, rflags, rsp, ss
 _EXCEPTION_FRAME = struct.Struct("<6Q")  # error_code, rip, cs, rflags, rsp, ss
 _SYNC_REGS = lib.KVM_SYNC_X86_REGS
+_KERNEL_HALF = 0xFFFF_8000_0000_0000
 _USER_CS = layout.USER_CS
 _USER_DS = layout.USER_DS
 # XCR0 features a Linux process may use without asking (x87, SSE, AVX,
@@ -188,6 +196,10 @@ class KvmPlatform:
         self._nvcpus = 0
         # Table frames of destroyed trees: poked by the next flush, then freed.
         self._retired_tables: list[int] = []
+        # The FPU/SSE/AVX state of a fresh vCPU (execve's starting state).
+        self._initial_xsave: bytes | None = None
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(KICK_SIGNAL, lambda signo, frame: None)
         self._build_kernel_half()
 
     # -- boot-time set-up -------------------------------------------------
@@ -292,6 +304,8 @@ class KvmPlatform:
                 pages = self._map_vcpu_pages(index)
                 vcpu = self.vm.create_vcpu(index)
                 vcpu.set_cpuid2(self.cpuid)
+                if self._initial_xsave is None:
+                    self._initial_xsave = vcpu.get_xsave()
         return Context(self, vcpu, pages, address_space)
 
     def release_context(self, context: "Context") -> None:
@@ -345,6 +359,11 @@ class Context:
         self.user_rflags = USER_RFLAGS_INIT
         self.fault: Fault | None = None
         self._started = False
+        # After TRAP_INTERRUPT: resume the vCPU exactly where it stopped,
+        # unless the kernel changes the user state (set_user_state).
+        self._resume_as_is = False
+        self._thread_id: int | None = None
+        self.in_runtime = False
         self._base = base
         self._gdt_gpa = gdt_gpa
         self.exits = 0
@@ -388,6 +407,8 @@ class Context:
         })
         if p._cr4 & x86.CR4_OSXSAVE:
             vcpu.set_xcrs({0: p._xcr0})
+        if p._initial_xsave is not None:
+            vcpu.set_xsave(p._initial_xsave)
         regs = self.regs
         for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
                      "r10", "r11", "r12", "r13", "r14", "r15"):
@@ -401,6 +422,7 @@ class Context:
         vcpu.run_struct.kvm_dirty_regs = _SYNC_REGS
         vcpu.run_struct.kvm_valid_regs = _SYNC_REGS
         self._started = False
+        self._resume_as_is = False
 
     def set_fs_base(self, value: int) -> None:
         """Set FS.base (arch_prctl ARCH_SET_FS) through MSR_FS_BASE."""
@@ -424,7 +446,10 @@ class Context:
         a fault in ring 0).
         """
         regs = self.regs
-        if self._started:
+        self._thread_id = threading.get_ident()
+        if self._resume_as_is:
+            self._resume_as_is = False
+        elif self._started:
             rip = self.user_rip
             if rip >> 47 and rip >> 47 != 0x1FFFF:
                 raise PlatformError(f"return to non-canonical RIP {rip:#x}")
@@ -456,7 +481,7 @@ class Context:
                     return self._exception(vector)
                 raise PlatformError(f"unexpected KVM_EXIT_IO on port {port:#x}")
             if exit_.reason == lib.KVM_EXIT_INTR:
-                continue
+                return self._interrupted()
             raise PlatformError(f"unexpected exit: {exit_.detail}")
 
     def _write_zap_list(self) -> None:
@@ -503,6 +528,61 @@ class Context:
         self.fault = Fault(vector, error_code, cr2)
         return TRAP_FAULT
 
+    def _interrupted(self) -> int:
+        """KVM_RUN returned EINTR: note where the guest is, to resume it as is."""
+        self._resume_as_is = True
+        rip = self.regs.rip
+        self.in_runtime = _KERNEL_HALF <= rip
+        if not self.in_runtime:
+            # Stopped in ring 3: its registers are the user state.
+            self.user_rip = rip
+            self.user_rsp = self.regs.rsp
+            self.user_rflags = self.regs.rflags
+        return TRAP_INTERRUPT
+
+    def set_user_state(self, rip: int, rsp: int) -> None:
+        """Make the thread resume at ``rip`` with stack ``rsp`` (signal delivery, sigreturn)."""
+        self.user_rip = rip
+        self.user_rsp = rsp
+        self._resume_as_is = False
+        self._started = True
+
+    def kick(self) -> None:
+        """From another thread: make this vCPU's KVM_RUN return (TRAP_INTERRUPT) soon.
+
+        Sets kvm_run.immediate_exit (api.rst, "immediate_exit") for a vCPU
+        about to enter, and signals its thread for one already inside.
+        """
+        self._run_struct.immediate_exit = 1
+        thread_id = self._thread_id
+        if thread_id is not None:
+            try:
+                signal.pthread_kill(thread_id, KICK_SIGNAL)
+            except ProcessLookupError:
+                pass
+
+    def switch_address_space(self, address_space: "AddressSpace") -> None:
+        """Run in another address space from the next reset() on (execve)."""
+        self.address_space = address_space
+        self._dirty_tables = address_space.page_table.dirty_tables
+
+    def copy_cpu_state(self, parent: "Context") -> None:
+        """Take ``parent``'s registers, FS/GS base and FPU state (fork, clone).
+
+        Call after reset(); the user RIP/RSP/RFLAGS are the parent's too.
+        """
+        source, regs = parent.regs, self.regs
+        for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
+                     "r10", "r11", "r12", "r13", "r14", "r15"):
+            setattr(regs, name, getattr(source, name))
+        self.vcpu.set_xsave(parent.vcpu.get_xsave())
+        bases = parent.vcpu.get_msrs([x86.MSR_FS_BASE, x86.MSR_GS_BASE])
+        self.vcpu.set_msrs(bases)
+        self.user_rip = parent.user_rip
+        self.user_rsp = parent.user_rsp
+        self.user_rflags = parent.user_rflags
+        self._started = True
+
     def _forged_exit(self) -> int:
         """A runtime port written from ring 3: report it as the #GP it would be."""
         self.user_rip = self.regs.rip
@@ -512,6 +592,9 @@ class Context:
         return TRAP_FAULT
 
     def release(self) -> None:
+        """Give the vCPU back to the platform's pool (the thread has exited)."""
+        self._thread_id = None
+        self._run_struct.immediate_exit = 0
         self.platform.release_context(self)
 
 

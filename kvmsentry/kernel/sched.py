@@ -1,0 +1,82 @@
+"""Concurrency inside the sentry: the big kernel lock and wait queues.
+
+Each guest thread runs on its own Python thread and vCPU (DESIGN.md,
+"Concurrency"). Guest code runs in parallel (KVM_RUN releases the GIL);
+kernel code runs under one lock, ``BKL``, held from the moment a trap
+reaches the kernel until the task goes back to the guest. Kernel state
+therefore needs no finer locking, as in Linux 2.0.
+
+A handler that must wait (a read on an empty pipe, wait4, a futex, a
+sleep) waits on a ``WaitQueue``, which releases the BKL while it sleeps,
+or wraps a blocking host call in ``blocking()``. A wait ends early with
+``Interrupted`` when the task has a signal to handle (the caller turns it
+into EINTR or a restart, signal(7)).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+BKL = threading.Lock()
+_local = threading.local()
+
+
+def current():
+    """The Task whose trap this thread is handling (None outside a task thread)."""
+    return getattr(_local, "task", None)
+
+
+def set_current(task) -> None:
+    """Called once by each task thread: ``current()`` returns ``task`` there."""
+    _local.task = task
+
+
+class Interrupted(Exception):
+    """A wait was cut short because the waiting task has a pending signal."""
+
+
+class WaitQueue:
+    """Tasks waiting for a condition (Linux's wait_queue_head_t).
+
+    ``wait(task, predicate, timeout)`` (task None: the current one) sleeps (BKL released) until
+    ``predicate()`` is true, ``timeout`` seconds pass (returns False), or
+    the task has a pending signal (raises Interrupted). ``wake_all()`` is
+    called by whoever changed the condition, with the BKL held.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition(BKL)
+
+    def wait(self, task, predicate, timeout: float | None = None) -> bool:
+        if task is None:
+            task = current()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not predicate():
+            if task is not None and task.signal_pending():
+                raise Interrupted()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if task is not None:
+                task.waiting_on = self
+            try:
+                self._cond.wait(remaining)
+            finally:
+                if task is not None:
+                    task.waiting_on = None
+        return True
+
+    def wake_all(self) -> None:
+        self._cond.notify_all()
+
+
+@contextlib.contextmanager
+def blocking():
+    """Run a blocking host call (a read on the host's stdin) without the BKL."""
+    BKL.release()
+    try:
+        yield
+    finally:
+        BKL.acquire()
