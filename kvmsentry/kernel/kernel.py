@@ -41,6 +41,7 @@ from kvmsentry.kernel.syscalls import fs as _fs  # noqa: F401
 from kvmsentry.kernel.syscalls import info as _info  # noqa: F401
 from kvmsentry.kernel.syscalls import mm as _mm  # noqa: F401
 from kvmsentry.kernel.syscalls import process as _process  # noqa: F401
+from kvmsentry.kernel.syscalls import tasks as _tasks  # noqa: F401
 
 # x86-64 Linux without randomization (arch/x86/include/asm/processor.h):
 # the stack ends at STACK_TOP; mmap allocates top-down below MMAP_BASE.
@@ -51,6 +52,7 @@ HWCAP2_FSGSBASE = 1 << 1
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
+PID_MAX = 4194304  # /proc/sys/kernel/pid_max on 64-bit
 
 _HANDLERS: list = [None] * (max(e.number for e in systable.TABLE) + 1)
 _SIGPIPE_SYSCALLS = frozenset(systable.NUMBERS[name] for name in (
@@ -96,6 +98,7 @@ class Kernel:
         self.bug: SentryBug | None = None
         self._init_exited = threading.Event()
         self._reported_handlers: set[int] = set()
+        self._notes: set[str] = set()
         self._hwcap = self._cpuid(1)[3]
         self._hwcap2 = HWCAP2_FSGSBASE if platform._cr4 & x86.CR4_FSGSBASE else 0
 
@@ -339,7 +342,9 @@ class Kernel:
             return
         if process.wait_status is None:
             process.wait_status = 0
-        task.fds.close_all()
+        task.fds.users = getattr(task.fds, "users", 1) - 1
+        if task.fds.users == 0:
+            task.fds.close_all()
         self.drop_mm(task.mm)
         # Children go to pid 1 (the sandbox's init), as orphans do.
         init = self.processes.get(1)
@@ -361,6 +366,22 @@ class Kernel:
                 self.send_signal(parent, process.exit_signal)
         else:
             self.processes.pop(process.pid, None)
+
+    def alloc_pid(self) -> int:
+        """A free pid in the sandbox's namespace; EAGAIN at --pids-limit (BKL held)."""
+        if len(self.processes) >= self.pids_limit:
+            raise systable.SyscallError(errno.EAGAIN)
+        pid = self.next_pid
+        while pid in self.processes or pid in self.tasks:
+            pid = pid + 1 if pid < PID_MAX else 2
+        self.next_pid = pid + 1 if pid < PID_MAX else 2
+        return pid
+
+    def note_once(self, key: str, message: str) -> None:
+        """Say ``message`` on stderr the first time ``key`` comes up."""
+        if key not in self._notes:
+            self._notes.add(key)
+            print(f"kvmsentry: {message}", file=self.stderr, flush=True)
 
     def drop_mm(self, mm: MemoryManager) -> None:
         """One task stops using ``mm``; the last one frees it."""

@@ -79,20 +79,26 @@ def sys_getpgrp(task) -> int:
     return task.process.pgid
 
 
+def _process_of(task, pid: int):
+    pid = pid & 0xFFFFFFFF
+    if pid == 0 or pid == task.process.pid:
+        return task.process
+    process = task.kernel.processes.get(pid) if task.kernel is not None else None
+    if process is None:
+        raise SyscallError(errno.ESRCH)
+    return process
+
+
 @syscall("getpgid")
 def sys_getpgid(task, pid: int) -> int:
-    """Implements Linux syscall getpgid(2): ESRCH for any pid but 0 or our own."""
-    if pid not in (0, task.process.pid):
-        raise SyscallError(errno.ESRCH)
-    return task.process.pgid
+    """Implements Linux syscall getpgid(2). ESRCH for a pid the sandbox does not have."""
+    return _process_of(task, pid).pgid
 
 
 @syscall("getsid")
 def sys_getsid(task, pid: int) -> int:
-    """Implements Linux syscall getsid(2): ESRCH for any pid but 0 or our own."""
-    if pid not in (0, task.process.pid):
-        raise SyscallError(errno.ESRCH)
-    return task.process.sid
+    """Implements Linux syscall getsid(2). ESRCH for a pid the sandbox does not have."""
+    return _process_of(task, pid).sid
 
 
 @syscall("set_tid_address")
