@@ -25,6 +25,8 @@ import errno
 import fcntl
 import os
 import select
+
+from kvmsentry.kernel import sched
 import stat as _stat
 from typing import Callable, Iterator, TypeVar
 
@@ -80,6 +82,7 @@ RLIMIT_NOFILE = 7
 # Defaults as a Linux system with systemd gives (soft, hard); fs/file.c's
 # sysctl_nr_open caps the hard limit at 1048576.
 NOFILE_DEFAULT = (1024, 1048576)
+ERESTARTSYS = 512  # include/linux/errno.h: restart, or EINTR after a handler
 NR_OPEN = 1048576
 
 # MAX_RW_COUNT (include/linux/fs.h): one read/write moves at most this.
@@ -358,12 +361,33 @@ class HostStream(File):
             if not p.poll(0):
                 raise SyscallError(errno.EAGAIN)
 
+    def _block_until(self, events: int) -> None:
+        """Wait for the host fd without the kernel lock, interruptible by signals.
+
+        Polls in 50 ms slices so that a signal for the task (or its death)
+        ends the wait with ERESTARTSYS (the dispatcher restarts or fails the
+        call with EINTR, signal(7)).
+        """
+        task = sched.current()
+        if task is None:
+            return
+        p = select.poll()
+        p.register(self.host_fd, events)
+        with sched.blocking():
+            while not p.poll(50):
+                if task.signal_pending() or task.process.wait_status is not None:
+                    raise SyscallError(ERESTARTSYS)
+
     def read(self, n: int) -> bytes:
         self._wait(select.POLLIN)
+        if not self.nonblocking:
+            self._block_until(select.POLLIN)
         return host_call(os.read, self.host_fd, n)
 
     def write(self, data) -> int:
         self._wait(select.POLLOUT)
+        if not self.nonblocking:
+            self._block_until(select.POLLOUT)
         return host_call(os.write, self.host_fd, data)
 
     def pread(self, n: int, offset: int) -> bytes:

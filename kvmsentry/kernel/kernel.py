@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from kvmsentry.kernel import faults, sched
+from kvmsentry.kernel import faults, sched, signals
 from kvmsentry.kernel.fd import FdTable
 from kvmsentry.kernel.mm import (PROT_READ, PROT_WRITE, GuestFault, MemoryManager,
                                  page_align_up)
@@ -42,6 +42,11 @@ from kvmsentry.kernel.syscalls import info as _info  # noqa: F401
 from kvmsentry.kernel.syscalls import mm as _mm  # noqa: F401
 from kvmsentry.kernel.syscalls import process as _process  # noqa: F401
 from kvmsentry.kernel.syscalls import tasks as _tasks  # noqa: F401
+from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
+from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
+from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
+from kvmsentry.kernel.syscalls import signal as _signal_syscalls  # noqa: F401
+from kvmsentry.kernel.syscalls.signal import ForceSigsegv
 
 # x86-64 Linux without randomization (arch/x86/include/asm/processor.h):
 # the stack ends at STACK_TOP; mmap allocates top-down below MMAP_BASE.
@@ -55,6 +60,9 @@ EXIT_SENTRY_FAILURE = 125
 PID_MAX = 4194304  # /proc/sys/kernel/pid_max on 64-bit
 
 _HANDLERS: list = [None] * (max(e.number for e in systable.TABLE) + 1)
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+_RESTART_CODES = frozenset({signals.ERESTARTSYS, signals.ERESTARTNOINTR, signals.ERESTARTNOHAND,
+                            signals.ERESTART_RESTARTBLOCK})
 _SIGPIPE_SYSCALLS = frozenset(systable.NUMBERS[name] for name in (
     "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile", "sendto", "sendmsg", "splice"))
 
@@ -241,12 +249,15 @@ class Kernel:
                         self.syscall(task)
                     elif kind == TRAP_FAULT:
                         self.fault(task)
-                    self.handle_signals(task)
+                    if task.restart is not None or task.signal_pending():
+                        self.handle_signals(task)
             except TaskExit as e:
                 if e.group or len(process.tasks) == 1:
                     self.exit_process(process, (e.status & 0xFF) << 8)
             except _Killed as k:
                 self.exit_process(process, k.signo)
+            except ForceSigsegv:
+                self.exit_process(process, signal.SIGSEGV)
             self.exit_task(task)
         except Exception as e:  # a sentry bug: stop everything and say it all
             self.bug = SentryBug(self.bug_report(task, e))
@@ -256,31 +267,58 @@ class Kernel:
 
     # -- signals (default actions; handlers come with signal delivery) ---------
     def handle_signals(self, task: Task) -> None:
-        """Act on the task's pending, unblocked signals (BKL held).
+        """Act on the task's pending, unblocked signals (BKL held); signal(7).
 
-        A default action that terminates kills the process; ignored
-        signals, and those whose default is to ignore, are dropped. Until
-        signal frames land, a signal with a handler is dropped with a note
-        on stderr (once per signal).
+        A handler gets a frame (kvmsentry.kernel.signals); a default action
+        that terminates kills the process; ignored signals are dropped.
+        An interrupted restartable syscall is restarted or fails with
+        EINTR, as SA_RESTART says.
         """
+        ctx = task.context
+        restart = task.restart
+        task.restart = None
+        if ctx.in_runtime and ctx._resume_as_is:
+            # Stopped inside the runtime's stubs: deliver at the next trap.
+            return
         process = task.process
+        delivered = None
         pending = (task.pending | process.pending) & ~task.sigmask
-        while pending:
+        while pending and delivered is None:
             signo = (pending & -pending).bit_length()
             bit = 1 << (signo - 1)
-            task.pending &= ~bit
-            process.pending &= ~bit
             pending &= ~bit
+            if task.pending & bit:
+                task.pending &= ~bit
+                info = task.siginfo.pop(signo, None)
+            else:
+                process.pending &= ~bit
+                info = process.siginfo.pop(signo, None)
             handler = _handler_of(process, signo)
             if signo == signal.SIGKILL or (handler == SIG_DFL and signo in _DEFAULT_TERMINATE):
                 raise _Killed(signo)
-            if handler not in (SIG_DFL, SIG_IGN) and signo not in self._reported_handlers:
-                self._reported_handlers.add(signo)
-                print(f"kvmsentry: signal handlers are not supported yet: "
-                      f"{faults.signal_name(signo)} dropped", file=self.stderr, flush=True)
+            if handler in (SIG_DFL, SIG_IGN):
+                continue
+            action = signals.SigAction(process.sigactions[signo])
+            if restart is not None:
+                ctx.regs.rax = signals.restart_syscall(task, restart[1], action, restart[0]) & _U64
+                restart = None
+            try:
+                signals.setup_frame(task, signo, action, info or signals.siginfo(signo))
+            except (GuestFault, signals._NoRestorer):
+                raise _Killed(signal.SIGSEGV) from None
+            delivered = signo
+        if restart is not None:
+            ctx.regs.rax = signals.restart_syscall(task, restart[1], None, restart[0]) & _U64
+        if delivered is None and task.saved_sigmask is not None:
+            task.sigmask = task.saved_sigmask
+            task.saved_sigmask = None
 
-    def send_signal(self, process, signo: int, task: Task | None = None) -> None:
-        """Queue ``signo`` for ``process`` (or one of its threads) and wake it (BKL held)."""
+    def send_signal(self, process, signo: int, task: Task | None = None,
+                    info: bytes | None = None) -> None:
+        """Queue ``signo`` for ``process`` (or one of its threads) and wake it (BKL held).
+
+        ``info`` is the 128-byte siginfo the handler gets (SI_KERNEL when None).
+        """
         if process.wait_status is not None or signo == 0:
             return
         handler = _handler_of(process, signo)
@@ -290,11 +328,15 @@ class Kernel:
         if signo == signal.SIGKILL:
             self.kill_process(process, signo)
             return
+        if info is None:
+            info = signals.siginfo(signo, signals.SI_KERNEL)
         if task is not None:
             task.pending |= 1 << (signo - 1)
+            task.siginfo.setdefault(signo, info)
             targets = [task]
         else:
             process.pending |= 1 << (signo - 1)
+            process.siginfo.setdefault(signo, info)
             targets = list(process.tasks)
         for target in targets:
             self._wake(target)
@@ -363,7 +405,10 @@ class Kernel:
         elif parent is not None and parent.wait_status is None:
             self._child_wait(parent).wake_all()
             if process.exit_signal:
-                self.send_signal(parent, process.exit_signal)
+                status = process.wait_status
+                code, value = ((1, (status >> 8) & 0xFF) if status & 0x7F == 0 else (2, status & 0x7F))
+                self.send_signal(parent, process.exit_signal, info=signals.siginfo(
+                    process.exit_signal, code, pid=process.pid, uid=process.creds.uid, status=value))
         else:
             self.processes.pop(process.pid, None)
 
@@ -442,6 +487,9 @@ class Kernel:
             self._trace(task, row, nr, regs, result, start)
         if result == -errno.EPIPE and nr in _SIGPIPE_SYSCALLS:
             self._sigpipe(task)
+        if -result in _RESTART_CODES:
+            task.restart = (nr, result)  # handle_signals decides: restart or EINTR
+            result = -errno.EINTR
         regs.rax = result & 0xFFFF_FFFF_FFFF_FFFF
 
     def _sigpipe(self, task: Task) -> None:
@@ -466,11 +514,22 @@ class Kernel:
             if code == 0:
                 return
             signo, why = signal.SIGSEGV, self._pf_reason(f, code)
+            si_code, addr = code, f.cr2
         else:
-            signo, _ = faults.signal_for_fault(f.vector)
+            signo, si_code = faults.signal_for_fault(f.vector)
+            addr = ctx.user_rip if signo != signal.SIGSEGV else 0
             why = x86.TRAP_NAMES.get(f.vector, f"exception {f.vector}")
             if f.error_code:
                 why += f", error code {f.error_code:#x}"
+        handler = _handler_of(task.process, signo)
+        if handler not in (SIG_DFL, SIG_IGN) and not task.sigmask & (1 << (signo - 1)):
+            # force_sig_fault: the handler runs now, on the faulting state.
+            action = signals.SigAction(task.process.sigactions[signo])
+            try:
+                signals.setup_frame(task, signo, action, signals.siginfo(signo, si_code, addr=addr), fault=f)
+                return
+            except (GuestFault, signals._NoRestorer):
+                signo, why = signal.SIGSEGV, why + "; the signal frame could not be written"
         self._die(task, signo, why)
 
     @staticmethod

@@ -31,6 +31,7 @@ import time
 
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel import sched
+from kvmsentry.kernel.signals import ERESTARTSYS
 from kvmsentry.kernel.fd import (FIONREAD, O_DIRECT, O_NONBLOCK, O_RDONLY, O_WRONLY, File,
                                  makedev)
 from kvmsentry.kernel.syscalls.table import SyscallError
@@ -128,7 +129,8 @@ class Pipe:
 
         Blocks while the pipe is empty and has writers; b"" at EOF (empty,
         no writers). EAGAIN when ``nonblocking`` and nothing is there,
-        EINTR when a signal cuts the wait short.
+        ERESTARTSYS when a signal cuts the wait short (the dispatcher
+        restarts the call or fails it with EINTR, as SA_RESTART says).
         """
         if n <= 0:
             return b""
@@ -140,7 +142,7 @@ class Pipe:
             try:
                 self.rd_wait.wait(None, lambda: bool(self.bufs) or not self.writers)
             except sched.Interrupted:
-                raise SyscallError(errno.EINTR) from None
+                raise SyscallError(ERESTARTSYS) from None
             if not self.bufs:
                 return b""
         bufs = self.bufs
@@ -179,8 +181,8 @@ class Pipe:
         count only when a signal or the last reader's close interrupts a
         write that already wrote something). At most PIPE_BUF bytes go in
         whole or not at all. EPIPE when there is no reader (the dispatcher
-        sends SIGPIPE), EAGAIN when ``nonblocking`` and nothing fit, EINTR
-        when a signal came before anything was written.
+        sends SIGPIPE), EAGAIN when ``nonblocking`` and nothing fit,
+        ERESTARTSYS when a signal came before anything was written.
         """
         total = len(data)
         if total == 0:
@@ -216,7 +218,7 @@ class Pipe:
                 self.wr_wait.wait(None, lambda: len(self.bufs) < self.max_usage or not self.readers)
             except sched.Interrupted:
                 if not done:
-                    raise SyscallError(errno.EINTR) from None
+                    raise SyscallError(ERESTARTSYS) from None
                 break
         self.mtime_ns = self.ctime_ns = time.time_ns()
         self._wake_readers()

@@ -19,7 +19,41 @@ import contextlib
 import threading
 import time
 
-BKL = threading.Lock()
+class BigKernelLock:
+    """A mutex that knows which thread holds it (for blocking() and WaitQueue).
+
+    Works as the lock of a threading.Condition (acquire/release/_is_owned).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.owner: int | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(blocking, timeout):
+            self.owner = threading.get_ident()
+            return True
+        return False
+
+    def release(self) -> None:
+        self.owner = None
+        self._lock.release()
+
+    def held(self) -> bool:
+        """True when the calling thread holds the lock."""
+        return self.owner == threading.get_ident()
+
+    _is_owned = held
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+BKL = BigKernelLock()
 _local = threading.local()
 
 
@@ -52,6 +86,9 @@ class WaitQueue:
     def wait(self, task, predicate, timeout: float | None = None) -> bool:
         if task is None:
             task = current()
+        if not BKL.held():  # a caller outside the dispatcher (tests, timers)
+            with BKL:
+                return self.wait(task, predicate, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not predicate():
             if task is not None and task.signal_pending():
@@ -74,7 +111,14 @@ class WaitQueue:
 
 @contextlib.contextmanager
 def blocking():
-    """Run a blocking host call (a read on the host's stdin) without the BKL."""
+    """Run a blocking host call (a read on the host's stdin) without the BKL.
+
+    When the caller does not hold the BKL (unit tests, start-up) nothing is
+    released.
+    """
+    if not BKL.held():
+        yield
+        return
     BKL.release()
     try:
         yield

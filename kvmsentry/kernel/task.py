@@ -59,6 +59,7 @@ class Process:
     # Signals sent to the whole process and not yet taken by a thread
     # (bit n-1 for signal n), as Linux's shared_pending.
     pending: int = 0
+    siginfo: dict = dataclasses.field(default_factory=dict)
     # The family: live tasks (threads), child processes, the parent Process.
     tasks: list = dataclasses.field(default_factory=list)
     children: list = dataclasses.field(default_factory=list)
@@ -93,8 +94,14 @@ class Task:
     # sigaltstack(2): (ss_sp, ss_flags, ss_size); SS_DISABLE (2) at first.
     altstack: tuple[int, int, int] = (0, 2, 0)
     comm: bytes = b""  # prctl(PR_SET_NAME); empty: the executable's name
-    # Signals sent to this thread (bit n-1 for signal n), not yet delivered.
+    # Signals sent to this thread (bit n-1 for signal n), not yet delivered,
+    # and the siginfo of each.
     pending: int = 0
+    siginfo: dict = dataclasses.field(default_factory=dict)
+    # (nr, -ERESTART*) of a syscall a signal interrupted, until handled.
+    restart: Any = None
+    # The mask to restore after rt_sigsuspend's temporary one (None: none).
+    saved_sigmask: int | None = None
     # The WaitQueue this task sleeps on, if any (to wake it for a signal).
     waiting_on: Any = None
     kernel: Any = None

@@ -30,6 +30,7 @@ from kvmsentry.kernel.fd import (
 )
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
+from kvmsentry.kernel.syscalls.pipe import pipe_fcntl
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, error, syscall
 
 # include/uapi/linux/fcntl.h
@@ -733,6 +734,9 @@ def sys_fcntl(task, fd, cmd, arg):
         arg = to_int(arg)
         file.flags = (file.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
         return 0
+    result = pipe_fcntl(file, cmd, arg, task)  # F_GETPIPE_SZ / F_SETPIPE_SZ
+    if result is not None:
+        return result
     raise SyscallError(errno.EINVAL)
 
 

@@ -14,11 +14,13 @@ import struct
 import time
 
 from kvmsentry.abi.structs import (
+    pack_timespec_ns,
     NSEC_PER_SEC, RLIM_INFINITY, RLIMIT, SI_LOAD_SHIFT, TIMESPEC, TIMEVAL, TIMEZONE,
     UTSNAME, UTSNAME_FIELD_LEN, pack_sysinfo,
 )
 from kvmsentry.kernel.fd import NOFILE_DEFAULT, NR_OPEN, RLIMIT_NOFILE
 from kvmsentry.kernel.files import to_int
+from kvmsentry.kernel import sched
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 
 # uname(2)'s answer (struct new_utsname fields, at most 64 bytes each).
@@ -362,23 +364,40 @@ def sys_time(task, tloc):
     return now
 
 
-def _sleep_ns(ns: int) -> None:
-    if ns > 0:
-        time.sleep(ns / NSEC_PER_SEC)
+ERESTART_RESTARTBLOCK = 516  # include/linux/errno.h
 
 
-@syscall("nanosleep", PARTIAL, "not interrupted by signals; rem is never written")
-def sys_nanosleep(task, req, rem):
-    """Implements Linux syscall nanosleep(2) by blocking the host thread.
+def _sleep_ns(task, ns: int, rem: int = 0) -> None:
+    """Sleep ``ns`` nanoseconds without the kernel lock; a signal ends it early.
 
-    EINVAL for tv_nsec outside [0, 999999999] or a negative tv_sec.
-    Signals do not interrupt it yet, so ``rem`` is left untouched.
+    Interrupted: the remaining time goes to ``rem`` (when given) and the
+    call fails with ERESTART_RESTARTBLOCK (EINTR after a handler; a restart
+    without one, which sleeps the whole time again).
     """
-    _sleep_ns(_get_timespec(task, req))
+    if ns <= 0:
+        return
+    deadline = time.monotonic() + ns / NSEC_PER_SEC
+    try:
+        sched.WaitQueue().wait(task, lambda: False, ns / NSEC_PER_SEC)
+    except sched.Interrupted:
+        if rem:
+            left = max(0, int((deadline - time.monotonic()) * NSEC_PER_SEC))
+            task.mm.copy_out(rem, pack_timespec_ns(left))
+        raise SyscallError(ERESTART_RESTARTBLOCK) from None
+
+
+@syscall("nanosleep", PARTIAL, "a restart after a signal without a handler sleeps the whole time again")
+def sys_nanosleep(task, req, rem):
+    """Implements Linux syscall nanosleep(2) without holding the kernel lock.
+
+    EINVAL for tv_nsec outside [0, 999999999] or a negative tv_sec. A
+    handled signal ends it with EINTR and the remaining time in ``rem``.
+    """
+    _sleep_ns(task, _get_timespec(task, req), rem)
     return 0
 
 
-@syscall("clock_nanosleep", PARTIAL, "not interrupted by signals; rem is never written")
+@syscall("clock_nanosleep", PARTIAL, "a restart after a signal without a handler sleeps the whole time again")
 def sys_clock_nanosleep(task, which_clock, flags, req, rem):
     """Implements Linux syscall clock_nanosleep(2) by blocking the host thread.
 
@@ -396,7 +415,7 @@ def sys_clock_nanosleep(task, which_clock, flags, req, rem):
     ns = _get_timespec(task, req)
     if flags & TIMER_ABSTIME:
         ns -= clock_ns(task, clockid)
-    _sleep_ns(ns)
+    _sleep_ns(task, ns, 0 if flags & TIMER_ABSTIME else rem)
     return 0
 
 

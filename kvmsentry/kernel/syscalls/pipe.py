@@ -14,7 +14,7 @@ from kvmsentry.kernel import sched
 from kvmsentry.kernel.fd import O_CLOEXEC, O_DIRECT, O_EXCL, O_NONBLOCK, nofile_limit
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.mm import GuestFault
-from kvmsentry.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, PipeFile, make_pipe
+from kvmsentry.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, PAGE_SIZE, PipeFile, make_pipe
 from kvmsentry.kernel.syscalls.table import SyscallError, syscall
 
 # include/linux/watch_queue.h: pipe2's O_NOTIFICATION_PIPE is O_EXCL.
@@ -100,7 +100,7 @@ def pipe_fcntl(file, cmd: int, arg: int, task=None) -> int | None:
         raise SyscallError(errno.EBADF)
     pipe = file.pipe
     if cmd == F_GETPIPE_SZ:
-        return pipe.max_usage * 4096
+        return pipe.max_usage * PAGE_SIZE
     if task is None:
         task = sched.current()
     privileged = task is None or task.process.creds.euid == 0

@@ -18,7 +18,7 @@ import signal
 import stat as _stat
 import struct
 
-from kvmsentry.kernel import sched
+from kvmsentry.kernel import sched, signals
 from kvmsentry.kernel.files import AT_FDCWD, HOST, lookup, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault, MemoryManager
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
@@ -350,7 +350,7 @@ def do_wait(task: Task, pid: int, options: int, reap: bool = True):
         try:
             kernel._child_wait(process).wait(task, ready)
         except sched.Interrupted:
-            raise SyscallError(errno.EINTR) from None
+            raise SyscallError(signals.ERESTARTSYS) from None
     child = found[0]
     if reap:
         process.children.remove(child)
