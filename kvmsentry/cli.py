@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="host directory the guest sees as / (read-only; default /)")
     boot.add_argument("--memory", type=_parse_memory, default=4 << 30, metavar="SIZE",
                       help="guest memory (default 4G; pages are committed only when used)")
+    boot.add_argument("--pids-limit", type=int, default=1024, metavar="N",
+                      help="most tasks (threads and processes) alive at once; fork then "
+                           "fails with EAGAIN (default 1024)")
+    boot.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                      help="kill the sandbox after this long (status 124)")
     boot.add_argument("binary", metavar="BINARY")
     boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                       help="arguments for the program (argv[1:])")
@@ -69,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         for item in args.env:
             if "=" not in item or item.startswith("="):
                 parser.error(f"--env {item!r}: expected K=V")
+        if args.pids_limit < 1:
+            parser.error("--pids-limit must be at least 1")
+        if args.timeout is not None and args.timeout <= 0:
+            parser.error("--timeout must be positive")
         for option, path in (("--cwd", args.cwd), ("--root", args.root)):
             if path is not None and not os.path.isdir(path):
                 parser.error(f"{option} {path}: not a directory")
@@ -183,7 +192,7 @@ def _boot(args) -> int:
     except OSError as e:  # KvmError, or the host refusing the guest memory mapping
         _error(f"cannot set up the VM: {e}")
         return EXIT_SENTRY_FAILURE
-    kernel = Kernel(platform, strace=args.strace, root=args.root)
+    kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit)
     try:
         task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed)
     except ExecError as e:
@@ -193,7 +202,7 @@ def _boot(args) -> int:
         _error(f"{binary}: cannot execute: {e.strerror}")
         return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
     try:
-        return kernel.run(task)
+        return kernel.run(task, timeout=args.timeout)
     except SentryBug as bug:
         print(bug.report, file=sys.stderr, flush=True)
         return EXIT_SENTRY_FAILURE

@@ -201,18 +201,28 @@ class Kernel:
         return bias + image.entry, stack.rsp
 
     # -- running -----------------------------------------------------------
-    def run(self, task: Task) -> int:
+    def run(self, task: Task, timeout: float | None = None) -> int:
         """Run the sandbox whose first task is ``task`` until that process exits.
 
         Every task runs on its own thread (``_task_main``); this thread
         waits for pid 1. When pid 1 exits, every other process is killed,
         as when the init of a pid namespace dies. Returns pid 1's status as
-        a shell shows it: the exit code, or 128 + the killing signal.
+        a shell shows it: the exit code, or 128 + the killing signal. After
+        ``timeout`` seconds everything is killed and the status is 124, as
+        timeout(1) says. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
+        kvmsentry go to the guest's foreground process group (pid 1's).
         Raises SentryBug (with a report) when the sentry itself failed.
         """
+        self._forward_host_signals()
         with sched.BKL:
             self.start_task(task)
-        self._init_exited.wait()
+        if not self._init_exited.wait(timeout):
+            with sched.BKL:
+                for process in list(self.processes.values()):
+                    self.kill_process(process, signal.SIGKILL)
+            print(f"kvmsentry: --timeout: killed the sandbox after {timeout:g} s",
+                  file=self.stderr, flush=True)
+            return 124
         if self.bug is not None:
             raise self.bug
         with sched.BKL:
@@ -221,6 +231,27 @@ class Kernel:
                     self.kill_process(process, signal.SIGKILL)
         status = task.process.wait_status
         return (status >> 8) & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
+
+    def _forward_host_signals(self) -> None:
+        """Pass terminal signals sent to kvmsentry on to the guest (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def forward(signo, frame):
+            # Not in the handler itself: the main thread may hold the BKL.
+            threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
+
+        for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(signo, forward)
+
+    def _deliver_host_signal(self, signo: int) -> None:
+        with sched.BKL:
+            init = self.processes.get(1)
+            if init is None:
+                return
+            for process in list(self.processes.values()):
+                if process.pgid == init.pgid and not process.zombie:
+                    self.send_signal(process, signo, info=signals.siginfo(signo, signals.SI_KERNEL))
 
     def start_task(self, task: Task) -> None:
         """Start the host thread that runs ``task`` (BKL held)."""
@@ -358,10 +389,14 @@ class Kernel:
 
     # -- exit and wait ---------------------------------------------------------
     def exit_process(self, process, wait_status: int) -> None:
-        """The process ends with ``wait_status`` (exit code << 8, or a signal); BKL held."""
+        """The process ends with ``wait_status`` (exit code << 8, or a signal); BKL held.
+
+        Every other thread is killed (exit_group(2)).
+        """
         if process.wait_status is None:
             process.wait_status = wait_status
         for other in process.tasks:
+            other.pending |= 1 << (signal.SIGKILL - 1)
             self._wake(other)
 
     def exit_task(self, task: Task) -> None:
@@ -372,22 +407,24 @@ class Kernel:
             process.tasks.remove(task)
         self.tasks.pop(task.tid, None)
         self._release_vfork(task)
-        if task.clear_child_tid:
+        if task.clear_child_tid and task.mm.users > 1:
+            # CLONE_CHILD_CLEARTID: pthread_join waits on this word (kernel/fork.c mm_release).
             try:
                 task.mm.copy_out(task.clear_child_tid, b"\0\0\0\0")
+                _futex_wake(task, task.clear_child_tid, 1)
             except GuestFault:
                 pass
         if task.context is not None:
             task.context.release()
             task.context = None
-        if process.tasks:
-            return
-        if process.wait_status is None:
-            process.wait_status = 0
         task.fds.users = getattr(task.fds, "users", 1) - 1
         if task.fds.users == 0:
             task.fds.close_all()
         self.drop_mm(task.mm)
+        if process.tasks:
+            return
+        if process.wait_status is None:
+            process.wait_status = 0
         # Children go to pid 1 (the sandbox's init), as orphans do.
         init = self.processes.get(1)
         for child in process.children:
@@ -413,8 +450,12 @@ class Kernel:
             self.processes.pop(process.pid, None)
 
     def alloc_pid(self) -> int:
-        """A free pid in the sandbox's namespace; EAGAIN at --pids-limit (BKL held)."""
-        if len(self.processes) >= self.pids_limit:
+        """A free pid/tid in the sandbox's namespace; EAGAIN at --pids-limit (BKL held).
+
+        The limit counts tasks (threads too) and zombies, as the pids cgroup.
+        """
+        zombies = sum(1 for p in self.processes.values() if p.zombie)
+        if len(self.tasks) + zombies >= self.pids_limit:
             raise systable.SyscallError(errno.EAGAIN)
         pid = self.next_pid
         while pid in self.processes or pid in self.tasks:
@@ -580,6 +621,15 @@ def _handler_of(process, signo: int) -> int:
     """The sa_handler the process installed for ``signo`` (SIG_DFL when none)."""
     action = process.sigactions.get(signo)
     return int.from_bytes(action[:8], "little") if action else SIG_DFL
+
+
+def _futex_wake(task, uaddr: int, count: int) -> None:
+    """Wake futex waiters on ``uaddr`` (when the futex module is there)."""
+    try:
+        from kvmsentry.kernel.futex import futex_wake
+    except ImportError:
+        return
+    futex_wake(task, uaddr, count)
 
 
 class _Killed(Exception):

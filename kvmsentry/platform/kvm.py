@@ -146,6 +146,9 @@ class AddressSpace:
         self.platform = platform
         self.page_table = PageTable(platform.memory, {layout.KERNEL_PML4_SLOT: platform.kernel_pdpt})
         self.cr3 = self.page_table.cr3
+        # The contexts (vCPUs) running in this address space: after one of
+        # them flushes, the others must too (a TLB shootdown).
+        self.contexts: set = set()
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool) -> None:
         self.page_table.map(gva, gpa, writable=writable, executable=executable, user=True)
@@ -306,9 +309,12 @@ class KvmPlatform:
                 vcpu.set_cpuid2(self.cpuid)
                 if self._initial_xsave is None:
                     self._initial_xsave = vcpu.get_xsave()
-        return Context(self, vcpu, pages, address_space)
+        context = Context(self, vcpu, pages, address_space)
+        address_space.contexts.add(context)
+        return context
 
     def release_context(self, context: "Context") -> None:
+        context.address_space.contexts.discard(context)
         with self._lock:
             self._free_vcpus.append((context.vcpu, context.pages))
 
@@ -364,6 +370,8 @@ class Context:
         self._resume_as_is = False
         self._thread_id: int | None = None
         self.in_runtime = False
+        # Another vCPU of this address space flushed: flush before running on.
+        self._tlb_stale = False
         self._base = base
         self._gdt_gpa = gdt_gpa
         self.exits = 0
@@ -447,6 +455,8 @@ class Context:
         """
         regs = self.regs
         self._thread_id = threading.get_ident()
+        if self._resume_as_is and self._tlb_stale and not self.in_runtime:
+            self._resume_as_is = False  # interrupted in ring 3: return through the flush
         if self._resume_as_is:
             self._resume_as_is = False
         elif self._started:
@@ -456,7 +466,7 @@ class Context:
             _FRAME.pack_into(self._view, self._frame_gpa, rip, _USER_CS,
                              self.user_rflags, self.user_rsp, _USER_DS)
             regs.rsp = self._frame_gva
-            if self._dirty_tables or self._retired_tables:
+            if self._dirty_tables or self._retired_tables or self._tlb_stale:
                 self._write_zap_list()
                 regs.rip = self._flush_return
             else:
@@ -505,6 +515,12 @@ class Context:
         for gpa in retired:
             platform.memory.put_frame(gpa)
         retired.clear()
+        self._tlb_stale = False
+        if pages:
+            for other in self.address_space.contexts:
+                if other is not self:
+                    other._tlb_stale = True
+                    other.kick()
 
     def _exception(self, vector: int) -> int:
         if self._exception_frame_gpa is None:
@@ -563,6 +579,8 @@ class Context:
 
     def switch_address_space(self, address_space: "AddressSpace") -> None:
         """Run in another address space from the next reset() on (execve)."""
+        self.address_space.contexts.discard(self)
+        address_space.contexts.add(self)
         self.address_space = address_space
         self._dirty_tables = address_space.page_table.dirty_tables
 

@@ -5,9 +5,7 @@ wait4/waitid (kernel/exit.c), kill/tgkill/tkill (kernel/signal.c), and the
 process-group calls (kernel/sys.c). The kernel's run loop, exit and signal
 actions live in kvmsentry.kernel.kernel; these handlers drive them.
 
-Not yet: threads (CLONE_THREAD, or CLONE_VM without CLONE_VFORK) return
-ENOSYS, an honest "not implemented" (glibc's pthread_create then fails
-cleanly); stopped/continued children are never reported.
+Not yet: stopped/continued children are never reported (no job control).
 """
 
 from __future__ import annotations
@@ -81,15 +79,18 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
             tls: int = 0) -> int:
     """kernel/fork.c kernel_clone for new processes; returns the child's pid.
 
-    CLONE_VM is honoured only with CLONE_VFORK (the parent sleeps while the
-    child borrows its memory); threads are not supported yet (ENOSYS).
-    EINVAL for flag combinations Linux refuses, EAGAIN at the pid limit.
+    CLONE_THREAD makes a thread of the caller's process (with CLONE_VM
+    and CLONE_SIGHAND, as Linux requires); CLONE_VM alone shares the memory
+    with a new process. EINVAL for flag combinations Linux refuses, EAGAIN
+    at the pid limit, EPERM for new namespaces.
     """
     kernel = task.kernel
-    if flags & CLONE_THREAD or (flags & CLONE_VM and not flags & CLONE_VFORK):
-        raise SyscallError(errno.ENOSYS)
+    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
+        raise SyscallError(errno.EINVAL)
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(errno.EINVAL)
+    if flags & CLONE_THREAD:
+        return _clone_thread(task, flags, stack, parent_tid, child_tid, tls)
     if flags & _NAMESPACES:
         raise SyscallError(errno.EPERM)
     if flags & CLONE_PIDFD:
@@ -112,6 +113,8 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
         mm = task.mm
         mm.users += 1
         address_space = mm.address_space
+        if not flags & CLONE_VFORK:
+            kernel.note_once("clone-vm", "CLONE_VM without CLONE_THREAD: two processes share memory")
     else:
         address_space = platform.new_address_space()
         mm = task.mm.fork(address_space)
@@ -152,6 +155,41 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     return pid
 
 
+def _clone_thread(task: Task, flags: int, stack: int, parent_tid: int, child_tid: int,
+                  tls: int) -> int:
+    """A new thread of ``task``'s process (pthread_create's clone); returns its tid."""
+    kernel = task.kernel
+    tid = kernel.alloc_pid()
+    process = task.process
+    mm = task.mm
+    mm.users += 1
+    if flags & CLONE_FILES:
+        fds = task.fds
+        fds.users = getattr(fds, "users", 1) + 1
+    else:
+        fds = task.fds.fork()
+    child = Task(tid=tid, process=process, mm=mm, fds=fds, sigmask=task.sigmask,
+                 comm=task.comm)
+    context = kernel.platform.new_context(mm.address_space)
+    context.reset(0, 0)
+    context.copy_cpu_state(task.context)
+    context.regs.rax = 0
+    if stack:
+        context.user_rsp = stack
+    if flags & CLONE_SETTLS:
+        context.set_fs_base(tls)
+    child.context = context
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = child_tid
+    if flags & CLONE_PARENT_SETTID:
+        mm.copy_out(parent_tid, struct.pack("<i", tid))
+    if flags & CLONE_CHILD_SETTID:
+        mm.copy_out(child_tid, struct.pack("<i", tid))
+    process.tasks.append(child)
+    kernel.start_task(child)
+    return tid
+
+
 def _copy(creds):
     from dataclasses import replace
     return replace(creds)
@@ -169,7 +207,7 @@ def sys_vfork(task) -> int:
     return do_fork(task, CLONE_VM | CLONE_VFORK | signal.SIGCHLD)
 
 
-@syscall("clone", support="partial", note="new processes (and CLONE_VM|CLONE_VFORK); threads: ENOSYS")
+@syscall("clone", support="partial", note="no namespaces (EPERM), no CLONE_PIDFD (EINVAL)")
 def sys_clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:
     """Implements Linux syscall clone(2) (x86-64 argument order: flags, stack, ptid, ctid, tls)."""
     return do_fork(task, flags & 0xFFFFFFFF, stack, parent_tid, child_tid, tls)
