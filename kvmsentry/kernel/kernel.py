@@ -45,6 +45,7 @@ from kvmsentry.kernel.syscalls import tasks as _tasks  # noqa: F401
 from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
 from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
 from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
+from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
 from kvmsentry.kernel.syscalls import signal as _signal_syscalls  # noqa: F401
 from kvmsentry.kernel.syscalls.signal import ForceSigsegv
 
