@@ -46,6 +46,10 @@ from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
 from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
 from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
 from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
+from kvmsentry.kernel.syscalls import futex as _futex_syscalls  # noqa: F401
+from kvmsentry.kernel.syscalls import epoll as _epoll  # noqa: F401
+from kvmsentry.kernel.syscalls import timerfd as _timerfd  # noqa: F401
+from kvmsentry.kernel.syscalls import timers as _timers  # noqa: F401
 from kvmsentry.kernel.syscalls import signal as _signal_syscalls  # noqa: F401
 from kvmsentry.kernel.syscalls.signal import ForceSigsegv
 
@@ -319,12 +323,7 @@ class Kernel:
             signo = (pending & -pending).bit_length()
             bit = 1 << (signo - 1)
             pending &= ~bit
-            if task.pending & bit:
-                task.pending &= ~bit
-                info = task.siginfo.pop(signo, None)
-            else:
-                process.pending &= ~bit
-                info = process.siginfo.pop(signo, None)
+            info = signals.dequeue_signal(task if task.pending & bit else process, signo)
             handler = _handler_of(process, signo)
             if signo == signal.SIGKILL or (handler == SIG_DFL and signo in _DEFAULT_TERMINATE):
                 raise _Killed(signo)
@@ -354,7 +353,9 @@ class Kernel:
         if process.wait_status is not None or signo == 0:
             return
         handler = _handler_of(process, signo)
-        if signo != signal.SIGKILL and (handler == SIG_IGN or (
+        bit = 1 << (signo - 1)
+        blocked = all(t.sigmask & bit for t in ([task] if task is not None else process.tasks))
+        if signo != signal.SIGKILL and not blocked and (handler == SIG_IGN or (
                 handler == SIG_DFL and signo not in _DEFAULT_TERMINATE)):
             return  # discarded at generation, as kernel/signal.c sig_ignored()
         if signo == signal.SIGKILL:
@@ -362,14 +363,8 @@ class Kernel:
             return
         if info is None:
             info = signals.siginfo(signo, signals.SI_KERNEL)
-        if task is not None:
-            task.pending |= 1 << (signo - 1)
-            task.siginfo.setdefault(signo, info)
-            targets = [task]
-        else:
-            process.pending |= 1 << (signo - 1)
-            process.siginfo.setdefault(signo, info)
-            targets = list(process.tasks)
+        signals.queue_signal(task if task is not None else process, signo, info)
+        targets = [task] if task is not None else list(process.tasks)
         for target in targets:
             self._wake(target)
 
@@ -440,6 +435,11 @@ class Kernel:
         parent = process.parent
         if process.pid == 1:
             self._init_exited.set()
+        elif parent is not None and parent.wait_status is None and _reaps_itself(parent):
+            # SIGCHLD ignored or SA_NOCLDWAIT: no zombie (kernel/signal.c do_notify_parent).
+            parent.children.remove(process)
+            self.processes.pop(process.pid, None)
+            self._child_wait(parent).wake_all()
         elif parent is not None and parent.wait_status is None:
             self._child_wait(parent).wake_all()
             if process.exit_signal:
@@ -615,13 +615,22 @@ _DEFAULT_TERMINATE = frozenset({
     signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGKILL, signal.SIGUSR1,
     signal.SIGSEGV, signal.SIGUSR2, signal.SIGPIPE, signal.SIGALRM, signal.SIGTERM,
     signal.SIGSTKFLT, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGVTALRM, signal.SIGPROF,
-    signal.SIGIO, signal.SIGPWR, signal.SIGSYS}) | frozenset(range(34, 65))
+    signal.SIGIO, signal.SIGPWR, signal.SIGSYS}) | frozenset(range(32, 65))  # real-time: 32-64
 
 
 def _handler_of(process, signo: int) -> int:
     """The sa_handler the process installed for ``signo`` (SIG_DFL when none)."""
     action = process.sigactions.get(signo)
     return int.from_bytes(action[:8], "little") if action else SIG_DFL
+
+
+def _reaps_itself(parent) -> bool:
+    """True when children of ``parent`` leave no zombie: SIGCHLD is SIG_IGN or has SA_NOCLDWAIT."""
+    action = parent.sigactions.get(signal.SIGCHLD)
+    if not action:
+        return False
+    handler, flags = int.from_bytes(action[:8], "little"), int.from_bytes(action[8:16], "little")
+    return handler == SIG_IGN or bool(flags & signals.SA_NOCLDWAIT)
 
 
 def _futex_wake(task, uaddr: int, count: int) -> None:

@@ -32,7 +32,7 @@ import time
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel import sched
 from kvmsentry.kernel.signals import ERESTARTSYS
-from kvmsentry.kernel.fd import (FIONREAD, O_DIRECT, O_NONBLOCK, O_RDONLY, O_WRONLY, File,
+from kvmsentry.kernel.fd import (O_ACCMODE, FIONREAD, O_DIRECT, O_NONBLOCK, O_RDONLY, O_WRONLY, File,
                                  makedev)
 from kvmsentry.kernel.syscalls.table import SyscallError
 
@@ -202,6 +202,10 @@ class Pipe:
             if not self.readers:
                 if not done:
                     raise SyscallError(errno.EPIPE)
+                # Linux sends SIGPIPE even when part was written (fs/pipe.c pipe_write).
+                task = sched.current()
+                if task is not None and task.kernel is not None:
+                    task.kernel.send_signal(task.process, 13, task)
                 break
             if len(self.bufs) < self.max_usage:
                 take = min(PAGE_SIZE, total - done)
@@ -313,6 +317,10 @@ class PipeFile(File):
             if not pipe.readers:
                 mask |= POLLERR
         return mask
+
+    def reopen(self, flags: int) -> "PipeFile":
+        """Opening /proc/self/fd/N of a pipe opens the pipe again (fifo_open), e.g. bash's <( )."""
+        return PipeFile(self.pipe, flags & (O_ACCMODE | O_NONBLOCK))
 
     def release(self) -> None:
         if self.closed:

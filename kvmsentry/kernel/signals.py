@@ -98,6 +98,38 @@ def siginfo(signo: int, code: int = SI_USER, *, pid: int = 0, uid: int = 0,
     return bytes(info)
 
 
+SIGRTMIN = 32
+
+
+def queue_signal(holder, signo: int, info: bytes) -> None:
+    """Mark ``signo`` pending on ``holder`` (a Task or Process) with its siginfo.
+
+    Standard signals do not queue: a second one while the first is
+    pending is merged. Real-time signals (32-64) queue every instance, in
+    order (signal(7)).
+    """
+    holder.pending |= 1 << (signo - 1)
+    if signo >= SIGRTMIN:
+        holder.siginfo.setdefault(signo, []).append(info)
+    else:
+        holder.siginfo.setdefault(signo, info)
+
+
+def dequeue_signal(holder, signo: int) -> bytes | None:
+    """Take one instance of pending ``signo`` from ``holder``; returns its siginfo."""
+    bit = 1 << (signo - 1)
+    if signo >= SIGRTMIN:
+        queue = holder.siginfo.get(signo) or []
+        info = queue.pop(0) if queue else None
+        if queue:
+            return info
+        holder.siginfo.pop(signo, None)
+    else:
+        info = holder.siginfo.pop(signo, None)
+    holder.pending &= ~bit
+    return info
+
+
 def xstate_size(platform) -> int:
     """Bytes of the XSAVE image for the enabled XCR0 features (CPUID 0xD.0 EBX)."""
     return max(platform._cpuid_leaf(0xD, 0)[1], 576)

@@ -205,12 +205,21 @@ def sys_rt_sigprocmask(task, how: int, set_: int, oldset: int, sigsetsize: int) 
 
 @syscall("sigaltstack", support="partial", note="recorded; used when signal delivery lands")
 def sys_sigaltstack(task, ss: int, old_ss: int) -> int:
-    """Implements Linux syscall sigaltstack(2) (stack_t: sp, flags, size; 24 bytes)."""
+    """Implements Linux syscall sigaltstack(2) (stack_t: sp, flags, size; 24 bytes).
+
+    The old stack reports SS_ONSTACK while the caller runs on it, and it
+    cannot be changed then (EPERM), as kernel/signal.c do_sigaltstack.
+    """
     current = task.altstack
+    rsp = task.context.user_rsp if task.context is not None else 0
+    on_stack = bool(current[2]) and current[0] < rsp <= current[0] + current[2]
     if old_ss:
-        task.mm.copy_out(old_ss, struct.pack("<QiiQ", current[0], current[1], 0, current[2]))
+        flags = 1 if on_stack else current[1]  # SS_ONSTACK
+        task.mm.copy_out(old_ss, struct.pack("<QiiQ", current[0], flags, 0, current[2]))
     if ss:
         sp, flags, _, size = struct.unpack("<QiiQ", task.mm.copy_in(ss, 24))
+        if on_stack:
+            raise SyscallError(errno.EPERM)
         if flags & ~(2 | (1 << 31)):
             raise SyscallError(errno.EINVAL)
         if not flags & 2 and size < 2048:

@@ -126,12 +126,7 @@ def sys_rt_sigtimedwait(task, set_gva: int, info_gva: int, timeout_gva: int, sig
     finally:
         task.sigmask = old
     bit = 1 << (signo - 1)
-    if task.pending & bit:
-        task.pending &= ~bit
-        info = task.siginfo.pop(signo, None)
-    else:
-        task.process.pending &= ~bit
-        info = task.process.siginfo.pop(signo, None)
+    info = signals.dequeue_signal(task if task.pending & bit else task.process, signo)
     if info_gva:
         task.mm.copy_out(info_gva, info or signals.siginfo(signo))
     return signo

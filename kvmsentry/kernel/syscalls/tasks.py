@@ -314,6 +314,8 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     process.envp = list(envp)
     task.comm = os.path.basename(exe).encode()[:15]
     task.fds.close_on_exec()
+    from kvmsentry.kernel.syscalls.timers import delete_all_timers
+    delete_all_timers(process)
     for signo, action in list(process.sigactions.items()):
         handler = int.from_bytes(action[:8], "little")
         if handler not in (0, 1):  # handlers reset to SIG_DFL; SIG_IGN stays
@@ -486,9 +488,10 @@ def sys_kill(task, pid: int, sig: int) -> int:
         targets = [p for p in kernel.processes.values() if p.pgid == -pid and not p.zombie]
     if not targets:
         raise SyscallError(errno.ESRCH)
+    info = signals.siginfo(sig, signals.SI_USER, pid=task.process.pid, uid=task.process.creds.uid)
     for process in targets:
         if sig:
-            kernel.send_signal(process, sig)
+            kernel.send_signal(process, sig, info=info)
     return 0
 
 
@@ -503,8 +506,12 @@ def sys_tgkill(task, tgid: int, tid: int, sig: int) -> int:
     if target is None or target.process.pid != tgid:
         raise SyscallError(errno.ESRCH)
     if sig:
-        task.kernel.send_signal(target.process, sig, target)
+        task.kernel.send_signal(target.process, sig, target, info=_tkill_info(task, sig))
     return 0
+
+
+def _tkill_info(task, sig: int) -> bytes:
+    return signals.siginfo(sig, signals.SI_TKILL, pid=task.process.pid, uid=task.process.creds.uid)
 
 
 @syscall("tkill")
@@ -518,7 +525,30 @@ def sys_tkill(task, tid: int, sig: int) -> int:
     if target is None:
         raise SyscallError(errno.ESRCH)
     if sig:
-        task.kernel.send_signal(target.process, sig, target)
+        task.kernel.send_signal(target.process, sig, target, info=_tkill_info(task, sig))
+    return 0
+
+
+@syscall("rt_sigqueueinfo")
+def sys_rt_sigqueueinfo(task, tgid: int, sig: int, info_gva: int) -> int:
+    """Implements Linux syscall rt_sigqueueinfo(2) (sigqueue(3)) with the caller's siginfo.
+
+    EPERM when the siginfo claims to come from the kernel (si_code >= 0 or
+    SI_TKILL) and the target is another process; ESRCH; EINVAL.
+    """
+    kernel = task.kernel
+    tgid, sig = to_int(tgid), to_int(sig)
+    _check_signo(sig)
+    info = bytearray(task.mm.copy_in(info_gva, signals.SIGINFO_SIZE))
+    (code,) = struct.unpack_from("<i", info, 8)
+    target = kernel.processes.get(tgid)
+    if target is None or target.zombie:
+        raise SyscallError(errno.ESRCH)
+    if (code >= 0 or code == signals.SI_TKILL) and target is not task.process:
+        raise SyscallError(errno.EPERM)
+    struct.pack_into("<i", info, 0, sig)
+    if sig:
+        kernel.send_signal(target, sig, info=bytes(info))
     return 0
 
 
