@@ -287,6 +287,8 @@ class Kernel:
                         self.fault(task)
                     if task.restart is not None or task.signal_pending():
                         self.handle_signals(task)
+                    if process.stopped:
+                        self.stopped_wait(task)
             except TaskExit as e:
                 if e.group or len(process.tasks) == 1:
                     self.exit_process(process, (e.status & 0xFF) << 8)
@@ -327,6 +329,9 @@ class Kernel:
             handler = _handler_of(process, signo)
             if signo == signal.SIGKILL or (handler == SIG_DFL and signo in _DEFAULT_TERMINATE):
                 raise _Killed(signo)
+            if handler == SIG_DFL and signo in _DEFAULT_STOP:
+                self._group_stop(process, signo)
+                continue
             if handler in (SIG_DFL, SIG_IGN):
                 continue
             action = signals.SigAction(process.sigactions[signo])
@@ -352,11 +357,17 @@ class Kernel:
         """
         if process.wait_status is not None or signo == 0:
             return
+        if signo == signal.SIGCONT:
+            self._continue(process)
+        elif signo in _DEFAULT_STOP:
+            for holder in [process] + process.tasks:
+                if holder.pending & (1 << (signal.SIGCONT - 1)):
+                    signals.dequeue_signal(holder, signal.SIGCONT)
         handler = _handler_of(process, signo)
         bit = 1 << (signo - 1)
         blocked = all(t.sigmask & bit for t in ([task] if task is not None else process.tasks))
         if signo != signal.SIGKILL and not blocked and (handler == SIG_IGN or (
-                handler == SIG_DFL and signo not in _DEFAULT_TERMINATE)):
+                handler == SIG_DFL and signo not in _DEFAULT_TERMINATE and signo not in _DEFAULT_STOP)):
             return  # discarded at generation, as kernel/signal.c sig_ignored()
         if signo == signal.SIGKILL:
             self.kill_process(process, signo)
@@ -367,6 +378,54 @@ class Kernel:
         targets = [task] if task is not None else list(process.tasks)
         for target in targets:
             self._wake(target)
+
+    # -- job control ---------------------------------------------------------------
+    def _group_stop(self, process, signo: int) -> None:
+        """Stop every thread of ``process`` (a stop signal's default action); tell the parent."""
+        if process.stopped:
+            return
+        process.stopped = True
+        process.stop_signal = signo
+        process.stop_unreported = True
+        for other in process.tasks:
+            other.context.kick()
+        self._notify_parent(process, 5, signo)  # CLD_STOPPED
+
+    def _continue(self, process) -> None:
+        """SIGCONT: a stopped process runs again, whatever its SIGCONT handler (BKL held)."""
+        for holder in [process] + process.tasks:
+            for stop in _DEFAULT_STOP:
+                if holder.pending & (1 << (stop - 1)):
+                    signals.dequeue_signal(holder, stop)
+        if not process.stopped:
+            return
+        process.stopped = False
+        process.stop_unreported = False
+        process.continue_unreported = True
+        if process.stop_wait is not None:
+            process.stop_wait.wake_all()
+        self._notify_parent(process, 6, signal.SIGCONT)  # CLD_CONTINUED
+
+    def _notify_parent(self, process, code: int, signo: int) -> None:
+        """SIGCHLD (unless SA_NOCLDSTOP) and a wake-up for a parent in wait4."""
+        parent = process.parent
+        if parent is None or parent.wait_status is not None:
+            return
+        self._child_wait(parent).wake_all()
+        action = parent.sigactions.get(signal.SIGCHLD)
+        if action and int.from_bytes(action[8:16], "little") & signals.SA_NOCLDSTOP:
+            return
+        self.send_signal(parent, signal.SIGCHLD, info=signals.siginfo(
+            signal.SIGCHLD, code, pid=process.pid, uid=process.creds.uid, status=signo))
+
+    def stopped_wait(self, task: Task) -> None:
+        """Sleep while the task's process is stopped (until SIGCONT or death)."""
+        process = task.process
+        if process.stop_wait is None:
+            process.stop_wait = sched.WaitQueue()
+        process.stop_wait.wait(task, lambda: not process.stopped or process.wait_status is not None
+                               or bool(task.pending & (1 << (signal.SIGKILL - 1))),
+                               interruptible=False)
 
     def _wake(self, task: Task) -> None:
         if task.waiting_on is not None:
@@ -379,6 +438,8 @@ class Kernel:
         if process.wait_status is not None:
             return
         process.wait_status = signo
+        if process.stop_wait is not None:
+            process.stop_wait.wake_all()
         for task in process.tasks:
             task.pending |= 1 << (signal.SIGKILL - 1)
             self._wake(task)
@@ -421,9 +482,13 @@ class Kernel:
             return
         if process.wait_status is None:
             process.wait_status = 0
-        # Children go to pid 1 (the sandbox's init), as orphans do.
+        # Children go to pid 1 (the sandbox's init), as orphans do, and get
+        # their prctl(PR_SET_PDEATHSIG) signal.
         init = self.processes.get(1)
         for child in process.children:
+            for child_task in child.tasks:
+                if child_task.pdeath_signal:
+                    self.send_signal(child, child_task.pdeath_signal, child_task)
             child.parent = init
             child.ppid = 1
             if init is not None and init is not process:
@@ -616,6 +681,10 @@ _DEFAULT_TERMINATE = frozenset({
     signal.SIGSEGV, signal.SIGUSR2, signal.SIGPIPE, signal.SIGALRM, signal.SIGTERM,
     signal.SIGSTKFLT, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGVTALRM, signal.SIGPROF,
     signal.SIGIO, signal.SIGPWR, signal.SIGSYS}) | frozenset(range(32, 65))  # real-time: 32-64
+
+
+# Signals whose default action stops the process.
+_DEFAULT_STOP = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 
 def _handler_of(process, signo: int) -> int:

@@ -76,22 +76,24 @@ class WaitQueue:
 
     ``wait(task, predicate, timeout)`` (task None: the current one) sleeps (BKL released) until
     ``predicate()`` is true, ``timeout`` seconds pass (returns False), or
-    the task has a pending signal (raises Interrupted). ``wake_all()`` is
+    the task has a pending signal (raises Interrupted; not when
+    ``interruptible`` is False, as a stopped task's wait). ``wake_all()`` is
     called by whoever changed the condition, with the BKL held.
     """
 
     def __init__(self):
         self._cond = threading.Condition(BKL)
 
-    def wait(self, task, predicate, timeout: float | None = None) -> bool:
+    def wait(self, task, predicate, timeout: float | None = None,
+             interruptible: bool = True) -> bool:
         if task is None:
             task = current()
         if not BKL.held():  # a caller outside the dispatcher (tests, timers)
             with BKL:
-                return self.wait(task, predicate, timeout)
+                return self.wait(task, predicate, timeout, interruptible)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not predicate():
-            if task is not None and task.signal_pending():
+            if interruptible and task is not None and task.signal_pending():
                 raise Interrupted()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:

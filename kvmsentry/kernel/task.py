@@ -71,6 +71,13 @@ class Process:
     exit_signal: int = 17  # SIGCHLD: what the parent is sent at exit (clone's low byte)
     # Waiters: the parent in wait4 sleeps on child_wait of its own Process.
     child_wait: Any = None
+    # Job control (signal(7) "Stop", "Cont"): stopped by stop_signal; what
+    # wait4 has still to report with WUNTRACED / WCONTINUED.
+    stopped: bool = False
+    stop_signal: int = 0
+    stop_unreported: bool = False
+    continue_unreported: bool = False
+    stop_wait: Any = None
 
 
 @dataclasses.dataclass

@@ -230,3 +230,10 @@ def test_timeout_kills_the_sandbox(busybox, run_sentry):
     )
     assert sentry.returncode == 124, sentry.stderr.decode(errors="replace")
     assert sentry.stdout == b""
+
+
+def test_stop_and_continue(guests, run_both, assert_same):
+    """A stop signal stops the child; WUNTRACED and WCONTINUED report it as Linux."""
+    native, sentry = run_both([guests["proc_stop"]])
+    assert native.stdout == b"stopped 1 sig 19\ncontinued 1\nkilled 1 sig 15\n"
+    assert_same(native, sentry)

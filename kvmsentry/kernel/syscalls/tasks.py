@@ -62,7 +62,8 @@ __WNOTHREAD = 0x20000000
 __WALL = 0x40000000
 __WCLONE = 0x80000000
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
-CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
+_NO_EXITS = 0x08000000  # internal: do_wait must not report exits (waitid without WEXITED)
 
 # fs/binfmt_script.c: the #! line is read from the first BINPRM_BUF_SIZE bytes;
 # fs/exec.c allows 4 levels of interpreters.
@@ -367,10 +368,13 @@ def _matches(process, child, pid: int) -> bool:
 
 
 def do_wait(task: Task, pid: int, options: int, reap: bool = True):
-    """Wait for a matching child to exit (kernel/exit.c do_wait).
+    """Wait for a matching child to exit, or stop/continue (kernel/exit.c do_wait).
 
-    Returns the reaped child Process, or None with WNOHANG when none has
-    exited yet. ECHILD when no child matches; EINTR when a signal came.
+    Returns ``(child, wait_status, kind)`` with kind "exit" (the child is
+    reaped unless ``reap`` is False), "stop" (WUNTRACED: status
+    (signal << 8) | 0x7f) or "cont" (WCONTINUED: 0xffff); None with WNOHANG
+    when nothing is ready. ECHILD when no child matches; a signal ends the
+    wait with ERESTARTSYS.
     """
     kernel = task.kernel
     process = task.process
@@ -381,8 +385,16 @@ def do_wait(task: Task, pid: int, options: int, reap: bool = True):
         candidates = [c for c in process.children if _matches(process, c, pid)]
         if not candidates:
             raise SyscallError(errno.ECHILD)
-        found.extend(c for c in candidates if c.zombie)
-        return bool(found)
+        for child in candidates:
+            if child.zombie and not options & _NO_EXITS:
+                found.append((child, child.wait_status, "exit"))
+            elif options & WUNTRACED and child.stopped and child.stop_unreported:
+                found.append((child, (child.stop_signal << 8) | 0x7F, "stop"))
+            elif options & WCONTINUED and child.continue_unreported:
+                found.append((child, 0xFFFF, "cont"))
+            if found:
+                return True
+        return False
 
     if not ready():
         if options & WNOHANG:
@@ -391,30 +403,36 @@ def do_wait(task: Task, pid: int, options: int, reap: bool = True):
             kernel._child_wait(process).wait(task, ready)
         except sched.Interrupted:
             raise SyscallError(signals.ERESTARTSYS) from None
-    child = found[0]
+    child, status, kind = found[0]
     if reap:
-        process.children.remove(child)
-        kernel.processes.pop(child.pid, None)
-    return child
+        if kind == "exit":
+            process.children.remove(child)
+            kernel.processes.pop(child.pid, None)
+        elif kind == "stop":
+            child.stop_unreported = False
+        else:
+            child.continue_unreported = False
+    return child, status, kind
 
 
-@syscall("wait4", support="partial", note="exits only: WUNTRACED/WCONTINUED never report (no job control yet)")
+@syscall("wait4")
 def sys_wait4(task, pid: int, wstatus: int, options: int, rusage: int) -> int:
     """Implements Linux syscall wait4(2). EINVAL for unknown options, ECHILD, EINTR."""
     pid = to_int(pid)
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE):
         raise SyscallError(errno.EINVAL)
-    child = do_wait(task, pid, options)
-    if child is None:
+    waited = do_wait(task, pid, options)
+    if waited is None:
         return 0
+    child, status, _ = waited
     if wstatus:
-        task.mm.copy_out(wstatus, struct.pack("<i", child.wait_status))
+        task.mm.copy_out(wstatus, struct.pack("<i", status))
     if rusage:
         task.mm.copy_out(rusage, bytes(144))
     return child.pid
 
 
-@syscall("waitid", support="partial", note="WEXITED only")
+@syscall("waitid")
 def sys_waitid(task, idtype: int, id_: int, infop: int, options: int, rusage: int) -> int:
     """Implements Linux syscall waitid(2) for exited children (siginfo_t, 128 bytes)."""
     if options & ~(WNOHANG | WEXITED | WUNTRACED | WCONTINUED | WNOWAIT | __WNOTHREAD | __WALL | __WCLONE):
@@ -431,16 +449,17 @@ def sys_waitid(task, idtype: int, id_: int, infop: int, options: int, rusage: in
         pid = -to_int(id_) if to_int(id_) > 0 else 0
     else:
         raise SyscallError(errno.EINVAL)
-    if not options & WEXITED:
-        # Stops and continues are never reported yet.
-        if options & WNOHANG:
-            return 0
-        raise SyscallError(errno.ECHILD)
-    child = do_wait(task, pid, options, reap=not options & WNOWAIT)
+    # waitid's WSTOPPED is wait4's WUNTRACED (the same bit).
+    wait_options = options if options & WEXITED else options | _NO_EXITS
+    waited = do_wait(task, pid, wait_options, reap=not options & WNOWAIT)
     info = bytearray(128)
-    if child is not None:
-        status = child.wait_status
-        if status & 0x7F == 0:
+    if waited is not None:
+        child, status, kind = waited
+        if kind == "stop":
+            code, value = CLD_STOPPED, (status >> 8) & 0xFF
+        elif kind == "cont":
+            code, value = CLD_CONTINUED, signal.SIGCONT
+        elif status & 0x7F == 0:
             code, value = CLD_EXITED, (status >> 8) & 0xFF
         else:
             signo = status & 0x7F
