@@ -17,7 +17,7 @@ STAMP   := $(VENV)/.installed
 # and the guest runtime, Python's venv and headers, and the programs the
 # tests run or build guests with. busybox-static is added when /bin/busybox
 # is missing.
-DEB_PACKAGES := gcc libc6-dev linux-libc-dev python3-dev python3-venv \
+DEB_PACKAGES := gcc libc6-dev linux-libc-dev python3-dev python3-venv golang-go \
                 musl-tools bash-static
 
 BUILD_INPUTS := pyproject.toml setup.py guest/runtime.S guest/runtime.ld \

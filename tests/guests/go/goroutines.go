@@ -1,0 +1,43 @@
+// Goroutines over OS threads, channels, a map, time.Sleep: the Go runtime
+// (clone threads, futex, signals for preemption, epoll, mmap arenas).
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+func main() {
+	var wg sync.WaitGroup
+	results := make([]int, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := 0
+			for j := 0; j < 3000000; j++ {
+				s += j % (i + 3)
+			}
+			results[i] = s
+		}(i)
+	}
+	wg.Wait()
+	ch := make(chan string, 3)
+	go func() { ch <- "a"; ch <- "b"; ch <- "c"; close(ch) }()
+	var parts []string
+	for p := range ch {
+		parts = append(parts, p)
+	}
+	sort.Ints(results)
+	time.Sleep(50 * time.Millisecond)
+	fmt.Println(results, strings.Join(parts, ","), len(os.Args))
+	m := map[string]int{}
+	for i := 0; i < 100000; i++ {
+		m[fmt.Sprint(i%1000)]++
+	}
+	fmt.Println(len(m))
+}
