@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from common import kvmsentry_argv, numbers, run, runsc_argv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUSYBOX = "/bin/busybox"
@@ -36,40 +36,15 @@ def build(tmp: str) -> tuple[str, str]:
     return raw, loop
 
 
-def numbers(output: str) -> dict[str, float]:
-    return {k: float(v) for k, v in re.findall(r"^(\w+) ([\d.]+)$", output, re.M)}
-
-
-def run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess | None:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def runsc_argv() -> list[str] | None:
-    runsc = shutil.which("runsc")
-    if not runsc or os.geteuid() != 0:
-        return None
-    probe = run([runsc, "--network=none", "--platform=ptrace", "do", "/bin/true"], timeout=30)
-    if probe is None or probe.returncode != 0:
-        return None
-    return [runsc, "--network=none", "--platform=ptrace", "do"]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--coldstart", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=20000)
     args = ap.parse_args()
-    kvmsentry = [sys.executable, "-m", "kvmsentry", "boot"]
-    # Measure an installed package: its bytecode compiled, as `pip install`
-    # leaves it (an editable tree under PYTHONDONTWRITEBYTECODE=1 would
-    # recompile every module at every start, ~30 ms).
-    import compileall
-    import kvmsentry as package
-    compileall.compile_dir(os.path.dirname(package.__file__), quiet=1)
+    # Bytecode compiled, as `pip install` leaves it (an editable tree under
+    # PYTHONDONTWRITEBYTECODE=1 recompiles every module at every start).
+    kvmsentry = kvmsentry_argv()
     runsc = runsc_argv()
     with tempfile.TemporaryDirectory() as tmp:
         raw, loop = build(tmp)

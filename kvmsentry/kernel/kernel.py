@@ -28,7 +28,7 @@ from kvmsentry.kernel.mm import (PROT_READ, PROT_WRITE, GuestFault, MemoryManage
 from kvmsentry.kernel.syscalls import table as systable
 from kvmsentry.kernel.syscalls.process import TaskExit
 from kvmsentry.kernel.task import Process, Task
-from kvmsentry.loader.elf import ELF_ET_DYN_BASE, ElfError, load_elf
+from kvmsentry.loader.elf import ELF_ET_DYN_BASE, IMAGES, ElfError
 from kvmsentry.loader.stack import ArgListTooLong, build_initial_stack, make_auxv
 from kvmsentry.platform import layout
 from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_SYSCALL, KvmPlatform
@@ -63,6 +63,8 @@ HWCAP2_FSGSBASE = 1 << 1
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
 PID_MAX = 4194304  # /proc/sys/kernel/pid_max on 64-bit
+# At most this many guest pages (64 MiB) hold executables' loaded pages.
+PAGE_CACHE_LIMIT_PAGES = 16384
 
 _HANDLERS: list = [None] * (max(e.number for e in systable.TABLE) + 1)
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -112,6 +114,10 @@ class Kernel:
         self._init_exited = threading.Event()
         self._reported_handlers: set[int] = set()
         self._notes: set[str] = set()
+        # Loaded pages of executables, shared by every later exec of the same
+        # image (id(ElfImage) -> (image, {vpn: gpa})); see _load.
+        self._page_cache: dict[int, tuple] = {}
+        self._page_cache_pages = 0
         self._hwcap = self._cpuid(1)[3]
         self._hwcap2 = HWCAP2_FSGSBASE if platform._cr4 & x86.CR4_FSGSBASE else 0
 
@@ -136,7 +142,7 @@ class Kernel:
                 raise ExecError(errno.ENOEXEC, "#! scripts are not supported yet "
                                                "(execve comes with the processes issue)")
         try:
-            image = load_elf(host_path)
+            image = IMAGES.load(host_path)
         except ElfError as e:
             raise ExecError(e.errno, str(e)) from None
         if image.interp is not None:
@@ -188,10 +194,23 @@ class Kernel:
             if nxt != page + PAGE_SIZE or page_prot[nxt] != page_prot[page]:
                 mm.map_region(run_start, page + PAGE_SIZE - run_start, page_prot[page], name=exe)
                 run_start = None
-        for seg in image.segments:
-            if seg.data:
-                mm.write_bytes(bias + seg.vaddr, seg.data)
         end = page_align_up(bias + max(s.end for s in image.segments))
+        image_start = (bias + image.segments[0].vaddr) & ~(PAGE_SIZE - 1)
+        cached = self._page_cache.get(id(image))
+        if cached is not None:
+            mm.share_pages(cached[1])
+        else:
+            for seg in image.segments:
+                if seg.data:
+                    mm.write_bytes(bias + seg.vaddr, seg.data)
+            frames = mm.snapshot_pages(image_start, end)
+            if self._page_cache_pages + len(frames) <= PAGE_CACHE_LIMIT_PAGES:
+                # Keep the image alive with its frames: its id() stays unique.
+                self._page_cache[id(image)] = (image, frames)
+                self._page_cache_pages += len(frames)
+            else:
+                for gpa in frames.values():
+                    self.platform.memory.put_frame(gpa)
         mm.brk_start = mm.brk = end
         stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
                                   PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)

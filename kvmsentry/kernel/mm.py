@@ -408,6 +408,51 @@ class MemoryManager:
         from kvmsentry.kernel.syscalls.table import SyscallError
         raise SyscallError(errno.ENAMETOOLONG)
 
+    def share_pages(self, frames: dict[int, int]) -> None:
+        """Map shared frames (a page cache's) at their page numbers, inside existing VMAs.
+
+        Each frame gains a reference. Pages of private writable VMAs are
+        mapped read-only and copied on the first write, as file pages
+        under MAP_PRIVATE.
+        """
+        memory = self.memory
+        entries = {}
+        vma = None
+        for vpn, gpa in frames.items():
+            gva = vpn << PAGE_SHIFT
+            if vma is None or not vma.start <= gva < vma.end:
+                vma = self.find_vma(gva)
+                flags = vma.pte_flags()
+                cow = not vma.shared and vma.prot & PROT_WRITE
+                if cow:
+                    flags &= ~PTE_RW
+            memory.get_frame(gpa)
+            self.pages[vpn] = gpa
+            if cow:
+                self.cow.add(vpn)
+            if flags:
+                entries[gva] = gpa | flags
+        self.address_space.map_entries(entries)
+
+    def snapshot_pages(self, start: int, end: int) -> dict[int, int]:
+        """The present pages of [start, end), each with a new reference, made shareable.
+
+        Private writable pages become copy-on-write here, so that the
+        caller may hand the frames to other address spaces (share_pages).
+        """
+        frames = {}
+        for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            gpa = self.pages.get(vpn)
+            if gpa is None:
+                continue
+            self.memory.get_frame(gpa)
+            frames[vpn] = gpa
+            vma = self.find_vma(vpn << PAGE_SHIFT)
+            if not vma.shared and vma.prot & PROT_WRITE and vpn not in self.cow:
+                self.cow.add(vpn)
+                self.address_space.set_entry(vpn << PAGE_SHIFT, gpa | (vma.pte_flags() & ~PTE_RW))
+        return frames
+
     def _break_cow(self, vpn: int) -> None:
         """Give page ``vpn`` a frame of its own and make it writable (after a fork)."""
         gpa = self.pages[vpn]
@@ -434,6 +479,7 @@ class MemoryManager:
         child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
         memory = self.memory
         parent_as = self.address_space
+        child_entries = {}
         for vma in self.vmas:
             flags = vma.pte_flags()
             private_writable = not vma.shared and vma.prot & PROT_WRITE
@@ -452,7 +498,8 @@ class MemoryManager:
                             parent_as.set_entry(vpn << PAGE_SHIFT, entry)
                     child.cow.add(vpn)
                 if entry:
-                    address_space.map_entry(vpn << PAGE_SHIFT, entry)
+                    child_entries[vpn << PAGE_SHIFT] = entry
+        address_space.map_entries(child_entries)
         return child
 
     def destroy(self) -> None:

@@ -224,6 +224,35 @@ def load_elf(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview) 
         raise ElfError(f"malformed ELF: {e}") from e
 
 
+class ImageCache:
+    """Parsed executables by host file identity, so a second exec skips the parse.
+
+    Keyed by (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns): a file
+    changed in place gets a new key. Holds at most ``capacity`` images
+    (least recently used go first). ElfImage is immutable, so one image
+    serves every exec of the file (the shell loop of `busybox true`).
+    """
+
+    def __init__(self, capacity: int = 32):
+        self.capacity = capacity
+        self._images: dict[tuple, ElfImage] = {}
+
+    def load(self, path: str | os.PathLike) -> ElfImage:
+        """``load_elf(path)`` through the cache; same errors."""
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        image = self._images.pop(key, None)
+        if image is None:
+            image = load_elf(path)
+            if len(self._images) >= self.capacity:
+                self._images.pop(next(iter(self._images)))
+        self._images[key] = image
+        return image
+
+
+IMAGES = ImageCache()
+
+
 def _headers_only(data: bytes, length: int) -> ELFFile:
     """An ELFFile over the first ``length`` bytes with the section header
     table disabled (e_shoff, e_shnum, e_shstrndx zeroed).

@@ -157,6 +157,10 @@ class AddressSpace:
         """Install a leaf entry where none was present (no flush needed)."""
         self.page_table.set_entry(gva, entry)
 
+    def map_entries(self, entries: dict[int, int]) -> None:
+        """Install many leaf entries {gva: entry} where none were present."""
+        self.page_table.map_new(entries)
+
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 

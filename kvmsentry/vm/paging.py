@@ -124,6 +124,21 @@ class PageTable:
             gva += count * HUGE_PAGE_SIZE
             gpa += count * HUGE_PAGE_SIZE
 
+    def map_new(self, entries: dict[int, int]) -> None:
+        """Install leaf entries {gva: entry} where none are present (no flush needed).
+
+        Walks the tree once per page table, not once per page: exec maps
+        hundreds of cached pages at a time.
+        """
+        table_of: dict[int, int] = {}
+        view = self.memory.view
+        for gva in sorted(entries):
+            key = gva >> 21
+            table = table_of.get(key)
+            if table is None:
+                table = table_of[key] = self._leaf_slot(gva, True) - indices(gva)[3] * 8
+            _U64.pack_into(view, table + ((gva >> 12) & 511) * 8, entries[gva])
+
     def set_entry(self, gva: int, entry: int) -> None:
         """Write a raw leaf entry (0 unmaps) for ``gva``."""
         slot = self._leaf_slot(gva, entry != 0)

@@ -21,7 +21,7 @@ from kvmsentry.kernel.files import AT_FDCWD, HOST, lookup, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault, MemoryManager
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
 from kvmsentry.kernel.task import Process, Task
-from kvmsentry.loader.elf import ElfError, load_elf
+from kvmsentry.loader.elf import IMAGES, ElfError
 from kvmsentry.loader.stack import ArgListTooLong
 from kvmsentry.platform import layout
 
@@ -283,7 +283,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     else:
         raise SyscallError(errno.ELOOP)
     try:
-        image = load_elf(os.fsdecode(host_path))
+        image = IMAGES.load(os.fsdecode(host_path))
     except ElfError as e:
         raise SyscallError(errno.ENOEXEC if e.errno == errno.ENOEXEC else e.errno) from None
     except OSError as e:

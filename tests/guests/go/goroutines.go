@@ -1,10 +1,12 @@
 // Goroutines over OS threads, channels, a map, time.Sleep: the Go runtime
-// (clone threads, futex, signals for preemption, epoll, mmap arenas).
+// (clone threads, futex, signals for preemption, epoll, mmap arenas), timers
+// and os/exec of busybox.
 package main
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -13,8 +15,8 @@ import (
 
 func main() {
 	var wg sync.WaitGroup
-	results := make([]int, 8)
-	for i := 0; i < 8; i++ {
+	results := make([]int, 16)
+	for i := 0; i < 16; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
@@ -40,4 +42,19 @@ func main() {
 		m[fmt.Sprint(i%1000)]++
 	}
 	fmt.Println(len(m))
+	timer := time.NewTimer(20 * time.Millisecond)
+	ticker := time.NewTicker(5 * time.Millisecond)
+	ticks := 0
+	for done := false; !done; {
+		select {
+		case <-ticker.C:
+			ticks++
+		case <-timer.C:
+			done = true
+		}
+	}
+	ticker.Stop()
+	fmt.Println("timer fired, ticked:", ticks > 0)
+	out, err := exec.Command("/bin/busybox", "echo", "from a child").Output()
+	fmt.Printf("exec: %q %v\n", out, err)
 }
