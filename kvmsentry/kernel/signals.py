@@ -25,6 +25,8 @@ from __future__ import annotations
 import errno
 import struct
 
+from kvmsentry.kernel.mm import GuestFault
+
 SA_NOCLDSTOP = 0x00000001
 SA_NOCLDWAIT = 0x00000002
 SA_SIGINFO = 0x00000004
@@ -172,7 +174,9 @@ def setup_frame(task, signo: int, action: SigAction, info: bytes, fault=None) ->
     ucontext = _UCONTEXT_HEAD.pack(uc_flags, 0, altstack_sp,
                                    SS_ONSTACK if on_altstack else (altstack_flags & SS_DISABLE),
                                    0, altstack_size) + sigcontext + struct.pack("<Q", saved_mask)
-    if not action.flags & SA_RESTORER:
+    if not action.flags & SA_RESTORER or not _canonical(action.handler):
+        # No way back from the handler, or a handler the CPU cannot jump to:
+        # Linux's signal delivery then fails and the task gets SIGSEGV.
         raise _NoRestorer()
     mm.copy_out(fp_sp, image)
     mm.copy_out(frame, struct.pack("<Q", action.restorer) + ucontext + info)
@@ -196,6 +200,10 @@ class _NoRestorer(Exception):
     """x86-64 needs SA_RESTORER: without it Linux cannot return from the handler."""
 
 
+def _canonical(address: int) -> bool:
+    return address < 0x8000_0000_0000 or address >= 0xFFFF_8000_0000_0000
+
+
 def restore_frame(task) -> int:
     """rt_sigreturn(2): restore the state saved by setup_frame; returns the saved rax.
 
@@ -212,6 +220,9 @@ def restore_frame(task) -> int:
     for name, value in zip(_SIGCONTEXT_REGS, fields):
         setattr(regs, name, value)
     rsp, rip, eflags = fields[15], fields[16], fields[17]
+    if not _canonical(rip):
+        # The return to ring 3 would fault (#GP on iretq): SIGSEGV, as Linux.
+        raise GuestFault(rip)
     fpstate = fields[-1]
     if fpstate:
         size = xstate_size(task.kernel.platform)

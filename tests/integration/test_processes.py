@@ -237,3 +237,10 @@ def test_stop_and_continue(guests, run_both, assert_same):
     native, sentry = run_both([guests["proc_stop"]])
     assert native.stdout == b"stopped 1 sig 19\ncontinued 1\nkilled 1 sig 15\n"
     assert_same(native, sentry)
+
+
+def test_sigreturn_to_a_non_canonical_address(guests, run_both, assert_same):
+    native, sentry = run_both([guests["proc_badsigreturn"]])
+    assert native.returncode == 139
+    assert_same(native, sentry, stderr=False)
+    assert b"internal error" not in sentry.stderr
