@@ -104,6 +104,7 @@ class Kernel:
         self.root = root
         self.stderr = stderr or sys.stderr
         self.reported_unsupported: set[int] = set()
+        self._unknown_reports = 0
         self.recent = collections.deque(maxlen=16)  # (nr, result) of the last syscalls
         self.syscall_count = 0
         self.tasks: dict[int, Task] = {}
@@ -582,8 +583,11 @@ class Kernel:
         start = time.perf_counter() if self.strace else 0.0
         if handler is None:
             result = -errno.ENOSYS
-            if nr not in self.reported_unsupported:
+            if nr not in self.reported_unsupported and (row is not None or self._unknown_reports < 8):
+                # Numbers Linux does not have are named a few times only: a
+                # program probing many of them must not flood stderr.
                 self.reported_unsupported.add(nr)
+                self._unknown_reports += row is None
                 name = row.name if row is not None else "unknown"
                 print(f"kvmsentry: unsupported syscall {name} ({nr})", file=self.stderr, flush=True)
         else:
