@@ -20,7 +20,7 @@ STAMP   := $(VENV)/.installed
 DEB_PACKAGES := gcc libc6-dev linux-libc-dev python3-dev python3-venv golang-go \
                 musl-tools bash-static
 
-BUILD_INPUTS := pyproject.toml setup.py guest/runtime.S guest/runtime.ld \
+BUILD_INPUTS := pyproject.toml setup.py guest/runtime.S guest/runtime.ld guest/vdso.c guest/vdso.lds \
                 kvmsentry/vm/_kvm_build.py
 
 .PHONY: run test deps runtime clean
@@ -61,14 +61,17 @@ deps:
 	    echo "    sudo apt-get update && sudo apt-get install -y$$missing"; \
 	fi
 
-# Reassemble only the guest runtime, in place (while working on guest/).
+# Rebuild only the guest runtime and the vDSO, in place (while working on guest/).
 runtime:
 	gcc -c guest/runtime.S -o guest/runtime.o
 	ld -T guest/runtime.ld -o kvmsentry/platform/runtime.elf guest/runtime.o
 	rm -f guest/runtime.o
+	gcc -O2 -fPIC -fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -nostdlib \
+	    -shared -Wl,--hash-style=both -Wl,-soname=linux-vdso.so.1 -Wl,--no-undefined \
+	    -Wl,-z,max-page-size=4096 -Wl,-T,guest/vdso.lds -o kvmsentry/platform/vdso64.elf guest/vdso.c
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 	rm -f kvmsentry/vm/_kvm.c kvmsentry/vm/_kvm*.so kvmsentry/vm/_kvm*.o
-	rm -f kvmsentry/platform/runtime.elf guest/*.o
+	rm -f kvmsentry/platform/runtime.elf kvmsentry/platform/vdso64.elf guest/*.o
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -22,6 +22,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME_SOURCE = os.path.join("guest", "runtime.S")
 RUNTIME_LINKER_SCRIPT = os.path.join("guest", "runtime.ld")
 RUNTIME_ELF = os.path.join("kvmsentry", "platform", "runtime.elf")
+VDSO_SOURCE = os.path.join("guest", "vdso.c")
+VDSO_LINKER_SCRIPT = os.path.join("guest", "vdso.lds")
+VDSO_SO = os.path.join("kvmsentry", "platform", "vdso64.elf")  # not .so: it would shadow vdso.py
+# The vDSO is a self-contained shared object: no libc, no relocations,
+# symbols versioned LINUX_2.6 as libc and Go look them up.
+VDSO_CFLAGS = ["-O2", "-fPIC", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
+               "-fno-builtin", "-nostdlib", "-shared", "-Wl,--hash-style=both",
+               "-Wl,-soname=linux-vdso.so.1", "-Wl,--no-undefined", "-Wl,-z,max-page-size=4096"]
 
 
 def assemble_runtime(target):
@@ -41,20 +49,28 @@ def assemble_runtime(target):
             subprocess.run(argv, check=True)
 
 
+def build_vdso(target):
+    """Compile and link guest/vdso.c into the shared object ``target``."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    argv = (["gcc"] + VDSO_CFLAGS + ["-Wl,-T," + os.path.join(HERE, VDSO_LINKER_SCRIPT),
+                                     "-o", target, os.path.join(HERE, VDSO_SOURCE)])
+    print(" ".join(argv))
+    subprocess.run(argv, check=True)
+
+
 class build_py_with_runtime(build_py):
-    """build_py, plus the guest runtime as package data."""
+    """build_py, plus the guest runtime and the vDSO as package data."""
 
     def run(self):
         super().run()
-        if getattr(self, "editable_mode", False):
-            assemble_runtime(os.path.join(HERE, RUNTIME_ELF))
-        else:
-            assemble_runtime(os.path.join(self.build_lib, RUNTIME_ELF))
+        root = HERE if getattr(self, "editable_mode", False) else self.build_lib
+        assemble_runtime(os.path.join(root, RUNTIME_ELF))
+        build_vdso(os.path.join(root, VDSO_SO))
 
     def get_outputs(self, include_bytecode=True):
         outputs = super().get_outputs(include_bytecode)
         if not getattr(self, "editable_mode", False):
-            outputs.append(os.path.join(self.build_lib, RUNTIME_ELF))
+            outputs += [os.path.join(self.build_lib, RUNTIME_ELF), os.path.join(self.build_lib, VDSO_SO)]
         return outputs
 
 

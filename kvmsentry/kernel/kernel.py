@@ -23,7 +23,7 @@ import time
 
 from kvmsentry.kernel import faults, sched, signals
 from kvmsentry.kernel.fd import FdTable
-from kvmsentry.kernel.mm import (PROT_READ, PROT_WRITE, GuestFault, MemoryManager,
+from kvmsentry.kernel.mm import (PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, MemoryManager,
                                  page_align_up)
 from kvmsentry.kernel.syscalls import table as systable
 from kvmsentry.kernel.syscalls.process import TaskExit
@@ -58,6 +58,8 @@ from kvmsentry.kernel.syscalls.signal import ForceSigsegv
 STACK_TOP = 0x7FFF_FFFF_F000
 INITIAL_STACK_SIZE = 128 * 1024
 MMAP_BASE = 0x7FFF_F7FF_F000
+# The vvar page and the vDSO above it, between the mmap area and the stack.
+VVAR_GVA = MMAP_BASE
 HWCAP2_FSGSBASE = 1 << 1
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
@@ -215,9 +217,14 @@ class Kernel:
         mm.brk_start = mm.brk = end
         stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
                                   PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)
+        vdso = self.platform.vdso
+        mm.map_region(VVAR_GVA, PAGE_SIZE, PROT_READ, name="[vvar]")
+        mm.map_region(VVAR_GVA + PAGE_SIZE, vdso.size, PROT_READ | PROT_EXEC, name="[vdso]")
+        mm.share_pages(vdso.frames(VVAR_GVA))
         auxv = make_auxv(phdr=bias + image.phdr_vaddr, phnum=image.phnum, phent=image.phent,
                          entry=bias + image.entry, uid=creds.uid, euid=creds.euid,
-                         gid=creds.gid, egid=creds.egid, hwcap=self._hwcap, hwcap2=self._hwcap2)
+                         gid=creds.gid, egid=creds.egid, hwcap=self._hwcap, hwcap2=self._hwcap2,
+                         sysinfo_ehdr=VVAR_GVA + PAGE_SIZE)
         execfn = argv[0] if argv else os.fsencode(host_path)
         stack = build_initial_stack(STACK_TOP, argv, envp, auxv, execfn=execfn)
         if stack.image_base < stack_vma.start:

@@ -26,6 +26,7 @@ import threading
 from elftools.elf.elffile import ELFFile
 
 from kvmsentry.platform import layout
+from kvmsentry.platform.vdso import Vdso
 from kvmsentry.vm import x86
 from kvmsentry.vm._kvm import ffi, lib
 from kvmsentry.vm.kvm import ExitIo, Kvm, KvmUnavailable, Vm
@@ -208,6 +209,7 @@ class KvmPlatform:
         if threading.current_thread() is threading.main_thread():
             signal.signal(KICK_SIGNAL, lambda signo, frame: None)
         self._build_kernel_half()
+        self.vdso = Vdso(self.memory)
 
     # -- boot-time set-up -------------------------------------------------
     def _build_kernel_half(self) -> None:
@@ -313,6 +315,8 @@ class KvmPlatform:
                 vcpu.set_cpuid2(self.cpuid)
                 if self._initial_xsave is None:
                     self._initial_xsave = vcpu.get_xsave()
+                if not self.vdso.calibrated:
+                    self.vdso.calibrate(vcpu)
         context = Context(self, vcpu, pages, address_space)
         address_space.contexts.add(context)
         return context

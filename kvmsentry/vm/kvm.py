@@ -259,6 +259,10 @@ class Vcpu:
         ffi.memmove(buf, data, min(len(data), ffi.sizeof(buf[0])))
         _check("KVM_SET_XSAVE", lib.ioctl(self.fd, lib.KVM_SET_XSAVE, buf))
 
+    def get_tsc_khz(self) -> int:
+        """Wraps KVM_GET_TSC_KHZ (api.rst 4.56): the guest TSC frequency in kHz."""
+        return _check("KVM_GET_TSC_KHZ", lib.ioctl(self.fd, lib.KVM_GET_TSC_KHZ, ffi.cast("int", 0)))
+
     def get_fpu(self):
         """Wraps KVM_GET_FPU (api.rst 4.22)."""
         buf = ffi.new("struct kvm_fpu *")

@@ -114,3 +114,13 @@ def test_division_by_zero_is_sigfpe(guests, run_both, assert_same):
     assert native.returncode == 136
     assert_same(native, sentry, stderr=False)
     _assert_fault_report(sentry, "SIGFPE", r"\bidiv\b|\bdiv\b")
+
+
+def test_vdso_clocks(guests, run_both, run_sentry, assert_same):
+    """clock_gettime/gettimeofday/time come from the vDSO: right, and without a syscall."""
+    native, sentry = run_both([guests["vdso_clock"]])
+    assert native.stdout.count(b" 1\n") == 4
+    assert_same(native, sentry)
+    traced = run_sentry([guests["vdso_clock"]], options=["--strace"])
+    lines = [line for line in traced.stderr.decode().splitlines() if "clock_gettime(" in line]
+    assert len(lines) == 20, lines[:3]  # only the explicit syscall(SYS_clock_gettime) calls
