@@ -4,10 +4,17 @@ A test marked ``@pytest.mark.requires_kvm`` (or using the ``requires_kvm``
 fixture) needs a /dev/kvm this process can open read-write. Where there is
 none it is skipped with the reason; with ``KVMSENTRY_REQUIRE_KVM=1`` (CI)
 it fails instead, so a CI run can never pass by skipping everything.
+
+Temporary files (``tmp_path``) live under /var/tmp, not /tmp: a guest's
+/tmp is its own tmpfs, so a host file given to a guest by path must be
+elsewhere. Each run gets a fresh directory, removed at the end (pass
+``--basetemp`` to keep one).
 """
 
 import errno
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -69,3 +76,19 @@ def skip_or_fail():
     A fixture because test modules cannot import conftest.
     """
     return _skip_or_fail
+
+
+HOST_TMP = "/var/tmp"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    if config.option.basetemp is None and os.path.isdir(HOST_TMP):
+        config.option.basetemp = tempfile.mkdtemp(prefix="kvmsentry-pytest-", dir=HOST_TMP)
+        config._kvmsentry_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_kvmsentry_basetemp", None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)

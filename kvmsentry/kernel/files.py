@@ -1,13 +1,14 @@
-"""Guest path resolution beneath the guest root, and opening what it finds.
+"""Guest path resolution (namei) and opening, creating and changing what it finds.
 
-The guest's ``/`` is the host directory ``task.process.root``, passed
-through read-only. ``lookup`` walks a guest path one component at a time
+The guest's files come from the sandbox's mount table (``vfs.mount``): the
+root is an overlay over the host directory ``task.process.root``, read-only
+underneath with every change kept in memory (``vfs.overlay``), and /tmp a
+tmpfs. ``lookup`` walks a guest path one component at a time
 (fs/namei.c's link_path_walk): ``..`` stops at the guest root, every
-symlink is read with os.readlink and resolved relative to the *guest*
-root (an absolute target restarts at the guest root), so no path leaves
-the root. ELOOP after 40 links (MAXSYMLINKS), ENOTDIR for a non-directory
-in the middle, ENAMETOOLONG for a path of 4096 bytes or more or a
-component over 255.
+symlink is resolved relative to the *guest* root (an absolute target
+restarts at the guest root), so no path leaves the root. ELOOP after 40
+links (MAXSYMLINKS), ENOTDIR for a non-directory in the middle,
+ENAMETOOLONG for a path of 4096 bytes or more or a component over 255.
 
 A few guest paths are served by the sentry and never reach the host:
 /dev/{null,zero,full,random,urandom,tty,stdin,stdout,stderr,fd},
@@ -15,9 +16,12 @@ A few guest paths are served by the sentry and never reach the host:
 root and fd/N. Other /proc/<number> entries are hidden (they would be
 the host's processes).
 
-Opening a host file for writing (O_WRONLY, O_RDWR, O_TRUNC, creating) is
-EROFS: nothing the guest does changes the host. Host OSErrors become the
-guest's errno here (``fd.host_call``).
+The calls that change the tree (mkdir, unlink, rename, link, symlink,
+chmod, ...) are here as ``do_*`` functions: the path checks of fs/namei.c
+(".", "..", trailing slashes, EXDEV between mounts, a directory moved
+into itself) then the file system's operation. Nothing reaches the host.
+Host OSErrors become the guest's errno where the host is read
+(``fd.host_call``).
 """
 
 from __future__ import annotations
@@ -32,22 +36,30 @@ from kvmsentry.kernel import fd as fdmod
 from kvmsentry.kernel.fd import (
     O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDONLY, O_TRUNC, OPEN_ONLY_FLAGS, __O_TMPFILE, Dirent, File, HostFile,
-    HostStream, PathFile, host_call,
+    HostStream, PathFile,
 )
 from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.kernel.vfs.file import DirectoryFile, RegularFile
+from kvmsentry.kernel.vfs.inode import DirInode, Inode, RegularInode
+from kvmsentry.kernel.vfs.tmpfs import Tmpfs
+from kvmsentry.kernel.vfs.mount import MountNamespace
+from kvmsentry.kernel.vfs.overlay import HostInode
 
 AT_FDCWD = -100
 PATH_MAX = 4096  # bytes, including the NUL (include/uapi/linux/limits.h)
 NAME_MAX = 255
 MAXSYMLINKS = 40  # include/linux/namei.h
+S_IFMT = 0o170000  # include/uapi/linux/stat.h
 
 # Kinds of Node.
-HOST = "host"          # a host file (st is its lstat)
+HOST = "host"          # a host file beneath the overlay (st is its lstat)
+MEM = "mem"            # an in-memory inode (tmpfs, or the overlay's copy-up)
 MISSING = "missing"    # the last component does not exist (parent does)
 DEVICE = "device"      # a sentry-served character device (name in Node.device)
 FDLINK = "fdlink"      # /proc/self/fd/N followed: the open File itself
 VDIR = "vdir"          # a sentry-made directory (/proc/self, /proc/self/fd)
 MAGICLINK = "magiclink"  # a sentry-made symlink not followed (readlink target)
+PROCFILE = "procfile"  # a sentry-made read-only file (its content in Node.target)
 
 # Sentry-served devices: name -> (major, minor) of st_rdev.
 DEVICES = {
@@ -68,10 +80,14 @@ _PROC_SELF_FD = [b"proc", b"self", b"fd"]
 class Node:
     """What a guest path names.
 
-    ``guest_path`` is absolute and normalized (bytes); ``host_path`` is set
-    for HOST and MISSING; ``st`` is the host lstat for HOST; ``device``
-    names a DEVICE; ``file`` is the File of an FDLINK; ``target`` the
-    readlink text of a MAGICLINK; ``entries`` the listing of a VDIR.
+    ``guest_path`` is absolute and normalized (bytes). For HOST, MEM and
+    MISSING: ``inode`` is the file system's node (a HostInode or an Inode;
+    None for MISSING), ``parent`` the directory node holding it, ``path``
+    the canonical names from /, ``mount`` the Mount it is on and
+    ``mount_depth`` where in ``path`` that mount starts. ``host_path`` and
+    ``st`` (its lstat) are set for HOST; ``device`` names a DEVICE;
+    ``file`` is the File of an FDLINK; ``target`` the readlink text of a
+    MAGICLINK; ``entries`` the listing of a VDIR.
     """
 
     kind: str
@@ -82,15 +98,31 @@ class Node:
     file: File | None = None
     target: bytes = b""
     entries: list[tuple[bytes, int]] | None = None  # (name, DT_*)
+    inode: object = None
+    parent: object = None
+    path: list[bytes] | None = None
+    mount: object = None
+    mount_depth: int = 0
 
     def is_dir(self) -> bool:
         if self.kind == HOST:
             return _stat.S_ISDIR(self.st.st_mode)
+        if self.kind == MEM:
+            return self.inode.is_dir()
         if self.kind == VDIR:
             return True
         if self.kind == FDLINK:
             return self.file.is_dir()
         return False
+
+    def is_symlink(self) -> bool:
+        if self.kind in (HOST, MEM):
+            return self.inode.is_symlink()
+        return self.kind == MAGICLINK
+
+    def fs_names(self) -> list[bytes]:
+        """The names from the root of this node's mount down to it."""
+        return self.path[self.mount_depth:]
 
 
 def to_int(value: int) -> int:
@@ -108,15 +140,12 @@ def read_path(task, path_gva: int) -> bytes:
     return task.mm.read_cstring(path_gva, PATH_MAX)
 
 
-def _root(task) -> bytes:
-    root = os.fsencode(task.process.root)
-    return root.rstrip(b"/") or b"/"
-
-
-def _host_of(root: bytes, cur: list[bytes]) -> bytes:
-    if not cur:
-        return root
-    return (b"" if root == b"/" else root) + b"/" + b"/".join(cur)
+def mounts_of(process) -> MountNamespace:
+    """The sandbox's mount table (made on first use from ``process.root``)."""
+    ns = process.mounts
+    if ns is None:
+        ns = process.mounts = MountNamespace.for_host_root(process.root)
+    return ns
 
 
 def _guest_of(cur: list[bytes]) -> bytes:
@@ -132,16 +161,57 @@ def fd_link_target(file: File) -> bytes:
     return file.guest_path or b"anon_inode:[unknown]"
 
 
-def _start(task, dirfd: int, path: bytes) -> list[bytes]:
-    """The resolved components the walk of ``path`` starts from."""
+class _Walk:
+    """Where a walk is: the names from / (``cur``), the node of each prefix
+    (``nodes[k]`` for ``cur[:k]``; None inside a sentry-made directory)
+    and the mount each node belongs to (``mnts``)."""
+
+    __slots__ = ("cur", "nodes", "mnts")
+
+    def __init__(self, ns: MountNamespace):
+        self.cur: list[bytes] = []
+        self.nodes: list = [ns.root.root]
+        self.mnts: list = [ns.root]
+
+    def push(self, name: bytes, node, mount) -> None:
+        self.cur.append(name)
+        self.nodes.append(node)
+        self.mnts.append(mount)
+
+    def pop(self) -> None:
+        if self.cur:
+            self.cur.pop()
+            self.nodes.pop()
+            self.mnts.pop()
+
+    def mount_depth(self) -> int:
+        """The index in ``cur`` where the last node's mount starts."""
+        mount = self.mnts[-1]
+        j = len(self.mnts) - 1
+        while j > 0 and self.mnts[j - 1] is mount:
+            j -= 1
+        return j
+
+
+def _start(task, ns: MountNamespace, dirfd: int, path: bytes) -> _Walk:
+    """The walk state the resolution of ``path`` starts from."""
     if path.startswith(b"/"):
-        return []
+        return _Walk(ns)
     if dirfd == AT_FDCWD:
-        return _split(os.fsencode(task.process.cwd))
+        return _dir_walk(task, ns, os.fsencode(task.process.cwd))
     file = task.fds.get(dirfd)
     if not file.is_dir():
         raise SyscallError(errno.ENOTDIR)
-    return _split(file.guest_path)
+    return _dir_walk(task, ns, file.guest_path or b"/")
+
+
+def _dir_walk(task, ns: MountNamespace, guest_path: bytes) -> _Walk:
+    """The walk state of a directory's (canonical) guest path."""
+    w = _Walk(ns)
+    stack = guest_path.split(b"/")
+    stack.reverse()
+    _walk(task, ns, w, stack, True, False)
+    return w
 
 
 def lookup(task, dirfd: int, path: bytes, follow: bool = True,
@@ -157,22 +227,25 @@ def lookup(task, dirfd: int, path: bytes, follow: bool = True,
         raise SyscallError(errno.ENOENT)
     if len(path) >= PATH_MAX:
         raise SyscallError(errno.ENAMETOOLONG)
-    root = _root(task)
-    cur = _start(task, dirfd, path)
+    ns = mounts_of(task.process)
+    w = _start(task, ns, dirfd, path)
     stack = path.split(b"/")
     stack.reverse()
+    return _walk(task, ns, w, stack, follow, allow_missing)
+
+
+def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
+          allow_missing: bool) -> Node:
+    """Resolve the components in ``stack`` (reversed) from ``w`` (fs/namei.c
+    link_path_walk): ``..`` stops at /, a symlink's target is spliced in
+    (an absolute one restarts at /), mounts shadow what is beneath them."""
     links = 0
-    st: os.stat_result | None = None
-    virtual = False  # cur is a sentry-made directory
     while stack:
         name = stack.pop()
         if name == b"" or name == b".":
             continue
         if name == b"..":
-            if cur:
-                cur.pop()
-                st = None
-                virtual = False
+            w.pop()
             continue
         if len(name) > NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
@@ -180,7 +253,8 @@ def lookup(task, dirfd: int, path: bytes, follow: bool = True,
         # demands a directory, so it is followed) or nothing after it.
         last = not stack
         follow_this = follow or not last
-        special = _special(task, cur, name)
+        cur = w.cur
+        special = _special(task, cur, name) if cur else None
         if special is not None:
             kind, value = special
             if kind == "link":
@@ -189,9 +263,8 @@ def lookup(task, dirfd: int, path: bytes, follow: bool = True,
                     if links > MAXSYMLINKS:
                         raise SyscallError(errno.ELOOP)
                     if value.startswith(b"/"):
-                        cur = []
+                        w = _Walk(ns)
                     stack.extend(reversed(value.split(b"/")))
-                    st, virtual = None, False
                     continue
                 return Node(MAGICLINK, _guest_of(cur + [name]), target=value)
             if kind == "fd":
@@ -202,53 +275,97 @@ def lookup(task, dirfd: int, path: bytes, follow: bool = True,
                     return Node(FDLINK, fd_link_target(file), file=file)
                 if not file.is_dir():
                     raise SyscallError(errno.ENOTDIR)
-                cur = _split(file.guest_path)
-                st, virtual = None, False
+                w = _dir_walk(task, ns, file.guest_path or b"/")
                 continue
             if kind == "device":
                 if not last:
                     raise SyscallError(errno.ENOTDIR)
                 return Node(DEVICE, _guest_of(cur + [name]), device=name)
             if kind == "vdir":
-                cur.append(value or name)
-                st, virtual = None, True
+                w.push(value or name, None, None)
                 continue
+            if kind == "procfile":
+                if not last:
+                    raise SyscallError(errno.ENOTDIR)
+                return Node(PROCFILE, _guest_of(cur + [name]), target=value)
             raise SyscallError(errno.ENOENT)  # kind == "hidden"
-        if virtual:
+        mount = ns.mount_at(cur, name)
+        if mount is not None:
+            w.push(name, mount.root, mount)
+            continue
+        parent = w.nodes[-1]
+        if parent is None:  # inside a sentry-made directory
             raise SyscallError(errno.ENOENT)
-        host = _host_of(root, cur + [name])
-        try:
-            st = os.lstat(host)
-        except FileNotFoundError:
+        child = parent.lookup(name)
+        if child is None:
             if not cur and name in (b"proc", b"dev"):
                 # A root without /proc or /dev still has the sentry's.
-                cur.append(name)
-                st, virtual = None, True
+                w.push(name, None, None)
                 continue
             if last and allow_missing:
-                return Node(MISSING, _guest_of(cur + [name]), host_path=host)
-            raise SyscallError(errno.ENOENT) from None
-        except OSError as e:
-            raise SyscallError(e.errno) from None
-        if _stat.S_ISLNK(st.st_mode) and follow_this:
+                j = w.mount_depth()
+                return Node(MISSING, _guest_of(cur + [name]), path=cur + [name],
+                            parent=parent, mount=w.mnts[-1], mount_depth=j)
+            raise SyscallError(errno.ENOENT)
+        if follow_this and child.is_symlink():
             links += 1
             if links > MAXSYMLINKS:
                 raise SyscallError(errno.ELOOP)
-            target = host_call(os.readlink, host)
+            target = child.readlink()
             if target.startswith(b"/"):
-                cur = []
+                w = _Walk(ns)
             stack.extend(reversed(target.split(b"/")))
-            st = None
             continue
-        if not last and not _stat.S_ISDIR(st.st_mode):
+        if not last and not child.is_dir():
             raise SyscallError(errno.ENOTDIR)
-        cur.append(name)
-    if virtual:
-        return _vdir_node(task, cur)
-    host = _host_of(root, cur)
-    if st is None:
-        st = host_call(os.lstat, host)
-    return Node(HOST, _guest_of(cur), host_path=host, st=st)
+        w.push(name, child, w.mnts[-1])
+    return _node_of(task, w)
+
+
+def _node_of(task, w: _Walk) -> Node:
+    node = w.nodes[-1]
+    if node is None:
+        return _vdir_node(task, w.cur)
+    parent = w.nodes[-2] if len(w.nodes) > 1 else node
+    if parent is None:
+        parent = node
+    common = dict(path=list(w.cur), inode=node, parent=parent, mount=w.mnts[-1],
+                  mount_depth=w.mount_depth())
+    if type(node) is HostInode:
+        return Node(HOST, _guest_of(w.cur), host_path=node.host_path, st=node.st, **common)
+    return Node(MEM, _guest_of(w.cur), **common)
+
+
+def lookup_parent(task, dirfd: int, path: bytes) -> tuple[Node, bytes, bool]:
+    """(the directory, the last component, whether a slash followed it).
+
+    As filename_parentat: the directory is resolved (symlinks followed),
+    the last component is not looked up. It is b"/" for a path of only
+    slashes (LAST_ROOT), b"." or b".." as written. ENOENT for an empty
+    path, ENAMETOOLONG, ENOTDIR, ELOOP from the walk.
+    """
+    if not path:
+        raise SyscallError(errno.ENOENT)
+    if len(path) >= PATH_MAX:
+        raise SyscallError(errno.ENAMETOOLONG)
+    stripped = path.rstrip(b"/")
+    trailing = len(stripped) != len(path)
+    if not stripped:
+        return lookup(task, dirfd, b"/"), b"/", trailing
+    cut = stripped.rfind(b"/") + 1
+    head, last = stripped[:cut], stripped[cut:]
+    if len(last) > NAME_MAX:
+        raise SyscallError(errno.ENAMETOOLONG)
+    parent = lookup(task, dirfd, head or b".")
+    if not parent.is_dir():
+        raise SyscallError(errno.ENOTDIR)
+    return parent, last, trailing
+
+
+def child_of(task, parent: Node, name: bytes) -> Node:
+    """The entry ``name`` of directory ``parent``, not followed (MISSING if absent)."""
+    base = parent.guest_path.rstrip(b"/")
+    return lookup(task, AT_FDCWD, base + b"/" + name, follow=False, allow_missing=True)
 
 
 def _special(task, cur: list[bytes], name: bytes):
@@ -269,6 +386,8 @@ def _special(task, cur: list[bytes], name: bytes):
                 return "vdir", b"self"  # one /proc/self for all its names
             if name.isdigit():
                 return "hidden", None
+            if name == b"mounts":
+                return "link", b"self/mounts"
     elif depth == 2 and cur == _PROC_SELF:
         if name == b"exe":
             return "link", os.fsencode(task.process.exe)
@@ -278,6 +397,8 @@ def _special(task, cur: list[bytes], name: bytes):
             return "link", b"/"
         if name == b"fd":
             return "vdir", None
+        if name == b"mounts":
+            return "procfile", proc_mounts(task)
         return "hidden", None
     elif depth == 3 and cur == _PROC_SELF_FD:
         if name.isdigit() and len(name) < 11 and int(name) in task.fds:
@@ -289,7 +410,7 @@ def _special(task, cur: list[bytes], name: bytes):
 def _vdir_node(task, cur: list[bytes]) -> Node:
     if cur == _PROC_SELF:
         entries = [(b"exe", fdmod.DT_LNK), (b"cwd", fdmod.DT_LNK),
-                   (b"root", fdmod.DT_LNK), (b"fd", fdmod.DT_DIR)]
+                   (b"root", fdmod.DT_LNK), (b"fd", fdmod.DT_DIR), (b"mounts", fdmod.DT_REG)]
     elif cur == _PROC_SELF_FD:
         entries = [(b"%d" % n, fdmod.DT_LNK) for n in task.fds.fds()]
     elif cur == [b"proc"]:
@@ -322,6 +443,8 @@ def node_stat(node: Node, follow_file: bool = True) -> Stat:
     """stat(2) of a resolved Node."""
     if node.kind == HOST:
         return Stat.from_host(node.st)
+    if node.kind == MEM:
+        return node.inode.stat()
     if node.kind == DEVICE:
         return device_stat(node.device)
     if node.kind == FDLINK:
@@ -329,6 +452,9 @@ def node_stat(node: Node, follow_file: bool = True) -> Stat:
     if node.kind == VDIR:
         return Stat(st_dev=os.makedev(0, 22), st_ino=_VDIR_INO + len(node.guest_path),
                     st_nlink=2, st_mode=_stat.S_IFDIR | 0o555, st_size=0)
+    if node.kind == PROCFILE:
+        return Stat(st_dev=os.makedev(0, 22), st_ino=_VDIR_INO + 0x200 + len(node.guest_path),
+                    st_nlink=1, st_mode=_stat.S_IFREG | 0o444, st_size=0)
     if node.kind == MAGICLINK:
         return Stat(st_dev=os.makedev(0, 22), st_ino=_VDIR_INO + 0x100 + len(node.guest_path),
                     st_nlink=1, st_mode=_stat.S_IFLNK | 0o777, st_size=len(node.target))
@@ -339,8 +465,8 @@ def node_readlink(node: Node) -> bytes:
     """readlink(2) of a Node resolved without following: EINVAL if no symlink."""
     if node.kind == MAGICLINK:
         return node.target
-    if node.kind == HOST and _stat.S_ISLNK(node.st.st_mode):
-        return host_call(os.readlink, node.host_path)
+    if node.kind in (HOST, MEM):
+        return node.inode.readlink()
     raise SyscallError(errno.EINVAL)
 
 
@@ -412,22 +538,85 @@ def _wants_write(flags: int) -> bool:
     return (flags & O_ACCMODE) != O_RDONLY or bool(flags & O_TRUNC)
 
 
-def _parent_ino(task, node: Node) -> int:
-    parent = node.guest_path.rsplit(b"/", 1)[0]
-    host = _host_of(_root(task), _split(parent))
-    return host_call(os.lstat, host).st_ino
+def _fs_of(node: Node):
+    """The file system a HOST/MEM/MISSING node is on; EPERM for the sentry's own files."""
+    if node.kind not in (HOST, MEM, MISSING) or node.mount is None:
+        raise SyscallError(errno.EPERM)
+    return node.mount.fs
 
 
-def open_path(task, dirfd: int, path: bytes, flags: int) -> File:
+def _writable_dir(node: Node) -> tuple[object, DirInode]:
+    """(file system, writable DirInode) of directory ``node`` (copied up if needed)."""
+    fs = _fs_of(node)
+    if node.kind == MEM and node.inode.is_dir():
+        return fs, node.inode
+    return fs, fs.writable_dir(node.fs_names())
+
+
+def _parent_dir(node: Node) -> tuple[object, DirInode]:
+    """(file system, writable DirInode) of the directory holding ``node``."""
+    fs = _fs_of(node)
+    parent = node.parent
+    if isinstance(parent, DirInode) and parent.fs is fs:
+        return fs, parent
+    return fs, fs.writable_dir(node.fs_names()[:-1])
+
+
+def writable_inode(node: Node, truncate: bool = False) -> Inode:
+    """The in-memory inode of ``node``, copying a host file up first.
+
+    EPERM for the sentry's own files (devices, /proc), which keep their
+    modes.
+    """
+    if node.kind == MEM:
+        return node.inode
+    if node.kind == FDLINK:
+        return file_inode(node.file)
+    if node.kind != HOST:
+        raise SyscallError(errno.EPERM)
+    fs, d = _parent_dir(node)
+    return fs.writable_child(d, node.path[-1], truncate)
+
+
+def file_inode(file: File, task=None) -> Inode:
+    """The writable inode behind an open file (fchmod, fchown, futimens).
+
+    A host file opened read-only is found again by its guest path and
+    copied up if it is still the same file; EPERM for the sentry's own
+    files, EBADF for an O_PATH descriptor.
+    """
+    if file.flags & O_PATH:
+        raise SyscallError(errno.EBADF)
+    inode = getattr(file, "inode", None)
+    if isinstance(inode, Inode):
+        return inode
+    if isinstance(file, HostFile) and task is not None:
+        node = lookup(task, AT_FDCWD, file.guest_path, follow=False)
+        st = file._st
+        if node.kind == HOST and (node.st.st_dev, node.st.st_ino) == (st.st_dev, st.st_ino):
+            return writable_inode(node)
+        if node.kind == MEM and (node.inode.dev, node.inode.ino) == (st.st_dev, st.st_ino):
+            return node.inode
+    raise SyscallError(errno.EPERM)
+
+
+def _creds(task) -> tuple[int, int]:
+    creds = task.process.creds
+    return creds.euid, creds.egid
+
+
+def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> File:
     """open(2)/openat(2) of a guest path: a new open file description.
 
     ``flags`` are open's; the File's ``flags`` keep the access mode and
-    status flags plus O_LARGEFILE, as F_GETFL shows on x86-64. EROFS for
-    writing or creating a host file, EEXIST for O_CREAT|O_EXCL on an
-    existing file, EISDIR for writing a directory, ENOTDIR for
-    O_DIRECTORY on a non-directory, ELOOP for O_NOFOLLOW on a symlink,
-    ENXIO for /dev/tty without a host terminal, EACCES for a host file
-    that is not a regular file or directory (FIFOs, host devices).
+    status flags plus O_LARGEFILE, as F_GETFL shows on x86-64. ``mode``
+    (with the umask) is a created file's. A host file opened for writing
+    or truncating is copied up first. EEXIST for O_CREAT|O_EXCL on an
+    existing file, EISDIR for writing a directory or creating "name/",
+    ENOTDIR for O_DIRECTORY on a non-directory, ELOOP for O_NOFOLLOW on a
+    symlink, ENXIO for /dev/tty without a host terminal, EACCES for a host
+    file that is not a regular file or directory (FIFOs, host devices),
+    EOPNOTSUPP for O_TMPFILE.
     """
     if flags & __O_TMPFILE:
         if (flags & O_ACCMODE) == O_RDONLY:
@@ -435,18 +624,28 @@ def open_path(task, dirfd: int, path: bytes, flags: int) -> File:
         node = lookup(task, dirfd, path)
         if not node.is_dir():
             raise SyscallError(errno.ENOTDIR)
-        raise SyscallError(errno.EROFS if node.kind == HOST else errno.EOPNOTSUPP)
+        raise SyscallError(errno.EOPNOTSUPP)
     if flags & O_PATH:
         flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | fdmod.O_CLOEXEC
     creat = bool(flags & O_CREAT)
     follow = not (flags & O_NOFOLLOW) and not (creat and flags & O_EXCL)
-    node = lookup(task, dirfd, path, follow=follow, allow_missing=creat)
+    try:
+        node = lookup(task, dirfd, path, follow=follow, allow_missing=creat)
+    except SyscallError as e:
+        if creat and e.errno == errno.ENOENT and path.endswith(b"/"):
+            parent, last, _ = lookup_parent(task, dirfd, path)
+            if child_of(task, parent, last).kind == MISSING:
+                raise SyscallError(errno.EISDIR) from None
+        raise
     file_flags = (flags & ~OPEN_ONLY_FLAGS) | O_LARGEFILE
     if flags & O_PATH:
         file_flags = flags & ~fdmod.O_CLOEXEC
     if node.kind == MISSING:
-        # Linux looks up the parent, then may_o_create: EROFS on a ro mount.
-        raise SyscallError(errno.EROFS)
+        fs, d = _parent_dir(node)
+        uid, gid = _creds(task)
+        perm = mode & 0o7777 & ~task.process.umask
+        inode = fs.create(d, node.path[-1], perm, uid, gid)
+        return RegularFile(inode, file_flags, node.guest_path)
     if creat and flags & O_EXCL:
         raise SyscallError(errno.EEXIST)
     is_dir = node.is_dir()
@@ -454,51 +653,312 @@ def open_path(task, dirfd: int, path: bytes, flags: int) -> File:
         raise SyscallError(errno.EISDIR)
     if flags & O_DIRECTORY and not is_dir:
         raise SyscallError(errno.ENOTDIR)
-    is_link = node.kind == MAGICLINK or (node.kind == HOST and _stat.S_ISLNK(node.st.st_mode))
     if flags & O_PATH:
         return PathFile(file_flags, node.guest_path, lambda: node_stat(node),
                         host=node.host_path, is_directory=is_dir)
-    if is_link:
+    if node.is_symlink():
         raise SyscallError(errno.ELOOP)
     if is_dir and (flags & O_ACCMODE) != O_RDONLY:
         raise SyscallError(errno.EISDIR)
+    if is_dir and node.kind in (HOST, MEM):
+        file_flags |= O_DIRECTORY
     if node.kind == HOST:
-        if _wants_write(flags) and (
-                _stat.S_ISREG(node.st.st_mode) or _stat.S_ISDIR(node.st.st_mode)):
-            raise SyscallError(errno.EROFS)
-        parent = _parent_ino(task, node) if is_dir and node.guest_path != b"/" else None
+        if _wants_write(flags) and _stat.S_ISREG(node.st.st_mode):
+            inode = writable_inode(node, truncate=bool(flags & O_TRUNC))
+            if flags & O_TRUNC:
+                inode.truncate(0)
+            return RegularFile(inode, file_flags, node.guest_path)
+        return HostFile.open(node.host_path, node.guest_path, file_flags, node.parent.ino)
+    if node.kind == MEM:
+        inode = node.inode
         if is_dir:
-            file_flags |= O_DIRECTORY
-        return HostFile.open(node.host_path, node.guest_path, file_flags, parent)
+            return DirectoryFile(inode, file_flags, node.guest_path, node.parent.ino)
+        if not inode.is_reg():
+            raise SyscallError(errno.EACCES)  # a copied-up FIFO or device node
+        if flags & O_TRUNC:
+            inode.truncate(0)
+        return RegularFile(inode, file_flags, node.guest_path)
     if node.kind == DEVICE:
         return open_device(node.device, file_flags, node.guest_path)
     if node.kind == FDLINK:
-        # A host file stays read-only however it is reached.
-        if node.file.host_path() is not None and _wants_write(flags):
-            raise SyscallError(errno.EROFS)
-        return node.file.reopen(file_flags)
+        file = node.file
+        if isinstance(file, HostFile) and _wants_write(flags):
+            # Reopening a host file for writing copies it up, as by its path.
+            return open_path(task, AT_FDCWD, file.guest_path, flags & ~(O_CREAT | O_EXCL))
+        new = file.reopen(file_flags)
+        if flags & O_TRUNC and isinstance(new, RegularFile):
+            new.truncate(0)
+        return new
     if node.kind == VDIR:
         return SyntheticDir(node, file_flags | O_DIRECTORY)
+    if node.kind == PROCFILE:
+        if _wants_write(flags):
+            raise SyscallError(errno.EACCES)
+        return RegularFile(RegularInode(_PROC_FS, 0o444, data=bytearray(node.target)),
+                           file_flags, node.guest_path)
     raise SyscallError(errno.ENOENT)
+
+
+_PROC_FS = Tmpfs(0o555)  # holds the snapshots of sentry-made /proc files
+
+
+def proc_mounts(task) -> bytes:
+    """/proc/self/mounts (fstab format, as fs/proc_namespace.c show_vfsmnt)."""
+    lines = []
+    for m in mounts_of(task.process).mounts:
+        fs = m.fs
+        if fs.name == b"tmpfs":
+            opts = b"rw,nosuid,nodev,relatime,mode=%o" % (m.root.mode & 0o7777)
+        else:
+            opts = b"rw,relatime"
+        lines.append(b"%s %s %s %s 0 0\n" % (fs.name if m.source == b"none" else m.source,
+                                             m.guest_path(), fs.name, opts))
+    lines.append(b"proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n")
+    return b"".join(lines)
 
 
 def node_access(node: Node, mode: int) -> None:
     """access(2)'s check of ``mode`` (R_OK 4, W_OK 2, X_OK 1) on a Node.
 
-    W_OK on a host file or directory is EROFS (Linux on a read-only
-    mount); R_OK/X_OK ask the host whether the sentry itself can, since
-    that is what an open or exec will find. EACCES when not.
+    The sandbox runs as root: R_OK and W_OK pass on the overlay and tmpfs
+    (a host file would be copied up to be written); R_OK/X_OK on a host
+    file ask the host whether the sentry itself can, since that is what an
+    open or exec will find. X_OK needs an execute bit (or a directory).
+    EACCES when not.
     """
     if mode == 0:
         return
     st = node_stat(node)
     if node.kind == HOST:
-        if mode & 2 and not (_stat.S_ISCHR(st.st_mode) or _stat.S_ISBLK(st.st_mode)
-                             or _stat.S_ISFIFO(st.st_mode) or _stat.S_ISSOCK(st.st_mode)):
-            raise SyscallError(errno.EROFS)
         host_mode = mode & (os.R_OK | os.X_OK)
         if host_mode and not os.access(node.host_path, host_mode):
             raise SyscallError(errno.EACCES)
         return
     if mode & 1 and not (_stat.S_ISDIR(st.st_mode) or st.st_mode & 0o111):
         raise SyscallError(errno.EACCES)
+
+
+# -- changing the tree (fs/namei.c) ----------------------------------------
+
+RENAME_NOREPLACE = 1 << 0  # include/uapi/linux/fs.h
+RENAME_EXCHANGE = 1 << 1
+RENAME_WHITEOUT = 1 << 2
+
+
+def _is_mount_point(task, node: Node) -> bool:
+    return node.path is not None and mounts_of(task.process).is_mount_point(node.path)
+
+
+def do_mkdir(task, dirfd: int, path: bytes, mode: int) -> None:
+    """mkdir(2): EEXIST (also for "." , ".." and /), ENOENT, ENOTDIR."""
+    parent, last, _ = lookup_parent(task, dirfd, path)
+    if last in (b"/", b".", b".."):
+        raise SyscallError(errno.EEXIST)
+    node = child_of(task, parent, last)
+    if node.kind != MISSING:
+        raise SyscallError(errno.EEXIST)
+    fs, d = _parent_dir(node)
+    uid, gid = _creds(task)
+    fs.mkdir(d, last, mode & 0o1777 & ~task.process.umask, uid, gid)
+
+
+def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int) -> None:
+    """mknod(2) of a regular file (S_IFREG or 0), FIFO or socket (metadata only:
+    opening one is EACCES); EPERM for devices, EINVAL for an unknown type."""
+    kind = mode & S_IFMT
+    if kind not in (0, _stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR,
+                    _stat.S_IFBLK):
+        raise SyscallError(errno.EINVAL)
+    if kind in (_stat.S_IFCHR, _stat.S_IFBLK):
+        raise SyscallError(errno.EPERM)
+    parent, last, trailing = lookup_parent(task, dirfd, path)
+    if last in (b"/", b".", b".."):
+        raise SyscallError(errno.EEXIST)
+    node = child_of(task, parent, last)
+    if node.kind != MISSING:
+        raise SyscallError(errno.EEXIST)
+    if trailing:
+        raise SyscallError(errno.ENOENT)
+    fs, d = _parent_dir(node)
+    uid, gid = _creds(task)
+    perm = mode & 0o7777 & ~task.process.umask
+    if kind in (0, _stat.S_IFREG):
+        fs.create(d, last, perm, uid, gid)
+    else:
+        fs.mknod(d, last, kind | perm, 0, uid, gid)
+
+
+def do_unlink(task, dirfd: int, path: bytes) -> None:
+    """unlink(2): EISDIR for a directory, ENOENT, ENOTDIR ("file/")."""
+    parent, last, trailing = lookup_parent(task, dirfd, path)
+    if last in (b"/", b".", b".."):
+        raise SyscallError(errno.EISDIR)
+    node = child_of(task, parent, last)
+    if trailing:
+        if node.kind == MISSING:
+            raise SyscallError(errno.ENOENT)
+        raise SyscallError(errno.EISDIR if node.is_dir() else errno.ENOTDIR)
+    if node.kind == MISSING:
+        raise SyscallError(errno.ENOENT)
+    if node.is_dir():
+        raise SyscallError(errno.EISDIR)
+    fs, d = _parent_dir(node)
+    fs.unlink(d, last)
+
+
+def do_rmdir(task, dirfd: int, path: bytes) -> None:
+    """rmdir(2): ENOTEMPTY (also for ".."), EINVAL for ".", EBUSY for / and
+    mount points, ENOTDIR, ENOENT."""
+    parent, last, _ = lookup_parent(task, dirfd, path)
+    if last == b"..":
+        raise SyscallError(errno.ENOTEMPTY)
+    if last == b".":
+        raise SyscallError(errno.EINVAL)
+    if last == b"/":
+        raise SyscallError(errno.EBUSY)
+    node = child_of(task, parent, last)
+    if node.kind == MISSING:
+        raise SyscallError(errno.ENOENT)
+    if not node.is_dir():
+        raise SyscallError(errno.ENOTDIR)
+    if _is_mount_point(task, node):
+        raise SyscallError(errno.EBUSY)
+    fs, d = _parent_dir(node)
+    fs.rmdir(d, last)
+
+
+def _same_file(a: Node, b: Node) -> bool:
+    if a.inode is b.inode:
+        return True
+    ia, ib = a.inode, b.inode
+    return type(ia) is HostInode and type(ib) is HostInode and (ia.dev, ia.ino) == (ib.dev, ib.ino)
+
+
+def do_rename(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes,
+              flags: int = 0) -> None:
+    """renameat2(2), in Linux's order of checks (do_renameat2, vfs_rename).
+
+    EINVAL for unknown flags (RENAME_WHITEOUT too) or NOREPLACE with
+    EXCHANGE, EXDEV between mounts, EBUSY for ".", "..", / or a mount
+    point, ENOENT, EEXIST (NOREPLACE), ENOTDIR/EISDIR for mismatched
+    kinds, EINVAL for a directory moved beneath itself, ENOTEMPTY.
+    """
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or (
+            flags & RENAME_NOREPLACE and flags & RENAME_EXCHANGE):
+        raise SyscallError(errno.EINVAL)
+    exchange = bool(flags & RENAME_EXCHANGE)
+    oparent, olast, otrail = lookup_parent(task, olddirfd, oldpath)
+    nparent, nlast, ntrail = lookup_parent(task, newdirfd, newpath)
+    if oparent.mount is not nparent.mount:
+        raise SyscallError(errno.EXDEV)
+    if olast in (b"/", b".", b".."):
+        raise SyscallError(errno.EBUSY)
+    if nlast in (b"/", b".", b".."):
+        raise SyscallError(errno.EEXIST if flags & RENAME_NOREPLACE else errno.EBUSY)
+    old = child_of(task, oparent, olast)
+    if old.kind == MISSING:
+        raise SyscallError(errno.ENOENT)
+    new = child_of(task, nparent, nlast)
+    if flags & RENAME_NOREPLACE and new.kind != MISSING:
+        raise SyscallError(errno.EEXIST)
+    if exchange and new.kind == MISSING:
+        raise SyscallError(errno.ENOENT)
+    old_dir = old.is_dir()
+    if not old_dir and (otrail or (not exchange and ntrail)):
+        raise SyscallError(errno.ENOTDIR)
+    if exchange and not new.is_dir() and ntrail:
+        raise SyscallError(errno.ENOTDIR)
+    if old.kind not in (HOST, MEM) or new.kind not in (HOST, MEM, MISSING):
+        raise SyscallError(errno.EPERM)
+    # A directory cannot go beneath itself (lock_rename's trap).
+    if old.path == nparent.path[:len(old.path)]:
+        raise SyscallError(errno.EINVAL)
+    if new.kind != MISSING and new.path == oparent.path[:len(new.path)]:
+        raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+    if new.kind != MISSING:
+        if _same_file(old, new):
+            return
+        if not exchange:
+            if old_dir and not new.is_dir():
+                raise SyscallError(errno.ENOTDIR)
+            if not old_dir and new.is_dir():
+                raise SyscallError(errno.EISDIR)
+    if _is_mount_point(task, old) or (new.kind != MISSING and _is_mount_point(task, new)):
+        raise SyscallError(errno.EBUSY)
+    fs, od = _parent_dir(old)
+    _, nd = _writable_dir(nparent)
+    fs.rename(od, olast, nd, nlast, exchange)
+
+
+def do_link(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes,
+            follow: bool, empty_path: bool = False) -> None:
+    """linkat(2): ENOENT, EEXIST, EXDEV between mounts, EPERM for a directory."""
+    if empty_path and not oldpath:
+        if olddirfd == AT_FDCWD:
+            raise SyscallError(errno.ENOENT)
+        file = task.fds.get(olddirfd)
+        old = lookup(task, AT_FDCWD, file.guest_path or b"/", follow=False)
+    else:
+        old = lookup(task, olddirfd, oldpath, follow=follow)
+    nparent, nlast, ntrail = lookup_parent(task, newdirfd, newpath)
+    if nlast in (b"/", b".", b".."):
+        raise SyscallError(errno.EEXIST)
+    new = child_of(task, nparent, nlast)
+    if new.kind != MISSING:
+        raise SyscallError(errno.EEXIST)
+    if ntrail:
+        raise SyscallError(errno.ENOENT)
+    if old.kind not in (HOST, MEM) or old.mount is not nparent.mount:
+        raise SyscallError(errno.EXDEV)
+    if old.is_dir():
+        raise SyscallError(errno.EPERM)
+    inode = writable_inode(old)
+    fs, d = _writable_dir(nparent)
+    fs.link(d, nlast, inode)
+
+
+def do_symlink(task, target: bytes, newdirfd: int, newpath: bytes) -> None:
+    """symlinkat(2): ENOENT for an empty target, EEXIST, ENOENT for "name/"."""
+    if not target:
+        raise SyscallError(errno.ENOENT)
+    parent, last, trailing = lookup_parent(task, newdirfd, newpath)
+    if last in (b"/", b".", b".."):
+        raise SyscallError(errno.EEXIST)
+    node = child_of(task, parent, last)
+    if node.kind != MISSING:
+        raise SyscallError(errno.EEXIST)
+    if trailing:
+        raise SyscallError(errno.ENOENT)
+    fs, d = _parent_dir(node)
+    uid, gid = _creds(task)
+    fs.symlink(d, last, target, uid, gid)
+
+
+def set_mode(inode: Inode, mode: int) -> None:
+    """chmod: the permission bits (07777) change, ctime := now."""
+    inode.mode = (inode.mode & S_IFMT) | (mode & 0o7777)
+    inode.changed()
+
+
+def set_owner(inode: Inode, uid: int, gid: int) -> None:
+    """chown: -1 keeps an id; a non-directory loses set-user-ID, and
+    set-group-ID when group-executable (notify_change's ATTR_KILL_S*ID)."""
+    if uid != -1:
+        inode.uid = uid
+    if gid != -1:
+        inode.gid = gid
+    if not inode.is_dir():
+        mode = inode.mode & ~_stat.S_ISUID
+        if mode & _stat.S_IXGRP:
+            mode &= ~_stat.S_ISGID
+        inode.mode = mode
+    inode.changed()
+
+
+def set_times(inode: Inode, atime_ns: int | None, mtime_ns: int | None) -> None:
+    """utimensat: each time in ns, or None to leave it; ctime := now."""
+    if atime_ns is not None:
+        inode.atime_ns = atime_ns
+    if mtime_ns is not None:
+        inode.mtime_ns = mtime_ns
+    inode.changed()

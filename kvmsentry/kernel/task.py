@@ -37,7 +37,9 @@ class Process:
     never the host's. ``exe`` is the guest path of the executable (what
     /proc/self/exe resolves to), ``cwd`` the guest working directory (an
     absolute guest path), ``root`` the host directory the guest's / maps
-    to. ``rlimits`` maps RLIMIT_* numbers to (soft, hard).
+    to. ``mounts`` is the sandbox's MountNamespace (kernel.vfs.mount),
+    shared by every process forked from the first; made from ``root`` on
+    first use. ``rlimits`` maps RLIMIT_* numbers to (soft, hard).
     """
 
     pid: int = 1
@@ -50,6 +52,7 @@ class Process:
     envp: list[bytes] = dataclasses.field(default_factory=list)
     cwd: str = "/"
     root: str = "/"
+    mounts: Any = None
     umask: int = 0o022
     rlimits: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
     # rt_sigaction records: signal number -> raw struct k_sigaction bytes.

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import struct
+import time
 
 from kvmsentry.abi.structs import (
-    EXT4_SUPER_MAGIC, IOVEC, LINUX_DIRENT64_HEADER, PROC_SUPER_MAGIC, ST_RDONLY,
-    ST_VALID, STAT, STATX, STATX__RESERVED, STATX_BASIC_STATS, TMPFS_MAGIC,
+    IOVEC, LINUX_DIRENT64_HEADER, PROC_SUPER_MAGIC, ST_VALID, STAT, STATX, STATX__RESERVED, STATX_BASIC_STATS, TMPFS_MAGIC,
     UIO_MAXIOV, Stat, pack_statfs,
 )
 from kvmsentry.kernel import files as F
@@ -32,6 +33,7 @@ from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.pipe import pipe_fcntl
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, error, syscall
+from kvmsentry.kernel.vfs.file import RegularFile, check_size
 
 # include/uapi/linux/fcntl.h
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -366,9 +368,9 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
 
 # -- open / close / seek ----------------------------------------------------
 
-def _do_open(task, dirfd: int, path_gva: int, flags: int) -> int:
+def _do_open(task, dirfd: int, path_gva: int, flags: int, mode: int = 0) -> int:
     path = read_path(task, path_gva)
-    file = F.open_path(task, dirfd, path, flags)
+    file = F.open_path(task, dirfd, path, flags, mode & 0o7777)
     try:
         return task.fds.install(file, cloexec=bool(flags & O_CLOEXEC),
                                 limit=nofile_limit(task.process))
@@ -380,29 +382,27 @@ def _do_open(task, dirfd: int, path_gva: int, flags: int) -> int:
 @syscall("open")
 def sys_open(task, pathname, flags, mode):
     """Implements Linux syscall open(2). See openat."""
-    return _do_open(task, AT_FDCWD, pathname, to_int(flags))
+    return _do_open(task, AT_FDCWD, pathname, to_int(flags), mode)
 
 
 @syscall("openat")
 def sys_openat(task, dirfd, pathname, flags, mode):
     """Implements Linux syscall openat(2).
 
-    Host files open read-only: EROFS for O_WRONLY, O_RDWR, O_TRUNC or
-    creating one (O_CREAT on an existing file opened O_RDONLY is fine).
-    ``mode`` is unused (nothing is created). Errnos as files.open_path:
-    ENOENT, ENOTDIR, ELOOP, EISDIR, EEXIST, ENAMETOOLONG, EMFILE, EBADF
-    for a bad dirfd with a relative path.
+    O_CREAT makes a regular file with ``mode`` & ~umask (07777 bits) on
+    the overlay or /tmp; writing or truncating a host file copies it up
+    into memory (the host file is never changed). Errnos as
+    files.open_path: ENOENT, ENOTDIR, ELOOP, EISDIR, EEXIST, ENAMETOOLONG,
+    EMFILE, EBADF for a bad dirfd with a relative path; O_TMPFILE is
+    EOPNOTSUPP.
     """
-    return _do_open(task, to_int(dirfd), pathname, to_int(flags))
+    return _do_open(task, to_int(dirfd), pathname, to_int(flags), mode)
 
 
 @syscall("creat")
 def sys_creat(task, pathname, mode):
-    """Implements Linux syscall creat(2): open(O_CREAT|O_WRONLY|O_TRUNC).
-
-    Nothing is writable yet, so it fails: EROFS (or the lookup's errno).
-    """
-    return _do_open(task, AT_FDCWD, pathname, O_CREAT | O_WRONLY | O_TRUNC)
+    """Implements Linux syscall creat(2): open(O_CREAT|O_WRONLY|O_TRUNC)."""
+    return _do_open(task, AT_FDCWD, pathname, O_CREAT | O_WRONLY | O_TRUNC, mode)
 
 
 @syscall("close")
@@ -765,33 +765,39 @@ def sys_ioctl(task, fd, cmd, arg):
 
 # -- file systems -----------------------------------------------------------------
 
-def _pack_statfs(task, host: bytes | None, guest_path: bytes) -> bytes:
-    if host is not None:
-        vfs = host_call(os.statvfs, host)
+def _pack_statfs(fs, guest_path: bytes) -> bytes:
+    """struct statfs of file system ``fs`` (None: a sentry-made file)."""
+    if fs is not None:
+        info = fs.statfs()
         if guest_path == b"/proc" or guest_path.startswith(b"/proc/"):
-            f_type = PROC_SUPER_MAGIC
-        else:
-            f_type = EXT4_SUPER_MAGIC
-        return pack_statfs(
-            f_type, vfs.f_bsize, vfs.f_blocks, vfs.f_bfree, vfs.f_bavail,
-            vfs.f_files, vfs.f_ffree, (vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF),
-            vfs.f_namemax, vfs.f_frsize, vfs.f_flag | ST_RDONLY | ST_VALID,
-        )
+            info["f_type"] = PROC_SUPER_MAGIC  # the host's /proc, read through
+        info["f_flags"] |= ST_VALID
+        return pack_statfs(**info)
     # Sentry-made files (devices, /proc/self): an empty tmpfs-like answer.
     return pack_statfs(TMPFS_MAGIC, 4096, f_namelen=255, f_frsize=4096, f_flags=ST_VALID)
+
+
+def _fs_of_file(task, file: File):
+    inode = getattr(file, "inode", None)
+    if inode is not None:
+        return inode.fs
+    if file.host_path() is not None:
+        return F.mounts_of(task.process).root.fs
+    return None
 
 
 @syscall("statfs")
 def sys_statfs(task, path, buf):
     """Implements Linux syscall statfs(2) (struct statfs, 120 bytes).
 
-    Host paths report the host's os.statvfs numbers with f_type
-    EXT4_SUPER_MAGIC (PROC_SUPER_MAGIC under /proc) and ST_RDONLY;
-    sentry-made files a tmpfs-like empty file system.
+    The overlay root reports the host file system's numbers (f_type
+    EXT4_SUPER_MAGIC, PROC_SUPER_MAGIC under /proc), /tmp TMPFS_MAGIC
+    with half the host's RAM as its size; sentry-made files a tmpfs-like
+    empty file system.
     """
     node = F.lookup(task, AT_FDCWD, read_path(task, path))
-    host = node.host_path if node.kind == F.HOST else None
-    task.mm.copy_out(buf, _pack_statfs(task, host, node.guest_path))
+    fs = node.mount.fs if node.kind in (F.HOST, F.MEM) else None
+    task.mm.copy_out(buf, _pack_statfs(fs, node.guest_path))
     return 0
 
 
@@ -799,7 +805,7 @@ def sys_statfs(task, path, buf):
 def sys_fstatfs(task, fd, buf):
     """Implements Linux syscall fstatfs(2). See statfs. EBADF."""
     file = task.fds.get(to_int(fd))
-    task.mm.copy_out(buf, _pack_statfs(task, file.host_path(), file.guest_path))
+    task.mm.copy_out(buf, _pack_statfs(_fs_of_file(task, file), file.guest_path))
     return 0
 
 
@@ -835,12 +841,392 @@ def sys_fdatasync(task, fd):
     return _sync_fd(task, fd)
 
 
-# The guest's files are the host's, read-only, until the VFS issue lands an
-# overlay: calls that would change them fail as on a read-only mount.
-for _name in ("mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat",
-              "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod",
-              "fchmodat", "chown", "fchown", "lchown", "fchownat", "utime", "utimes",
-              "utimensat", "futimesat", "truncate", "ftruncate", "fallocate", "mknod",
-              "mknodat", "setxattr", "lsetxattr", "fsetxattr", "removexattr",
-              "lremovexattr", "fremovexattr"):
-    error(_name, errno.EROFS, "the guest's files are read-only until the VFS issue")
+
+# -- changing files and directories ---------------------------------------------
+#
+# The guest's changes go to the overlay over the host root or to /tmp's
+# tmpfs (kvmsentry.kernel.vfs): nothing here reaches the host. The path
+# checks are namei's (files.do_*); the sandbox runs as root, so no
+# permission is checked.
+
+AT_SYMLINK_FOLLOW = 0x400
+AT_REMOVEDIR = 0x200
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+NSEC_PER_SEC = 1_000_000_000
+USEC_PER_SEC = 1_000_000
+TIMESPEC2 = struct.Struct("<qqqq")  # struct timespec[2] / struct timeval[2]
+UTIMBUF = struct.Struct("<qq")      # struct utimbuf {actime, modtime}
+
+
+@syscall("mkdir")
+def sys_mkdir(task, pathname, mode):
+    """Implements Linux syscall mkdir(2). See mkdirat."""
+    F.do_mkdir(task, AT_FDCWD, read_path(task, pathname), mode & 0xFFFFFFFF)
+    return 0
+
+
+@syscall("mkdirat")
+def sys_mkdirat(task, dirfd, pathname, mode):
+    """Implements Linux syscall mkdirat(2).
+
+    The directory gets ``mode`` & 01777 & ~umask (and the set-group-ID
+    bit of a set-group-ID parent). EEXIST (also for an existing symlink,
+    ".", ".."), ENOENT, ENOTDIR, ENAMETOOLONG, ELOOP.
+    """
+    F.do_mkdir(task, to_int(dirfd), read_path(task, pathname), mode & 0xFFFFFFFF)
+    return 0
+
+
+@syscall("mknod", PARTIAL, "regular files, FIFOs and sockets (not openable); devices EPERM")
+def sys_mknod(task, pathname, mode, dev):
+    """Implements Linux syscall mknod(2), partially. See mknodat."""
+    F.do_mknod(task, AT_FDCWD, read_path(task, pathname), mode & 0xFFFFFFFF, dev)
+    return 0
+
+
+@syscall("mknodat", PARTIAL, "regular files, FIFOs and sockets (not openable); devices EPERM")
+def sys_mknodat(task, dirfd, pathname, mode, dev):
+    """Implements Linux syscall mknodat(2), partially.
+
+    S_IFREG (or 0) makes an empty regular file; S_IFIFO and S_IFSOCK make
+    the node, which cannot be opened yet (EACCES); character and block
+    devices are EPERM (no CAP_MKNOD in the sandbox), other types EINVAL.
+    """
+    F.do_mknod(task, to_int(dirfd), read_path(task, pathname), mode & 0xFFFFFFFF, dev)
+    return 0
+
+
+@syscall("rmdir")
+def sys_rmdir(task, pathname):
+    """Implements Linux syscall rmdir(2).
+
+    ENOTEMPTY (also for a path ending in ".."), EINVAL for ".", EBUSY for
+    / and mount points (/tmp), ENOTDIR, ENOENT.
+    """
+    F.do_rmdir(task, AT_FDCWD, read_path(task, pathname))
+    return 0
+
+
+@syscall("unlink")
+def sys_unlink(task, pathname):
+    """Implements Linux syscall unlink(2). See unlinkat."""
+    F.do_unlink(task, AT_FDCWD, read_path(task, pathname))
+    return 0
+
+
+@syscall("unlinkat")
+def sys_unlinkat(task, dirfd, pathname, flags):
+    """Implements Linux syscall unlinkat(2).
+
+    AT_REMOVEDIR makes it rmdir; other flags are EINVAL. EISDIR for a
+    directory, ENOTDIR for "file/", ENOENT. An open file stays readable
+    and writable after its last name goes.
+    """
+    flags = to_int(flags)
+    if flags & ~AT_REMOVEDIR:
+        raise SyscallError(errno.EINVAL)
+    path = read_path(task, pathname)
+    if flags & AT_REMOVEDIR:
+        F.do_rmdir(task, to_int(dirfd), path)
+    else:
+        F.do_unlink(task, to_int(dirfd), path)
+    return 0
+
+
+@syscall("rename")
+def sys_rename(task, oldpath, newpath):
+    """Implements Linux syscall rename(2). See renameat2."""
+    F.do_rename(task, AT_FDCWD, read_path(task, oldpath), AT_FDCWD, read_path(task, newpath))
+    return 0
+
+
+@syscall("renameat")
+def sys_renameat(task, olddirfd, oldpath, newdirfd, newpath):
+    """Implements Linux syscall renameat(2). See renameat2."""
+    F.do_rename(task, to_int(olddirfd), read_path(task, oldpath),
+                to_int(newdirfd), read_path(task, newpath))
+    return 0
+
+
+@syscall("renameat2", PARTIAL, "RENAME_WHITEOUT is EINVAL")
+def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
+    """Implements Linux syscall renameat2(2).
+
+    RENAME_NOREPLACE (EEXIST), RENAME_EXCHANGE (ENOENT if either is
+    missing); RENAME_WHITEOUT and unknown flags are EINVAL. EXDEV between
+    / and /tmp, EINVAL for a directory moved beneath itself, ENOTEMPTY,
+    ENOTDIR, EISDIR, EBUSY (".", "..", mount points).
+    """
+    F.do_rename(task, to_int(olddirfd), read_path(task, oldpath),
+                to_int(newdirfd), read_path(task, newpath), flags & 0xFFFFFFFF)
+    return 0
+
+
+@syscall("link")
+def sys_link(task, oldpath, newpath):
+    """Implements Linux syscall link(2): a symlink is linked, not followed."""
+    F.do_link(task, AT_FDCWD, read_path(task, oldpath), AT_FDCWD, read_path(task, newpath),
+              follow=False)
+    return 0
+
+
+@syscall("linkat")
+def sys_linkat(task, olddirfd, oldpath, newdirfd, newpath, flags):
+    """Implements Linux syscall linkat(2).
+
+    AT_SYMLINK_FOLLOW follows a symlink ``oldpath``; AT_EMPTY_PATH links
+    the file open at ``olddirfd``; other flags EINVAL. EEXIST, ENOENT,
+    EPERM for a directory, EXDEV between mounts.
+    """
+    flags = to_int(flags)
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(errno.EINVAL)
+    F.do_link(task, to_int(olddirfd), read_path(task, oldpath), to_int(newdirfd),
+              read_path(task, newpath), follow=bool(flags & AT_SYMLINK_FOLLOW),
+              empty_path=bool(flags & AT_EMPTY_PATH))
+    return 0
+
+
+@syscall("symlink")
+def sys_symlink(task, target, linkpath):
+    """Implements Linux syscall symlink(2). See symlinkat."""
+    F.do_symlink(task, read_path(task, target), AT_FDCWD, read_path(task, linkpath))
+    return 0
+
+
+@syscall("symlinkat")
+def sys_symlinkat(task, target, newdirfd, linkpath):
+    """Implements Linux syscall symlinkat(2). ENOENT for an empty target, EEXIST."""
+    F.do_symlink(task, read_path(task, target), to_int(newdirfd), read_path(task, linkpath))
+    return 0
+
+
+def _path_inode(task, dirfd: int, path_gva: int, follow: bool, flags: int = 0):
+    """The writable inode a (dirfd, path) call changes (AT_EMPTY_PATH: dirfd's)."""
+    path = read_path(task, path_gva)
+    if not path and flags & AT_EMPTY_PATH:
+        if dirfd == AT_FDCWD:
+            return F.writable_inode(F.lookup(task, AT_FDCWD, b"."))
+        return F.file_inode(task.fds.get(dirfd), task)
+    return F.writable_inode(F.lookup(task, dirfd, path, follow=follow))
+
+
+@syscall("chmod")
+def sys_chmod(task, pathname, mode):
+    """Implements Linux syscall chmod(2): the 07777 bits of ``mode``."""
+    F.set_mode(_path_inode(task, AT_FDCWD, pathname, True), mode)
+    return 0
+
+
+@syscall("fchmod")
+def sys_fchmod(task, fd, mode):
+    """Implements Linux syscall fchmod(2). EBADF (also for O_PATH), EPERM for
+    the sentry's own files (devices, pipes)."""
+    F.set_mode(F.file_inode(task.fds.get(to_int(fd)), task), mode)
+    return 0
+
+
+@syscall("fchmodat")
+def sys_fchmodat(task, dirfd, pathname, mode):
+    """Implements Linux syscall fchmodat(2) (no flags argument: symlinks are followed)."""
+    F.set_mode(_path_inode(task, to_int(dirfd), pathname, True), mode)
+    return 0
+
+
+def _id(value: int) -> int:
+    """A uid_t/gid_t argument: (u32)-1 means "unchanged"."""
+    value &= 0xFFFFFFFF
+    return -1 if value == 0xFFFFFFFF else value
+
+
+@syscall("chown")
+def sys_chown(task, pathname, owner, group):
+    """Implements Linux syscall chown(2) (root in the sandbox may give any owner)."""
+    F.set_owner(_path_inode(task, AT_FDCWD, pathname, True), _id(owner), _id(group))
+    return 0
+
+
+@syscall("lchown")
+def sys_lchown(task, pathname, owner, group):
+    """Implements Linux syscall lchown(2): a symlink itself."""
+    F.set_owner(_path_inode(task, AT_FDCWD, pathname, False), _id(owner), _id(group))
+    return 0
+
+
+@syscall("fchown")
+def sys_fchown(task, fd, owner, group):
+    """Implements Linux syscall fchown(2). EBADF, EPERM for the sentry's own files."""
+    F.set_owner(F.file_inode(task.fds.get(to_int(fd)), task), _id(owner), _id(group))
+    return 0
+
+
+@syscall("fchownat")
+def sys_fchownat(task, dirfd, pathname, owner, group, flags):
+    """Implements Linux syscall fchownat(2).
+
+    Flags AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH; others EINVAL. A
+    non-directory loses its set-user-ID bit (and set-group-ID when
+    group-executable), as on Linux.
+    """
+    flags = to_int(flags)
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(errno.EINVAL)
+    inode = _path_inode(task, to_int(dirfd), pathname, not flags & AT_SYMLINK_NOFOLLOW, flags)
+    F.set_owner(inode, _id(owner), _id(group))
+    return 0
+
+
+def _set_times(task, dirfd: int, path_gva: int, times: tuple | None, flags: int) -> int:
+    """do_utimes: ``times`` is (atime, mtime) in ns or UTIME_NOW/None(omit),
+    None for both now. A NULL path changes the file open at dirfd."""
+    if times is not None and times[0] is None and times[1] is None:
+        return 0  # both UTIME_OMIT: nothing, not even a lookup
+    if path_gva == 0 and dirfd != AT_FDCWD:
+        if flags & AT_SYMLINK_NOFOLLOW:
+            raise SyscallError(errno.EINVAL)
+        inode = F.file_inode(task.fds.get(dirfd), task)
+    else:
+        inode = _path_inode(task, dirfd, path_gva, not flags & AT_SYMLINK_NOFOLLOW, flags)
+    now = time.time_ns()
+    if times is None:
+        F.set_times(inode, now, now)
+    else:
+        F.set_times(inode, *(now if t == UTIME_NOW else t for t in times))
+    return 0
+
+
+def _timespec_ns(sec: int, nsec: int):
+    if nsec == UTIME_NOW:
+        return UTIME_NOW
+    if nsec == UTIME_OMIT:
+        return None
+    if not 0 <= nsec < NSEC_PER_SEC:
+        raise SyscallError(errno.EINVAL)
+    return sec * NSEC_PER_SEC + nsec
+
+
+def _timeval_times(task, tv_gva: int):
+    if tv_gva == 0:
+        return None
+    a_sec, a_usec, m_sec, m_usec = TIMESPEC2.unpack(task.mm.copy_in(tv_gva, TIMESPEC2.size))
+    if not (0 <= a_usec < USEC_PER_SEC and 0 <= m_usec < USEC_PER_SEC):
+        raise SyscallError(errno.EINVAL)
+    return (a_sec * NSEC_PER_SEC + a_usec * 1000, m_sec * NSEC_PER_SEC + m_usec * 1000)
+
+
+@syscall("utimensat")
+def sys_utimensat(task, dirfd, pathname, times, flags):
+    """Implements Linux syscall utimensat(2).
+
+    ``times`` is struct timespec[2] (atime, mtime) or NULL for now; a
+    tv_nsec of UTIME_NOW or UTIME_OMIT; ctime becomes now. A NULL
+    pathname changes the file open at ``dirfd`` (futimens). EINVAL for a
+    tv_nsec out of range or flags other than AT_SYMLINK_NOFOLLOW and
+    AT_EMPTY_PATH; both UTIME_OMIT succeed without a lookup.
+    """
+    flags = to_int(flags)
+    parsed = None
+    if times:
+        a_sec, a_nsec, m_sec, m_nsec = TIMESPEC2.unpack(task.mm.copy_in(times, TIMESPEC2.size))
+        parsed = (_timespec_ns(a_sec, a_nsec), _timespec_ns(m_sec, m_nsec))
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(errno.EINVAL)
+    return _set_times(task, to_int(dirfd), pathname, parsed, flags)
+
+
+@syscall("futimesat")
+def sys_futimesat(task, dirfd, pathname, times):
+    """Implements Linux syscall futimesat(2): struct timeval[2] or NULL (now).
+
+    EINVAL for tv_usec outside [0, 1000000).
+    """
+    return _set_times(task, to_int(dirfd), pathname, _timeval_times(task, times), 0)
+
+
+@syscall("utimes")
+def sys_utimes(task, filename, times):
+    """Implements Linux syscall utimes(2): struct timeval[2] or NULL (now)."""
+    return _set_times(task, AT_FDCWD, filename, _timeval_times(task, times), 0)
+
+
+@syscall("utime")
+def sys_utime(task, filename, times):
+    """Implements Linux syscall utime(2): struct utimbuf {actime, modtime}
+    in seconds, or NULL for now."""
+    parsed = None
+    if times:
+        actime, modtime = UTIMBUF.unpack(task.mm.copy_in(times, UTIMBUF.size))
+        parsed = (actime * NSEC_PER_SEC, modtime * NSEC_PER_SEC)
+    return _set_times(task, AT_FDCWD, filename, parsed, 0)
+
+
+@syscall("truncate")
+def sys_truncate(task, path, length):
+    """Implements Linux syscall truncate(2).
+
+    ``length`` in bytes (zeros when it grows). EINVAL for a negative
+    length or a file that is not regular, EISDIR for a directory, EFBIG
+    past the in-memory limit (1 TiB). A host file is copied up first.
+    """
+    length = to_s64(length)
+    if length < 0:
+        raise SyscallError(errno.EINVAL)
+    node = F.lookup(task, AT_FDCWD, read_path(task, path))
+    if node.is_dir():
+        raise SyscallError(errno.EISDIR)
+    if node.kind not in (F.HOST, F.MEM) or not stat.S_ISREG(F.node_stat(node).st_mode):
+        raise SyscallError(errno.EINVAL)
+    check_size(length)
+    F.writable_inode(node, truncate=length == 0).truncate(length)
+    return 0
+
+
+@syscall("ftruncate")
+def sys_ftruncate(task, fd, length):
+    """Implements Linux syscall ftruncate(2).
+
+    EBADF for a bad fd or O_PATH, EINVAL for a negative length, a fd not
+    open for writing, or a file that is not regular.
+    """
+    file = task.fds.get(to_int(fd))
+    if file.flags & O_PATH:
+        raise SyscallError(errno.EBADF)
+    length = to_s64(length)
+    if length < 0 or not file.writable or not isinstance(file, RegularFile):
+        raise SyscallError(errno.EINVAL)
+    file.truncate(length)
+    return 0
+
+
+@syscall("fallocate", PARTIAL, "modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE")
+def sys_fallocate(task, fd, mode, offset, length):
+    """Implements Linux syscall fallocate(2), partially.
+
+    Mode 0 grows the file to offset + len (zeros; no space is reserved
+    beyond that), FALLOC_FL_KEEP_SIZE does nothing, PUNCH_HOLE|KEEP_SIZE
+    and ZERO_RANGE write zeros; other modes EOPNOTSUPP. EINVAL for
+    offset < 0 or len <= 0, EBADF for a fd not open for writing, EISDIR,
+    ESPIPE for a pipe, ENODEV for other non-regular files.
+    """
+    file = task.fds.get(to_int(fd))
+    mode, offset, length = to_int(mode), to_s64(offset), to_s64(length)
+    if offset < 0 or length <= 0:
+        raise SyscallError(errno.EINVAL)
+    if not file.writable:
+        raise SyscallError(errno.EBADF)
+    if file.is_dir():
+        raise SyscallError(errno.EISDIR)
+    if not isinstance(file, RegularFile):
+        kind = file.stat().st_mode if hasattr(file, "stat") else 0
+        raise SyscallError(errno.ESPIPE if stat.S_ISFIFO(kind) else errno.ENODEV)
+    if offset + length > (1 << 63) - 1:
+        raise SyscallError(errno.EFBIG)
+    file.fallocate(mode, offset, length)
+    return 0
+
+
+# Extended attributes are not kept (as on a file system without them).
+for _name in ("setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
+              "fremovexattr"):
+    error(_name, errno.EOPNOTSUPP, "no extended attributes")

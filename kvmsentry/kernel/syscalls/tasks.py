@@ -17,7 +17,7 @@ import stat as _stat
 import struct
 
 from kvmsentry.kernel import sched, signals
-from kvmsentry.kernel.files import AT_FDCWD, HOST, lookup, read_path, to_int
+from kvmsentry.kernel.files import AT_FDCWD, HOST, lookup, mounts_of, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault, MemoryManager
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
 from kvmsentry.kernel.task import Process, Task
@@ -101,7 +101,8 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     child_process = Process(
         pid=pid, ppid=parent.pid, pgid=parent.pgid, sid=parent.sid,
         creds=_copy(parent.creds), exe=parent.exe, argv=list(parent.argv),
-        envp=list(parent.envp), cwd=parent.cwd, root=parent.root, umask=parent.umask,
+        envp=list(parent.envp), cwd=parent.cwd, root=parent.root,
+        mounts=mounts_of(parent), umask=parent.umask,
         rlimits=dict(parent.rlimits), sigactions=dict(parent.sigactions),
         dumpable=parent.dumpable, exit_signal=flags & CSIGNAL)
     if flags & CLONE_PARENT and parent.parent is not None:
