@@ -1,4 +1,5 @@
-"""The ``kvmsentry`` command: ``boot`` a program, list the ``syscalls`` table.
+"""The ``kvmsentry`` command: ``boot`` a program, list the ``syscalls`` table,
+``bench`` the workloads natively, under kvmsentry and under gVisor's runsc.
 
 Exit statuses of ``kvmsentry boot``: the guest's exit code; 128 + N when a
 signal N killed it; 126 when the file is not a program we can run (not an
@@ -59,12 +60,48 @@ def _parser() -> argparse.ArgumentParser:
                            "fails with EAGAIN (default 1024)")
     boot.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                       help="kill the sandbox after this long (status 124)")
+    boot.add_argument("--profile", action="store_true",
+                      help="count exits by kind (syscalls by name, page faults, other "
+                           "exceptions, interrupts) and the time in the guest vs the sentry; "
+                           "print the breakdown to stderr at exit")
+    boot.add_argument("--profile-json", default=None, metavar="FILE",
+                      help="with --profile (implied): also write the breakdown as JSON to FILE")
     boot.add_argument("binary", metavar="BINARY")
     boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                       help="arguments for the program (argv[1:])")
     syscalls = sub.add_parser("syscalls", help="print the syscall table and its support levels")
     syscalls.add_argument("--all", action="store_true", help="include unimplemented syscalls")
+    _bench_parser(sub)
     return parser
+
+
+def _bench_parser(sub) -> None:
+    from kvmsentry.bench import PLATFORM_NAMES, WORKLOAD_NAMES
+    bench = sub.add_parser(
+        "bench", help="run the benchmark workloads natively, under kvmsentry and under runsc",
+        description="Run each workload natively, under kvmsentry and under gVisor's runsc "
+                    "(each platform that answers here), interleaved, and report medians and "
+                    "the ratio to native; then profile each under kvmsentry (exits by kind).")
+    bench.add_argument("-n", type=int, default=3, metavar="N", help="rounds (default 3)")
+    bench.add_argument("--workload", action="append", choices=WORKLOAD_NAMES, metavar="NAME",
+                       help="run this workload (repeatable; default: all but futex and threads); "
+                            "one of " + ", ".join(WORKLOAD_NAMES))
+    bench.add_argument("--platform", action="append", choices=PLATFORM_NAMES, metavar="NAME",
+                       help="run on this platform (repeatable; default: all); one of "
+                            + ", ".join(PLATFORM_NAMES))
+    bench.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    bench.add_argument("--json", metavar="FILE", help="write the samples and the summary as JSON")
+    bench.add_argument("--plot", metavar="FILE",
+                       help="write a PNG bar chart of the ratios to native (needs matplotlib)")
+    bench.add_argument("--markdown", action="store_true",
+                       help="print Markdown tables (for BENCHMARKS.md) instead of the rich table")
+    bench.add_argument("--no-profile", action="store_true",
+                       help="skip the --profile run of each workload under kvmsentry")
+    bench.add_argument("--probe-timeout", type=float, default=20.0, metavar="SECONDS",
+                       help="how long a platform may take to run `busybox true` before it "
+                            "is reported as hanging (default 20)")
+    bench.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="kill one run after this long (default 900, 120 with --quick)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         for option, path in (("--cwd", args.cwd), ("--root", args.root)):
             if path is not None and not os.path.isdir(path):
                 parser.error(f"{option} {path}: not a directory")
+    if args.command == "bench":
+        if args.n < 1:
+            parser.error("-n must be at least 1")
+        from kvmsentry.bench.runner import main as bench_main
+        return bench_main(args)
     if args.command == "syscalls":
         try:
             return _syscalls(args)
@@ -201,8 +243,15 @@ def _boot(args) -> int:
     except OSError as e:
         _error(f"{binary}: cannot execute: {e.strerror}")
         return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
+    profiler = None
+    if args.profile or args.profile_json:
+        from kvmsentry.bench import profile
+        profiler = profile.install(kernel)
     try:
         return kernel.run(task, timeout=args.timeout)
     except SentryBug as bug:
         print(bug.report, file=sys.stderr, flush=True)
         return EXIT_SENTRY_FAILURE
+    finally:
+        if profiler is not None:
+            profiler.report(sys.stderr, args.profile_json)
