@@ -82,3 +82,12 @@ def test_bad_cli_options(tmp_path):
         assert cp.returncode == 2, cp.stderr
         assert b"Traceback" not in cp.stderr
 
+
+
+def test_exec_of_a_file_the_guest_wrote(busybox, run_sentry):
+    """A program copied into the guest's /tmp runs; without an x bit it is EACCES."""
+    script = ("cp /bin/busybox /tmp/busybox && /tmp/busybox echo from tmp; "
+              "printf '#!/tmp/busybox sh\\necho script in tmp\\n' > /tmp/s.sh; chmod +x /tmp/s.sh; /tmp/s.sh; "
+              "chmod -x /tmp/busybox; /tmp/busybox true; echo \"status $?\"")
+    sentry = run_sentry([BUSYBOX, "sh", "-c", script])
+    assert sentry.stdout == b"from tmp\nscript in tmp\nstatus 126\n", sentry.stderr

@@ -17,11 +17,11 @@ import stat as _stat
 import struct
 
 from kvmsentry.kernel import sched, signals
-from kvmsentry.kernel.files import AT_FDCWD, HOST, lookup, mounts_of, read_path, to_int
+from kvmsentry.kernel.files import AT_FDCWD, HOST, MEM, lookup, mounts_of, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault, MemoryManager
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
 from kvmsentry.kernel.task import Process, Task
-from kvmsentry.loader.elf import IMAGES, ElfError
+from kvmsentry.loader.elf import IMAGES, ElfError, load_elf
 from kvmsentry.loader.stack import ArgListTooLong
 from kvmsentry.platform import layout
 
@@ -236,23 +236,38 @@ def _read_strings(task, array_gva: int) -> list[bytes]:
         strings.append(value)
 
 
-def _resolve_executable(task, path: bytes) -> tuple[bytes, bytes]:
-    """(host path, guest path) of an executable regular file; ENOENT, EACCES..."""
+def _resolve_executable(task, path: bytes) -> tuple[bytes | None, bytes, bytes | None]:
+    """(host path, guest path, contents) of an executable regular file.
+
+    A host file gives its host path (contents None: read from the host);
+    a file the guest wrote (in memory: /tmp, or a copied-up host file)
+    gives its contents. ENOENT, ENOTDIR, ELOOP from the lookup; EACCES for
+    something not a regular file or without an execute bit.
+    """
     node = lookup(task, AT_FDCWD, path, follow=True)
-    if node.kind != HOST or not _stat.S_ISREG(node.st.st_mode):
+    if node.kind == HOST:
+        mode, host_path, contents = node.st.st_mode, node.host_path, None
+    elif node.kind == MEM:
+        mode, host_path, contents = node.inode.mode, None, bytes(node.inode.data)
+    else:
         raise SyscallError(errno.EACCES)
-    if not node.st.st_mode & 0o111:
+    if not _stat.S_ISREG(mode) or not mode & 0o111:
         raise SyscallError(errno.EACCES)
-    return node.host_path, node.guest_path
+    return host_path, node.guest_path, contents
 
 
-def _script(host_path: bytes) -> tuple[bytes, bytes | None] | None:
-    """(interpreter, optional argument) of a #! script (fs/binfmt_script.c), else None."""
+def _head(host_path: bytes | None, contents: bytes | None) -> bytes:
+    if contents is not None:
+        return contents[:BINPRM_BUF_SIZE]
     try:
         with open(host_path, "rb") as f:
-            head = f.read(BINPRM_BUF_SIZE)
+            return f.read(BINPRM_BUF_SIZE)
     except OSError as e:
         raise SyscallError(e.errno) from None
+
+
+def _script(head: bytes) -> tuple[bytes, bytes | None] | None:
+    """(interpreter, optional argument) of a #! script (fs/binfmt_script.c), else None."""
     if not head.startswith(b"#!"):
         return None
     line = head[2:].split(b"\n", 1)[0].strip(b" \t")
@@ -274,8 +289,8 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     kernel = task.kernel
     execfn = path
     for _ in range(MAX_INTERPRETER_DEPTH + 1):
-        host_path, guest_path = _resolve_executable(task, path)
-        script = _script(host_path)
+        host_path, guest_path, contents = _resolve_executable(task, path)
+        script = _script(_head(host_path, contents))
         if script is None:
             break
         interpreter, argument = script
@@ -284,7 +299,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     else:
         raise SyscallError(errno.ELOOP)
     try:
-        image = IMAGES.load(os.fsdecode(host_path))
+        image = IMAGES.load(os.fsdecode(host_path)) if contents is None else load_elf(contents)
     except ElfError as e:
         raise SyscallError(errno.ENOEXEC if e.errno == errno.ENOEXEC else e.errno) from None
     except OSError as e:
@@ -300,7 +315,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     process = task.process
     exe = os.fsdecode(guest_path)
     try:
-        entry, rsp = kernel._load(mm, process.creds, exe, image, os.fsdecode(host_path), argv, envp)
+        entry, rsp = kernel._load(mm, process.creds, exe, image, exe, argv, envp)
     except ArgListTooLong:
         mm.destroy()
         raise SyscallError(errno.E2BIG) from None
