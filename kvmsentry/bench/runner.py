@@ -66,6 +66,11 @@ class RunResult:
     stderr: str
 
 
+
+def _scratch_dir() -> str:
+    """A host directory outside /tmp for the workloads' files (/var/tmp when it exists)."""
+    return "/var/tmp" if os.path.isdir("/var/tmp") else os.path.expanduser("~")
+
 def run_once(argv: list[str], *, timeout: float, env: dict | None = None,
              cwd: str | None = None) -> RunResult:
     """Run ``argv`` to completion, or kill its process group after ``timeout`` s."""
@@ -230,7 +235,9 @@ def run_bench(workloads: list[Workload], platform_names: list[str], *, rounds: i
         "platforms": {},
         "workloads": {},
     }
-    with tempfile.TemporaryDirectory(prefix="kvmsentry-bench-") as tmp, _progress(console) as progress:
+    # Not under /tmp: the guest's /tmp is a tmpfs of its own and would hide the inputs.
+    with tempfile.TemporaryDirectory(prefix="kvmsentry-bench-", dir=_scratch_dir()) as tmp, \
+            _progress(console) as progress:
         setup = Setup(tmp, quick)
         bar = progress.add_task("preparing", total=None)
         prepared = {}
