@@ -110,36 +110,16 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
         child_process.ppid = parent.parent.pid
     else:
         child_process.parent = parent
-    platform = kernel.platform
     if flags & CLONE_VM:
         mm = task.mm
         mm.users += 1
-        address_space = mm.address_space
         if not flags & CLONE_VFORK:
             kernel.note_once("clone-vm", "CLONE_VM without CLONE_THREAD: two processes share memory")
     else:
-        address_space = platform.new_address_space()
-        mm = task.mm.fork(address_space)
-    fds = task.fds if flags & CLONE_FILES else task.fds.fork()
-    child = Task(tid=pid, process=child_process, mm=mm, fds=fds, sigmask=task.sigmask,
-                 altstack=task.altstack, comm=task.comm)
-    if flags & CLONE_FILES:
-        fds.users = getattr(fds, "users", 1) + 1
-    context = platform.new_context(address_space)
-    context.reset(0, 0)
-    context.copy_cpu_state(task.context)
-    context.regs.rax = 0
-    if stack:
-        context.user_rsp = stack
-    if flags & CLONE_SETTLS:
-        context.set_fs_base(tls)
-    child.context = context
-    if flags & CLONE_CHILD_CLEARTID:
-        child.clear_child_tid = child_tid
-    if flags & CLONE_PARENT_SETTID:
-        task.mm.copy_out(parent_tid, struct.pack("<i", pid))
-    if flags & CLONE_CHILD_SETTID:
-        mm.copy_out(child_tid, struct.pack("<i", pid))
+        mm = task.mm.fork(kernel.platform.new_address_space())
+    child = Task(tid=pid, process=child_process, mm=mm, fds=_child_fds(task, flags),
+                 sigmask=task.sigmask, altstack=task.altstack, comm=task.comm)
+    _start_child_cpu(task, child, flags, stack, parent_tid, child_tid, tls)
     child_process.tasks.append(child)
     child_process.parent.children.append(child_process)
     kernel.processes[pid] = child_process
@@ -165,14 +145,26 @@ def _clone_thread(task: Task, flags: int, stack: int, parent_tid: int, child_tid
     process = task.process
     mm = task.mm
     mm.users += 1
+    child = Task(tid=tid, process=process, mm=mm, fds=_child_fds(task, flags),
+                 sigmask=task.sigmask, comm=task.comm)
+    _start_child_cpu(task, child, flags, stack, parent_tid, child_tid, tls)
+    process.tasks.append(child)
+    kernel.start_task(child)
+    return tid
+
+
+def _child_fds(task: Task, flags: int):
+    """The child's fd table: shared with CLONE_FILES, else a copy (fork(2))."""
     if flags & CLONE_FILES:
-        fds = task.fds
-        fds.users = getattr(fds, "users", 1) + 1
-    else:
-        fds = task.fds.fork()
-    child = Task(tid=tid, process=process, mm=mm, fds=fds, sigmask=task.sigmask,
-                 comm=task.comm)
-    context = kernel.platform.new_context(mm.address_space)
+        task.fds.users = getattr(task.fds, "users", 1) + 1
+        return task.fds
+    return task.fds.fork()
+
+
+def _start_child_cpu(task: Task, child: Task, flags: int, stack: int, parent_tid: int,
+                     child_tid: int, tls: int) -> None:
+    """Give ``child`` a vCPU with the caller's registers (rax 0) and do the TID/TLS flags."""
+    context = task.kernel.platform.new_context(child.mm.address_space)
     context.reset(0, 0)
     context.copy_cpu_state(task.context)
     context.regs.rax = 0
@@ -184,12 +176,9 @@ def _clone_thread(task: Task, flags: int, stack: int, parent_tid: int, child_tid
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = child_tid
     if flags & CLONE_PARENT_SETTID:
-        mm.copy_out(parent_tid, struct.pack("<i", tid))
+        task.mm.copy_out(parent_tid, struct.pack("<i", child.tid))
     if flags & CLONE_CHILD_SETTID:
-        mm.copy_out(child_tid, struct.pack("<i", tid))
-    process.tasks.append(child)
-    kernel.start_task(child)
-    return tid
+        child.mm.copy_out(child_tid, struct.pack("<i", child.tid))
 
 
 def _copy(creds):
@@ -329,7 +318,9 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     process.exe = exe
     process.argv = list(argv)
     process.envp = list(envp)
-    task.comm = os.path.basename(exe).encode()[:15]
+    # fs/exec.c begin_new_exec: the basename of the path execve was given
+    # ("exe" for /proc/self/exe, the script for a #! script).
+    task.comm = os.path.basename(execfn)[:15]
     task.fds.close_on_exec()
     from kvmsentry.kernel.syscalls.timers import delete_all_timers
     delete_all_timers(process)
