@@ -10,11 +10,10 @@ restarts at the guest root), so no path leaves the root. ELOOP after 40
 links (MAXSYMLINKS), ENOTDIR for a non-directory in the middle,
 ENAMETOOLONG for a path of 4096 bytes or more or a component over 255.
 
-A few guest paths are served by the sentry and never reach the host:
-/dev/{null,zero,full,random,urandom,tty,stdin,stdout,stderr,fd},
-/proc/self (also /proc/thread-self and /proc/<own pid>) with exe, cwd,
-root and fd/N. Other /proc/<number> entries are hidden (they would be
-the host's processes).
+/dev and /proc are served by the sentry and never reach the host:
+/dev/{null,zero,full,random,urandom,tty,stdin,stdout,stderr,fd} (plus
+the mounts beneath /dev, /dev/shm), and all of /proc (procfs.py: the
+sandbox's processes, never the host's).
 
 The calls that change the tree (mkdir, unlink, rename, link, symlink,
 chmod, ...) are here as ``do_*`` functions: the path checks of fs/namei.c
@@ -30,9 +29,11 @@ import dataclasses
 import errno
 import os
 import stat as _stat
+import zlib
 
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel import fd as fdmod
+from kvmsentry.kernel import procfs
 from kvmsentry.kernel.fd import (
     O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDONLY, O_TRUNC, OPEN_ONLY_FLAGS, __O_TMPFILE, Dirent, File, HostFile,
@@ -71,9 +72,6 @@ DEV_LINKS = {
     b"stdin": b"/proc/self/fd/0", b"stdout": b"/proc/self/fd/1",
     b"stderr": b"/proc/self/fd/2", b"fd": b"/proc/self/fd",
 }
-_SELF_NAMES = (b"self", b"thread-self")
-_PROC_SELF = [b"proc", b"self"]
-_PROC_SELF_FD = [b"proc", b"self", b"fd"]
 
 
 @dataclasses.dataclass
@@ -282,13 +280,17 @@ def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
                     raise SyscallError(errno.ENOTDIR)
                 return Node(DEVICE, _guest_of(cur + [name]), device=name)
             if kind == "vdir":
-                w.push(value or name, None, None)
+                w.push(name, None, None)
                 continue
             if kind == "procfile":
                 if not last:
                     raise SyscallError(errno.ENOTDIR)
                 return Node(PROCFILE, _guest_of(cur + [name]), target=value)
             raise SyscallError(errno.ENOENT)  # kind == "hidden"
+        if not cur and name in (b"proc", b"dev"):
+            # The sentry's, whatever the root has there (never the host's).
+            w.push(name, None, None)
+            continue
         mount = ns.mount_at(cur, name)
         if mount is not None:
             w.push(name, mount.root, mount)
@@ -298,10 +300,6 @@ def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
             raise SyscallError(errno.ENOENT)
         child = parent.lookup(name)
         if child is None:
-            if not cur and name in (b"proc", b"dev"):
-                # A root without /proc or /dev still has the sentry's.
-                w.push(name, None, None)
-                continue
             if last and allow_missing:
                 j = w.mount_depth()
                 return Node(MISSING, _guest_of(cur + [name]), path=cur + [name],
@@ -372,51 +370,28 @@ def _special(task, cur: list[bytes], name: bytes):
     """The sentry's own answer for ``cur``/``name``, or None for the host's.
 
     Returns (kind, value): ("link", target), ("fd", File), ("device", None),
-    ("vdir", None) or ("hidden", None).
+    ("vdir", None), ("procfile", content) or ("hidden", None). All of
+    /proc is the sentry's (procfs.py); so is /dev but for its mounts
+    (/dev/shm).
     """
-    depth = len(cur)
-    if depth == 1:
-        if cur[0] == b"dev":
-            if name in DEVICES:
-                return "device", None
-            if name in DEV_LINKS:
-                return "link", DEV_LINKS[name]
-        elif cur[0] == b"proc":
-            if name in _SELF_NAMES or name == b"%d" % task.process.pid:
-                return "vdir", b"self"  # one /proc/self for all its names
-            if name.isdigit():
-                return "hidden", None
-            if name == b"mounts":
-                return "link", b"self/mounts"
-    elif depth == 2 and cur == _PROC_SELF:
-        if name == b"exe":
-            return "link", os.fsencode(task.process.exe)
-        if name == b"cwd":
-            return "link", os.fsencode(task.process.cwd)
-        if name == b"root":
-            return "link", b"/"
-        if name == b"fd":
-            return "vdir", None
-        if name == b"mounts":
-            return "procfile", proc_mounts(task)
-        return "hidden", None
-    elif depth == 3 and cur == _PROC_SELF_FD:
-        if name.isdigit() and len(name) < 11 and int(name) in task.fds:
-            return "fd", task.fds.get(int(name))
-        return "hidden", None
+    if cur[0] == b"proc":
+        return procfs.special(task, cur[1:], name)
+    if len(cur) == 1 and cur[0] == b"dev":
+        if name in DEVICES:
+            return "device", None
+        if name in DEV_LINKS:
+            return "link", DEV_LINKS[name]
     return None
 
 
 def _vdir_node(task, cur: list[bytes]) -> Node:
-    if cur == _PROC_SELF:
-        entries = [(b"exe", fdmod.DT_LNK), (b"cwd", fdmod.DT_LNK),
-                   (b"root", fdmod.DT_LNK), (b"fd", fdmod.DT_DIR), (b"mounts", fdmod.DT_REG)]
-    elif cur == _PROC_SELF_FD:
-        entries = [(b"%d" % n, fdmod.DT_LNK) for n in task.fds.fds()]
-    elif cur == [b"proc"]:
-        entries = [(b"self", fdmod.DT_LNK), (b"thread-self", fdmod.DT_LNK)]
+    if cur and cur[0] == b"proc":
+        entries = procfs.listing(task, cur[1:])
     elif cur == [b"dev"]:
         entries = [(n, fdmod.DT_CHR) for n in DEVICES] + [(n, fdmod.DT_LNK) for n in DEV_LINKS]
+        ns = mounts_of(task.process)
+        entries += [(m.point[1], fdmod.DT_DIR) for m in ns.mounts
+                    if len(m.point) == 2 and m.point[0] == b"dev"]
     else:
         entries = []
     return Node(VDIR, _guest_of(cur), entries=entries)
@@ -439,6 +414,12 @@ def device_stat(name: bytes) -> Stat:
 _VDIR_INO = 0x2000
 
 
+def _synthetic_ino(node: Node, kind: int) -> int:
+    """A stable inode number for a sentry-made /proc or /dev entry, distinct
+    per path (so that find, du and ls -i tell /proc/1 from /proc/3)."""
+    return _VDIR_INO + ((zlib.crc32(node.guest_path) & 0x3FFFFFFF) << 2 | kind)
+
+
 def node_stat(node: Node, follow_file: bool = True) -> Stat:
     """stat(2) of a resolved Node."""
     if node.kind == HOST:
@@ -450,13 +431,13 @@ def node_stat(node: Node, follow_file: bool = True) -> Stat:
     if node.kind == FDLINK:
         return node.file.stat()
     if node.kind == VDIR:
-        return Stat(st_dev=os.makedev(0, 22), st_ino=_VDIR_INO + len(node.guest_path),
+        return Stat(st_dev=os.makedev(0, 22), st_ino=_synthetic_ino(node, 0),
                     st_nlink=2, st_mode=_stat.S_IFDIR | 0o555, st_size=0)
     if node.kind == PROCFILE:
-        return Stat(st_dev=os.makedev(0, 22), st_ino=_VDIR_INO + 0x200 + len(node.guest_path),
+        return Stat(st_dev=os.makedev(0, 22), st_ino=_synthetic_ino(node, 2),
                     st_nlink=1, st_mode=_stat.S_IFREG | 0o444, st_size=0)
     if node.kind == MAGICLINK:
-        return Stat(st_dev=os.makedev(0, 22), st_ino=_VDIR_INO + 0x100 + len(node.guest_path),
+        return Stat(st_dev=os.makedev(0, 22), st_ino=_synthetic_ino(node, 1),
                     st_nlink=1, st_mode=_stat.S_IFLNK | 0o777, st_size=len(node.target))
     raise SyscallError(errno.ENOENT)
 

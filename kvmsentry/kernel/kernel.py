@@ -102,6 +102,7 @@ class Kernel:
     def __init__(self, platform: KvmPlatform, *, strace: bool = False, root: str = "/",
                  stderr=None, pids_limit: int = 1024):
         self.platform = platform
+        self.boot_time = time.monotonic()  # the sandbox's boot (/proc/uptime)
         self.strace = strace
         self.root = root
         self.stderr = stderr or sys.stderr
@@ -151,7 +152,7 @@ class Kernel:
         if image.interp is not None:
             raise ExecError(errno.ENOEXEC, f"dynamic executables are not supported yet "
                                            f"(PT_INTERP {image.interp})")
-        process = Process(pid=1, ppid=0, pgid=1, sid=1, exe=os.path.abspath(host_path),
+        process = Process(pid=1, ppid=0, pgid=1, sid=1, exe=self._guest_exe(host_path),
                           argv=list(argv), envp=list(envp), cwd=cwd, root=self.root)
         address_space = self.platform.new_address_space()
         mm = MemoryManager(address_space, self.platform.memory,
@@ -173,6 +174,17 @@ class Kernel:
         self.tasks[1] = task
         process.tasks = [task]
         return task
+
+    def _guest_exe(self, host_path: str) -> str:
+        """The guest path of the host file ``host_path`` (what /proc/self/exe
+        reads): canonical, symlinks resolved, inside the guest root."""
+        real = os.path.realpath(host_path)
+        root = os.path.realpath(self.root or "/")
+        if root == "/":
+            return real
+        if real == root or not real.startswith(root + os.sep):
+            return "/" + os.path.basename(real)
+        return "/" + os.path.relpath(real, root)
 
     def _load(self, mm: MemoryManager, creds, exe: str, image, host_path: str, argv,
               envp) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class Process:
     stop_unreported: bool = False
     continue_unreported: bool = False
     stop_wait: Any = None
+    # time.monotonic() at fork (what /proc/<pid>/stat's starttime counts from boot).
+    start_time: float = dataclasses.field(default_factory=time.monotonic)
 
 
 @dataclasses.dataclass

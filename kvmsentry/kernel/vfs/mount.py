@@ -2,7 +2,7 @@
 
 A ``MountNamespace`` (Linux's ``struct mnt_namespace``) is shared by every
 process of one sandbox (fork copies the reference). Its root mount is the
-overlay over the host root; ``/tmp`` is a tmpfs. Mount points are keyed
+overlay over the host root; ``/tmp`` and ``/dev/shm`` are tmpfs. Mount points are keyed
 by their canonical guest path components, so the walk (files.py) checks
 each step with one dict lookup per depth that has mounts. A mount shadows
 whatever its parent file system has at that name; a host root without a
@@ -49,6 +49,7 @@ class MountNamespace:
         root = os.fsencode(host_root).rstrip(b"/") or b"/"
         ns = cls(Overlay(root))
         ns.mount(Tmpfs(0o1777), b"/tmp", b"tmpfs")
+        ns.mount(Tmpfs(0o1777), b"/dev/shm", b"tmpfs")
         return ns
 
     def mount(self, fs: Filesystem, guest_path: bytes, source: bytes = b"none") -> Mount:
