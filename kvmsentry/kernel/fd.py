@@ -134,6 +134,9 @@ class File:
     # True when a read returns less than asked only at EOF (regular files,
     # /dev/zero): read(2) then loops over host reads to fill a big buffer.
     full_reads = False
+    # (st_dev, st_ino) of the file while this description holds a flock(2)
+    # lock (kvmsentry.kernel.vfs.flock), else None.
+    flock_key = None
 
     def __init__(self, flags: int = O_RDWR, guest_path: bytes = b""):
         self.flags = flags
@@ -635,6 +638,9 @@ class FdTable:
     def _unref(file: File) -> None:
         file.refs -= 1
         if file.refs == 0:
+            if file.flock_key is not None:
+                from kvmsentry.kernel.vfs import flock
+                flock.release(file)
             file.release()
 
     def close(self, fd: int) -> None:

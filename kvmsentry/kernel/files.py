@@ -41,7 +41,7 @@ from kvmsentry.kernel.fd import (
 )
 from kvmsentry.kernel.syscalls.table import SyscallError
 from kvmsentry.kernel.vfs.file import DirectoryFile, RegularFile
-from kvmsentry.kernel.vfs.inode import DirInode, Inode, RegularInode
+from kvmsentry.kernel.vfs.inode import DirInode, FifoInode, Inode, RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 from kvmsentry.kernel.vfs.mount import MountNamespace
 from kvmsentry.kernel.vfs.overlay import HostInode
@@ -654,6 +654,9 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         inode = node.inode
         if is_dir:
             return DirectoryFile(inode, file_flags, node.guest_path, node.parent.ino)
+        if isinstance(inode, FifoInode):
+            from kvmsentry.kernel.vfs.fifo import open_fifo
+            return open_fifo(inode, file_flags, node.guest_path)
         if not inode.is_reg():
             raise SyscallError(errno.EACCES)  # a copied-up FIFO or device node
         if flags & O_TRUNC:
@@ -744,8 +747,9 @@ def do_mkdir(task, dirfd: int, path: bytes, mode: int) -> None:
 
 
 def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int) -> None:
-    """mknod(2) of a regular file (S_IFREG or 0), FIFO or socket (metadata only:
-    opening one is EACCES); EPERM for devices, EINVAL for an unknown type."""
+    """mknod(2) of a regular file (S_IFREG or 0), FIFO (opened as fifo(7)) or
+    socket (metadata only: opening one is EACCES); EPERM for devices, EINVAL
+    for an unknown type."""
     kind = mode & S_IFMT
     if kind not in (0, _stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR,
                     _stat.S_IFBLK):

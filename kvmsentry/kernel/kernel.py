@@ -45,6 +45,7 @@ from kvmsentry.kernel.syscalls import tasks as _tasks  # noqa: F401
 from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
 from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
 from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
+from kvmsentry.kernel.syscalls import vfs_extra as _vfs_extra  # noqa: F401
 from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
 from kvmsentry.kernel.syscalls import futex as _futex_syscalls  # noqa: F401
 from kvmsentry.kernel.syscalls import epoll as _epoll  # noqa: F401

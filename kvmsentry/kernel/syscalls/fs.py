@@ -878,19 +878,20 @@ def sys_mkdirat(task, dirfd, pathname, mode):
     return 0
 
 
-@syscall("mknod", PARTIAL, "regular files, FIFOs and sockets (not openable); devices EPERM")
+@syscall("mknod", PARTIAL, "regular files, FIFOs and sockets (sockets not openable); devices EPERM")
 def sys_mknod(task, pathname, mode, dev):
     """Implements Linux syscall mknod(2), partially. See mknodat."""
     F.do_mknod(task, AT_FDCWD, read_path(task, pathname), mode & 0xFFFFFFFF, dev)
     return 0
 
 
-@syscall("mknodat", PARTIAL, "regular files, FIFOs and sockets (not openable); devices EPERM")
+@syscall("mknodat", PARTIAL, "regular files, FIFOs and sockets (sockets not openable); devices EPERM")
 def sys_mknodat(task, dirfd, pathname, mode, dev):
     """Implements Linux syscall mknodat(2), partially.
 
-    S_IFREG (or 0) makes an empty regular file; S_IFIFO and S_IFSOCK make
-    the node, which cannot be opened yet (EACCES); character and block
+    S_IFREG (or 0) makes an empty regular file; S_IFIFO a FIFO (open
+    follows fifo(7), both ends share one pipe); S_IFSOCK the node, which
+    cannot be opened (EACCES); character and block
     devices are EPERM (no CAP_MKNOD in the sandbox), other types EINVAL.
     """
     F.do_mknod(task, to_int(dirfd), read_path(task, pathname), mode & 0xFFFFFFFF, dev)

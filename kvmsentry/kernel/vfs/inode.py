@@ -268,6 +268,21 @@ class SpecialInode(Inode):
         self.rdev = rdev
 
 
+class FifoInode(SpecialInode):
+    """A FIFO made by mknod(2)/mkfifo(3): opening it opens ``pipe`` (fifo(7)).
+
+    ``pipe`` is the Pipe both ends share while any end is open (made on
+    the first open; a new one when every end had closed, as Linux frees
+    the pipe then). Opening is kvmsentry.kernel.vfs.fifo's.
+    """
+
+    __slots__ = ("pipe",)
+
+    def __init__(self, fs, mode, uid=0, gid=0, **kw):
+        super().__init__(fs, mode, uid, gid, **kw)
+        self.pipe = None
+
+
 def child_d_type(child) -> int:
     """The DT_* of a directory entry's child (any kind)."""
     if type(child) is Lower:
@@ -355,7 +370,10 @@ class Filesystem:
               gid: int) -> Inode:
         t = now_ns()
         perm, gid = self._owner(parent, uid, gid, mode & 0o7777, False)
-        inode = SpecialInode(self, (mode & S_IFMT) | perm, uid, gid, rdev=rdev, t=t)
+        if _stat.S_ISFIFO(mode):
+            inode = FifoInode(self, _stat.S_IFIFO | perm, uid, gid, t=t)
+        else:
+            inode = SpecialInode(self, (mode & S_IFMT) | perm, uid, gid, rdev=rdev, t=t)
         self._link_in(parent, name, inode, t)
         return inode
 
