@@ -15,35 +15,7 @@ from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError
 from kvmsentry.kernel.task import Process, Task
 
-
-class FakeMM:
-    """Guest memory: a bytearray at ``base``; GuestFault outside it."""
-
-    def __init__(self, base=0x10000, size=1 << 16):
-        self.base = base
-        self.mem = bytearray(size)
-
-    def _off(self, gva, n):
-        if gva < self.base or gva + n > self.base + len(self.mem):
-            raise GuestFault(gva)
-        return gva - self.base
-
-    def copy_in(self, gva, length):
-        off = self._off(gva, length)
-        return bytes(self.mem[off:off + length])
-
-    def copy_out(self, gva, data):
-        off = self._off(gva, len(data))
-        self.mem[off:off + len(data)] = data
-
-    def read_cstring(self, gva, limit=4096):
-        off = self._off(gva, 1)
-        end = self.mem.find(b"\0", off, off + limit)
-        if end < 0:
-            if off + limit > len(self.mem):
-                raise GuestFault(self.base + len(self.mem))
-            raise SyscallError(errno.ENAMETOOLONG)
-        return bytes(self.mem[off:end])
+from fakes import FakeMM
 
 
 GUEST_PASSWD = b"guest:x:0:0::/:/bin/sh\n"

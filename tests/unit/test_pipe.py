@@ -28,39 +28,12 @@ from kvmsentry.kernel.syscalls.pipe import pipe_fcntl as _pipe_fcntl
 from kvmsentry.kernel.syscalls.table import SyscallError, entry
 from kvmsentry.kernel.task import Process, Task
 
+from fakes import FakeMM
+
 U64 = (1 << 64) - 1
 O_NONBLOCK, O_CLOEXEC, O_DIRECT, O_EXCL = 0o4000, 0o2000000, 0o40000, 0o200
 F_GETFD, F_GETFL = 1, 3
 S_IFIFO = 0o010000
-
-
-class FakeMM:
-    """Guest memory: a bytearray at ``base``; GuestFault outside it."""
-
-    def __init__(self, base=0x400000, size=1 << 20):
-        self.base = base
-        self.mem = bytearray(size)
-        self.brk = base
-
-    def _off(self, gva, n):
-        if gva < self.base or gva + n > self.base + len(self.mem):
-            raise GuestFault(gva)
-        return gva - self.base
-
-    def copy_in(self, gva, length):
-        off = self._off(gva, length)
-        return bytes(self.mem[off:off + length])
-
-    def copy_out(self, gva, data):
-        off = self._off(gva, len(data))
-        self.mem[off:off + len(data)] = data
-
-    def alloc(self, n, data=b""):
-        gva = self.brk
-        self.brk += (max(n, len(data)) + 15) & ~15
-        if data:
-            self.copy_out(gva, data)
-        return gva
 
 
 def call(task, name, *args):
