@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--cwd", default=None, metavar="DIR", help="the guest's working directory")
     boot.add_argument("--root", default="/", metavar="DIR",
                       help="host directory the guest sees as / (read-only; default /)")
+    boot.add_argument("--mount", action="append", default=[], metavar="HOST:GUEST[:ro|rw]",
+                      help="bind the host directory HOST at guest path GUEST (repeatable): "
+                           "ro (default) refuses every change with EROFS, rw writes through "
+                           "to HOST (confined beneath it)")
     boot.add_argument("--memory", type=_parse_memory, default=4 << 30, metavar="SIZE",
                       help="guest memory (default 4G; pages are committed only when used)")
     boot.add_argument("--pids-limit", type=int, default=1024, metavar="N",
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for option, path in (("--cwd", args.cwd), ("--root", args.root)):
             if path is not None and not os.path.isdir(path):
                 parser.error(f"{option} {path}: not a directory")
+        args.binds = [_parse_mount(parser, item) for item in args.mount]
     if args.command == "bench":
         if args.n < 1:
             parser.error("-n must be at least 1")
@@ -197,6 +202,28 @@ def _host_path(args) -> str:
     return host
 
 
+def _parse_mount(parser, item: str):
+    """A --mount HOST:GUEST[:ro|rw] option as a Bind (parser.error when malformed)."""
+    from kvmsentry.kernel.vfs.mount import Bind
+    parts = item.split(":")
+    mode = "ro"
+    if len(parts) == 3:
+        mode = parts.pop()
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        parser.error(f"--mount {item}: expected HOST:GUEST[:ro|rw]")
+    host, guest = parts
+    if mode not in ("ro", "rw"):
+        parser.error(f"--mount {item}: the mode must be ro or rw, not {mode!r}")
+    if not os.path.isdir(host):
+        parser.error(f"--mount {item}: {host}: not a directory")
+    if not guest.startswith("/"):
+        parser.error(f"--mount {item}: the guest path {guest} must be absolute")
+    norm = os.path.normpath(guest)
+    if norm in ("/", "//") or norm.split("/")[1] in ("proc", "dev"):
+        parser.error(f"--mount {item}: cannot mount over {norm}")
+    return Bind(os.path.realpath(host), norm, mode == "rw")
+
+
 def _boot(args) -> int:
     binary = _host_path(args)
     if not os.path.exists(binary):
@@ -234,7 +261,8 @@ def _boot(args) -> int:
     except OSError as e:  # KvmError, or the host refusing the guest memory mapping
         _error(f"cannot set up the VM: {e}")
         return EXIT_SENTRY_FAILURE
-    kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit)
+    kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit,
+                    binds=getattr(args, "binds", ()))
     try:
         task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed)
     except ExecError as e:

@@ -623,8 +623,20 @@ class FdTable:
         old = self._files.get(fd)
         self._set(fd, file, cloexec)
         if old is not None:
+            self._closing(old)
             self._unref(old)
         return fd
+
+    def _closing(self, file: File) -> None:
+        """An fd of ``file`` is closing: this table's POSIX record locks on
+        the file go, whichever fd set them (vfs.posixlock)."""
+        from kvmsentry.kernel.vfs import posixlock
+        if posixlock.any_locks():
+            key = _lock_key(file)
+            if key is not None:
+                posixlock.close_posix(self, key)
+                if file.refs == 1:
+                    posixlock.release_ofd(file, key)
 
     def _set(self, fd: int, file: File, cloexec: bool) -> None:
         file.refs += 1
@@ -649,6 +661,7 @@ class FdTable:
         if file is None:
             raise SyscallError(errno.EBADF)
         self._cloexec.discard(fd)
+        self._closing(file)
         self._unref(file)
 
     def dup(self, oldfd: int, minfd: int = 0, cloexec: bool = False,
@@ -686,6 +699,15 @@ class FdTable:
         """Close everything (process exit)."""
         for fd in sorted(self._files):
             self.close(fd)
+
+
+def _lock_key(file: File):
+    """(st_dev, st_ino) of the file behind ``file``, None if it has none."""
+    try:
+        st = file.stat()
+    except Exception:  # a file without a stat (or a host error): no locks on it
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def nofile_limit(process) -> int:

@@ -523,6 +523,8 @@ def _fs_of(node: Node):
     """The file system a HOST/MEM/MISSING node is on; EPERM for the sentry's own files."""
     if node.kind not in (HOST, MEM, MISSING) or node.mount is None:
         raise SyscallError(errno.EPERM)
+    if node.mount.readonly:
+        raise SyscallError(errno.EROFS)
     return node.mount.fs
 
 
@@ -550,6 +552,8 @@ def writable_inode(node: Node, truncate: bool = False) -> Inode:
     modes.
     """
     if node.kind == MEM:
+        if node.mount is not None and node.mount.readonly:
+            raise SyscallError(errno.EROFS)
         return node.inode
     if node.kind == FDLINK:
         return file_inode(node.file)
@@ -625,6 +629,8 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         fs, d = _parent_dir(node)
         uid, gid = _creds(task)
         perm = mode & 0o7777 & ~task.process.umask
+        if getattr(fs, "passthrough", False):  # a rw bind mount: on the host
+            return fs.create_open(d, node.path[-1], perm, node.guest_path, flags, file_flags)
         inode = fs.create(d, node.path[-1], perm, uid, gid)
         return RegularFile(inode, file_flags, node.guest_path)
     if creat and flags & O_EXCL:
@@ -645,6 +651,9 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         file_flags |= O_DIRECTORY
     if node.kind == HOST:
         if _wants_write(flags) and _stat.S_ISREG(node.st.st_mode):
+            fs = _fs_of(node)
+            if getattr(fs, "passthrough", False):  # a rw bind mount: on the host
+                return fs.open_existing(node.host_path, node.guest_path, flags, file_flags)
             inode = writable_inode(node, truncate=bool(flags & O_TRUNC))
             if flags & O_TRUNC:
                 inode.truncate(0)
@@ -694,7 +703,7 @@ def proc_mounts(task) -> bytes:
         if fs.name == b"tmpfs":
             opts = b"rw,nosuid,nodev,relatime,mode=%o" % (m.root.mode & 0o7777)
         else:
-            opts = b"rw,relatime"
+            opts = b"ro,relatime" if m.readonly else b"rw,relatime"
         lines.append(b"%s %s %s %s 0 0\n" % (fs.name if m.source == b"none" else m.source,
                                              m.guest_path(), fs.name, opts))
     lines.append(b"proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n")

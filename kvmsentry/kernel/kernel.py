@@ -101,11 +101,12 @@ class Kernel:
     """
 
     def __init__(self, platform: KvmPlatform, *, strace: bool = False, root: str = "/",
-                 stderr=None, pids_limit: int = 1024):
+                 stderr=None, pids_limit: int = 1024, binds=()):
         self.platform = platform
         self.boot_time = time.monotonic()  # the sandbox's boot (/proc/uptime)
         self.strace = strace
         self.root = root
+        self.binds = tuple(binds)  # --mount options (vfs.mount.Bind)
         self.stderr = stderr or sys.stderr
         self.reported_unsupported: set[int] = set()
         self._unknown_reports = 0
@@ -155,6 +156,9 @@ class Kernel:
                                            f"(PT_INTERP {image.interp})")
         process = Process(pid=1, ppid=0, pgid=1, sid=1, exe=self._guest_exe(host_path),
                           argv=list(argv), envp=list(envp), cwd=cwd, root=self.root)
+        if self.binds:
+            from kvmsentry.kernel.vfs.mount import MountNamespace
+            process.mounts = MountNamespace.for_host_root(self.root, self.binds)
         address_space = self.platform.new_address_space()
         mm = MemoryManager(address_space, self.platform.memory,
                            task_size=layout.TASK_SIZE, mmap_base=MMAP_BASE)

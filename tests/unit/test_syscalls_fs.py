@@ -397,7 +397,7 @@ def test_fcntl(task):
     assert call(task, "fcntl", 21, 1, 0) == 1
     assert call(task, "fcntl", fd, 0, -1) == -errno.EINVAL
     assert call(task, "fcntl", fd, 0, 1 << 20) == -errno.EINVAL
-    assert call(task, "fcntl", fd, 5, 0) == -errno.EINVAL  # F_GETLK: not yet
+    assert call(task, "fcntl", fd, 5, 0) == -errno.EFAULT  # F_GETLK of a NULL flock
     assert call(task, "fcntl", 99, 3, 0) == -errno.EBADF
     # F_SETFL on one fd shows through a dup (one open file description).
     d = call(task, "dup", fd)

@@ -26,7 +26,8 @@ from kvmsentry.abi.structs import (
 from kvmsentry.kernel import files as F
 from kvmsentry.kernel.fd import (
     FIOCLEX, FIONBIO, FIONCLEX, MAX_RW_COUNT, O_APPEND, O_CLOEXEC,
-    O_CREAT, O_NONBLOCK, O_PATH, O_TRUNC, O_WRONLY, SEEK_HOLE, SETFL_MASK,
+    O_CREAT, O_NONBLOCK, O_PATH, O_TRUNC, O_WRONLY, SEEK_CUR, SEEK_END, SEEK_HOLE,
+    SEEK_SET, SETFL_MASK,
     File, host_call, nofile_limit,
 )
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
@@ -702,15 +703,15 @@ def sys_dup3(task, oldfd, newfd, flags):
     return task.fds.dup3(oldfd, newfd, bool(flags & O_CLOEXEC), nofile_limit(task.process))
 
 
-@syscall("fcntl", PARTIAL, "F_DUPFD(_CLOEXEC), F_GETFD/SETFD, F_GETFL/SETFL only")
+@syscall("fcntl", PARTIAL, "F_DUPFD(_CLOEXEC), F_GETFD/SETFD, F_GETFL/SETFL, record locks")
 def sys_fcntl(task, fd, cmd, arg):
     """Implements Linux syscall fcntl(2), partially.
 
     F_DUPFD, F_DUPFD_CLOEXEC (EINVAL for arg outside [0, RLIMIT_NOFILE)),
     F_GETFD, F_SETFD (FD_CLOEXEC), F_GETFL (access mode, status flags and
     O_LARGEFILE), F_SETFL (changes only O_APPEND, O_NONBLOCK, O_ASYNC,
-    O_DIRECT, O_NOATIME). Locks, leases, owners, seals, pipe sizes:
-    EINVAL.
+    O_DIRECT, O_NOATIME), record locks F_GETLK/F_SETLK/F_SETLKW and
+    F_OFD_* (``_record_lock``), pipe sizes. Leases, owners, seals: EINVAL.
     """
     fd, cmd = to_int(fd), to_int(cmd)
     fds = task.fds
@@ -734,10 +735,81 @@ def sys_fcntl(task, fd, cmd, arg):
         arg = to_int(arg)
         file.flags = (file.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
         return 0
+    if cmd in LOCK_CMDS:
+        return _record_lock(task, file, cmd, arg)
     result = pipe_fcntl(file, cmd, arg, task)  # F_GETPIPE_SZ / F_SETPIPE_SZ
     if result is not None:
         return result
     raise SyscallError(errno.EINVAL)
+
+
+# fcntl record locks (include/uapi/asm-generic/fcntl.h) and struct flock:
+# short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (32 bytes).
+F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+LOCK_CMDS = (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW)
+FLOCK = struct.Struct("<hhqqi4x")
+
+
+def _record_lock(task, file: File, cmd: int, arg: int) -> int:
+    """F_GETLK/F_SETLK/F_SETLKW and the F_OFD_* variants (vfs.posixlock).
+
+    EINVAL for a bad l_type or l_whence, a range before offset 0, a
+    nonzero l_pid with F_OFD_*, or a file that is not a regular file or
+    directory; EBADF for a read lock on a fd not open for reading (write
+    lock: writing); EAGAIN on a conflict with F_SETLK; EDEADLK; EFAULT.
+    """
+    from kvmsentry.kernel.vfs import posixlock as PL
+    l_type, l_whence, l_start, l_len, l_pid = FLOCK.unpack(task.mm.copy_in(arg, FLOCK.size))
+    ofd = cmd >= F_OFD_GETLK
+    if ofd and l_pid != 0:
+        raise SyscallError(errno.EINVAL)
+    if l_type not in (PL.F_RDLCK, PL.F_WRLCK, PL.F_UNLCK):
+        raise SyscallError(errno.EINVAL)
+    st = file.stat()
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise SyscallError(errno.EINVAL)
+    if l_whence == SEEK_SET:
+        base = 0
+    elif l_whence == SEEK_CUR:
+        base = file.lseek(0, SEEK_CUR)
+    elif l_whence == SEEK_END:
+        base = st.st_size
+    else:
+        raise SyscallError(errno.EINVAL)
+    start = base + l_start
+    if l_len > 0:
+        end = start + l_len - 1
+    elif l_len == 0:
+        end = PL.OFFSET_MAX
+    else:
+        end = start - 1
+        start += l_len
+    if start < 0:
+        raise SyscallError(errno.EINVAL)
+    if end > PL.OFFSET_MAX:
+        raise SyscallError(errno.EOVERFLOW)
+    key = (st.st_dev, st.st_ino)
+    owner = file if ofd else task.fds
+    pid = -1 if ofd else task.process.pid
+    want = PL.Lock(owner, l_type, start, end, pid)
+    if cmd in (F_GETLK, F_OFD_GETLK):
+        if l_type == PL.F_UNLCK:
+            raise SyscallError(errno.EINVAL)
+        lk = PL.get(key, want)
+        if lk is None:
+            out = FLOCK.pack(PL.F_UNLCK, l_whence, l_start, l_len, l_pid)
+        else:
+            length = 0 if lk.end == PL.OFFSET_MAX else lk.end - lk.start + 1
+            out = FLOCK.pack(lk.type, SEEK_SET, lk.start, length, lk.pid)
+        task.mm.copy_out(arg, out)
+        return 0
+    if l_type == PL.F_RDLCK and not file.readable:
+        raise SyscallError(errno.EBADF)
+    if l_type == PL.F_WRLCK and not file.writable:
+        raise SyscallError(errno.EBADF)
+    PL.set_lock(key, want, cmd in (F_SETLKW, F_OFD_SETLKW), task)
+    return 0
 
 
 @syscall("ioctl", PARTIAL, "FIONBIO, FIOCLEX, FIONCLEX; TCGETS and TIOCGWINSZ on host ttys")

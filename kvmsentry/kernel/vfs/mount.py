@@ -19,6 +19,15 @@ from kvmsentry.kernel.vfs.overlay import Overlay
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 
 
+@dataclasses.dataclass(frozen=True)
+class Bind:
+    """A --mount HOST:GUEST[:ro|rw] option: ``host`` and ``guest`` paths."""
+
+    host: str
+    guest: str
+    rw: bool = False
+
+
 @dataclasses.dataclass(eq=False)
 class Mount:
     """A file system attached at ``point`` (guest path components; () is /)."""
@@ -26,6 +35,7 @@ class Mount:
     fs: Filesystem
     point: tuple[bytes, ...]
     source: bytes = b"none"
+    readonly: bool = False  # a ro bind mount: every change is EROFS
 
     @property
     def root(self):
@@ -44,24 +54,51 @@ class MountNamespace:
         self.mounts: list[Mount] = [self.root]
 
     @classmethod
-    def for_host_root(cls, host_root: str | bytes) -> "MountNamespace":
-        """The default sandbox: an overlay over ``host_root``, a tmpfs on /tmp."""
+    def for_host_root(cls, host_root: str | bytes, binds=()) -> "MountNamespace":
+        """The default sandbox: an overlay over ``host_root``, a tmpfs on /tmp,
+        and the ``binds`` (``Bind``s from --mount) in order."""
         root = os.fsencode(host_root).rstrip(b"/") or b"/"
         ns = cls(Overlay(root))
         ns.mount(Tmpfs(0o1777), b"/tmp", b"tmpfs")
         ns.mount(Tmpfs(0o1777), b"/dev/shm", b"tmpfs")
+        for b in binds:
+            ns.bind(b.host, b.guest, b.rw)
         return ns
 
-    def mount(self, fs: Filesystem, guest_path: bytes, source: bytes = b"none") -> Mount:
+    def bind(self, host: str | bytes, guest: str | bytes, rw: bool) -> Mount:
+        """Bind the host directory ``host`` at ``guest``: read-only (every
+        change EROFS) or read-write (changes go through to the host)."""
+        from kvmsentry.kernel.vfs.hostbind import HostBind
+        host = os.fsencode(os.path.realpath(host))
+        fs = HostBind(host) if rw else Overlay(host)
+        return self.mount(fs, os.fsencode(guest), host, readonly=not rw)
+
+    def mount(self, fs: Filesystem, guest_path: bytes, source: bytes = b"none",
+              readonly: bool = False) -> Mount:
         point = tuple(c for c in guest_path.split(b"/") if c)
-        if len(point) == 1 and self.root.root.lookup(point[0]) is None:
-            # A host root without the directory gets one (in memory), so
-            # that the mount point is listed in / as on Linux.
-            self.root.fs.mkdir(self.root.root, point[0], 0o755, 0, 0)
-        m = Mount(fs, point, source)
+        self._make_point(point)
+        m = Mount(fs, point, source, readonly)
         self._by_depth.setdefault(len(point), {})[point] = m
         self.mounts.append(m)
         return m
+
+    def _make_point(self, point: tuple[bytes, ...]) -> None:
+        """Make the directories of a mount point missing from the root (in
+        memory), so that it is listed in its parent as on Linux."""
+        if point[:1] in ((b"proc",), (b"dev",)):
+            return  # the sentry's own directories (files.py lists their mounts)
+        if any(m.point and m.point == point[:len(m.point)] for m in self.mounts):
+            return  # beneath another mount: shown by the walk only
+        fs = self.root.fs
+        d = self.root.root
+        for k, name in enumerate(point):
+            child = d.lookup(name)
+            if child is None:
+                d = fs.writable_dir(list(point[:k]))
+                child = fs.mkdir(d, name, 0o755, 0, 0)
+            elif not child.is_dir():
+                return
+            d = child
 
     def mount_at(self, cur: list[bytes], name: bytes) -> Mount | None:
         """The mount whose point is ``cur`` + ``name``, if any."""

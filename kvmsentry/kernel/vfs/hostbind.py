@@ -1,0 +1,196 @@
+"""A host directory bound read-write at a guest path (``--mount HOST:GUEST:rw``).
+
+The user asked for it: changes go through to the host directory. Paths
+stay confined beneath it exactly as for the overlay's host root: namei
+(files.py) looks every component up one at a time with lstat (a
+``HostInode``) and resolves symlinks itself, relative to the *guest*
+root, so a host path is only ever ``<host root>/<names>`` of entries that
+are not symlinks. The final component of every change is used without
+following a symlink (O_NOFOLLOW, lchown, utime(follow_symlinks=False)).
+
+The directory operations take the parent as a ``HostInode`` (a directory
+beneath the root) instead of a ``DirInode``; writable inodes are
+``HostAttrs`` proxies whose ``changed`` applies chmod/chown/utimes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as _stat
+
+from kvmsentry.kernel.fd import HostFile, host_call
+from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.kernel.vfs.inode import Filesystem
+from kvmsentry.kernel.vfs.overlay import EXT4_SUPER_MAGIC, HostInode
+
+
+def _join(parent: HostInode, name: bytes) -> bytes:
+    base = parent.host_path
+    return (b"" if base == b"/" else base) + b"/" + name
+
+
+class HostRWFile(HostFile):
+    """A host regular file opened for writing beneath a rw bind mount."""
+
+    @classmethod
+    def open_rw(cls, host_path: bytes, guest_path: bytes, flags: int, oflags: int,
+                mode: int = 0o666) -> "HostRWFile":
+        fd = host_call(os.open, host_path, oflags | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+        st = os.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise SyscallError(errno.EACCES)
+        return cls(fd, host_path, guest_path, flags)
+
+    def write(self, data) -> int:
+        return host_call(os.write, self.host_fd, data)
+
+    def pwrite(self, data, offset: int) -> int:
+        return host_call(os.pwrite, self.host_fd, data, offset)
+
+    def truncate(self, length: int) -> None:
+        host_call(os.ftruncate, self.host_fd, length)
+
+    def reopen(self, flags: int):
+        raise SyscallError(errno.EOPNOTSUPP)
+
+
+class HostAttrs:
+    """A host file's attributes, to change (chmod, chown, utimes, truncate, link).
+
+    ``set_mode``/``set_owner``/``set_times`` (files.py) set the fields then
+    call ``changed``, which applies what differs to the host file.
+    """
+
+    def __init__(self, fs, host_path: bytes):
+        self.fs = fs
+        self.host_path = host_path
+        st = host_call(os.lstat, host_path)
+        self._st = st
+        self.mode, self.uid, self.gid = st.st_mode, st.st_uid, st.st_gid
+        self.atime_ns, self.mtime_ns = st.st_atime_ns, st.st_mtime_ns
+        self.dev, self.ino = st.st_dev, st.st_ino
+
+    def is_dir(self) -> bool:
+        return _stat.S_ISDIR(self.mode)
+
+    def is_reg(self) -> bool:
+        return _stat.S_ISREG(self.mode)
+
+    def is_symlink(self) -> bool:
+        return _stat.S_ISLNK(self.mode)
+
+    def changed(self, t=None) -> None:
+        st, p = self._st, self.host_path
+        link = _stat.S_ISLNK(st.st_mode)
+        if (self.uid, self.gid) != (st.st_uid, st.st_gid):
+            host_call(os.lchown, p, self.uid, self.gid)
+        if self.mode != st.st_mode and not link:
+            host_call(os.chmod, p, _stat.S_IMODE(self.mode))
+        if (self.atime_ns, self.mtime_ns) != (st.st_atime_ns, st.st_mtime_ns):
+            host_call(os.utime, p, ns=(self.atime_ns, self.mtime_ns),
+                      follow_symlinks=False)
+        self._st = host_call(os.lstat, p)
+
+    def modified(self, t=None) -> None:
+        self.changed(t)
+
+    def truncate(self, length: int) -> None:
+        if not self.is_reg():
+            raise SyscallError(errno.EINVAL)
+        fd = host_call(os.open, self.host_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            host_call(os.ftruncate, fd, length)
+        finally:
+            os.close(fd)
+
+
+class HostBind(Filesystem):
+    """A host directory, read and written through (a rw bind mount)."""
+
+    magic = EXT4_SUPER_MAGIC
+    name = b"hostbind"
+    passthrough = True
+
+    def __init__(self, host_root: bytes):
+        super().__init__()
+        self.host_root = host_root
+        st = host_call(os.stat, host_root)
+        if not _stat.S_ISDIR(st.st_mode):
+            raise SyscallError(errno.ENOTDIR)
+        self.root = HostInode(host_root, st)
+
+    # -- the walk to a directory to change ---------------------------------
+    def writable_dir(self, names: list[bytes]) -> HostInode:
+        d = self.root
+        for name in names:
+            d = d.lookup(name)
+            if d is None:
+                raise SyscallError(errno.ENOENT)
+            if not d.is_dir():
+                raise SyscallError(errno.ENOTDIR)
+        return d
+
+    def writable_child(self, parent: HostInode, name: bytes, truncate: bool = False):
+        if parent.lookup(name) is None:
+            raise SyscallError(errno.ENOENT)
+        return HostAttrs(self, _join(parent, name))
+
+    def dir_empty(self, node) -> bool:
+        return node.empty()
+
+    # -- opening -------------------------------------------------------------
+    def open_existing(self, host_path: bytes, guest_path: bytes, flags: int,
+                      file_flags: int) -> HostRWFile:
+        oflags = flags & (os.O_ACCMODE | os.O_APPEND | os.O_TRUNC)
+        return HostRWFile.open_rw(host_path, guest_path, file_flags, oflags)
+
+    def create_open(self, parent: HostInode, name: bytes, perm: int, guest_path: bytes,
+                    flags: int, file_flags: int) -> HostRWFile:
+        oflags = flags & (os.O_ACCMODE | os.O_APPEND | os.O_TRUNC) | os.O_CREAT | os.O_EXCL
+        return HostRWFile.open_rw(_join(parent, name), guest_path, file_flags, oflags, perm)
+
+    # -- directory operations ------------------------------------------------
+    def create(self, parent, name, mode, uid, gid):
+        fd = host_call(os.open, _join(parent, name),
+                       os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       mode & 0o7777)
+        os.close(fd)
+
+    def mknod(self, parent, name, mode, rdev, uid, gid):
+        if not _stat.S_ISFIFO(mode):
+            raise SyscallError(errno.EPERM)
+        host_call(os.mkfifo, _join(parent, name), mode & 0o7777)
+
+    def mkdir(self, parent, name, mode, uid, gid):
+        host_call(os.mkdir, _join(parent, name), mode & 0o7777)
+
+    def symlink(self, parent, name, target, uid, gid):
+        host_call(os.symlink, target, _join(parent, name))
+
+    def link(self, parent, name, inode) -> None:
+        src = getattr(inode, "host_path", None)
+        if src is None:
+            raise SyscallError(errno.EXDEV)
+        host_call(os.link, src, _join(parent, name), follow_symlinks=False)
+
+    def unlink(self, parent, name) -> None:
+        host_call(os.unlink, _join(parent, name))
+
+    def rmdir(self, parent, name) -> None:
+        host_call(os.rmdir, _join(parent, name))
+
+    def rename(self, old_dir, old_name, new_dir, new_name, exchange: bool = False) -> None:
+        if exchange:
+            raise SyscallError(errno.EINVAL)
+        host_call(os.rename, _join(old_dir, old_name), _join(new_dir, new_name))
+
+    def statfs(self) -> dict:
+        vfs = host_call(os.statvfs, self.host_root)
+        return dict(f_type=self.magic, f_bsize=vfs.f_bsize, f_blocks=vfs.f_blocks,
+                    f_bfree=vfs.f_bfree, f_bavail=vfs.f_bavail, f_files=vfs.f_files,
+                    f_ffree=vfs.f_ffree,
+                    f_fsid=(vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF),
+                    f_namelen=vfs.f_namemax, f_frsize=vfs.f_frsize,
+                    f_flags=vfs.f_flag & ~os.ST_RDONLY)

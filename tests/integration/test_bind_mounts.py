@@ -1,0 +1,56 @@
+"""--mount HOST:GUEST[:ro|rw] under the real sandbox (issue 3)."""
+
+import os
+
+
+def _snapshot(root):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            content = open(p, "rb").read() if os.path.isfile(p) and not os.path.islink(p) else b""
+            out[os.path.relpath(p, root)] = (st.st_mode, st.st_size, st.st_mtime_ns, content)
+    return out
+
+
+def test_ro_mount_reads_and_gives_erofs(run_sentry, busybox, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("hello\n")
+    before = _snapshot(data)
+    script = (
+        "/bin/busybox cat /mnt/data/hello.txt; "
+        "/bin/busybox touch /mnt/data/hello.txt 2>&1; echo touch=$?; "
+        "/bin/busybox touch /mnt/data/new 2>&1; echo new=$?; "
+        "/bin/busybox grep /mnt/data /proc/mounts"
+    )
+    cp = run_sentry([busybox, "sh", "-c", script], options=["--mount", f"{data}:/mnt/data:ro"])
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    out = cp.stdout.decode()
+    assert out.startswith("hello\n")
+    assert "Read-only file system" in out
+    assert "touch=1" in out and "new=1" in out
+    assert f"{data} /mnt/data overlay ro,relatime 0 0" in out
+    assert _snapshot(data) == before
+
+
+def test_rw_mount_writes_through_and_stays_confined(run_sentry, busybox, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "outside").write_text("outside\n")
+    script = (
+        "set -e; cd /mnt/data; echo written > out.txt; /bin/busybox mkdir d; "
+        "/bin/busybox ln -s /escape abs; echo via-abs > abs; "
+        "echo via-dotdot > ../../../../outside; "
+        "/bin/busybox cat /outside; /bin/busybox ls /mnt/data"
+    )
+    cp = run_sentry([busybox, "sh", "-c", script], options=["--mount", f"{data}:/mnt/data:rw"])
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    assert cp.stdout == b"via-dotdot\nabs\nd\nout.txt\n"
+    assert (data / "out.txt").read_text() == "written\n"
+    assert (data / "d").is_dir()
+    assert os.readlink(data / "abs") == "/escape"
+    assert (tmp_path / "outside").read_text() == "outside\n"
+    assert not os.path.exists("/escape")
+    assert sorted(os.listdir(tmp_path)) == ["data", "outside"]
