@@ -645,8 +645,8 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
                         host=node.host_path, is_directory=is_dir)
     if node.is_symlink():
         raise SyscallError(errno.ELOOP)
-    if is_dir and (flags & O_ACCMODE) != O_RDONLY:
-        raise SyscallError(errno.EISDIR)
+    if is_dir and ((flags & O_ACCMODE) != O_RDONLY or flags & O_TRUNC):
+        raise SyscallError(errno.EISDIR)  # O_TRUNC asks for write access (fs/open.c)
     if is_dir and node.kind in (HOST, MEM):
         file_flags |= O_DIRECTORY
     if node.kind == HOST:

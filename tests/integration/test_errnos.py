@@ -24,8 +24,6 @@ AREAS = ["open", "dirs", "rename", "links", "meta", "fds", "io"]
 
 # area -> {toolchain or "*": the differing lines, native < and kvmsentry >}
 KNOWN_DIFFERENCES = {
-    "dir_trunc": {"*": "< open(\"d\", O_RDONLY | O_TRUNC) = -1 EISDIR"
-                       " > open(\"d\", O_RDONLY | O_TRUNC) = fd"},
     "opath_link": {"musl": "musl's fchmod on an O_PATH fd of a symlink falls back to"
                            " chmod(/proc/self/fd/N): < fchmod(fd, 0600) = -1 EOPNOTSUPP"
                            " > fchmod(fd, 0600) = -1 EBADF"},
@@ -35,13 +33,10 @@ KNOWN_DIFFERENCES = {
                          " > open(\".\", O_DIRECTORY) = -1 ENOENT"},
     "opath_readlink": {"*": "readlinkat(O_PATH|O_NOFOLLOW fd of a symlink, \"\"):"
                             " < = 1 (\"f\") > = -1 ENOENT"},
-    "pipe_fsync": {"*": "< fsync(p[0]) / fsync(p[1]) / fdatasync(p[0]) = -1 EINVAL > = 0"},
     "seals": {"*": "memfd seals unimplemented: < fcntl(fd, F_GET_SEALS) = 1 (no"
                    " MFD_ALLOW_SEALING) / 0 / 4 / 7 > = -1 EINVAL;"
                    " < F_ADD_SEALS = 0 or EPERM > = -1 EINVAL; so < write/ftruncate"
                    " after F_SEAL_GROW/SHRINK = -1 EPERM > succeed"},
-    "sendfile_special": {"*": "< sendfile(1, dirfd, NULL, 4) = -1 EINVAL > = -1 EISDIR;"
-                              " < sendfile(filefd, pipe read end, NULL, 4) = -1 EINVAL > = 4"},
     "holes": {"*": "no holes reported for a sparse file: < lseek(fd, 0, SEEK_HOLE) = 0"
                    " > = 1048579; < lseek(fd, 0, SEEK_DATA) = 1048576 > = 0;"
                    " after ftruncate to 3 MiB < lseek(fd, 2 << 20, SEEK_HOLE) = 2097152"

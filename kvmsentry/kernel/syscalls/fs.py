@@ -338,6 +338,8 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
     dst = _writable(task, out_fd)
     if dst.flags & O_APPEND:
         raise SyscallError(errno.EINVAL)
+    if src.is_dir() or _is_pipe(src):
+        raise SyscallError(errno.EINVAL)  # in_fd must be a file that can be mmap'ed
     count = _clamp(count)
     pos = None
     if offset:
@@ -896,9 +898,16 @@ def sys_sync(task):
 
 
 def _sync_fd(task, fd) -> int:
-    if task.fds.get(to_int(fd)).flags & O_PATH:
+    file = task.fds.get(to_int(fd))
+    if file.flags & O_PATH:
         raise SyscallError(errno.EBADF)
+    if _is_pipe(file):
+        raise SyscallError(errno.EINVAL)  # pipes have no fsync (fs/sync.c: no ->fsync)
     return 0
+
+
+def _is_pipe(file) -> bool:
+    return stat.S_ISFIFO(file.stat().st_mode)
 
 
 @syscall("fsync")
