@@ -120,6 +120,7 @@ class Kernel:
         self._init_exited = threading.Event()
         self._reported_handlers: set[int] = set()
         self._notes: set[str] = set()
+        self._host_kills = 0  # terminal signals kvmsentry itself received
         # Loaded pages of executables, shared by every later exec of the same
         # image (id(ElfImage) -> (image, {vpn: gpa})); see _load.
         self._page_cache: dict[int, tuple] = {}
@@ -282,7 +283,13 @@ class Kernel:
         return (status >> 8) & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
 
     def _forward_host_signals(self) -> None:
-        """Pass terminal signals sent to kvmsentry on to the guest (main thread only)."""
+        """Pass terminal signals sent to kvmsentry on to the guest (main thread only).
+
+        SIGCONT goes along too: timeout(1) sends SIGTERM then SIGCONT, and a
+        stopped guest must wake to die of the SIGTERM, as on Linux. A second
+        SIGINT/SIGTERM/SIGHUP/SIGQUIT while the first has not ended the
+        sandbox kills it (SIGKILL), so kvmsentry can always be stopped.
+        """
         if threading.current_thread() is not threading.main_thread():
             return
 
@@ -290,7 +297,7 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCONT):
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
@@ -298,6 +305,12 @@ class Kernel:
             init = self.processes.get(1)
             if init is None:
                 return
+            if signo != signal.SIGCONT:
+                self._host_kills += 1
+                if self._host_kills > 1:
+                    for process in list(self.processes.values()):
+                        self.kill_process(process, signal.SIGKILL)
+                    return
             for process in list(self.processes.values()):
                 if process.pgid == init.pgid and not process.zombie:
                     self.send_signal(process, signo, info=signals.siginfo(signo, signals.SI_KERNEL))
@@ -333,6 +346,9 @@ class Kernel:
                         self.handle_signals(task)
                     if process.stopped:
                         self.stopped_wait(task)
+                        # Continued: what arrived meanwhile acts before ring 3 runs again.
+                        if task.signal_pending():
+                            self.handle_signals(task)
             except TaskExit as e:
                 if e.group or len(process.tasks) == 1:
                     self.exit_process(process, (e.status & 0xFF) << 8)
