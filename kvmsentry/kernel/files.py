@@ -742,14 +742,28 @@ def _is_mount_point(task, node: Node) -> bool:
     return node.path is not None and mounts_of(task.process).is_mount_point(node.path)
 
 
-def do_mkdir(task, dirfd: int, path: bytes, mode: int) -> None:
-    """mkdir(2): EEXIST (also for "." , ".." and /), ENOENT, ENOTDIR."""
-    parent, last, _ = lookup_parent(task, dirfd, path)
+def _new_name(task, dirfd: int, path: bytes, trailing_ok: bool = False):
+    """Look up where a new name will go: (parent, last, the MISSING node).
+
+    EEXIST when it exists (also for "/", "." and ".."), ENOENT for a
+    trailing slash unless ``trailing_ok`` (mkdir accepts "name/"), and
+    the lookup's ENOENT/ENOTDIR/ELOOP for the parent (namei.c
+    filename_create).
+    """
+    parent, last, trailing = lookup_parent(task, dirfd, path)
     if last in (b"/", b".", b".."):
         raise SyscallError(errno.EEXIST)
     node = child_of(task, parent, last)
     if node.kind != MISSING:
         raise SyscallError(errno.EEXIST)
+    if trailing and not trailing_ok:
+        raise SyscallError(errno.ENOENT)
+    return parent, last, node
+
+
+def do_mkdir(task, dirfd: int, path: bytes, mode: int) -> None:
+    """mkdir(2): EEXIST (also for "." , ".." and /), ENOENT, ENOTDIR."""
+    _, last, node = _new_name(task, dirfd, path, trailing_ok=True)
     fs, d = _parent_dir(node)
     uid, gid = _creds(task)
     fs.mkdir(d, last, mode & 0o1777 & ~task.process.umask, uid, gid)
@@ -765,14 +779,7 @@ def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int) -> None:
         raise SyscallError(errno.EINVAL)
     if kind in (_stat.S_IFCHR, _stat.S_IFBLK):
         raise SyscallError(errno.EPERM)
-    parent, last, trailing = lookup_parent(task, dirfd, path)
-    if last in (b"/", b".", b".."):
-        raise SyscallError(errno.EEXIST)
-    node = child_of(task, parent, last)
-    if node.kind != MISSING:
-        raise SyscallError(errno.EEXIST)
-    if trailing:
-        raise SyscallError(errno.ENOENT)
+    _, last, node = _new_name(task, dirfd, path)
     fs, d = _parent_dir(node)
     uid, gid = _creds(task)
     perm = mode & 0o7777 & ~task.process.umask
@@ -894,14 +901,7 @@ def do_link(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes,
         old = lookup(task, AT_FDCWD, file.guest_path or b"/", follow=False)
     else:
         old = lookup(task, olddirfd, oldpath, follow=follow)
-    nparent, nlast, ntrail = lookup_parent(task, newdirfd, newpath)
-    if nlast in (b"/", b".", b".."):
-        raise SyscallError(errno.EEXIST)
-    new = child_of(task, nparent, nlast)
-    if new.kind != MISSING:
-        raise SyscallError(errno.EEXIST)
-    if ntrail:
-        raise SyscallError(errno.ENOENT)
+    nparent, nlast, _ = _new_name(task, newdirfd, newpath)
     if old.kind not in (HOST, MEM) or old.mount is not nparent.mount:
         raise SyscallError(errno.EXDEV)
     if old.is_dir():
@@ -915,14 +915,7 @@ def do_symlink(task, target: bytes, newdirfd: int, newpath: bytes) -> None:
     """symlinkat(2): ENOENT for an empty target, EEXIST, ENOENT for "name/"."""
     if not target:
         raise SyscallError(errno.ENOENT)
-    parent, last, trailing = lookup_parent(task, newdirfd, newpath)
-    if last in (b"/", b".", b".."):
-        raise SyscallError(errno.EEXIST)
-    node = child_of(task, parent, last)
-    if node.kind != MISSING:
-        raise SyscallError(errno.EEXIST)
-    if trailing:
-        raise SyscallError(errno.ENOENT)
+    _, last, node = _new_name(task, newdirfd, newpath)
     fs, d = _parent_dir(node)
     uid, gid = _creds(task)
     fs.symlink(d, last, target, uid, gid)

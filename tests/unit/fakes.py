@@ -2,8 +2,11 @@
 
 import errno
 
+from kvmsentry.abi.syscall_64 import NUMBERS
 from kvmsentry.kernel.mm import GuestFault
-from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.kernel.syscalls.table import SyscallError, entry
+
+U64 = (1 << 64) - 1
 
 
 class FakeMM:
@@ -48,3 +51,16 @@ class FakeMM:
 
     def cstr(self, s):
         return self.alloc(len(s) + 1, s + b"\0")
+
+
+def dispatch(task, name, *args):
+    """Call syscall ``name``'s handler as the dispatcher does: result or -errno."""
+    row = entry(NUMBERS[name])
+    assert row.handler is not None, name
+    args = [a & U64 for a in args] + [0] * (row.nargs - len(args))
+    try:
+        return row.handler(task, *args)
+    except SyscallError as e:
+        return -e.errno
+    except GuestFault:
+        return -errno.EFAULT

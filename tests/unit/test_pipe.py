@@ -28,7 +28,7 @@ from kvmsentry.kernel.syscalls.pipe import pipe_fcntl as _pipe_fcntl
 from kvmsentry.kernel.syscalls.table import SyscallError, entry
 from kvmsentry.kernel.task import Process, Task
 
-from fakes import FakeMM
+from fakes import FakeMM, dispatch
 
 U64 = (1 << 64) - 1
 O_NONBLOCK, O_CLOEXEC, O_DIRECT, O_EXCL = 0o4000, 0o2000000, 0o40000, 0o200
@@ -42,16 +42,7 @@ def call(task, name, *args):
         return _call(task, name, *args)
 
 
-def _call(task, name, *args):
-    row = entry(NUMBERS[name])
-    assert row.handler is not None, name
-    args = [a & U64 for a in args] + [0] * (row.nargs - len(args))
-    try:
-        return row.handler(task, *args)
-    except SyscallError as e:
-        return -e.errno
-    except GuestFault:
-        return -errno.EFAULT
+_call = dispatch
 
 
 def locked_call(task, name, *args):

@@ -20,7 +20,7 @@ from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, entry
 from kvmsentry.kernel.task import Process, Task
 
-from fakes import FakeMM
+from fakes import FakeMM, dispatch
 
 U64 = (1 << 64) - 1
 AT_FDCWD = 0xFFFFFFFFFFFFFF9C  # -100 sign-extended, as it arrives
@@ -28,17 +28,7 @@ O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_DIRECTORY, O_CLOEXEC = 0, 1, 2, 0o100, 0o
 O_NONBLOCK, O_APPEND, O_LARGEFILE, O_PATH = 0o4000, 0o2000, 0o100000, 0o10000000
 
 
-def call(task, name, *args):
-    """Dispatch like the real dispatcher: result or -errno."""
-    row = entry(NUMBERS[name])
-    assert row.handler is not None, name
-    args = [a & U64 for a in args] + [0] * (row.nargs - len(args))
-    try:
-        return row.handler(task, *args)
-    except SyscallError as e:
-        return -e.errno
-    except GuestFault:
-        return -errno.EFAULT
+call = dispatch  # as the real dispatcher: result or -errno
 
 
 CONTENT = bytes(range(256)) * 64  # 16 KiB
