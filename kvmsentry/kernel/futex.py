@@ -2,12 +2,12 @@
 
 A futex is a 32-bit word in guest memory (4-byte aligned) that threads
 wait on. Linux hashes waiters by a ``futex_key``: (mm, address) for a
-private futex and for any futex in private anonymous memory, (inode or
-page, offset) for a futex in shared memory. Here every key is
-(MemoryManager, address) for both private and shared futexes: threads of
-one process share one mm, so this is exact within a process, but two
-processes waiting on a MAP_SHARED page do not meet (no cross-process
-shared futexes yet).
+private futex and for any futex in private memory, (inode or page,
+offset) for a shared futex in a MAP_SHARED mapping. Here a private key
+is (MemoryManager, address) and a shared one ("shared", guest-physical
+address of the word): processes that map the same frame (a MAP_SHARED
+page shared across fork, or a page-cache page) meet on it, as
+multiprocessing's semaphores and process-shared pthread mutexes need.
 
 Each ``Waiter`` sleeps on its own ``sched.WaitQueue`` (so a wake is
 precise and a signal for the task wakes it through ``task.waiting_on``)
@@ -70,13 +70,25 @@ class Waiter:
 _waiters: dict[tuple, list[Waiter]] = {}
 
 
-def futex_key(task, uaddr: int) -> tuple:
-    """The key of the futex at ``uaddr`` for ``task``: (its mm, uaddr).
+def futex_key(task, uaddr: int, shared: bool = False) -> tuple:
+    """The key of the futex at ``uaddr`` for ``task`` (kernel/futex/core.c get_futex_key).
 
-    EINVAL when ``uaddr`` is not 4-byte aligned (get_futex_key).
+    (its mm, uaddr) for a private futex, and for a shared one (``shared``:
+    no FUTEX_PRIVATE_FLAG) in private memory; ("shared", guest-physical
+    address of the word) for a shared futex in a MAP_SHARED mapping, the
+    page faulted in first. EINVAL when ``uaddr`` is not 4-byte aligned,
+    EFAULT when a shared futex's page cannot be read.
     """
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
+    if shared:
+        mm = task.mm
+        vma = mm.find_vma(uaddr)
+        if vma is not None and vma.shared:
+            get_value(task, uaddr)  # the page is present after this
+            gpa = mm.pages.get(uaddr >> 12)
+            if gpa is not None:
+                return ("shared", gpa + (uaddr & 0xFFF))
     return (task.mm, uaddr)
 
 
@@ -116,7 +128,8 @@ def waiters(key) -> list[Waiter]:
     return list(_waiters.get(key, ()))
 
 
-def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int) -> None:
+def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int,
+         shared: bool = False) -> None:
     """futex_wait: sleep while the u32 at ``uaddr`` is ``val``, until woken.
 
     ``deadline`` is a time.monotonic() value (None: no timeout); ``bitset``
@@ -125,8 +138,9 @@ def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int) -> Non
     EAGAIN (the word is not ``val``), ETIMEDOUT (the deadline passed), and
     sched.Interrupted when a signal for the task cut the wait short (the
     caller picks ERESTARTSYS or ERESTART_RESTARTBLOCK as Linux does).
+    ``shared``: no FUTEX_PRIVATE_FLAG (see futex_key).
     """
-    key = futex_key(task, uaddr)
+    key = futex_key(task, uaddr, shared)
     if get_value(task, uaddr) != val & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
     waiter = Waiter(task, key, bitset)
@@ -149,14 +163,15 @@ def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int) -> Non
             _dequeue(waiter)
 
 
-def wake(task, uaddr: int, nr_wake: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
+def wake(task, uaddr: int, nr_wake: int, bitset: int = FUTEX_BITSET_MATCH_ANY,
+         shared: bool = False) -> int:
     """futex_wake: wake waiters of ``uaddr`` whose bitset meets ``bitset``.
 
     ``nr_wake`` is the C int count; as in Linux at least one waiter is
     woken when any matches, even for ``nr_wake`` <= 0. Returns the number
-    woken. EINVAL when ``uaddr`` is unaligned.
+    woken. EINVAL when ``uaddr`` is unaligned. ``shared`` as futex_key.
     """
-    key = futex_key(task, uaddr)
+    key = futex_key(task, uaddr, shared)
     woken = 0
     for waiter in waiters(key):
         if not waiter.bitset & bitset:
@@ -181,7 +196,7 @@ def futex_wake(task, uaddr: int, count: int) -> int:
 
 
 def requeue(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_requeue: int,
-            cmpval: int | None) -> int:
+            cmpval: int | None, shared: bool = False) -> int:
     """futex_requeue (not PI): wake ``nr_wake`` waiters of uaddr1, move ``nr_requeue`` to uaddr2.
 
     With ``cmpval`` (FUTEX_CMP_REQUEUE) the u32 at uaddr1 must equal it,
@@ -190,8 +205,8 @@ def requeue(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_requeue: int,
     """
     if nr_wake < 0 or nr_requeue < 0:
         raise SyscallError(errno.EINVAL)
-    key1 = futex_key(task, uaddr1)
-    key2 = futex_key(task, uaddr2)
+    key1 = futex_key(task, uaddr1, shared)
+    key2 = futex_key(task, uaddr2, shared)
     if cmpval is not None and get_value(task, uaddr1) != cmpval & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
     count = 0
@@ -273,14 +288,15 @@ def atomic_op(task, encoded_op: int, uaddr: int) -> bool:
     raise SyscallError(errno.ENOSYS)
 
 
-def wake_op(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_wake2: int, encoded_op: int) -> int:
+def wake_op(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_wake2: int, encoded_op: int,
+            shared: bool = False) -> int:
     """futex_wake_op: operate on uaddr2, wake uaddr1's waiters, and uaddr2's if the test held.
 
     Returns the total woken. Errnos as ``atomic_op``, EINVAL for an
     unaligned address.
     """
-    key1 = futex_key(task, uaddr1)
-    futex_key(task, uaddr2)
+    key1 = futex_key(task, uaddr1, shared)
+    key2 = futex_key(task, uaddr2, shared)
     passed = atomic_op(task, encoded_op, uaddr2)
     woken = 0
     for waiter in waiters(key1):
@@ -290,7 +306,7 @@ def wake_op(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_wake2: int, encoded
             break
     if passed:
         woken2 = 0
-        for waiter in waiters((task.mm, uaddr2)):
+        for waiter in waiters(key2):
             _wake(waiter)
             woken2 += 1
             if woken2 >= nr_wake2:
