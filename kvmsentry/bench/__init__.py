@@ -17,4 +17,4 @@ PLATFORM_NAMES = ("native", "kvmsentry", "runsc-ptrace", "runsc-systrap", "runsc
 # The workloads (kvmsentry.bench.workloads.WORKLOADS, same order); the
 # first seven run when no --workload is given.
 WORKLOAD_NAMES = ("syscall", "coldstart", "sha256", "pagefault", "fork-exec", "pipe", "files",
-                  "futex", "threads")
+                  "futex", "threads", "dyn-true", "python-start")
