@@ -8,7 +8,7 @@ program: SIGTERM, then SIGCONT for a stopped child.
 
 import subprocess
 
-from tests.integration.conftest import DEFAULT_ENV, RUN_TIMEOUT, sentry_command
+from conftest import DEFAULT_ENV, RUN_TIMEOUT, sentry_command
 
 
 def _under_timeout(argv, env=None):
