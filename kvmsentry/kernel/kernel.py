@@ -24,8 +24,8 @@ import time
 
 from kvmsentry.kernel import faults, sched, signals
 from kvmsentry.kernel.fd import FdTable
-from kvmsentry.kernel.mm import (PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, MemoryManager,
-                                 page_align_up)
+from kvmsentry.kernel.mm import (BUS_ADRERR, FAULT_SIGBUS, PROT_EXEC, PROT_READ, PROT_WRITE,
+                                 GuestFault, MemoryManager, page_align_up)
 from kvmsentry.kernel.syscalls import table as systable
 from kvmsentry.kernel.syscalls.process import TaskExit
 from kvmsentry.kernel.task import Process, Task
@@ -757,8 +757,12 @@ class Kernel:
                 self._die(task, signal.SIGKILL, "out of guest memory")
             if code == 0:
                 return
-            signo, why = signal.SIGSEGV, self._pf_reason(f, code)
-            si_code, addr = code, f.cr2
+            if code == FAULT_SIGBUS:  # past the end of a mapped file (mmap(2))
+                signo, why = signal.SIGBUS, f"access past the end of a mapped file at {f.cr2:#x}"
+                si_code, addr = BUS_ADRERR, f.cr2
+            else:
+                signo, why = signal.SIGSEGV, self._pf_reason(f, code)
+                si_code, addr = code, f.cr2
         else:
             signo, si_code = faults.signal_for_fault(f.vector)
             addr = ctx.user_rip if signo != signal.SIGSEGV else 0

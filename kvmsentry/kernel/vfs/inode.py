@@ -108,13 +108,22 @@ class Inode:
 
 
 class RegularInode(Inode):
-    """A regular file; ``data`` is its content."""
+    """A regular file; ``data`` is its content.
 
-    __slots__ = ("data",)
+    ``mapping`` is its page cache (kernel/pagecache.py InodeMapping) once
+    the file was mmap'd, else None. Pages written through a MAP_SHARED
+    mapping live in guest frames until ``sync`` copies them into ``data``:
+    whoever reads ``data`` directly calls ``sync`` first, whoever changes
+    it calls ``write_at``/``truncate``/``zero_range``, which keep the
+    cached frames current (mmap(2)'s coherence with read/write).
+    """
+
+    __slots__ = ("data", "mapping")
 
     def __init__(self, fs, mode, uid=0, gid=0, data: bytearray | None = None, **kw):
         super().__init__(fs, _stat.S_IFREG | (mode & 0o7777), uid, gid, **kw)
         self.data = bytearray() if data is None else data
+        self.mapping = None
 
     def is_reg(self) -> bool:
         return True
@@ -123,24 +132,64 @@ class RegularInode(Inode):
     def size(self) -> int:
         return len(self.data)
 
+    def sync(self, offset: int = 0, length: int | None = None) -> None:
+        """Bring ``data`` up to date with pages written through shared mappings
+        ([offset, offset+length) bytes; everything when length is None)."""
+        mapping = self.mapping
+        if mapping is not None and mapping.dirty:
+            mapping.sync(offset, len(self.data) - offset if length is None else length)
+
+    def read_at(self, n: int, offset: int) -> bytes:
+        """Up to ``n`` bytes at byte ``offset`` (fewer at the end of the file)."""
+        if self.mapping is not None:
+            self.sync(offset, n)
+        return self.data[offset:offset + n]
+
     def truncate(self, length: int) -> None:
         """Set the size to ``length`` bytes (zeros when it grows); times change."""
+        self.sync()
         data = self.data
-        if length < len(data):
+        old = len(data)
+        if length < old:
             del data[length:]
-        elif length > len(data):
-            data.extend(bytes(length - len(data)))
+        elif length > old:
+            data.extend(bytes(length - old))
+        if self.mapping is not None:
+            self.mapping.truncated(old, length)
         self.modified()
 
     def write_at(self, buf, offset: int) -> int:
         """Store ``buf`` at byte ``offset`` (a gap before it reads as zeros)."""
         data = self.data
         n = len(buf)
-        if offset > len(data):
-            data.extend(bytes(offset - len(data)))
+        mapping = self.mapping
+        if mapping is not None:
+            self.sync(offset, n)
+        old = len(data)
+        if offset > old:
+            data.extend(bytes(offset - old))
         data[offset:offset + n] = buf
+        if mapping is not None:
+            lo = min(old, offset)
+            mapping.refresh(lo, offset + n - lo)
         self.mtime_ns = self.ctime_ns = now_ns()
         return n
+
+    def zero_range(self, offset: int, end: int, extend: bool) -> None:
+        """Zero bytes [offset, end) inside the file; grow it to ``end`` if ``extend``
+        (fallocate(2)'s PUNCH_HOLE, ZERO_RANGE and plain allocation)."""
+        data = self.data
+        old = len(data)
+        stop = min(end, old)
+        if self.mapping is not None:
+            self.sync(offset, stop - offset)
+        if offset < stop:
+            data[offset:stop] = bytes(stop - offset)
+        if extend and end > old:
+            data.extend(bytes(end - old))
+        if self.mapping is not None:
+            lo = min(offset, old)
+            self.mapping.refresh(lo, max(end, old) - lo)
 
 
 class Lower:
