@@ -67,6 +67,10 @@ MMAP_BASE = 0x7FFF_F7FF_F000
 MMAP_RND_BITS = 28
 # The vvar page and the vDSO above it, between the mmap area and the stack.
 VVAR_GVA = MMAP_BASE
+# Calls that may change what the getpid family answers (x86-64 numbers:
+# execve, setuid, setgid, setreuid, setregid, setresuid, setresgid,
+# execveat); see Kernel.refresh_fast_ids.
+_ID_SYSCALLS = frozenset((59, 105, 106, 113, 114, 117, 119, 322))
 HWCAP2_FSGSBASE = 1 << 1
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
@@ -109,6 +113,8 @@ class Kernel:
     def __init__(self, platform: KvmPlatform, *, strace: bool = False, root: str = "/",
                  stderr=None, pids_limit: int = 1024, binds=()):
         self.platform = platform
+        # --strace must see every call: no exit-free getpid family then.
+        platform.fast_syscalls = not strace
         self.boot_time = time.monotonic()  # the sandbox's boot (/proc/uptime)
         self.strace = strace
         self.root = root
@@ -406,6 +412,7 @@ class Kernel:
         sched.BKL.acquire()
         try:
             try:
+                self.refresh_fast_ids(task)
                 while process.wait_status is None and not task.exited:
                     sched.BKL.release()
                     try:
@@ -413,7 +420,11 @@ class Kernel:
                     finally:
                         sched.BKL.acquire()
                     if kind == TRAP_SYSCALL:
+                        nr = ctx.regs.rax
                         self.syscall(task)
+                        if nr in _ID_SYSCALLS:
+                            for thread in task.process.tasks:
+                                self.refresh_fast_ids(thread)
                     elif kind == TRAP_FAULT:
                         self.fault(task)
                     if task.restart is not None or task.signal_pending():
@@ -436,6 +447,24 @@ class Kernel:
             self._init_exited.set()
         finally:
             sched.BKL.release()
+
+    def refresh_fast_ids(self, task: Task) -> None:
+        """Give ``task``'s vCPU the answers of its getpid family (BKL held).
+
+        The runtime answers getpid, getppid, gettid, getuid, geteuid,
+        getgid and getegid from the vCPU's frame page without an exit
+        (guest/runtime.S vcpu_syscall_entry); the sentry calls this when
+        one of them may have changed: at a task's start, after a call of
+        _ID_SYSCALLS (for every thread: credentials are per process here)
+        and for orphans when their parent exits (exit_task).
+        """
+        ctx = task.context
+        if ctx is None or task.exited:
+            return
+        process = task.process
+        creds = process.creds
+        ctx.set_fast_ids((process.pid, process.ppid, task.tid, creds.uid, creds.euid, creds.gid, creds.egid),
+                         VVAR_GVA + PAGE_SIZE + self.platform.vdso.fast_return_offset)
 
     # -- signals (default actions; handlers come with signal delivery) ---------
     def handle_signals(self, task: Task) -> None:
@@ -625,6 +654,8 @@ class Kernel:
                     self.send_signal(child, child_task.pdeath_signal, child_task)
             child.parent = init
             child.ppid = 1
+            for child_task in child.tasks:
+                self.refresh_fast_ids(child_task)
             if init is not None and init is not process:
                 init.children.append(child)
                 if child.zombie:
