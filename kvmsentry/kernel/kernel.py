@@ -72,6 +72,12 @@ VVAR_GVA = MMAP_BASE
 # execveat); see Kernel.refresh_fast_ids.
 _ID_SYSCALLS = frozenset((59, 105, 106, 113, 114, 117, 119, 322))
 HWCAP2_FSGSBASE = 1 << 1
+# Signals sent to kvmsentry that go on to the guest's foreground group
+# (Kernel._forward_host_signals), and how often, in seconds, the main thread
+# wakes to run their handlers.
+HOST_FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                                    signal.SIGQUIT, signal.SIGCONT})
+HOST_SIGNAL_POLL_S = 0.5
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
@@ -344,9 +350,19 @@ class Kernel:
         Raises SentryBug (with a report) when the sentry itself failed.
         """
         self._forward_host_signals()
-        with sched.BKL:
-            self.start_task(task)
-        if not self._init_exited.wait(timeout):
+        # Python runs a signal handler only on the main thread, and only when
+        # that thread wakes: a host signal the kernel hands to a task thread
+        # would sit unhandled while the main thread sleeps below. Task threads
+        # inherit the mask of the thread that creates them, so block the
+        # forwarded signals while the first one is created: every guest
+        # thread descends from it, and the host delivers to the main thread.
+        saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HOST_FORWARDED_SIGNALS)
+        try:
+            with sched.BKL:
+                self.start_task(task)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+        if not self._wait_init_exit(timeout):
             with sched.BKL:
                 for process in list(self.processes.values()):
                     self.kill_process(process, signal.SIGKILL)
@@ -361,6 +377,21 @@ class Kernel:
                     self.kill_process(process, signal.SIGKILL)
         status = task.process.wait_status
         return (status >> 8) & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
+
+    def _wait_init_exit(self, timeout: float | None) -> bool:
+        """Wait until pid 1 has exited or ``timeout`` seconds passed; True if it exited.
+
+        Sleeps in short slices so the main thread runs pending host-signal
+        handlers promptly even if a signal was taken by another thread.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = HOST_SIGNAL_POLL_S if deadline is None else min(
+                HOST_SIGNAL_POLL_S, deadline - time.monotonic())
+            if remaining <= 0:
+                return self._init_exited.is_set()
+            if self._init_exited.wait(remaining):
+                return True
 
     def _forward_host_signals(self) -> None:
         """Pass terminal signals sent to kvmsentry on to the guest (main thread only).
@@ -377,10 +408,11 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCONT):
+        for signo in HOST_FORWARDED_SIGNALS:
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HOST_FORWARDED_SIGNALS)
         with sched.BKL:
             init = self.processes.get(1)
             if init is None:
