@@ -162,6 +162,10 @@ class AddressSpace:
         """Install many leaf entries {gva: entry} where none were present."""
         self.page_table.map_new(entries)
 
+    def map_huge(self, gva: int, entry: int) -> None:
+        """Install a 2 MiB leaf entry at ``gva`` where no 4 KiB page is present."""
+        self.page_table.map_huge_user(gva, entry)
+
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 
