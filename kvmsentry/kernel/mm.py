@@ -330,6 +330,8 @@ class MemoryManager:
         last = min(end >> PAGE_SHIFT, vma.start // PAGE_SIZE + npages_file - vma.pgoff)
         if last <= first:
             return False
+        if last - first > 1:
+            mapping.read_pages(vma.file_index(first), last - first)
         entries = {}
         for vpn in range(first, last):
             if vpn in pages:
