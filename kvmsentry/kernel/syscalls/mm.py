@@ -344,3 +344,22 @@ def sys_mlock(task, addr: int, length: int) -> int:
 def sys_munlock(task, addr: int, length: int) -> int:
     """Implements Linux syscall munlock(2) as a no-op."""
     return 0
+
+
+POSIX_FADV_NOREUSE = 5
+
+
+@syscall("fadvise64")
+def sys_fadvise64(task, fd: int, offset: int, len_: int, advice: int) -> int:
+    """Implements Linux syscall fadvise64(2) (posix_fadvise(3)): advice only, nothing to do.
+
+    mm/fadvise.c generic_fadvise: EBADF for a bad fd, ESPIPE for a pipe or
+    FIFO, EINVAL for a negative length or an unknown advice (0-5 known).
+    """
+    import stat as _stat
+    file = task.fds.get(to_int(fd))
+    if _stat.S_ISFIFO(file.stat().st_mode):
+        raise SyscallError(errno.ESPIPE)
+    if len_ >> 63 or not 0 <= to_int(advice) <= POSIX_FADV_NOREUSE:
+        raise SyscallError(errno.EINVAL)
+    return 0
