@@ -34,6 +34,10 @@ FAULT_AROUND_PAGES = 64
 # Anonymous VMAs at least this long get a 2 MiB page for a fault in an
 # aligned 2 MiB block they cover wholly (0 disables; see BENCHMARKS.md).
 HUGE_MIN_VMA = 4 << 20
+# A write fault in a private VMA this small copies all of its shared pages
+# (a data segment is written all over by relocations: one fault, not one
+# per page).
+SMALL_VMA = 32 * PAGE_SIZE
 PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
@@ -469,22 +473,42 @@ class MemoryManager:
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return 2
         vpn = gva >> PAGE_SHIFT
+        small = vma.end - vma.start <= SMALL_VMA
         if vpn in self.pages:
             if write and vpn in self.cow:
-                self._break_cow(vpn)
+                if small and not vma.shared and vma.mapping is None:
+                    # A data segment is written all over (relocations):
+                    # copy its shared pages at once, one fault not one each.
+                    # (Not file pages: one not written yet must keep
+                    # seeing write(2) to the file, as on Linux.)
+                    for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+                        if other in self.cow:
+                            self._break_cow(other)
+                else:
+                    self._break_cow(vpn)
                 return 0
             # Present with the right permission: the MMU holds a stale entry.
             self.address_space.mark_stale(gva)
             return 0
         window = FAULT_AROUND_PAGES * PAGE_SIZE
         if vma.mapping is not None:
-            # Fault-around from the faulting page on, within the window.
             page = gva & PAGE_MASK
-            end = min(vma.end, (gva & ~(window - 1)) + window)
             if write and not vma.shared:
-                end = page + PAGE_SIZE  # the private copy now; later pages stay shared
-            if not self._map_file_pages(vma, page, end, vpn if write else -1):
+                # The private copy now; the rest of a small VMA shared
+                # read-only (copy-on-write) around it.
+                if not self._map_file_pages(vma, page, page + PAGE_SIZE, vpn):
+                    return FAULT_SIGBUS
+                if small:
+                    self._map_file_pages(vma, vma.start, vma.end)
+                return 0
+            # Fault-around: the aligned window, from the faulting page on
+            # first (a page past the end of the file is SIGBUS), then below it.
+            start = max(vma.start, gva & ~(window - 1))
+            end = min(vma.end, start + window)
+            if not self._map_file_pages(vma, page, end):
                 return FAULT_SIGBUS
+            if start < page:
+                self._map_file_pages(vma, start, page)
             return 0
         if HUGE_MIN_VMA and vma.end - vma.start >= HUGE_MIN_VMA and not vma.grows_down \
                 and self._map_huge(vma, gva & ~(HUGE_PAGE_SIZE - 1)):

@@ -215,3 +215,25 @@ def test_large_anonymous_regions_get_2mib_pages(memory):
     assert mapped == 512 + FAULT_AROUND
     mm.unmap_range(base, base + (8 << 20))
     assert memory.frames_in_use == in_use - mapped and not mm.pages
+
+
+def test_a_write_to_a_small_private_vma_copies_all_its_shared_pages(memory):
+    mm = new_mm(memory)
+    mm.map_region(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    mm.populate(BASE, BASE + 4 * PAGE_SIZE)
+    child = mm.fork(FakeAddressSpace())
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    assert not mm.cow and all(mm.address_space.entries[BASE + i * PAGE_SIZE] & PTE_RW for i in range(4))
+    assert all(frame_of(mm, BASE + i * PAGE_SIZE) != frame_of(child, BASE + i * PAGE_SIZE) for i in range(4))
+
+
+def test_a_write_fault_in_a_private_file_vma_copies_only_its_page(memory):
+    inode = tmpfs_file(content(4))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    mm = new_mm(memory)
+    mm.map_file(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0)
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    assert frame_of(mm, BASE + PAGE_SIZE) != mapping.pages[1]
+    assert frame_of(mm, BASE + 2 * PAGE_SIZE) == mapping.pages[2]  # still the file's
+    inode.write_at(b"new", 2 * PAGE_SIZE)
+    assert read(mm, BASE + 2 * PAGE_SIZE, 3) == b"new"
