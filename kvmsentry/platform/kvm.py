@@ -167,6 +167,10 @@ class AddressSpace:
         """Install many leaf entries {gva: entry} where none were present."""
         self.page_table.map_new(entries)
 
+    def map_huge(self, gva: int, entry: int) -> None:
+        """Install a 2 MiB leaf entry at ``gva`` where no 4 KiB page is present."""
+        self.page_table.map_huge_user(gva, entry)
+
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 
@@ -340,7 +344,8 @@ class KvmPlatform:
 
     def retire_tables(self, table_gpas: list[int]) -> None:
         """Free these table frames after the next guest flush pokes them."""
-        self._retired_tables.extend(table_gpas)
+        with self._lock:
+            self._retired_tables.extend(table_gpas)
 
     def close(self) -> None:
         for vcpu, _ in self._free_vcpus:
@@ -537,7 +542,11 @@ class Context:
         """Fill this vCPU's zap list with the table pages flush_handler must poke."""
         platform = self.platform
         dirty = self.address_space.page_table.dirty_tables
-        retired = platform._retired_tables
+        # vCPUs flush without the kernel lock: exactly one takes each
+        # retired table (two would free its frame twice).
+        with platform._lock:
+            retired = platform._retired_tables[:]
+            platform._retired_tables.clear()
         pages = list(dirty) + retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
             raise PlatformError(f"{len(pages)} page-table pages to flush at once "
@@ -553,7 +562,6 @@ class Context:
         dirty.clear()
         for gpa in retired:
             platform.memory.put_frame(gpa)
-        retired.clear()
         self._tlb_stale = False
         if pages:
             for other in self.address_space.contexts:

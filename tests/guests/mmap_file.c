@@ -198,6 +198,18 @@ static int t_madvise(void)
     CHECK(madvise(p, 2 * PAGE, MADV_DONTNEED) == 0, "DONTNEED: %s", strerror(errno));
     CHECK(p[0] == pat(0), "private DONTNEED did not refetch the file");
     CHECK(madvise(p, 2 * PAGE, MADV_WILLNEED) == 0, "WILLNEED: %s", strerror(errno));
+    errno = 0;
+    CHECK(madvise(p, PAGE, MADV_FREE) == -1 && errno == EINVAL, "FREE on a file: %s", strerror(errno));
+    errno = 0;
+    CHECK(madvise(p, PAGE, MADV_REMOVE) == -1 && errno == EACCES, "REMOVE on a private file: %s",
+          strerror(errno));
+    unsigned char *s = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(s != MAP_FAILED, "mmap shared: %s", strerror(errno));
+    CHECK(madvise(s + PAGE, PAGE, MADV_REMOVE) == 0, "REMOVE: %s", strerror(errno));
+    unsigned char c = 1;
+    CHECK(pread(fd, &c, 1, PAGE + 1) == 1 && c == 0 && s[PAGE + 1] == 0 && s[1] == pat(1),
+          "REMOVE did not punch a hole");
+    munmap(s, 2 * PAGE);
     unsigned char *a = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     a[0] = 1;
     a[2 * PAGE] = 2;

@@ -300,6 +300,8 @@ def sys_madvise(task, addr: int, length: int, advice: int) -> int:
         return 0
     if end > mm.task_size:
         raise SyscallError(errno.ENOMEM)
+    if advice in (MADV_FREE, MADV_REMOVE):
+        _check_free_remove(mm, addr, end, advice)
     if advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
         mm.discard(addr, end)
     elif advice == MADV_WILLNEED:
@@ -312,6 +314,31 @@ def sys_madvise(task, addr: int, length: int, advice: int) -> int:
     if not mm.covered(addr, end):
         raise SyscallError(errno.ENOMEM)
     return 0
+
+
+def _check_free_remove(mm, start: int, end: int, advice: int) -> None:
+    """mm/madvise.c's per-VMA checks: MADV_FREE only on private anonymous
+    memory (else EINVAL); MADV_REMOVE not on private anonymous memory
+    (EINVAL) and on files only through a shared writable mapping (EACCES),
+    where it punches a hole in the file."""
+    for vma in mm.vmas:
+        if vma.end <= start or vma.start >= end:
+            continue
+        if advice == MADV_FREE:
+            if vma.mapping is not None or vma.shared:
+                raise SyscallError(errno.EINVAL)
+            continue
+        if vma.mapping is None:
+            if not vma.shared:
+                raise SyscallError(errno.EINVAL)
+            continue
+        if not (vma.shared and vma.may_write):
+            raise SyscallError(errno.EACCES)
+        inode = getattr(vma.mapping, "inode", None)
+        if inode is not None:
+            lo, hi = max(start, vma.start), min(end, vma.end)
+            offset = vma.file_index(lo >> 12) << 12
+            inode.zero_range(offset, offset + hi - lo, extend=False)
 
 
 @syscall("msync")

@@ -236,6 +236,7 @@ def _resolve_executable(task, path: bytes) -> tuple[bytes | None, bytes, bytes |
     if node.kind == HOST:
         mode, host_path, contents = node.st.st_mode, node.host_path, None
     elif node.kind == MEM:
+        node.inode.sync()  # pages written through a shared mapping
         mode, host_path, contents = node.inode.mode, None, bytes(node.inode.data)
     else:
         raise SyscallError(errno.EACCES)
