@@ -16,7 +16,9 @@ host's.
   lists the dict (host order first, then new names), so offsets are stable.
 * Copy-up of a file (``copy_up``): the first write-open, truncate, chmod,
   chown, utimes or link of a host file reads its content into a
-  ``RegularInode`` that keeps the host's st_dev/st_ino/mode/owner/times.
+  ``RegularInode`` that keeps the host's st_dev/st_ino/mode/owner/times
+  and its ``user.`` xattrs (vfs.xattr; host files' xattrs are read, never
+  written).
   A descriptor opened read-only before the copy-up keeps reading the host
   file (as overlayfs before Linux 4.19).
 
@@ -34,6 +36,7 @@ import stat as _stat
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel.fd import dt_from_mode, host_call
 from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.kernel.vfs import xattr
 from kvmsentry.kernel.vfs.inode import (
     DirInode, Filesystem, Inode, Lower, RegularInode, SpecialInode, SymlinkInode,
 )
@@ -156,6 +159,7 @@ class Overlay(Filesystem):
         for name, lower in _list_host(host.host_path).items():
             d.add(name, lower)
         d.version = 0
+        xattr.inherit(d, host.host_path)
         return d
 
     def copy_up(self, host: HostInode, parent: DirInode, truncate: bool = False) -> Inode:
@@ -177,6 +181,7 @@ class Overlay(Filesystem):
             inode = SpecialInode(self, mode, st.st_uid, st.st_gid, rdev=st.st_rdev, **kw)
         inode.atime_ns, inode.mtime_ns, inode.ctime_ns = (
             st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+        xattr.inherit(inode, host.host_path)
         return inode
 
     def writable_dir(self, names: list[bytes]) -> DirInode:
