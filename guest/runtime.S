@@ -28,6 +28,13 @@
 #define ZAP_LIST_OFFSET 0x8000
 #define ZAP_LIST_FROM_HANDLER_RSP (ZAP_LIST_OFFSET - (IST_TOP_OFFSET - 64))
 #define FRAME_FROM_INT_RSP (FRAME_PAGE_FRAME_OFFSET - (IST_TOP_OFFSET - 40))
+/* The per-vCPU syscall entry (see vcpu_syscall_entry below): vCPU 0's
+ * slot, the stub page and the exit-free frames in the frame page. */
+#define VCPU_AREA_GVA 0xffffff8000200000
+#define VCPU_STUB_OFFSET 0x7000
+#define FRAME_PAGE_OFFSET 0x2000
+#define FAST_FRAMES_OFFSET 0x000
+#define FAST_FRAME_SIZE 40
 
     .text
     .code64
@@ -116,3 +123,71 @@ exception_stubs:
     .endr
     .globl runtime_end
 runtime_end:
+
+/*
+ * The per-vCPU syscall entry: LSTAR of vCPU i is this code's copy in
+ * vCPU i's slot (one frame mapped at VCPU_STUB_OFFSET of every slot,
+ * U=1, read-only), linked at vCPU 0's slot. Its RIP-relative operands
+ * therefore reach the slot's own frame page, which is how a stub that
+ * may clobber no register finds per-vCPU data.
+ *
+ * getpid, getppid, gettid, getuid, geteuid, getgid and getegid are
+ * answered without a VM exit: the sentry keeps, in the frame page
+ * (read-only to the guest), one iret frame per call whose RIP is the
+ * vDSO's __kvmsentry_fast_return (ring 3), whose RSP is the answer, and
+ * whose CS/SS are the user's. The stub saves the user RSP in RAX and
+ * irets through that frame; the ring-3 trampoline swaps RAX and RSP,
+ * restores the user's flags from R11 and jumps to RCX (guest/vdso.c).
+ * Nothing the program can write is ever loaded by ring 0: the frames
+ * are sentry-written, so a program cannot forge a ring-0 return. Every
+ * other number leaves through the `out` as syscall_entry does.
+ * Fast-path indices (layout.FAST_SYSCALLS): 0 getpid 39, 1 getppid 110,
+ * 2 gettid 186, 3 getuid 102, 4 geteuid 107, 5 getgid 104, 6 getegid 108.
+ */
+/* vcpu0_fast_frames is defined by runtime.ld (an absolute address, so that
+ * the RIP-relative displacement is the linker's). */
+    .section .vcpu_stub, "ax"
+    .globl vcpu_syscall_entry
+vcpu_syscall_entry:
+    cmp $39, %rax
+    je 0f
+    cmp $186, %rax
+    je 2f
+    cmp $110, %rax
+    je 1f
+    cmp $102, %rax
+    je 3f
+    cmp $107, %rax
+    je 4f
+    cmp $104, %rax
+    je 5f
+    cmp $108, %rax
+    je 6f
+    .globl vcpu_syscall_out
+vcpu_syscall_out:
+    out %al, $SYSCALL_PORT
+    /* Not reached: the sentry sets RIP to a return label. */
+    hlt
+0:  mov %rsp, %rax
+    lea vcpu0_fast_frames + 0 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+1:  mov %rsp, %rax
+    lea vcpu0_fast_frames + 1 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+2:  mov %rsp, %rax
+    lea vcpu0_fast_frames + 2 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+3:  mov %rsp, %rax
+    lea vcpu0_fast_frames + 3 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+4:  mov %rsp, %rax
+    lea vcpu0_fast_frames + 4 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+5:  mov %rsp, %rax
+    lea vcpu0_fast_frames + 5 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+6:  mov %rsp, %rax
+    lea vcpu0_fast_frames + 6 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+    .globl vcpu_stub_end
+vcpu_stub_end:

@@ -3,8 +3,8 @@
 
 Exit statuses of ``kvmsentry boot``: the guest's exit code; 128 + N when a
 signal N killed it; 126 when the file is not a program we can run (not an
-ELF, wrong machine, malformed, dynamic, a directory); 127 when it does not
-exist; 125 when kvmsentry itself fails (no KVM, a sentry bug).
+ELF, wrong machine, malformed, a directory, a bad interpreter); 127 when it
+or the interpreter it names does not exist; 125 when kvmsentry itself fails (no KVM, a sentry bug).
 """
 
 from __future__ import annotations
@@ -282,7 +282,8 @@ def _boot(args) -> int:
         task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed)
     except ExecError as e:
         _error(f"{binary}: cannot execute: {e}")
-        return EXIT_CANNOT_EXECUTE
+        # A missing interpreter is ENOENT: 127, as a shell says.
+        return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
     except OSError as e:
         _error(f"{binary}: cannot execute: {e.strerror}")
         return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE

@@ -122,6 +122,8 @@ class Runtime:
     text: bytes
     base: int
     symbols: dict[str, int]
+    # The per-vCPU syscall entry (section .vcpu_stub), linked in vCPU 0's slot.
+    vcpu_stub: bytes = b""
 
     @classmethod
     def load(cls) -> "Runtime":
@@ -131,7 +133,10 @@ class Runtime:
             elf = ELFFile(f)
             text = elf.get_section_by_name(".text")
             symbols = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name}
-            return cls(text.data(), text["sh_addr"], symbols)
+            stub = elf.get_section_by_name(".vcpu_stub")
+            if stub is None or stub["sh_addr"] != layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET:
+                raise PlatformError("runtime.elf has no .vcpu_stub section in vCPU 0's slot")
+            return cls(text.data(), text["sh_addr"], symbols, stub.data())
 
 
 class AddressSpace:
@@ -199,6 +204,9 @@ class KvmPlatform:
         self.cpuid = self.kvm.get_supported_cpuid()
         _pass_through_user_isa(self.cpuid)
         self.runtime = Runtime.load()
+        # Serve the getpid family in the guest (runtime.S vcpu_syscall_entry);
+        # the kernel turns it off for --strace, which must see every call.
+        self.fast_syscalls = True
         self._lock = threading.Lock()
         self._free_vcpus: list = []
         self._nvcpus = 0
@@ -233,6 +241,9 @@ class KvmPlatform:
         ud_gate = x86.interrupt_gate(rt.symbols["ud_entry"], layout.KERNEL_CS, dpl=0, ist=1)
         self.memory.write(idt_gpa + 16 * x86.X86_TRAP_UD, ud_gate)
         template.map(layout.IDT_GVA, idt_gpa, writable=False, executable=False, user=False)
+        # One frame holds the per-vCPU syscall entry; every slot maps it.
+        self._vcpu_stub_gpa = self.memory.alloc_frame()
+        self.memory.write(self._vcpu_stub_gpa, rt.vcpu_stub)
         # The physmap: flush_handler reaches page-table pages through it.
         template.map_huge_range(layout.PHYSMAP_GVA, 0, self.memory.size - self.memory.size % x86.HUGE_PAGE_SIZE,
                                 writable=True, user=False)
@@ -268,6 +279,7 @@ class KvmPlatform:
         t = self._kernel_template
         t.map(base + layout.GDT_OFFSET, gdt_gpa, writable=True, executable=False, user=False)
         t.map(base + layout.FRAME_PAGE_OFFSET, frame_gpa, writable=False, executable=False, user=True)
+        t.map(base + layout.VCPU_STUB_OFFSET, self._vcpu_stub_gpa, writable=False, executable=True, user=True)
         for page in range(layout.IST_STACK_PAGES):
             t.map(base + layout.IST_STACK_OFFSET + page * x86.PAGE_SIZE, self.memory.alloc_frame(),
                   writable=True, executable=False, user=False)
@@ -361,8 +373,22 @@ class Context:
         self._exception_frame_gpa = None  # found through the page table on first use
         self._ist_frame_gva = base + layout.EXCEPTION_FRAME_OFFSET
         self._iret_return = platform.runtime.symbols["iret_return"]
-        # RIP after the `out` in syscall_entry (2 bytes: e6 10).
-        self._syscall_return_rip = platform.runtime.symbols["syscall_entry"] + 2
+        # RIP after the `out` in syscall_entry (2 bytes: e6 10), and in
+        # this vCPU's copy of vcpu_syscall_entry.
+        symbols = platform.runtime.symbols
+        self._syscall_return_rip = symbols["syscall_entry"] + 2
+        slot_shift = base - layout.VCPU_AREA_GVA
+        self._vcpu_entry = symbols["vcpu_syscall_entry"] + slot_shift
+        self._vcpu_syscall_out = symbols["vcpu_syscall_out"] + slot_shift
+        self._vcpu_syscall_return_rip = self._vcpu_syscall_out + 2
+        self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
+        self._plain_entry = symbols["syscall_entry"]
+        self._lstar = 0  # LSTAR as last loaded into the vCPU
+        # The exit-free frames (set_fast_ids) and the vDSO trampoline they
+        # return to; 0 until the kernel supplies them.
+        self._fast_frames_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET
+        self._fast_return = 0
+        self._fast_ids: tuple | None = None
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
         self._run_struct = vcpu.run_struct
@@ -416,11 +442,12 @@ class Context:
         vcpu.set_sregs(sregs)
         vcpu.set_msrs({
             x86.MSR_STAR: layout.USER32_CS << 48 | layout.KERNEL_CS << 32,
-            x86.MSR_LSTAR: p.runtime.symbols["syscall_entry"],
+            x86.MSR_LSTAR: self._wanted_lstar(),
             x86.MSR_CSTAR: p.runtime.symbols["syscall_entry"],
             x86.MSR_SYSCALL_MASK: _SYSCALL_MASK,
             x86.MSR_KERNEL_GS_BASE: 0,
         })
+        self._lstar = self._wanted_lstar()
         if p._cr4 & x86.CR4_OSXSAVE:
             vcpu.set_xcrs({0: p._xcr0})
         if p._initial_xsave is not None:
@@ -481,6 +508,9 @@ class Context:
                 regs.rip = self._iret_return
             self._run_struct.kvm_dirty_regs = _SYNC_REGS
         self._started = True
+        if self._lstar != self._wanted_lstar():
+            self._lstar = self._wanted_lstar()
+            self.vcpu.set_msrs({x86.MSR_LSTAR: self._lstar})
         vcpu_run = self.vcpu.run
         while True:
             exit_ = vcpu_run()
@@ -488,7 +518,8 @@ class Context:
             if exit_.__class__ is ExitIo:
                 port = exit_.port
                 if port == layout.SYSCALL_PORT:
-                    if regs.rip != self._syscall_return_rip:
+                    rip = regs.rip
+                    if rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip:
                         return self._forged_exit()
                     self.user_rip = regs.rcx
                     self.user_rflags = regs.r11
@@ -539,6 +570,13 @@ class Context:
         struct.pack_into("<Q", self._view, self._exception_frame_gpa + 16, 0)
         if cs == 0:
             return self._forged_exit()
+        if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
+            # A fault inside the trampoline (say its vDSO page is gone):
+            # finish the call here and resume at the caller.
+            self.regs.rsp = rsp
+            self.regs.rip = rip
+            self._finish_fast_return()
+            return TRAP_INTERRUPT
         if cs & 3 != 3:
             raise PlatformError(
                 f"CPU exception {x86.TRAP_NAMES.get(vector, vector)} in ring 0 at {rip:#x} "
@@ -556,13 +594,100 @@ class Context:
         """KVM_RUN returned EINTR: note where the guest is, to resume it as is."""
         self._resume_as_is = True
         rip = self.regs.rip
+        if self._vcpu_entry <= rip < self._vcpu_stub_end:
+            return self._interrupted_in_stub(rip)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
+            if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
+                self._finish_fast_return()
+                return TRAP_INTERRUPT
             # Stopped in ring 3: its registers are the user state.
             self.user_rip = rip
             self.user_rsp = self.regs.rsp
             self.user_rflags = self.regs.rflags
         return TRAP_INTERRUPT
+
+    def _finish_fast_return(self) -> None:
+        """Complete the vDSO's __kvmsentry_fast_return for a vCPU stopped inside it.
+
+        Signal delivery needs the user state of the call's caller, and the
+        trampoline holds it in registers whose roles change instruction by
+        instruction (guest/vdso.c): find the answer, the user RSP and
+        RFLAGS by RIP, and resume at RCX as if the syscall had returned.
+        """
+        regs = self.regs
+        marks = self.platform.vdso.fast_return_marks
+        at = regs.rip - self._fast_return
+        if at < marks["swapped"]:
+            answer, user_rsp, flags = regs.rsp, regs.rax, regs.r11
+        elif at < marks["flags"]:
+            answer, user_rsp, flags = regs.rax, regs.rsp, regs.r11
+        elif at < marks["jump"]:
+            answer, user_rsp, flags = regs.r11, regs.rsp, regs.rax
+            if marks["sahf"] <= at < marks["unswapped"]:
+                flags = flags & ~0xFFFF | (flags & 0xFF) << 8 | (flags >> 8) & 0xFF
+        else:
+            answer, user_rsp, flags = regs.rax, regs.rsp, regs.r11
+        regs.rax = answer
+        regs.r11 = flags
+        regs.rsp = user_rsp
+        self.user_rip = regs.rcx
+        self.user_rsp = user_rsp
+        self.user_rflags = flags
+        self.in_runtime = False
+        self._resume_as_is = False
+        self._run_struct.kvm_dirty_regs = _SYNC_REGS
+
+    def _wanted_lstar(self) -> int:
+        """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
+        if self.platform.fast_syscalls and self._fast_return:
+            return self._vcpu_entry
+        return self._plain_entry
+
+    def _interrupted_in_stub(self, rip: int) -> int:
+        """Kicked inside vcpu_syscall_entry: hand the call to the sentry as a syscall.
+
+        Before its `iretq` the stub has not answered yet: the call is
+        taken by the exit path instead (TRAP_SYSCALL), so that a signal
+        waiting for this task is delivered when it returns. In a fast
+        block (mov, lea, iretq: 12 bytes each, in FAST_SYSCALLS order)
+        RAX may already hold the user RSP; the block says which call it was.
+        """
+        regs = self.regs
+        if rip > self._vcpu_syscall_out:
+            block, offset = divmod(rip - (self._vcpu_syscall_out + 3), 12)
+            if offset:
+                regs.rsp = regs.rax
+            regs.rax = layout.FAST_SYSCALLS[block][1]
+        self.user_rip = regs.rcx
+        self.user_rflags = regs.r11
+        self.user_rsp = regs.rsp
+        self._resume_as_is = False
+        self.in_runtime = False
+        return TRAP_SYSCALL
+
+    def set_fast_ids(self, ids: tuple[int, ...], fast_return: int) -> None:
+        """Keep the exit-free answers current: ``ids`` in layout.FAST_SYSCALLS order.
+
+        ``ids`` are (pid, ppid, tid, uid, euid, gid, egid) of the task on
+        this vCPU as getpid(2), getppid(2), gettid(2), getuid(2) ... return
+        them; ``fast_return`` is the guest address of the process's vDSO
+        __kvmsentry_fast_return. Callable from any thread while the vCPU
+        runs: each answer is one aligned 8-byte store. Takes effect for
+        LSTAR at the next reset() (execve, fork, clone).
+        """
+        if ids == self._fast_ids and fast_return == self._fast_return:
+            return
+        view = self._view
+        if fast_return != self._fast_return:
+            for k in range(len(layout.FAST_SYSCALLS)):
+                _FRAME.pack_into(view, self._fast_frames_gpa + k * layout.FAST_FRAME_SIZE,
+                                 fast_return, _USER_CS, USER_RFLAGS_INIT, 0, _USER_DS)
+            self._fast_return = fast_return
+        for k, value in enumerate(ids):
+            struct.pack_into("<Q", view, self._fast_frames_gpa + k * layout.FAST_FRAME_SIZE + 24,
+                             value & 0xFFFF_FFFF_FFFF_FFFF)
+        self._fast_ids = ids
 
     def set_user_state(self, rip: int, rsp: int) -> None:
         """Make the thread resume at ``rip`` with stack ``rsp`` (signal delivery, sigreturn)."""

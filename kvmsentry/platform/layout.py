@@ -12,6 +12,10 @@ user programs own slots 0-255, i.e. addresses below 0x0000_8000_0000_0000):
                   (FRAME_OFFSET) and the vCPU returns to ring 3 through it
         + 0x4000  IST1 stack (2 pages, top at + 0x6000): every exception
                   lands here, the CPU's frame at the top
+        + 0x7000  the per-vCPU syscall entry (runtime.S vcpu_syscall_entry):
+                  one frame of code mapped in every slot, U=1, read-only;
+                  LSTAR of vCPU i points into slot i, so its RIP-relative
+                  operands reach slot i's frame page
         + 0x8000  the zap list (8 pages): a count, then the physmap address
                   (+4) of each page-table page flush_handler must poke
       pages in between are unmapped guards.
@@ -46,6 +50,15 @@ IST_STACK_OFFSET = 0x4000
 IST_STACK_PAGES = 2
 IST_TOP_OFFSET = IST_STACK_OFFSET + IST_STACK_PAGES * 0x1000
 
+VCPU_STUB_OFFSET = 0x7000
+# Inside the frame page: the exit-free frames, one iret frame per call of
+# FAST_SYSCALLS in this order (rip = the vDSO's __kvmsentry_fast_return,
+# cs, rflags, rsp = the answer, ss); runtime.S repeats the offsets.
+FAST_FRAMES_OFFSET = 0x000
+FAST_FRAME_SIZE = 40
+# (name, x86-64 number): answered by vcpu_syscall_entry without an exit.
+FAST_SYSCALLS = (("getpid", 39), ("getppid", 110), ("gettid", 186), ("getuid", 102),
+                 ("geteuid", 107), ("getgid", 104), ("getegid", 108))
 # Inside the frame page: [FRAME_OFFSET, +40) is the iret frame rip, cs,
 # rflags, rsp, ss. guest/runtime.S repeats these offsets (a unit test checks).
 FRAME_OFFSET = 0xF00

@@ -44,6 +44,9 @@ class GuestMemory:
         self._free: list[int] = []
         self._next = 0  # frames below this were handed out at least once
         self.frames_in_use = 0
+        # Called with a number of frames wanted when none is free (the page
+        # cache's shrink); returns how many it freed.
+        self.reclaim = None
 
     def close(self) -> None:
         self.view.release()
@@ -67,8 +70,11 @@ class GuestMemory:
     def alloc_frame(self) -> int:
         """A zeroed 4 KiB frame with reference count 1; returns its GPA.
 
-        Raises OutOfGuestMemory when every frame is in use.
+        Raises OutOfGuestMemory when every frame is in use and ``reclaim``
+        (if set) frees none.
         """
+        if not self._free and self._next >= self.nframes and self.reclaim is not None:
+            self.reclaim(64)
         if self._free:
             frame = self._free.pop()
         elif self._next < self.nframes:

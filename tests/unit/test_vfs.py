@@ -541,7 +541,7 @@ def test_seals_stop_writes_and_size_changes():
 
 
 def test_xattrs_of_host_files_are_read_then_copied_up(task, root):
-    import kvmsentry.kernel.syscalls.vfs_extra  # noqa: F401 - the xattr handlers
+    import kvmsentry.kernel.syscalls.xattr  # noqa: F401 - the xattr handlers
     hosts = root / "etc" / "hosts"
     try:
         os.setxattr(hosts, "user.origin", b"host")

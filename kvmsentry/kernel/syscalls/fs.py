@@ -418,6 +418,29 @@ def sys_close(task, fd):
     return 0
 
 
+CLOSE_RANGE_UNSHARE = 1 << 1
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+@syscall("close_range")
+def sys_close_range(task, fd, max_fd, flags):
+    """Implements Linux syscall close_range(2): close (or mark close-on-exec) [fd, max_fd].
+
+    fs/file.c: EINVAL for unknown flags or fd > max_fd (unsigned ints);
+    CLOSE_RANGE_UNSHARE first gives the task its own copy of a table it
+    shares with other tasks (CLONE_FILES). Open fds only; never EBADF.
+    """
+    first, last, flags = fd & 0xFFFFFFFF, max_fd & 0xFFFFFFFF, flags & 0xFFFFFFFF
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
+        raise SyscallError(errno.EINVAL)
+    if flags & CLOSE_RANGE_UNSHARE and getattr(task.fds, "users", 1) > 1:
+        task.fds.users -= 1
+        task.fds = task.fds.fork()
+        task.fds.users = 1
+    task.fds.close_range(first, last, cloexec=bool(flags & CLOSE_RANGE_CLOEXEC))
+    return 0
+
+
 @syscall("lseek")
 def sys_lseek(task, fd, offset, whence):
     """Implements Linux syscall lseek(2).

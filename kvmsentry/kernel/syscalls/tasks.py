@@ -20,12 +20,11 @@ from kvmsentry.kernel import sched, signals
 from kvmsentry.kernel.files import (
     AT_FDCWD, HOST, MEM, lookup, may_exec, mounts_of, read_path, to_int,
 )
-from kvmsentry.kernel.mm import GuestFault, MemoryManager
+from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
 from kvmsentry.kernel.task import Process, Task
-from kvmsentry.loader.elf import IMAGES, ElfError, load_elf
+from kvmsentry.loader.elf import ELF_HEADER_SIZE, IMAGES, ElfError, load_elf
 from kvmsentry.loader.stack import ArgListTooLong
-from kvmsentry.platform import layout
 
 CSIGNAL = 0x000000FF
 CLONE_VM = 0x00000100
@@ -271,6 +270,39 @@ def _script(head: bytes) -> tuple[bytes, bytes | None] | None:
     return interpreter, argument or None
 
 
+def load_interpreter(task: Task, interp: str) -> tuple:
+    """The program interpreter a PT_INTERP names, looked up in the guest's VFS.
+
+    Returns ``(ElfImage, guest path, cacheable)``; ``cacheable`` is False
+    for a file the guest wrote (its pages stay out of the executable page
+    cache). Errors as fs/binfmt_elf.c load_elf_binary (checked natively on
+    Linux 6.18): ENOENT / ENOTDIR / ELOOP from the lookup (open_exec),
+    EACCES for a directory, a non-regular file or no execute bit, EIO for
+    a file shorter than an ELF header (elf_read), ELIBBAD for one that is
+    not an x86-64 ELF or whose program headers are bad. Linux finds a bad
+    e_type or bad PT_LOADs of the interpreter only after the point of no
+    return (load_elf_interp, then SIGSEGV); here they are ELIBBAD too.
+    """
+    host_path, guest_path, contents = _resolve_executable(task, os.fsencode(interp))
+    try:
+        if contents is None:
+            image = IMAGES.load(os.fsdecode(host_path))
+        else:
+            image = load_elf(contents)
+    except ElfError:
+        if contents is None:
+            try:
+                size = os.stat(host_path).st_size
+            except OSError as e:
+                raise SyscallError(e.errno) from None
+        else:
+            size = len(contents)
+        raise SyscallError(errno.EIO if size < ELF_HEADER_SIZE else errno.ELIBBAD) from None
+    except OSError as e:
+        raise SyscallError(e.errno) from None
+    return image, os.fsdecode(guest_path), contents is None
+
+
 def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
     """Replace the calling process's program (fs/exec.c do_execveat_common).
 
@@ -296,18 +328,15 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
         raise SyscallError(errno.ENOEXEC if e.errno == errno.ENOEXEC else e.errno) from None
     except OSError as e:
         raise SyscallError(e.errno) from None
-    if image.interp is not None:
-        kernel.note_once("dynamic", f"dynamic executables are not supported yet "
-                                    f"({os.fsdecode(guest_path)} needs {image.interp})")
-        raise SyscallError(errno.ENOEXEC)
+    interp = load_interpreter(task, image.interp) if image.interp is not None else None
     platform = kernel.platform
     address_space = platform.new_address_space()
-    mm = MemoryManager(address_space, platform.memory, task_size=layout.TASK_SIZE,
-                       mmap_base=task.mm.mmap_base)
+    mm = kernel.new_mm(address_space)
     process = task.process
     exe = os.fsdecode(guest_path)
     try:
-        entry, rsp = kernel._load(mm, process.creds, exe, image, exe, argv, envp)
+        entry, rsp = kernel._load(mm, process.creds, exe, image, exe, argv, envp, interp=interp,
+                                  cacheable=contents is None)
     except ArgListTooLong:
         mm.destroy()
         raise SyscallError(errno.E2BIG) from None
@@ -342,11 +371,8 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
 
 @syscall("execve")
 def sys_execve(task, filename: int, argv: int, envp: int) -> int:
-    """Implements Linux syscall execve(2) for static ELF, static-pie and #! scripts.
-
-    Dynamic executables fail with ENOEXEC (and a note on stderr) until the
-    dynamic-loading issue lands.
-    """
+    """Implements Linux syscall execve(2): static ELF, static-pie, dynamic
+    executables (PT_INTERP, see load_interpreter) and #! scripts."""
     path = read_path(task, filename)
     args = _read_strings(task, argv)
     env = _read_strings(task, envp)

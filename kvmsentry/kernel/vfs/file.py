@@ -105,12 +105,12 @@ class RegularFile(File):
 
     def read(self, n: int) -> bytes:
         pos = self.pos
-        data = self.inode.data[pos:pos + n]
+        data = self.inode.read_at(n, pos)
         self.pos = pos + len(data)
         return data
 
     def pread(self, n: int, offset: int) -> bytes:
-        return self.inode.data[offset:offset + n]
+        return self.inode.read_at(n, offset)
 
     def write(self, data) -> int:
         inode = self.inode
@@ -181,23 +181,20 @@ class RegularFile(File):
         if mode & FALLOC_FL_PUNCH_HOLE:
             if not mode & FALLOC_FL_KEEP_SIZE or mode & FALLOC_FL_ZERO_RANGE:
                 raise SyscallError(errno.EOPNOTSUPP)
-            if offset < size:
+            if offset < min(end, size):
                 inode.punch_hole(offset, end)
                 inode.modified()
             return
         if mode & FALLOC_FL_ZERO_RANGE:
-            stop = min(end, size)
-            if offset < stop:
-                inode.data[offset:stop] = bytes(stop - offset)
-            if end > size and not mode & FALLOC_FL_KEEP_SIZE:
+            extend = end > size and not mode & FALLOC_FL_KEEP_SIZE
+            if extend:
                 check_size(end)
-                inode.data.extend(bytes(end - size))
+            inode.zero_range(offset, end, extend=extend)
             inode.modified()
             return
         if end > size and not mode & FALLOC_FL_KEEP_SIZE:
             check_size(end)
-            inode.leave_holes(size, (end + PAGE_SIZE - 1) // PAGE_SIZE)
-            inode.data.extend(bytes(end - size))
+            inode.zero_range(size, end, extend=True)
             inode.changed()
 
     def reopen(self, flags: int) -> "RegularFile":

@@ -128,21 +128,30 @@ def _pages(nbytes: int) -> int:
 class RegularInode(Inode):
     """A regular file; ``data`` is its content.
 
+    ``mapping`` is its page cache (kernel/pagecache.py InodeMapping) once
+    the file was mmap'd, else None. Pages written through a MAP_SHARED
+    mapping live in guest frames until ``sync`` copies them into ``data``:
+    whoever reads ``data`` directly calls ``sync`` first, whoever changes
+    it calls ``write_at``/``truncate``/``zero_range``, which keep the
+    cached frames current (mmap(2)'s coherence with read/write).
+
     ``alloc`` says which pages hold data, as tmpfs's page cache does
     (mm/shmem.c): None while every page below the size does (the usual
     case: a file written from the start), else the set of page numbers
     (4 KiB pages) that were written. A page never written reads as zeros
-    and is a hole for lseek's SEEK_HOLE/SEEK_DATA and st_blocks.
+    and is a hole for lseek's SEEK_HOLE/SEEK_DATA and st_blocks (a hole
+    written only through a shared mapping still counts as one).
     ``seals`` is the F_SEAL_* mask of a shmem file (memfd_create(2)), or
     None on a file system without seals (F_GET_SEALS is EINVAL there).
     """
 
-    __slots__ = ("data", "alloc", "seals")
+    __slots__ = ("data", "mapping", "alloc", "seals")
 
     def __init__(self, fs, mode, uid=0, gid=0, data: bytearray | None = None,
                  seals: int | None = None, **kw):
         super().__init__(fs, _stat.S_IFREG | (mode & 0o7777), uid, gid, **kw)
         self.data = bytearray() if data is None else data
+        self.mapping = None
         self.alloc: set[int] | None = None
         self.seals = seals
 
@@ -164,8 +173,22 @@ class RegularInode(Inode):
         if self.alloc is None and end_page > _pages(old_size):
             self.alloc = set(range(_pages(old_size)))
 
+    def sync(self, offset: int = 0, length: int | None = None) -> None:
+        """Bring ``data`` up to date with pages written through shared mappings
+        ([offset, offset+length) bytes; everything when length is None)."""
+        mapping = self.mapping
+        if mapping is not None and mapping.dirty:
+            mapping.sync(offset, len(self.data) - offset if length is None else length)
+
+    def read_at(self, n: int, offset: int) -> bytes:
+        """Up to ``n`` bytes at byte ``offset`` (fewer at the end of the file)."""
+        if self.mapping is not None:
+            self.sync(offset, n)
+        return self.data[offset:offset + n]
+
     def truncate(self, length: int) -> None:
         """Set the size to ``length`` bytes (zeros when it grows); times change."""
+        self.sync()
         data = self.data
         old = len(data)
         if length < old:
@@ -176,6 +199,8 @@ class RegularInode(Inode):
         elif length > old:
             self.leave_holes(old, _pages(length))
             data.extend(bytes(length - old))
+        if self.mapping is not None:
+            self.mapping.truncated(old, length)
         self.modified()
 
     def write_at(self, buf, offset: int) -> int:
@@ -184,6 +209,9 @@ class RegularInode(Inode):
         n = len(buf)
         if n == 0:
             return 0
+        mapping = self.mapping
+        if mapping is not None:
+            self.sync(offset, n)
         old = len(data)
         if offset > old:
             self.leave_holes(old, offset // PAGE_SIZE)
@@ -191,21 +219,41 @@ class RegularInode(Inode):
         if self.alloc is not None:
             self.alloc.update(range(offset // PAGE_SIZE, (offset + n - 1) // PAGE_SIZE + 1))
         data[offset:offset + n] = buf
+        if mapping is not None:
+            lo = min(old, offset)
+            mapping.refresh(lo, offset + n - lo)
         self.mtime_ns = self.ctime_ns = now_ns()
         return n
+
+    def zero_range(self, offset: int, end: int, extend: bool) -> None:
+        """Zero bytes [offset, end) inside the file; grow it to ``end`` if ``extend``
+        (fallocate(2)'s PUNCH_HOLE, ZERO_RANGE and plain allocation; new
+        pages are holes)."""
+        data = self.data
+        old = len(data)
+        stop = min(end, old)
+        if self.mapping is not None:
+            self.sync(offset, stop - offset)
+        if offset < stop:
+            data[offset:stop] = bytes(stop - offset)
+        if extend and end > old:
+            self.leave_holes(old, _pages(end))
+            data.extend(bytes(end - old))
+        if self.mapping is not None:
+            lo = min(offset, old)
+            self.mapping.refresh(lo, max(end, old) - lo)
 
     def punch_hole(self, offset: int, end: int) -> None:
         """Zero bytes [offset, end) below the size; the whole pages among
         them become holes (fallocate FALLOC_FL_PUNCH_HOLE, as shmem)."""
-        data = self.data
-        stop = min(end, len(data))
-        if offset >= stop:
+        size = len(self.data)
+        if offset >= min(end, size):
             return
-        data[offset:stop] = bytes(stop - offset)
-        first, last = _pages(offset), min(end // PAGE_SIZE, _pages(len(data)))
+        self.zero_range(offset, end, extend=False)
+        first, last = _pages(offset), min(end // PAGE_SIZE, _pages(size))
         if first < last:
             if self.alloc is None:
-                self.alloc = set(range(_pages(len(data))))
+                self.alloc = set(range(_pages(size)))
             self.alloc.difference_update(range(first, last))
 
     def seek_data(self, offset: int) -> int:

@@ -11,8 +11,9 @@ fs/xattr.c's simple_xattr (the storage), in Python:
   directories only, read/write permission on the file, a sticky
   directory only for its owner), ``trusted.`` (root only: set EPERM,
   get ENODATA, hidden from listxattr otherwise) and ``security.``;
-  another prefix (``system.`` ACLs included) is EOPNOTSUPP, a bare
-  prefix ("user.") EINVAL.
+  POSIX ACL names read as absent (ENODATA) but cannot be set
+  (EOPNOTSUPP); another prefix is EOPNOTSUPP, a bare prefix ("user.")
+  EINVAL.
 * Host files beneath the overlay: their host xattrs are read (getxattr,
   listxattr, never written); the first change copies the file up with
   its host ``user.`` xattrs (``inherit``), then it is in memory like any
@@ -40,6 +41,9 @@ XATTR_SIZE_MAX = 1 << 16
 XATTR_LIST_MAX = 1 << 16
 
 PREFIXES = (b"user.", b"trusted.", b"security.")
+# POSIX ACLs (system. namespace): tmpfs and ext4 know them; none is kept
+# here, so reading one is ENODATA and setting one EOPNOTSUPP.
+ACL_NAMES = (b"system.posix_acl_access", b"system.posix_acl_default")
 
 _XATTRS: "weakref.WeakKeyDictionary[object, dict[bytes, bytes]]" = weakref.WeakKeyDictionary()
 
@@ -54,6 +58,8 @@ def check_name(name: bytes) -> None:
 def _resolve(name: bytes) -> None:
     """xattr_resolve_name: EOPNOTSUPP for an unknown namespace, EINVAL for
     a namespace prefix alone."""
+    if name in ACL_NAMES:
+        return
     for prefix in PREFIXES:
         if name.startswith(prefix):
             if len(name) == len(prefix):
@@ -99,10 +105,14 @@ def _host_names(host_path: bytes) -> list[bytes]:
 
 
 def _host_get(host_path: bytes, name: bytes) -> bytes | None:
+    """The host file's value, None when it has none; the host's errno
+    (EOPNOTSUPP, E2BIG...) otherwise."""
     try:
         return os.getxattr(host_path, name, follow_symlinks=False)
-    except OSError:
-        return None
+    except OSError as e:
+        if e.errno == errno.ENODATA:
+            return None
+        raise SyscallError(e.errno or errno.EIO) from None
 
 
 def inherit(inode, host_path: bytes) -> None:
@@ -110,7 +120,10 @@ def inherit(inode, host_path: bytes) -> None:
     found = {}
     for name in _host_names(host_path):
         if name.startswith(b"user."):
-            value = _host_get(host_path, name)
+            try:
+                value = _host_get(host_path, name)
+            except SyscallError:
+                continue
             if value is not None:
                 found[name] = value
     if found:
@@ -127,10 +140,10 @@ def _store(obj, create: bool) -> dict[bytes, bytes] | None:
 def get(creds, obj, name: bytes, host_path: bytes | None = None) -> bytes:
     """getxattr: the value (ENODATA when absent). ``host_path`` reads a host file's."""
     _permission(creds, obj, name, False)
-    _resolve(name)
     if host_path is not None:
-        value = _host_get(host_path, name)
+        value = _host_get(host_path, name)  # the host file system's own answer
     else:
+        _resolve(name)
         value = (_store(obj, False) or {}).get(name)
     if value is None:
         raise SyscallError(errno.ENODATA)
@@ -153,6 +166,8 @@ def set_(creds, obj, name: bytes, value: bytes, flags: int) -> None:
     XATTR_REPLACE for an absent one; an empty value is a value."""
     _permission(creds, obj, name, True)
     _resolve(name)
+    if name in ACL_NAMES:
+        raise SyscallError(errno.EOPNOTSUPP)
     d = _store(obj, True)
     if flags & XATTR_CREATE and name in d:
         raise SyscallError(errno.EEXIST)
