@@ -46,6 +46,7 @@ from kvmsentry.kernel.vfs.inode import DirInode, FifoInode, Inode, RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 from kvmsentry.kernel.vfs.mount import MountNamespace
 from kvmsentry.kernel.vfs.overlay import HostInode
+from kvmsentry.kernel.vfs import hostfs
 from kvmsentry.kernel.vfs import perm as _perm
 from kvmsentry.kernel.vfs.perm import MAY_EXEC, MAY_READ, MAY_WRITE
 
@@ -550,6 +551,22 @@ def open_device(name: bytes, flags: int, guest_path: bytes) -> File:
     raise SyscallError(errno.ENOENT)
 
 
+def _open_host(node: Node, file_flags: int) -> HostFile:
+    """A host file or directory opened read-only, beneath its mount's host
+    root (vfs.hostfs: openat2 RESOLVE_IN_ROOT, or a no-symlink walk).
+    EACCES for a host FIFO, socket or device (O_NONBLOCK only keeps a
+    FIFO from blocking the open)."""
+    oflags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    if file_flags & O_DIRECTORY:
+        oflags |= os.O_DIRECTORY
+    fd = fdmod.host_call(hostfs.open_beneath, node.mount.fs.host_root, node.host_path, oflags)
+    st = os.fstat(fd)
+    if not (_stat.S_ISREG(st.st_mode) or _stat.S_ISDIR(st.st_mode)):
+        os.close(fd)
+        raise SyscallError(errno.EACCES)
+    return HostFile(fd, node.host_path, node.guest_path, file_flags, node.parent.ino)
+
+
 def _open_mask(flags: int) -> int:
     """The MAY_* bits an open asks for (fs/open.c ACC_MODE, O_TRUNC writes)."""
     acc = flags & O_ACCMODE
@@ -724,7 +741,7 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
             if flags & O_TRUNC:
                 inode.truncate(0)
             return RegularFile(inode, file_flags, node.guest_path)
-        return HostFile.open(node.host_path, node.guest_path, file_flags, node.parent.ino)
+        return _open_host(node, file_flags)
     if node.kind == MEM:
         inode = node.inode
         if is_dir:

@@ -24,7 +24,9 @@ host's.
 
 The host root is never opened for writing, and host paths are only formed
 as ``<host root>/<names>`` from entries looked up one at a time with
-lstat, so ``..`` and symlinks cannot leave it (namei resolves symlinks).
+lstat, so ``..`` and symlinks cannot leave it (namei resolves symlinks);
+files are opened beneath the root (vfs.hostfs: openat2 RESOLVE_IN_ROOT),
+so a host directory swapped for a symlink meanwhile cannot lead out.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import stat as _stat
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel.fd import dt_from_mode, host_call
 from kvmsentry.kernel.syscalls.table import SyscallError
-from kvmsentry.kernel.vfs import xattr
+from kvmsentry.kernel.vfs import hostfs, xattr
 from kvmsentry.kernel.vfs.inode import (
     DirInode, Filesystem, Inode, Lower, RegularInode, SpecialInode, SymlinkInode,
 )
@@ -172,7 +174,9 @@ class Overlay(Filesystem):
         if _stat.S_ISREG(mode):
             data = bytearray()
             if not truncate:
-                with host_call(open, host.host_path, "rb", buffering=0) as f:
+                fd = host_call(hostfs.open_beneath, self.host_root, host.host_path,
+                               os.O_RDONLY | os.O_NOFOLLOW)
+                with open(fd, "rb", buffering=0) as f:
                     data = bytearray(host_call(f.read))
             inode = RegularInode(self, mode, st.st_uid, st.st_gid, data=data, **kw)
         elif _stat.S_ISLNK(mode):
