@@ -41,7 +41,7 @@ from kvmsentry.kernel.fd import (
     HostStream, PathFile,
 )
 from kvmsentry.kernel.syscalls.table import SyscallError
-from kvmsentry.kernel.vfs.file import DirectoryFile, RegularFile
+from kvmsentry.kernel.vfs.file import DirectoryFile, OpenDirectory, RegularFile
 from kvmsentry.kernel.vfs.inode import DirInode, FifoInode, Inode, RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 from kvmsentry.kernel.vfs.mount import MountNamespace
@@ -487,47 +487,22 @@ def node_readlink(node: Node) -> bytes:
     raise SyscallError(errno.EINVAL)
 
 
-class SyntheticDir(File):
+class SyntheticDir(OpenDirectory):
     """A directory the sentry makes up (/proc/self, /proc/self/fd, ...)."""
 
     def __init__(self, node: Node, flags: int):
         super().__init__(flags, node.guest_path)
         self._node = node
-        self._pos = 0
-
-    def is_dir(self) -> bool:
-        return True
-
-    def read(self, n: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
-
-    def pread(self, n: int, offset: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
 
     def stat(self) -> Stat:
         return node_stat(self._node)
 
-    def lseek(self, offset: int, whence: int) -> int:
-        if whence == fdmod.SEEK_SET:
-            new = offset
-        elif whence == fdmod.SEEK_CUR:
-            new = self._pos + offset
-        else:
-            raise SyscallError(errno.EINVAL)
-        if new < 0:
-            raise SyscallError(errno.EINVAL)
-        self._pos = new
-        return new
-
     def getdents(self):
         ino = node_stat(self._node).st_ino
         entries = [(b".", fdmod.DT_DIR), (b"..", fdmod.DT_DIR)] + list(self._node.entries)
-        for i in range(self._pos, len(entries)):
+        for i in range(self.pos, len(entries)):
             name, d_type = entries[i]
             yield i + 1, Dirent(ino + 1 + i, d_type, name)
-
-    def seek_dir(self, position: int) -> None:
-        self._pos = position
 
     def reopen(self, flags: int) -> "SyntheticDir":
         return SyntheticDir(self._node, flags)

@@ -33,10 +33,10 @@ from kvmsentry.kernel.fd import (
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.pipe import pipe_fcntl
-from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, error, syscall
+from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.kernel.vfs import perm
 from kvmsentry.kernel.vfs.inode import DirInode
-from kvmsentry.kernel.vfs.file import RegularFile, add_seals, check_size, get_seals
+from kvmsentry.kernel.vfs.file import RegularFile, add_seals, check_size, copy_data, get_seals
 
 # include/uapi/linux/fcntl.h
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -349,24 +349,7 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
         pos = S64.unpack(task.mm.copy_in(offset, 8))[0]
         if pos < 0:
             raise SyscallError(errno.EINVAL)
-    done = 0
-    while done < count:
-        n = min(CHUNK, count - done)
-        try:
-            data = src.read(n) if pos is None else src.pread(n, pos + done)
-            if not data:
-                break
-            w = dst.write(data)
-        except SyscallError:
-            if done:
-                break
-            raise
-        done += w
-        if w < len(data):
-            if pos is None:
-                # Give back what was read but not written.
-                src.lseek(w - len(data), 1)
-            break
+    done = copy_data(src, dst, count, pos_in=pos, chunk=CHUNK)
     if pos is not None:
         task.mm.copy_out(offset, S64.pack(pos + done))
     return done

@@ -17,7 +17,7 @@ from kvmsentry.kernel.fd import O_APPEND, O_LARGEFILE, O_PATH, O_RDWR, File, nof
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.kernel.vfs import flock as _flock
-from kvmsentry.kernel.vfs.file import RegularFile, check_size
+from kvmsentry.kernel.vfs.file import RegularFile, copy_data
 from kvmsentry.kernel.vfs.inode import F_SEAL_EXEC, F_SEAL_SEAL, RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 
@@ -123,27 +123,7 @@ def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):
         span = max(0, min(count, st_in.st_size - a))  # Linux checks what it would copy
         if a < b + span and b < a + span:
             raise SyscallError(errno.EINVAL)
-    done = 0
-    while done < count:
-        n = min(CHUNK, count - done)
-        try:
-            data = src.read(n) if pos_in is None else src.pread(n, pos_in + done)
-            if not data:
-                break
-            if pos_out is None:
-                w = dst.write(data)
-            else:
-                check_size(pos_out + done + len(data))
-                w = dst.pwrite(data, pos_out + done)
-        except SyscallError:
-            if done:
-                break
-            raise
-        done += w
-        if w < len(data):
-            if pos_in is None:
-                src.lseek(w - len(data), 1)  # give back what was not written
-            break
+    done = copy_data(src, dst, count, pos_in, pos_out, CHUNK)
     if pos_in is not None:
         task.mm.copy_out(off_in, S64.pack(pos_in + done))
     if pos_out is not None:

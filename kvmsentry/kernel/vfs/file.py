@@ -40,6 +40,41 @@ def check_size(length: int) -> None:
         raise SyscallError(errno.EFBIG)
 
 
+def copy_data(src: File, dst: File, count: int, pos_in: int | None = None,
+              pos_out: int | None = None, chunk: int = 1 << 20) -> int:
+    """Move up to ``count`` bytes from ``src`` to ``dst`` by reads and writes
+    of ``chunk`` bytes: sendfile(2) and copy_file_range(2) without a splice.
+
+    Each side uses its file offset (None) or the position given, which it
+    leaves alone. Returns the bytes moved: short at EOF, at a short write
+    (what was read but not written is given back to src's offset), or at
+    an error after some bytes; the error itself when none moved. EFBIG for
+    a position write past MAX_MEM_FILESIZE.
+    """
+    done = 0
+    while done < count:
+        n = min(chunk, count - done)
+        try:
+            data = src.read(n) if pos_in is None else src.pread(n, pos_in + done)
+            if not data:
+                break
+            if pos_out is None:
+                w = dst.write(data)
+            else:
+                check_size(pos_out + done + len(data))
+                w = dst.pwrite(data, pos_out + done)
+        except SyscallError:
+            if done:
+                break
+            raise
+        done += w
+        if w < len(data):
+            if pos_in is None:
+                src.lseek(w - len(data), SEEK_CUR)
+            break
+    return done
+
+
 def _sealed_count(inode: RegularInode, pos: int, n: int) -> int:
     """How many of ``n`` bytes at ``pos`` the seals let a write store.
 
@@ -76,9 +111,9 @@ def add_seals(file: File, seals: int) -> None:
 
     EPERM for a file not open for writing or already F_SEAL_SEAL'd,
     EINVAL for unknown seal bits or a file that cannot be sealed. F_SEAL_EXEC
-    on an executable file adds the write seals too (W^X). Adding
-    F_SEAL_WRITE never meets a writable shared mapping here (those are
-    not made), so it is never EBUSY.
+    on an executable file adds the write seals too (W^X). Writable
+    MAP_SHARED mappings are not counted: adding F_SEAL_WRITE while one
+    exists is not EBUSY here, and mmap does not refuse a sealed file.
     """
     if not file.writable:
         raise SyscallError(errno.EPERM)
@@ -201,16 +236,15 @@ class RegularFile(File):
         return RegularFile(self.inode, (flags & ~OPEN_ONLY_FLAGS) | O_LARGEFILE, self.guest_path)
 
 
-class DirectoryFile(File):
-    """An open in-memory directory; ``parent_ino`` is what ``..`` reports."""
+class OpenDirectory(File):
+    """What every open directory shares: ``pos`` is the getdents64 position
+    (the d_off of the last entry returned); read and pread are EISDIR;
+    lseek takes SEEK_SET and SEEK_CUR only (EINVAL otherwise and for a
+    negative result), as dcache_dir_lseek. Subclasses list the entries."""
 
-    def __init__(self, inode: DirInode, flags: int, guest_path: bytes, parent_ino: int):
+    def __init__(self, flags: int, guest_path: bytes):
         super().__init__(flags, guest_path)
-        self.inode = inode
-        self.parent_ino = parent_ino
         self.pos = 0
-        # (inode.version, pos, index): where the last listing stopped.
-        self._hint = (-1, 0, 0)
 
     def is_dir(self) -> bool:
         return True
@@ -220,9 +254,6 @@ class DirectoryFile(File):
 
     def pread(self, n: int, offset: int) -> bytes:
         raise SyscallError(errno.EISDIR)
-
-    def stat(self) -> Stat:
-        return self.inode.stat()
 
     def lseek(self, offset: int, whence: int) -> int:
         if whence == SEEK_SET:
@@ -235,6 +266,23 @@ class DirectoryFile(File):
             raise SyscallError(errno.EINVAL)
         self.pos = new
         return new
+
+    def seek_dir(self, position: int) -> None:
+        self.pos = position
+
+
+class DirectoryFile(OpenDirectory):
+    """An open in-memory directory; ``parent_ino`` is what ``..`` reports."""
+
+    def __init__(self, inode: DirInode, flags: int, guest_path: bytes, parent_ino: int):
+        super().__init__(flags, guest_path)
+        self.inode = inode
+        self.parent_ino = parent_ino
+        # (inode.version, pos, index): where the last listing stopped.
+        self._hint = (-1, 0, 0)
+
+    def stat(self) -> Stat:
+        return self.inode.stat()
 
     def getdents(self):
         d = self.inode
@@ -263,9 +311,6 @@ class DirectoryFile(File):
             prev = cookie
             yield cookie, Dirent(child_ino(child), child_d_type(child), name)
         self._hint = (d.version, prev, len(names))
-
-    def seek_dir(self, position: int) -> None:
-        self.pos = position
 
     def reopen(self, flags: int) -> "DirectoryFile":
         return DirectoryFile(self.inode, (flags & ~OPEN_ONLY_FLAGS) | O_LARGEFILE,
