@@ -265,8 +265,10 @@ def _boot(args) -> int:
     closed = _fill_closed_stdio()
 
     from kvmsentry.kernel.kernel import ExecError, Kernel, SentryBug
+    from kvmsentry.kernel.task import Credentials
     from kvmsentry.platform.kvm import KvmPlatform
     from kvmsentry.vm.kvm import KvmError, KvmUnavailable
+    uid, gid = args.user
 
     try:
         platform = KvmPlatform(args.memory)
@@ -279,7 +281,8 @@ def _boot(args) -> int:
     kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit,
                     binds=getattr(args, "binds", ()))
     try:
-        task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed)
+        task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed,
+                                 creds=Credentials(uid, uid, uid, gid, gid, gid))
     except ExecError as e:
         _error(f"{binary}: cannot execute: {e}")
         # A missing interpreter is ENOENT: 127, as a shell says.
@@ -287,10 +290,6 @@ def _boot(args) -> int:
     except OSError as e:
         _error(f"{binary}: cannot execute: {e.strerror}")
         return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
-    uid, gid = args.user
-    if (uid, gid) != (0, 0):
-        from kvmsentry.kernel.task import Credentials
-        task.process.creds = Credentials(uid, uid, uid, gid, gid, gid)
     profiler = None
     if args.profile or args.profile_json:
         from kvmsentry.bench import profile

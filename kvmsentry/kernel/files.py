@@ -220,7 +220,9 @@ def _dir_walk(task, ns: MountNamespace, guest_path: bytes) -> _Walk:
     w = _Walk(ns)
     stack = guest_path.split(b"/")
     stack.reverse()
-    _walk(task, ns, w, stack, True, False)
+    # The start directory itself was reached before (chdir, open): its
+    # ancestors' search bits are not checked again, as Linux keeps a path.
+    _walk(task, ns, w, stack, True, False, search=False)
     return w
 
 
@@ -263,13 +265,15 @@ def lookup(task, dirfd: int, path: bytes, follow: bool = True,
 
 
 def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
-          allow_missing: bool) -> Node:
+          allow_missing: bool, search: bool = True) -> Node:
     """Resolve the components in ``stack`` (reversed) from ``w`` (fs/namei.c
     link_path_walk): ``..`` stops at /, a symlink's target is spliced in
     (an absolute one restarts at /), mounts shadow what is beneath them."""
     links = 0
     creds = task.process.creds
-    search = creds.euid != 0  # root may search every directory (CAP_DAC_READ_SEARCH)
+    # Search permission on each directory looked in (may_lookup); root
+    # may search every directory (CAP_DAC_READ_SEARCH).
+    search = search and creds.euid != 0
     while stack:
         name = stack.pop()
         if name == b"":
