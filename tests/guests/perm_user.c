@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static const char *en(int e) {
@@ -24,6 +25,7 @@ static const char *en(int e) {
 #define E(x) case x: return #x;
     E(EPERM) E(ENOENT) E(EBADF) E(EACCES) E(EEXIST) E(EXDEV) E(ENOTDIR) E(EISDIR)
     E(EINVAL) E(EROFS) E(ENOTEMPTY) E(ELOOP) E(EBUSY) E(EOPNOTSUPP) E(ENOSYS)
+    E(ENODATA) E(ERANGE)
 #undef E
     default: snprintf(buf, sizeof buf, "E%d", e); return buf;
     }
@@ -159,6 +161,18 @@ int main(int argc, char **argv) {
     T(access("rootdir", W_OK));
     T(access("groupdir", W_OK | X_OK));
     T(faccessat(AT_FDCWD, "shared", R_OK | W_OK, AT_EACCESS));
+
+    /* xattrs: the file's permission for user., root only for trusted. */
+    T(setxattr("rootfile", "user.x", "v", 1, 0));
+    T(setxattr("shared", "user.x", "v", 1, 0));
+    T(getxattr("shared", "user.x", NULL, 0));
+    T(getxattr("secret", "user.x", NULL, 0));
+    T(setxattr("mine", "user.mine", "v", 1, 0));
+    T(listxattr("mine", NULL, 0));
+    T(setxattr("mine", "trusted.t", "v", 1, 0));
+    T(getxattr("mine", "trusted.t", NULL, 0));
+    T(removexattr("shared", "user.x"));
+    T(setxattr("sticky", "user.d", "v", 1, 0));
 
     /* execve: the class's x bit */
     run("./prog700");
