@@ -48,6 +48,7 @@ from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
 from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
 from kvmsentry.kernel.syscalls import vfs_extra as _vfs_extra  # noqa: F401
 from kvmsentry.kernel.syscalls import xattr as _xattr  # noqa: F401
+from kvmsentry.kernel.syscalls import creds as _creds  # noqa: F401
 from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
 from kvmsentry.kernel.syscalls import futex as _futex_syscalls  # noqa: F401
 from kvmsentry.kernel.syscalls import epoll as _epoll  # noqa: F401
@@ -154,8 +155,11 @@ class Kernel:
 
     # -- exec --------------------------------------------------------------
     def exec_first(self, host_path: str, argv: list[bytes], envp: list[bytes], cwd: str,
-                   closed_stdio: tuple[int, ...] = ()) -> Task:
+                   closed_stdio: tuple[int, ...] = (), creds=None) -> Task:
         """Load ``host_path`` as pid 1 and return its task, ready to run.
+
+        ``creds`` (task.Credentials) are the guest's ids (boot --user),
+        root when None; they are in its auxv too (AT_UID...).
 
         Raises FileNotFoundError / IsADirectoryError / PermissionError for
         the file, ExecError for one that cannot be run, with execve(2)'s
@@ -177,6 +181,8 @@ class Kernel:
             raise ExecError(e.errno, str(e)) from None
         process = Process(pid=1, ppid=0, pgid=1, sid=1, exe=self._guest_exe(host_path),
                           argv=list(argv), envp=list(envp), cwd=cwd, root=self.root)
+        if creds is not None:
+            process.creds = creds
         if self.binds:
             from kvmsentry.kernel.vfs.mount import MountNamespace
             process.mounts = MountNamespace.for_host_root(self.root, self.binds)
