@@ -17,7 +17,10 @@ static executables) and makes only ``lib`` and
 list LTP's own runner uses: helpers such as open12_child are left out)
 and runs each one twice, with a per-test timeout (``--timeout``, seconds):
 
-- natively, in a fresh temporary directory under /var/tmp given as TMPDIR;
+- natively, in a fresh temporary directory given as TMPDIR, under
+  ``--native-tmpdir`` (default /dev/shm, a tmpfs like the guest's /tmp, so
+  that both sides test the same kind of filesystem: LTP skips or adapts
+  some tests by the filesystem type of TMPDIR);
 - under ``kvmsentry boot`` with TMPDIR=/tmp (the guest's own tmpfs),
   started from ``busybox sh -c 'TEST; exit $?'``. The shell is the
   sandbox's pid 1, so the test's main process has a parent: LTP's forked
@@ -188,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     for family, name, argv in tests:
         cwd = syscalls_dir(src, family)
         env = dict(env_base, PATH=cwd + ":" + env_base["PATH"])
-        tmp = tempfile.mkdtemp(prefix=f"ltp-{name}-", dir="/var/tmp")
+        tmp = tempfile.mkdtemp(prefix=f"ltp-{name}-", dir=args.native_tmpdir)
         os.chmod(tmp, 0o1777)   # as /tmp: old-API tests make their dir after setuid(nobody)
         try:
             native = None
@@ -272,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--test", action="append", help="only this test (repeatable), e.g. open01")
     r.add_argument("--timeout", type=float, default=120, help="seconds per test and side (default 120)")
     r.add_argument("--timeout-mul", help="LTP_TIMEOUT_MUL for both sides")
+    r.add_argument("--native-tmpdir", default="/dev/shm" if os.path.isdir("/dev/shm") else "/var/tmp",
+                   help="where the native runs' TMPDIRs are made (default /dev/shm)")
     r.add_argument("--kvmsentry", help="the kvmsentry command (default: the project's .venv)")
     r.add_argument("--strace", action="store_true", help="boot with --strace (into the logs)")
     r.add_argument("--no-native", action="store_true", help="skip the native runs")
