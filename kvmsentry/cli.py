@@ -103,7 +103,7 @@ def _bench_parser(sub) -> None:
                     "the ratio to native; then profile each under kvmsentry (exits by kind).")
     bench.add_argument("-n", type=int, default=3, metavar="N", help="rounds (default 3)")
     bench.add_argument("--workload", action="append", choices=WORKLOAD_NAMES, metavar="NAME",
-                       help="run this workload (repeatable; default: all but futex and threads); "
+                       help="run this workload (repeatable; default: all but find, futex and threads); "
                             "one of " + ", ".join(WORKLOAD_NAMES))
     bench.add_argument("--platform", action="append", choices=PLATFORM_NAMES, metavar="NAME",
                        help="run on this platform (repeatable; default: all); one of "

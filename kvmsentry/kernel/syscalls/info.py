@@ -8,6 +8,7 @@ Importing this module registers its handlers in the syscall table.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import struct
@@ -463,6 +464,136 @@ def sys_getresgid(task, rgid, egid, sgid):
     """Implements Linux syscall getresgid(2): three u32 writes. EFAULT."""
     c = task.process.creds
     _put_ids(task, (rgid, egid, sgid), (c.gid, c.egid, c.sgid))
+    return 0
+
+
+# (uid_t)-1 / (gid_t)-1: "leave unchanged" for setre*id/setres*id, invalid for set*id.
+ID_UNCHANGED = 0xFFFFFFFF
+
+
+def _id(value: int) -> int:
+    """A uid_t/gid_t argument: the low 32 bits of the register."""
+    return value & 0xFFFFFFFF
+
+
+def _capable(creds) -> bool:
+    """CAP_SETUID / CAP_SETGID: held exactly when the effective uid is 0.
+
+    Linux clears the effective capabilities when euid leaves 0 and restores
+    them from the permitted set when it returns (security/commoncap.c
+    cap_emulate_setxuid); without file capabilities or PR_SET_KEEPCAPS that
+    is "euid == 0", which /proc/<pid>/status's CapEff shows too.
+    """
+    return creds.euid == 0
+
+
+def commit_creds(task, new) -> None:
+    """Install ``new`` (a Credentials) as the process's credentials (kernel/cred.c
+    commit_creds). Every set*id goes through here, so anything that caches
+    the ids (a page answering getuid without an exit) has one place to follow.
+    """
+    task.process.creds = new
+
+
+def _set_ids(task, real: int, effective: int, saved: int, *, gid: bool) -> None:
+    """setres[ug]id's core: each of ``real``/``effective``/``saved`` is an id
+    or ID_UNCHANGED. Without CAP_SETUID (CAP_SETGID) each new id must be
+    one of the current real, effective or saved ids, else EPERM
+    (kernel/sys.c __sys_setresuid)."""
+    old = task.process.creds
+    current = (old.gid, old.egid, old.sgid) if gid else (old.uid, old.euid, old.suid)
+    if not _capable(old):
+        for value in (real, effective, saved):
+            if value != ID_UNCHANGED and value not in current:
+                raise SyscallError(errno.EPERM)
+    new_ids = tuple(c if v == ID_UNCHANGED else v for v, c in zip((real, effective, saved), current))
+    names = ("gid", "egid", "sgid") if gid else ("uid", "euid", "suid")
+    commit_creds(task, dataclasses.replace(old, **dict(zip(names, new_ids))))
+
+
+def _setid(task, value: int, *, gid: bool) -> int:
+    """setuid(2)/setgid(2) (kernel/sys.c __sys_setuid): with the capability,
+    real, effective and saved ids all become ``value``; without, only the
+    effective one, and only to the real or saved id (else EPERM). EINVAL
+    for (uid_t)-1."""
+    value = _id(value)
+    if value == ID_UNCHANGED:
+        raise SyscallError(errno.EINVAL)
+    old = task.process.creds
+    if _capable(old):
+        _set_ids(task, value, value, value, gid=gid)
+        return 0
+    real, saved = (old.gid, old.sgid) if gid else (old.uid, old.suid)
+    if value not in (real, saved):
+        raise SyscallError(errno.EPERM)
+    _set_ids(task, ID_UNCHANGED, value, ID_UNCHANGED, gid=gid)
+    return 0
+
+
+def _setreid(task, real: int, effective: int, *, gid: bool) -> int:
+    """setreuid(2)/setregid(2) (kernel/sys.c __sys_setreuid): -1 leaves an id.
+    Without the capability the real id may become the real or effective
+    one, the effective id the real, effective or saved one (else EPERM).
+    The saved id becomes the new effective id when the real id is set or
+    the effective id is set to something other than the old real id."""
+    real, effective = _id(real), _id(effective)
+    old = task.process.creds
+    r, e, s = (old.gid, old.egid, old.sgid) if gid else (old.uid, old.euid, old.suid)
+    if not _capable(old):
+        if real != ID_UNCHANGED and real not in (r, e):
+            raise SyscallError(errno.EPERM)
+        if effective != ID_UNCHANGED and effective not in (r, e, s):
+            raise SyscallError(errno.EPERM)
+    new_r = r if real == ID_UNCHANGED else real
+    new_e = e if effective == ID_UNCHANGED else effective
+    new_s = s
+    if real != ID_UNCHANGED or (effective != ID_UNCHANGED and effective != r):
+        new_s = new_e
+    names = ("gid", "egid", "sgid") if gid else ("uid", "euid", "suid")
+    commit_creds(task, dataclasses.replace(old, **dict(zip(names, (new_r, new_e, new_s)))))
+    return 0
+
+
+@syscall("setuid")
+def sys_setuid(task, uid):
+    """Implements Linux syscall setuid(2) (``_setid``). EINVAL, EPERM.
+
+    Credentials belong to the process: every thread changes at once, as
+    glibc's setuid makes it (setxid broadcast), where the raw syscall of
+    Linux changes only the calling thread.
+    """
+    return _setid(task, uid, gid=False)
+
+
+@syscall("setgid")
+def sys_setgid(task, gid):
+    """Implements Linux syscall setgid(2) (``_setid``, with CAP_SETGID). EINVAL, EPERM."""
+    return _setid(task, gid, gid=True)
+
+
+@syscall("setreuid")
+def sys_setreuid(task, ruid, euid):
+    """Implements Linux syscall setreuid(2) (``_setreid``). EPERM."""
+    return _setreid(task, ruid, euid, gid=False)
+
+
+@syscall("setregid")
+def sys_setregid(task, rgid, egid):
+    """Implements Linux syscall setregid(2) (``_setreid``). EPERM."""
+    return _setreid(task, rgid, egid, gid=True)
+
+
+@syscall("setresuid")
+def sys_setresuid(task, ruid, euid, suid):
+    """Implements Linux syscall setresuid(2) (``_set_ids``): -1 leaves an id. EPERM."""
+    _set_ids(task, _id(ruid), _id(euid), _id(suid), gid=False)
+    return 0
+
+
+@syscall("setresgid")
+def sys_setresgid(task, rgid, egid, sgid):
+    """Implements Linux syscall setresgid(2) (``_set_ids``): -1 leaves an id. EPERM."""
+    _set_ids(task, _id(rgid), _id(egid), _id(sgid), gid=True)
     return 0
 
 
