@@ -1,13 +1,15 @@
-"""Futex wait queues: waiters keyed by (address space, address) (kernel/futex/*.c).
+"""Futex wait queues: waiters keyed by a ``futex_key`` (kernel/futex/*.c).
 
 A futex is a 32-bit word in guest memory (4-byte aligned) that threads
-wait on. Linux hashes waiters by a ``futex_key``: (mm, address) for a
-private futex and for any futex in private memory, (inode or page,
-offset) for a shared futex in a MAP_SHARED mapping. Here a private key
-is (MemoryManager, address) and a shared one ("shared", guest-physical
-address of the word): processes that map the same frame (a MAP_SHARED
-page shared across fork, or a page-cache page) meet on it, as
-multiprocessing's semaphores and process-shared pthread mutexes need.
+wait on. Linux hashes waiters by a ``futex_key`` (get_futex_key in
+kernel/futex/core.c): (mm, address) for a private futex
+(FUTEX_PRIVATE_FLAG) and for any futex in private memory, (inode or page,
+offset) for a shared futex in a MAP_SHARED mapping. Here the first is
+(MemoryManager, address) and the second ("shared", guest-physical
+address of the word): every MAP_SHARED mapping of the same memory (an
+anonymous one inherited across fork, a file's page-cache frames) maps
+the same frames, so processes waiting on it meet, as LTP's checkpoints
+(tst_checkpoint.h) need.
 
 Each ``Waiter`` sleeps on its own ``sched.WaitQueue`` (so a wake is
 precise and a signal for the task wakes it through ``task.waiting_on``)
@@ -26,6 +28,7 @@ import time
 from kvmsentry.kernel import sched
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
 
 # include/uapi/linux/futex.h
 FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
@@ -71,25 +74,25 @@ _waiters: dict[tuple, list[Waiter]] = {}
 
 
 def futex_key(task, uaddr: int, shared: bool = False) -> tuple:
-    """The key of the futex at ``uaddr`` for ``task`` (kernel/futex/core.c get_futex_key).
+    """The key of the futex at ``uaddr`` for ``task`` (get_futex_key).
 
-    (its mm, uaddr) for a private futex, and for a shared one (``shared``:
-    no FUTEX_PRIVATE_FLAG) in private memory; ("shared", guest-physical
-    address of the word) for a shared futex in a MAP_SHARED mapping, the
-    page faulted in first. EINVAL when ``uaddr`` is not 4-byte aligned,
-    EFAULT when a shared futex's page cannot be read.
+    ``shared`` is a futex without FUTEX_PRIVATE_FLAG: in a MAP_SHARED VMA
+    its key is ("shared", the word's guest-physical address), the page
+    faulted in first (EFAULT when it cannot be read); anywhere else, and
+    for a private futex, (task's mm, uaddr). EINVAL when ``uaddr`` is not
+    4-byte aligned.
     """
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
+    mm = task.mm
     if shared:
-        mm = task.mm
         vma = mm.find_vma(uaddr)
         if vma is not None and vma.shared:
-            get_value(task, uaddr)  # the page is present after this
-            gpa = mm.pages.get(uaddr >> 12)
+            get_value(task, uaddr)          # the page is present from here on
+            gpa = mm.pages.get(uaddr >> PAGE_SHIFT)
             if gpa is not None:
-                return ("shared", gpa + (uaddr & 0xFFF))
-    return (task.mm, uaddr)
+                return ("shared", gpa + (uaddr & (PAGE_SIZE - 1)))
+    return (mm, uaddr)
 
 
 def get_value(task, uaddr: int) -> int:
@@ -133,12 +136,12 @@ def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int,
     """futex_wait: sleep while the u32 at ``uaddr`` is ``val``, until woken.
 
     ``deadline`` is a time.monotonic() value (None: no timeout); ``bitset``
-    a nonzero u32 that wakers' bitsets must intersect. Returns when woken.
+    a nonzero u32 that wakers' bitsets must intersect; ``shared`` as in
+    ``futex_key``. Returns when woken.
     Raises SyscallError EINVAL (unaligned), EFAULT (unreadable word),
     EAGAIN (the word is not ``val``), ETIMEDOUT (the deadline passed), and
     sched.Interrupted when a signal for the task cut the wait short (the
     caller picks ERESTARTSYS or ERESTART_RESTARTBLOCK as Linux does).
-    ``shared``: no FUTEX_PRIVATE_FLAG (see futex_key).
     """
     key = futex_key(task, uaddr, shared)
     if get_value(task, uaddr) != val & 0xFFFFFFFF:
@@ -169,7 +172,7 @@ def wake(task, uaddr: int, nr_wake: int, bitset: int = FUTEX_BITSET_MATCH_ANY,
 
     ``nr_wake`` is the C int count; as in Linux at least one waiter is
     woken when any matches, even for ``nr_wake`` <= 0. Returns the number
-    woken. EINVAL when ``uaddr`` is unaligned. ``shared`` as futex_key.
+    woken. EINVAL when ``uaddr`` is unaligned; ``shared`` as in ``futex_key``.
     """
     key = futex_key(task, uaddr, shared)
     woken = 0
@@ -187,12 +190,15 @@ def futex_wake(task, uaddr: int, count: int) -> int:
     """Wake up to ``count`` waiters of the futex at ``uaddr`` in ``task``'s mm.
 
     For the kernel's own wakes (CLONE_CHILD_CLEARTID at thread exit, as
-    mm_release does); BKL held. An unaligned ``uaddr`` wakes nobody.
-    Returns the number woken.
+    mm_release does, a shared wake); BKL held. An unaligned ``uaddr`` or
+    an unreadable one wakes nobody. Returns the number woken.
     """
     if uaddr & 3:
         return 0
-    return wake(task, uaddr, count)
+    try:
+        return wake(task, uaddr, count, shared=True)
+    except SyscallError:
+        return 0
 
 
 def requeue(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_requeue: int,

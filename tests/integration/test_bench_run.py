@@ -45,7 +45,8 @@ def test_bench_quick_syscall_json(tmp_path):
     assert summary["platforms"]["kvmsentry"]["ratio"] > 0
     assert summary["platforms"]["native"]["ratio"] == pytest.approx(1.0)
     profile = data["workloads"]["syscall"]["profile"]
-    assert profile["syscalls"]["getpid"] >= 2000 and profile["syscalls"]["write"] >= 2000
+    # getpid is answered in the guest (no exit); every write exits.
+    assert profile["syscalls"].get("getpid", 0) == 0 and profile["syscalls"]["write"] >= 2000
     assert profile["exits"] >= profile["syscall_total"] + profile["page_faults"]
     assert summary["tax"]["exits"] == profile["exits"]
 

@@ -43,7 +43,7 @@ class FakeMM:
         return bytes(self.mem[off:end])
 
     def find_vma(self, gva):
-        """No VMAs: the fake's memory counts as private (futex keys are per mm)."""
+        """No VMAs: the memory is private (a futex's key is (mm, address))."""
         return None
 
     def alloc(self, n, data=b""):

@@ -78,8 +78,7 @@ def _timeout(task, cmd: int, op: int, utime: int) -> float | None:
     return now + (ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / NSEC_PER_SEC
 
 
-def _wait(task, uaddr: int, val: int, deadline: float | None, bitset: int,
-          shared: bool = False) -> int:
+def _wait(task, uaddr: int, val: int, deadline: float | None, bitset: int, shared: bool) -> int:
     """futex_wait: 0 when woken; a signal gives ERESTARTSYS without a timeout,
     ERESTART_RESTARTBLOCK with one (EINTR after a handler either way for the
     latter, restart_syscall)."""
@@ -109,8 +108,10 @@ def sys_futex(task, uaddr, op, val, utime, uaddr2, val3):
     and for the PI commands (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2,
     WAIT_REQUEUE_PI, CMP_REQUEUE_PI), which are not implemented.
 
-    A shared (non-private) futex in a MAP_SHARED mapping is keyed by its
-    guest-physical address, so processes mapping the same page meet on it.
+    A shared futex (no FUTEX_PRIVATE_FLAG) in a MAP_SHARED mapping is
+    keyed by its guest-physical address, so processes sharing the page
+    meet (kernel.futex.futex_key).
+
     Differs from Linux: a timed wait restarted after a signal
     without a handler waits its whole relative timeout again; FUTEX_WAKE_OP
     is not atomic against guest atomics on the same word (kernel.futex).

@@ -466,40 +466,6 @@ def sys_getresgid(task, rgid, egid, sgid):
     return 0
 
 
-_UNCHANGED = 0xFFFFFFFF  # (uid_t) -1
-
-
-def _set_res(task, fields: tuple[str, str, str], ids) -> None:
-    """kernel/sys.c __sys_setresuid / __sys_setresgid on ``fields`` of the creds.
-
-    -1 keeps an id. Without privilege (euid 0 stands for CAP_SETUID and
-    CAP_SETGID here) each new id must be one of the current three: EPERM.
-    """
-    creds = task.process.creds
-    current = {getattr(creds, f) for f in fields}
-    wanted = [value & 0xFFFFFFFF for value in ids]
-    if creds.euid != 0 and any(v != _UNCHANGED and v not in current for v in wanted):
-        raise SyscallError(errno.EPERM)
-    for field, value in zip(fields, wanted):
-        if value != _UNCHANGED:
-            setattr(creds, field, value)
-
-
-@syscall("setresuid")
-def sys_setresuid(task, ruid, euid, suid):
-    """Implements Linux syscall setresuid(2). EPERM without privilege for
-    an id that is not the current real, effective or saved one."""
-    _set_res(task, ("uid", "euid", "suid"), (ruid, euid, suid))
-    return 0
-
-
-@syscall("setresgid")
-def sys_setresgid(task, rgid, egid, sgid):
-    """Implements Linux syscall setresgid(2). EPERM as setresuid(2), with gids."""
-    _set_res(task, ("gid", "egid", "sgid"), (rgid, egid, sgid))
-    return 0
-
-
 @syscall("getgroups")
 def sys_getgroups(task, gidsetsize, grouplist):
     """Implements Linux syscall getgroups(2): no supplementary groups.
