@@ -597,7 +597,9 @@ class Context:
             platform.memory.put_frame(gpa)
         self._tlb_stale = False
         if pages:
-            for other in self.address_space.contexts:
+            # A snapshot: other threads add and remove contexts (clone, exit,
+            # exec) while this one runs without the kernel lock.
+            for other in tuple(self.address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
