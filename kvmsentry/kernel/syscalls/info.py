@@ -23,6 +23,8 @@ from kvmsentry.kernel.fd import NOFILE_DEFAULT, NR_OPEN, RLIMIT_NOFILE
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel import sched
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
+from kvmsentry.kernel.task import (CAP_FULL, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_RESOURCE,
+                                   commit_creds)
 
 # uname(2)'s answer (struct new_utsname fields, at most 64 bytes each).
 UTS_SYSNAME = b"Linux"
@@ -175,7 +177,7 @@ def _prlimit(task, resource: int, new: tuple[int, int] | None) -> tuple[int, int
         soft, hard = new
         if soft > hard:
             raise SyscallError(errno.EINVAL)
-        if hard > old[1] and task.process.creds.euid != 0:
+        if hard > old[1] and not task.process.creds.capable(CAP_SYS_RESOURCE):
             raise SyscallError(errno.EPERM)
         if resource == RLIMIT_NOFILE and hard > NR_OPEN:
             raise SyscallError(errno.EPERM)
@@ -189,7 +191,7 @@ def sys_prlimit64(task, pid, resource, new_limit, old_limit):
 
     ``pid`` 0 or the caller's pid (ESRCH otherwise). EINVAL for a bad
     resource or soft > hard; EPERM for raising the hard limit without
-    euid 0, or RLIMIT_NOFILE above nr_open (1048576). Limits are stored
+    CAP_SYS_RESOURCE, or RLIMIT_NOFILE above nr_open (1048576). Limits are stored
     in ``task.process.rlimits``; only RLIMIT_NOFILE is enforced so far.
     """
     pid = to_int(pid)
@@ -476,23 +478,24 @@ def _id(value: int) -> int:
     return value & 0xFFFFFFFF
 
 
-def _capable(creds) -> bool:
-    """CAP_SETUID / CAP_SETGID: held exactly when the effective uid is 0.
-
-    Linux clears the effective capabilities when euid leaves 0 and restores
-    them from the permitted set when it returns (security/commoncap.c
-    cap_emulate_setxuid); without file capabilities or PR_SET_KEEPCAPS that
-    is "euid == 0", which /proc/<pid>/status's CapEff shows too.
-    """
-    return creds.euid == 0
+def _capable(creds, gid: bool) -> bool:
+    """CAP_SETGID (``gid``) or CAP_SETUID in the effective set."""
+    return creds.capable(CAP_SETGID if gid else CAP_SETUID)
 
 
-def commit_creds(task, new) -> None:
-    """Install ``new`` (a Credentials) as the process's credentials (kernel/cred.c
-    commit_creds). Every set*id goes through here, so anything that caches
-    the ids (a page answering getuid without an exit) has one place to follow.
-    """
-    task.process.creds = new
+def _emulate_setxuid(old, new) -> None:
+    """Capabilities follow a change of uids (security/commoncap.c
+    cap_emulate_setxuid, without PR_SET_KEEPCAPS): when no uid is 0 any
+    more, the permitted and effective sets are cleared; when the effective
+    uid leaves 0 the effective set is, and when it returns to 0 it
+    becomes the permitted set again. ``new`` is changed in place."""
+    if 0 in (old.uid, old.euid, old.suid) and 0 not in (new.uid, new.euid, new.suid):
+        new.cap_permitted = 0
+        new.cap_effective = 0
+    if old.euid == 0 and new.euid != 0:
+        new.cap_effective = 0
+    if old.euid != 0 and new.euid == 0:
+        new.cap_effective = new.cap_permitted
 
 
 def _set_ids(task, real: int, effective: int, saved: int, *, gid: bool) -> None:
@@ -502,13 +505,21 @@ def _set_ids(task, real: int, effective: int, saved: int, *, gid: bool) -> None:
     (kernel/sys.c __sys_setresuid)."""
     old = task.process.creds
     current = (old.gid, old.egid, old.sgid) if gid else (old.uid, old.euid, old.suid)
-    if not _capable(old):
+    if not _capable(old, gid):
         for value in (real, effective, saved):
             if value != ID_UNCHANGED and value not in current:
                 raise SyscallError(errno.EPERM)
     new_ids = tuple(c if v == ID_UNCHANGED else v for v, c in zip((real, effective, saved), current))
+    _commit_ids(task, old, new_ids, gid)
+
+
+def _commit_ids(task, old, ids: tuple[int, int, int], gid: bool) -> None:
+    """New credentials with the (real, effective, saved) ``ids``."""
     names = ("gid", "egid", "sgid") if gid else ("uid", "euid", "suid")
-    commit_creds(task, dataclasses.replace(old, **dict(zip(names, new_ids))))
+    new = dataclasses.replace(old, **dict(zip(names, ids)))
+    if not gid:
+        _emulate_setxuid(old, new)
+    commit_creds(task, new)
 
 
 def _setid(task, value: int, *, gid: bool) -> int:
@@ -520,7 +531,7 @@ def _setid(task, value: int, *, gid: bool) -> int:
     if value == ID_UNCHANGED:
         raise SyscallError(errno.EINVAL)
     old = task.process.creds
-    if _capable(old):
+    if _capable(old, gid):
         _set_ids(task, value, value, value, gid=gid)
         return 0
     real, saved = (old.gid, old.sgid) if gid else (old.uid, old.suid)
@@ -539,7 +550,7 @@ def _setreid(task, real: int, effective: int, *, gid: bool) -> int:
     real, effective = _id(real), _id(effective)
     old = task.process.creds
     r, e, s = (old.gid, old.egid, old.sgid) if gid else (old.uid, old.euid, old.suid)
-    if not _capable(old):
+    if not _capable(old, gid):
         if real != ID_UNCHANGED and real not in (r, e):
             raise SyscallError(errno.EPERM)
         if effective != ID_UNCHANGED and effective not in (r, e, s):
@@ -549,8 +560,7 @@ def _setreid(task, real: int, effective: int, *, gid: bool) -> int:
     new_s = s
     if real != ID_UNCHANGED or (effective != ID_UNCHANGED and effective != r):
         new_s = new_e
-    names = ("gid", "egid", "sgid") if gid else ("uid", "euid", "suid")
-    commit_creds(task, dataclasses.replace(old, **dict(zip(names, (new_r, new_e, new_s)))))
+    _commit_ids(task, old, (new_r, new_e, new_s), gid)
     return 0
 
 
@@ -594,6 +604,97 @@ def sys_setresuid(task, ruid, euid, suid):
 def sys_setresgid(task, rgid, egid, sgid):
     """Implements Linux syscall setresgid(2) (``_set_ids``): -1 leaves an id. EPERM."""
     _set_ids(task, _id(rgid), _id(egid), _id(sgid), gid=True)
+    return 0
+
+
+# struct __user_cap_header_struct {u32 version; int pid;} and up to two
+# struct __user_cap_data_struct {u32 effective, permitted, inheritable;}
+# (include/uapi/linux/capability.h).
+_LINUX_CAPABILITY_VERSION_1 = 0x19980330
+_LINUX_CAPABILITY_VERSION_2 = 0x20071026
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CAP_HEADER = struct.Struct("<Ii")
+CAP_DATA = struct.Struct("<III")
+
+
+def _cap_header(task, header) -> tuple[int, int]:
+    """(u32 words per set, pid) of a capget/capset header (kernel/capability.c
+    cap_validate_magic): 1 for version 1, 2 for versions 2 and 3. An
+    unknown version is answered by writing version 3 into the header and
+    EINVAL."""
+    version, pid = CAP_HEADER.unpack(task.mm.copy_in(header, CAP_HEADER.size))
+    if version == _LINUX_CAPABILITY_VERSION_1:
+        return 1, pid
+    if version in (_LINUX_CAPABILITY_VERSION_2, _LINUX_CAPABILITY_VERSION_3):
+        return 2, pid
+    task.mm.copy_out(header, U32.pack(_LINUX_CAPABILITY_VERSION_3))
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("capget")
+def sys_capget(task, header, dataptr):
+    """Implements Linux syscall capget(2): the effective, permitted and
+    inheritable sets of process ``pid`` (0: the caller) as 1 (version 1)
+    or 2 (versions 2, 3) struct __user_cap_data_struct. With a null
+    ``dataptr`` it only probes the version: 0, even for an unknown one
+    (whose header then says version 3). EINVAL for an unknown version or
+    a negative pid, ESRCH for no such process, EFAULT.
+    Source: kernel/capability.c."""
+    try:
+        words, pid = _cap_header(task, header)
+    except SyscallError:
+        if not dataptr:
+            return 0
+        raise
+    if not dataptr:
+        return 0
+    if pid < 0:
+        raise SyscallError(errno.EINVAL)
+    process = task.process
+    if pid and pid != process.pid:
+        from kvmsentry.kernel.procfs import processes
+        process = processes(task).get(pid)
+        if process is None:
+            raise SyscallError(errno.ESRCH)
+    c = process.creds
+    out = b"".join(CAP_DATA.pack(c.cap_effective >> 32 * i & 0xFFFFFFFF,
+                                 c.cap_permitted >> 32 * i & 0xFFFFFFFF,
+                                 c.cap_inheritable >> 32 * i & 0xFFFFFFFF) for i in range(words))
+    task.mm.copy_out(dataptr, out)
+    return 0
+
+
+@syscall("capset")
+def sys_capset(task, header, data):
+    """Implements Linux syscall capset(2) for the calling process.
+
+    The new permitted set must be within the old one, the effective set
+    within the new permitted one, the inheritable set within the old
+    inheritable plus permitted sets (unless CAP_SETPCAP is effective):
+    else EPERM. Bits past CAP_LAST_CAP are dropped. EPERM for another
+    process's pid, EINVAL for an unknown version, EFAULT.
+    Source: kernel/capability.c, security/commoncap.c cap_capset.
+    """
+    words, pid = _cap_header(task, header)
+    if pid and pid != task.process.pid:
+        raise SyscallError(errno.EPERM)
+    raw = task.mm.copy_in(data, CAP_DATA.size * words)
+    effective = permitted = inheritable = 0
+    for i in range(words):
+        e, p, h = CAP_DATA.unpack_from(raw, CAP_DATA.size * i)
+        effective |= e << 32 * i
+        permitted |= p << 32 * i
+        inheritable |= h << 32 * i
+    effective &= CAP_FULL
+    permitted &= CAP_FULL
+    inheritable &= CAP_FULL
+    old = task.process.creds
+    if not old.capable(CAP_SETPCAP) and inheritable & ~(old.cap_inheritable | old.cap_permitted):
+        raise SyscallError(errno.EPERM)
+    if permitted & ~old.cap_permitted or effective & ~permitted:
+        raise SyscallError(errno.EPERM)
+    commit_creds(task, dataclasses.replace(old, cap_effective=effective, cap_permitted=permitted,
+                                           cap_inheritable=inheritable))
     return 0
 
 

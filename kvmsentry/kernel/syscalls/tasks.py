@@ -20,7 +20,7 @@ from kvmsentry.kernel import sched, signals
 from kvmsentry.kernel.files import AT_FDCWD, HOST, MEM, lookup, mounts_of, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault, MemoryManager
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
-from kvmsentry.kernel.task import Process, Task
+from kvmsentry.kernel.task import Process, Task, commit_creds
 from kvmsentry.loader.elf import IMAGES, ElfError, load_elf
 from kvmsentry.loader.stack import ArgListTooLong
 from kvmsentry.platform import layout
@@ -318,6 +318,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     process.exe = exe
     process.argv = list(argv)
     process.envp = list(envp)
+    commit_creds(task, process.creds.after_exec())
     # fs/exec.c begin_new_exec: the basename of the path execve was given
     # ("exe" for /proc/self/exe, the script for a #! script).
     task.comm = os.path.basename(execfn)[:15]
