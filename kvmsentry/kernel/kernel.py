@@ -224,7 +224,7 @@ class Kernel:
         top-down mmap area starts ``arch_mmap_rnd()`` (28 bits of pages,
         x86-64's default mmap_rnd_bits) below MMAP_BASE; the vvar/vDSO
         pages stay at MMAP_BASE, above it. ``Kernel.randomize`` False gives
-        the fixed layout (personality(ADDR_NO_RANDOMIZE)).
+        the fixed layout, as personality(ADDR_NO_RANDOMIZE) would.
         """
         return MemoryManager(address_space, self.platform.memory, task_size=layout.TASK_SIZE,
                              mmap_base=MMAP_BASE - self._mmap_rnd())
@@ -253,14 +253,15 @@ class Kernel:
         fs/binfmt_elf.c load_elf_binary: an ET_EXEC image sits at its
         p_vaddr; an ET_DYN one with an interpreter at ELF_ET_DYN_BASE plus
         a random offset, aligned to its largest p_align (a static-pie at
-        ELF_ET_DYN_BASE). ``interp`` is ``(ElfImage, guest path, cacheable)`` of the
-        PT_INTERP file and whether its pages may be cached (load_interpreter): an ET_DYN interpreter goes in the
-        mmap area (load_elf_interp's top-down mmap), an ET_EXEC one at its
-        p_vaddr; the task starts at the interpreter's entry with AT_BASE its
-        load bias, AT_ENTRY/AT_PHDR the program's. ``cacheable`` False keeps
-        the program's pages out of the executable page cache (a file the
-        guest wrote). Returns (entry, rsp). Raises OutOfGuestMemory,
-        ArgListTooLong, ExecError(E2BIG).
+        ELF_ET_DYN_BASE). ``interp`` is ``(ElfImage, guest path,
+        cacheable)`` of the PT_INTERP file (load_interpreter): an ET_DYN
+        interpreter goes in the mmap area (load_elf_interp's top-down
+        mmap), an ET_EXEC one at its p_vaddr; the task starts at the
+        interpreter's entry with AT_BASE its load bias, AT_ENTRY/AT_PHDR
+        the program's. ``cacheable`` False keeps the program's pages out of
+        the executable page cache (a file the guest wrote). Returns
+        (entry, rsp). Raises OutOfGuestMemory, ArgListTooLong,
+        ExecError(E2BIG).
         """
         bias = 0
         if image.is_pie:
