@@ -362,6 +362,9 @@ static int t_errnos(const char *host_file)
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, pfd[1], 0), EACCES);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, dir, 0), ENODEV);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, null, 0), ENODEV);
+    int procfd = open("/proc/self/status", O_RDONLY);
+    EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, procfd, 0), ENODEV);
+    close(procfd);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_GROWSDOWN, rw, 0), EINVAL);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0), EINVAL);
     EXPECT(mmap(NULL, 1UL << 47, PROT_READ, MAP_PRIVATE, rw, 0), ENOMEM);
