@@ -15,6 +15,6 @@ everything else (rich, matplotlib) is imported when ``bench`` runs.
 # are gVisor's `runsc --network=none --platform=P do`.
 PLATFORM_NAMES = ("native", "kvmsentry", "runsc-ptrace", "runsc-systrap", "runsc-kvm")
 # The workloads (kvmsentry.bench.workloads.WORKLOADS, same order); the
-# first seven run when no --workload is given.
+# first seven run when no --workload is given (not find, futex, threads).
 WORKLOAD_NAMES = ("syscall", "coldstart", "sha256", "pagefault", "fork-exec", "pipe", "files",
-                  "futex", "threads")
+                  "find", "futex", "threads")

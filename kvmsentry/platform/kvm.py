@@ -38,6 +38,11 @@ TRAP_FAULT = 1
 # KVM_RUN returned without a trap: another thread kicked this vCPU (a
 # signal for the task, a kill). The guest resumes where it was.
 TRAP_INTERRUPT = 2
+# The ring path (--syscall-path=ring) left through RING_WAIT_PORT: the call
+# posted in the request page is the sentry's poller's (running, finished
+# with an answer the task thread must deliver, or handed back); the user
+# registers are as on TRAP_SYSCALL. See kvmsentry/kernel/ring.py.
+TRAP_RING_WAIT = 3
 # The host signal that kicks a vCPU thread out of KVM_RUN (its handler does
 # nothing; the EINTR is the point).
 KICK_SIGNAL = signal.SIGUSR2
@@ -211,6 +216,13 @@ class KvmPlatform:
         # Serve the getpid family in the guest (runtime.S vcpu_syscall_entry);
         # the kernel turns it off for --strace, which must see every call.
         self.fast_syscalls = True
+        # "exit": every other call exits (syscall_entry's `out`); "ring":
+        # vcpu_ring_entry posts it to the request page for a polling host
+        # thread first (kvmsentry/kernel/ring.py). Read at each Context.run.
+        self.syscall_path = "exit"
+        # The ring path's guest spin budget, in `pause` iterations (~30-140
+        # cycles each): past it the guest withdraws the call and exits.
+        self.ring_guest_spin = 4000
         self._lock = threading.Lock()
         self._free_vcpus: list = []
         self._nvcpus = 0
@@ -271,11 +283,12 @@ class KvmPlatform:
         eax, _, _, edx = self._cpuid_leaf(0xD, 0)
         return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
 
-    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int]]:
-        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST and zap-list pages.
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int], int]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST, zap-list and request pages.
 
         Returns the GPAs of the GDT page and the frame page, the GVA base
-        of its slot and the GPAs of the zap-list pages.
+        of its slot, the GPAs of the zap-list pages and of the ring path's
+        request page.
         """
         base = layout.vcpu_base(index)
         gdt_gpa = self.memory.alloc_frame()
@@ -310,7 +323,9 @@ class KvmPlatform:
         gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
         self.memory.write(gdt_gpa, gdt)
         self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
-        return gdt_gpa, frame_gpa, base, zap_gpas
+        request_gpa = self.memory.alloc_frame()
+        t.map(base + layout.RING_REQUEST_OFFSET, request_gpa, writable=True, executable=False, user=True)
+        return gdt_gpa, frame_gpa, base, zap_gpas, request_gpa
 
     # -- public -----------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -369,7 +384,14 @@ class Context:
         self.platform = platform
         self.vcpu = vcpu
         self.pages = pages
-        gdt_gpa, frame_gpa, base, zap_gpas = pages
+        gdt_gpa, frame_gpa, base, zap_gpas, request_gpa = pages
+        self._request_gpa = request_gpa
+        # The request page's state word, for the poller's C spin (no GIL).
+        self.ring_state = ffi.cast("uint32_t *", platform.memory.hva + request_gpa)
+        self.ring_stop = ffi.new("uint32_t *")
+        self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
+        struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
+                         max(1, platform.ring_guest_spin))
         self._zap_gpas = zap_gpas
         self.address_space = address_space
         self._view = platform.memory.view
@@ -387,6 +409,9 @@ class Context:
         self._vcpu_syscall_out = symbols["vcpu_syscall_out"] + slot_shift
         self._vcpu_syscall_return_rip = self._vcpu_syscall_out + 2
         self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
+        self._ring_entry = symbols["vcpu_ring_entry"] + slot_shift
+        self._ring_wait_return_rip = symbols["vcpu_ring_wait_out"] + slot_shift + 2
+        self._ring_syscall_return_rip = symbols["vcpu_ring_syscall_out"] + slot_shift + 2
         self._plain_entry = symbols["syscall_entry"]
         self._lstar = 0  # LSTAR as last loaded into the vCPU
         # The exit-free frames (set_fast_ids) and the vDSO trampoline they
@@ -524,12 +549,20 @@ class Context:
                 port = exit_.port
                 if port == layout.SYSCALL_PORT:
                     rip = regs.rip
-                    if rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip:
+                    if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
+                            and rip != self._ring_syscall_return_rip):
                         return self._forged_exit()
                     self.user_rip = regs.rcx
                     self.user_rflags = regs.r11
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
+                if port == layout.RING_WAIT_PORT:
+                    if regs.rip != self._ring_wait_return_rip:
+                        return self._forged_exit()
+                    self.user_rip = regs.rcx
+                    self.user_rflags = regs.r11
+                    self.user_rsp = regs.rsp
+                    return TRAP_RING_WAIT
                 vector = port - layout.EXCEPTION_PORT_BASE
                 if 0 <= vector < layout.NUM_EXCEPTION_VECTORS:
                     return self._exception(vector)
@@ -646,10 +679,52 @@ class Context:
         self._resume_as_is = False
         self._run_struct.kvm_dirty_regs = _SYNC_REGS
 
+    # -- the ring path (kvmsentry/kernel/ring.py drives these) --------------
+    def ring_request(self) -> tuple[int, tuple[int, ...]]:
+        """The call in the request page: (number, six arguments), as the guest posted them."""
+        words = struct.unpack_from("<7Q", self._view, self._request_gpa + 8)
+        return words[0], words[1:]
+
+    def ring_answer(self, result: int) -> bool:
+        """Let the spinning guest return ``result`` to ring 3 (state RING_DONE).
+
+        The answer travels as the RSP of the ring frame (runtime.S
+        ring_done, then the vDSO trampoline), so it must be a canonical
+        address: False (nothing written) when it is not; the caller then
+        answers with :meth:`ring_exit`.
+        """
+        value = result & 0xFFFF_FFFF_FFFF_FFFF
+        if value >> 47 and value >> 47 != 0x1FFFF:
+            return False
+        struct.pack_into("<Q", self._view, self._ring_frame_gpa + 24, value)
+        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_DONE
+        return True
+
+    def ring_exit(self) -> None:
+        """Make the spinning guest exit on RING_WAIT_PORT (state RING_EXIT)."""
+        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_EXIT
+
+    def ring_poll(self, spin_ns: int) -> int:
+        """Spin (no GIL) until the guest posts a call and claim it: 1; 0 after ``spin_ns``; -1 once stopped."""
+        return lib.kvmsentry_ring_poll(self.ring_state, spin_ns, self.ring_stop)
+
+    def ring_claimed(self) -> bool:
+        """After TRAP_RING_WAIT: whether the poller claimed the call (else the task thread runs it)."""
+        return bool(self.ring_state[0] & layout.RING_CLAIMED)
+
+    def ring_answered(self) -> bool:
+        """Whether the poller has finished the claimed call (RING_DONE or RING_EXIT set)."""
+        return bool(self.ring_state[0] & (layout.RING_DONE | layout.RING_EXIT))
+
+    def needs_flush(self) -> bool:
+        """Page-table changes wait for this vCPU's next return through flush_return."""
+        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale)
+
     def _wanted_lstar(self) -> int:
         """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
-        if self.platform.fast_syscalls and self._fast_return:
-            return self._vcpu_entry
+        platform = self.platform
+        if platform.fast_syscalls and self._fast_return:
+            return self._ring_entry if platform.syscall_path == "ring" else self._vcpu_entry
         return self._plain_entry
 
     def _interrupted_in_stub(self, rip: int) -> int:
@@ -688,7 +763,7 @@ class Context:
             return
         view = self._view
         if fast_return != self._fast_return:
-            for k in range(len(layout.FAST_SYSCALLS)):
+            for k in range(len(layout.FAST_SYSCALLS) + 1):  # and the ring path's answer frame
                 _FRAME.pack_into(view, self._fast_frames_gpa + k * layout.FAST_FRAME_SIZE,
                                  fast_return, _USER_CS, USER_RFLAGS_INIT, 0, _USER_DS)
             self._fast_return = fast_return
@@ -773,4 +848,4 @@ def _set_segment(seg, selector: int, *, code: bool) -> None:
 
 
 __all__ = ["KvmPlatform", "AddressSpace", "Context", "Fault", "PlatformError",
-           "KvmUnavailable", "TRAP_SYSCALL", "TRAP_FAULT"]
+           "KvmUnavailable", "TRAP_SYSCALL", "TRAP_FAULT", "TRAP_INTERRUPT", "TRAP_RING_WAIT"]

@@ -17,7 +17,9 @@ import stat as _stat
 import struct
 
 from kvmsentry.kernel import sched, signals
-from kvmsentry.kernel.files import AT_FDCWD, HOST, MEM, lookup, mounts_of, read_path, to_int
+from kvmsentry.kernel.files import (
+    AT_FDCWD, HOST, MEM, lookup, may_exec, mounts_of, read_path, to_int,
+)
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
 from kvmsentry.kernel.task import Process, Task
@@ -100,7 +102,7 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     child_process = Process(
         pid=pid, ppid=parent.pid, pgid=parent.pgid, sid=parent.sid,
         creds=_copy(parent.creds), exe=parent.exe, argv=list(parent.argv),
-        envp=list(parent.envp), cwd=parent.cwd, root=parent.root,
+        envp=list(parent.envp), cwd=parent.cwd, cwd_walk=parent.cwd_walk, root=parent.root,
         mounts=mounts_of(parent), umask=parent.umask,
         rlimits=dict(parent.rlimits), sigactions=dict(parent.sigactions),
         dumpable=parent.dumpable, exit_signal=flags & CSIGNAL)
@@ -242,6 +244,7 @@ def _resolve_executable(task, path: bytes) -> tuple[bytes | None, bytes, bytes |
         raise SyscallError(errno.EACCES)
     if not _stat.S_ISREG(mode) or not mode & 0o111:
         raise SyscallError(errno.EACCES)
+    may_exec(task, node)  # the caller's class of x bit (boot --user)
     return host_path, node.guest_path, contents
 
 
