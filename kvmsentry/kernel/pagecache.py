@@ -206,6 +206,12 @@ class InodeMapping(FileMapping):
             if len(chunk) < PAGE_SIZE:
                 view[gpa + len(chunk):gpa + PAGE_SIZE] = bytes(PAGE_SIZE - len(chunk))
 
+    def writably_mapped(self) -> bool:
+        """Whether a MAP_SHARED mapping that may write the file exists
+        (Linux mapping_writably_mapped: F_SEAL_WRITE is EBUSY then)."""
+        return any(vma.mapping is self and vma.shared and vma.may_write
+                   for mm in list(self.mms) for vma in mm.vmas)
+
     def truncated(self, old_size: int, new_size: int) -> None:
         """The inode's size changed from ``old_size`` to ``new_size`` bytes.
 
