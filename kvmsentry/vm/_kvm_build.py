@@ -200,6 +200,7 @@ int ioctl(int fd, unsigned long request, ...);
 void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 int kvmsentry_run_vcpu(int fd);
 int kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop);
+double kvmsentry_pause_ns(void);
 """
 )
 
@@ -232,6 +233,25 @@ static void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4
 
 /* KVM_RUN, called without the GIL (cffi releases it around every call). */
 static int kvmsentry_run_vcpu(int fd) { return ioctl(fd, KVM_RUN, 0); }
+
+/* ns per iteration of a `pause` + load + compare loop on this CPU (the
+ * ring stub's spin, guest/runtime.S ring_spin): the best of a few runs. */
+static double kvmsentry_pause_ns(void) {
+    volatile uint32_t word = 0;
+    double best = 1e9;
+    for (int run = 0; run < 5; run++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < 2000; i++) {
+            __builtin_ia32_pause();
+            if (word == 4) break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ns = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 2000;
+        if (ns < best) best = ns;
+    }
+    return best;
+}
 
 /* The ring path's poller (kvmsentry/kernel/ring.py), without the GIL:
  * spin on a request page's state word (a guest frame, shared with the
