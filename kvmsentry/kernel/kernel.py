@@ -126,6 +126,7 @@ class Kernel:
         # ring path then (kvmsentry/kernel/ring.py).
         platform.fast_syscalls = not strace
         platform.syscall_path = "exit" if strace else ring.choose_path(syscall_path)
+        self.ring_auto = syscall_path == "auto"
         self.ring_stats = ring.RingStats()
         self.boot_time = time.monotonic()  # the sandbox's boot (/proc/uptime)
         self.strace = strace
@@ -475,7 +476,7 @@ class Kernel:
             try:
                 self.refresh_fast_ids(task)
                 if self.platform.syscall_path == "ring" and self.platform.fast_syscalls:
-                    poller = ring.RingPoller(self, task, self.ring_stats)
+                    poller = ring.RingPoller(self, task, self.ring_stats, auto=self.ring_auto)
                     poller.start()
                 while process.wait_status is None and not task.exited:
                     sched.BKL.release()

@@ -206,6 +206,12 @@ class InodeMapping(FileMapping):
             if len(chunk) < PAGE_SIZE:
                 view[gpa + len(chunk):gpa + PAGE_SIZE] = bytes(PAGE_SIZE - len(chunk))
 
+    def writably_mapped(self) -> bool:
+        """Whether a MAP_SHARED mapping that may write the file exists
+        (Linux mapping_writably_mapped: F_SEAL_WRITE is EBUSY then)."""
+        return any(vma.mapping is self and vma.shared and vma.may_write
+                   for mm in list(self.mms) for vma in mm.vmas)
+
     def truncated(self, old_size: int, new_size: int) -> None:
         """The inode's size changed from ``old_size`` to ``new_size`` bytes.
 
@@ -363,14 +369,17 @@ def mapping_of_file(cache: PageCache, file) -> FileMapping:
     """The page cache mapping behind an open file, for mmap(2).
 
     In-memory regular files and host regular files have one; anything
-    else (pipes, directories, sockets, /proc files, most devices) raises
+    else (pipes, directories, sockets, /proc files (snapshots in
+    files._PROC_FS), most devices) raises
     OSError(ENODEV), as a file without ``f_op->mmap`` (mm/mmap.c do_mmap).
     """
     from kvmsentry.kernel.fd import HostFile
     from kvmsentry.kernel.vfs.inode import RegularInode
 
+    from kvmsentry.kernel import files
+
     inode = getattr(file, "inode", None)
-    if isinstance(inode, RegularInode):
+    if isinstance(inode, RegularInode) and inode.fs is not files._PROC_FS:
         return cache.inode_mapping(inode)
     if isinstance(file, HostFile) and not file.is_dir():
         return cache.host_mapping(file.host_path(), file.host_fd)

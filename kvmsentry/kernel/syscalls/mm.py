@@ -13,6 +13,7 @@ import os
 
 from kvmsentry.kernel.fd import O_PATH, DevZero
 from kvmsentry.kernel.pagecache import mapping_of_file, page_cache_of
+from kvmsentry.kernel.vfs.inode import F_SEAL_FUTURE_WRITE, F_SEAL_WRITE
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
                                  MmError, page_align_up)
@@ -177,6 +178,13 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
                 raise SyscallError(e.errno) from None
             if flags & MAP_GROWSDOWN:
                 raise SyscallError(errno.EINVAL)
+            seals = getattr(getattr(mapping, "inode", None), "seals", None) or 0
+            if shared and seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE):
+                # mm/memfd.c memfd_check_seals_mmap: no writable shared
+                # mapping of a write-sealed file, and none made writable later.
+                if prot & PROT_WRITE:
+                    raise SyscallError(errno.EPERM)
+                may_write = False
             if shared and not mapping.writable:
                 if prot & PROT_WRITE:
                     shared = False  # a host file: a private copy (see the table's note)
@@ -338,7 +346,7 @@ def _check_free_remove(mm, start: int, end: int, advice: int) -> None:
         if inode is not None:
             lo, hi = max(start, vma.start), min(end, vma.end)
             offset = vma.file_index(lo >> 12) << 12
-            inode.zero_range(offset, offset + hi - lo, extend=False)
+            inode.punch_hole(offset, offset + hi - lo)
 
 
 @syscall("msync")
