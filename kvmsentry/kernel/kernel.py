@@ -271,7 +271,7 @@ class Kernel:
             lo, _ = image.span()
             base = ELF_ET_DYN_BASE + (self._mmap_rnd() if interp is not None else 0)
             bias = (base - lo) & ~(image.max_align - 1)
-        end = self._map_image(mm, image, bias, exe, source)
+        end = self._map_image(mm, image, bias, exe, source, denywrite=True)
         mm.brk_start = mm.brk = end
         entry = bias + image.entry
         interp_bias = 0
@@ -301,7 +301,8 @@ class Kernel:
         mm.write_bytes(stack.image_base, stack.image)
         return entry, stack.rsp
 
-    def _map_image(self, mm: MemoryManager, image, bias: int, name: str, source) -> int:
+    def _map_image(self, mm: MemoryManager, image, bias: int, name: str, source,
+                   denywrite: bool = False) -> int:
         """Map the PT_LOAD segments of ``image`` at ``bias`` bytes; returns their page-aligned end.
 
         fs/binfmt_elf.c elf_load: each segment is a MAP_PRIVATE|MAP_FIXED
@@ -313,7 +314,9 @@ class Kernel:
         are anonymous. Segments of
         at most PREFAULT_SEGMENT_PAGES pages are mapped now, larger ones on
         first touch. ``source`` None (a file the guest wrote): the segments'
-        bytes are copied into anonymous pages.
+        bytes are copied into anonymous pages. ``denywrite``: the program
+        itself, not its interpreter (Linux refuses writes to it while it
+        runs, ETXTBSY): a write fault copies a whole window (mm.Vma).
         """
         if source is None:
             return self._copy_image(mm, image, bias, name)
@@ -331,7 +334,7 @@ class Kernel:
             if seg.filesz:
                 anon_start = page_align_up(file_end)
                 mm.map_file(page, anon_start - page, seg.prot, mapping, seg.offset - (start - page),
-                            name=name,
+                            name=name, denywrite=denywrite,
                             populate=anon_start - page <= PREFAULT_SEGMENT_PAGES * PAGE_SIZE)
             if seg.memsz > seg.filesz and anon_start > file_end and mm.find_vma(file_end):
                 # padzero: the whole rest of the page, not only up to p_memsz

@@ -74,7 +74,11 @@ class Vma:
     file page index of ``start`` (Linux vm_pgoff). ``may_write`` is
     VM_MAYWRITE (false for MAP_SHARED of a file opened read-only:
     mprotect(PROT_WRITE) is EACCES); ``dontfork`` is MADV_DONTFORK's
-    VM_DONTCOPY.
+    VM_DONTCOPY. ``denywrite``: the file is the running executable, which
+    Linux keeps from being written while it runs (ETXTBSY; fs/exec.c
+    exe_file_deny_write_access), so a private page of it not written yet
+    needs no link to the file: a write fault copies its whole fault-around
+    window at once (one fault and one guest flush, not one per page).
     """
 
     start: int
@@ -87,6 +91,7 @@ class Vma:
     pgoff: int = 0
     may_write: bool = True
     dontfork: bool = False
+    denywrite: bool = False
 
     def file_index(self, vpn: int) -> int:
         """The file page index mapped at virtual page ``vpn`` of this file VMA."""
@@ -199,7 +204,7 @@ class MemoryManager:
     # -- mapping -----------------------------------------------------------
     def map_region(self, start: int, length: int, prot: int, *, name: str = "",
                    shared: bool = False, grows_down: bool = False, mapping=None,
-                   pgoff: int = 0, may_write: bool = True) -> Vma:
+                   pgoff: int = 0, may_write: bool = True, denywrite: bool = False) -> Vma:
         """Create a VMA for [start, start+length) (page aligned), replacing what was there.
 
         With ``mapping`` (a pagecache.FileMapping) it maps the file from
@@ -208,7 +213,7 @@ class MemoryManager:
         end = start + length
         self.unmap_range(start, end)
         vma = Vma(start, end, prot, shared=shared, name=name, grows_down=grows_down,
-                  mapping=mapping, pgoff=pgoff, may_write=may_write)
+                  mapping=mapping, pgoff=pgoff, may_write=may_write, denywrite=denywrite)
         if mapping is not None:
             mapping.mms.add(self)
         self._insert(vma)
@@ -216,7 +221,7 @@ class MemoryManager:
 
     def map_file(self, start: int, length: int, prot: int, mapping, offset: int, *,
                  shared: bool = False, name: str = "", may_write: bool = True,
-                 populate: bool = False) -> Vma:
+                 populate: bool = False, denywrite: bool = False) -> Vma:
         """mmap(2) of a file: [start, start+length) shows the file from byte ``offset``.
 
         ``start``, ``length`` and ``offset`` are page aligned (bytes);
@@ -230,9 +235,10 @@ class MemoryManager:
         first write. The last page past the end of the file reads as
         zeros; pages wholly past it are SIGBUS (mmap(2)). Replaces what
         was mapped there. Raises OutOfGuestMemory only with ``populate``.
+        ``denywrite``: the program's own image (see Vma).
         """
         vma = self.map_region(start, length, prot, name=name, shared=shared, mapping=mapping,
-                              pgoff=offset >> PAGE_SHIFT, may_write=may_write)
+                              pgoff=offset >> PAGE_SHIFT, may_write=may_write, denywrite=denywrite)
         if populate:
             self.populate(vma.start, vma.end)
         return vma
@@ -316,12 +322,14 @@ class MemoryManager:
             if flags:
                 self.address_space.map_entry(vpn << PAGE_SHIFT, gpa | flags)
 
-    def _map_file_pages(self, vma: Vma, start: int, end: int, write_vpn: int = -1) -> bool:
+    def _map_file_pages(self, vma: Vma, start: int, end: int, write_vpn: int = -1,
+                        copy_all: bool = False) -> bool:
         """Map the file pages of [start, end) from the page cache; False if
         the first page is wholly past the end of the file (SIGBUS).
 
         Private VMAs get the cache's frames read-only, copy-on-write,
-        except page ``write_vpn`` (a write fault), which gets its copy now.
+        except page ``write_vpn`` (a write fault), which gets its copy now
+        (every page with ``copy_all``).
         """
         mapping = vma.mapping
         npages_file = (mapping.size() + PAGE_SIZE - 1) >> PAGE_SHIFT
@@ -344,7 +352,7 @@ class MemoryManager:
             gpa = mapping.get_page(index)
             entry = flags
             if private:
-                if vpn == write_vpn:
+                if vpn == write_vpn or copy_all:
                     new = memory.alloc_frame()
                     self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
                     gpa = new
@@ -473,6 +481,8 @@ class MemoryManager:
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return 2
         vpn = gva >> PAGE_SHIFT
+        if write and vma.denywrite and not vma.shared and (vpn not in self.pages or vpn in self.cow):
+            return self._copy_window(vma, gva)
         small = vma.end - vma.start <= SMALL_VMA
         if vpn in self.pages:
             if write and vpn in self.cow:
@@ -519,6 +529,27 @@ class MemoryManager:
             self._map_pages(vma, start, end)
         except OutOfGuestMemory:
             self._map_pages(vma, gva & PAGE_MASK, (gva & PAGE_MASK) + PAGE_SIZE)
+        return 0
+
+    def _copy_window(self, vma: Vma, gva: int) -> int:
+        """A write fault at ``gva`` in the program's private image (``vma.denywrite``):
+        give every page of the aligned fault-around window its own copy.
+
+        Returns handle_fault's answer (0, or FAULT_SIGBUS when the faulting
+        page is wholly past the end of the file).
+        """
+        vpn = gva >> PAGE_SHIFT
+        page = gva & PAGE_MASK
+        if vpn not in self.pages and not self._map_file_pages(vma, page, page + PAGE_SIZE, vpn):
+            return FAULT_SIGBUS
+        window = FAULT_AROUND_PAGES * PAGE_SIZE
+        start = max(vma.start, gva & ~(window - 1))
+        end = min(vma.end, start + window)
+        cow = self.cow
+        for other in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            if other in cow:
+                self._break_cow(other)
+        self._map_file_pages(vma, start, end, copy_all=True)
         return 0
 
     def _map_huge(self, vma: Vma, block: int) -> bool:

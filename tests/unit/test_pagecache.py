@@ -237,3 +237,32 @@ def test_a_write_fault_in_a_private_file_vma_copies_only_its_page(memory):
     assert frame_of(mm, BASE + 2 * PAGE_SIZE) == mapping.pages[2]  # still the file's
     inode.write_at(b"new", 2 * PAGE_SIZE)
     assert read(mm, BASE + 2 * PAGE_SIZE, 3) == b"new"
+
+
+def test_a_write_fault_in_the_program_image_copies_its_whole_window(memory):
+    # The running executable (denywrite: Linux refuses writes to it,
+    # ETXTBSY): a write fault copies every page of the fault-around window,
+    # the present copy-on-write ones and the absent ones, in one fault.
+    npages = FAULT_AROUND + 4
+    inode = tmpfs_file(content(npages, 100))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    mm = new_mm(memory)
+    mm.map_file(BASE, (npages + 1) * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, denywrite=True)
+    assert mm.handle_fault(BASE + 3 * PAGE_SIZE, write=False, execute=False) == 0
+    assert frame_of(mm, BASE + 2 * PAGE_SIZE) == mapping.pages[2]  # read: shared
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    for i in range(FAULT_AROUND):
+        gva = BASE + i * PAGE_SIZE
+        assert mm.address_space.entries[gva] & PTE_RW and frame_of(mm, gva) != mapping.pages[i]
+    assert read(mm, BASE, FAULT_AROUND * PAGE_SIZE) == content(npages)[:FAULT_AROUND * PAGE_SIZE]
+    assert not mm.cow & set(range(BASE >> 12, (BASE >> 12) + FAULT_AROUND))
+    # The next window is untouched; the partial last page reads zeros past
+    # the end of the file; a page wholly past it is SIGBUS.
+    assert BASE + FAULT_AROUND * PAGE_SIZE not in mm.address_space.entries
+    assert mm.handle_fault(BASE + npages * PAGE_SIZE + 8, write=True, execute=False) == 0
+    assert read(mm, BASE + npages * PAGE_SIZE, PAGE_SIZE) == content(npages, 100)[npages * PAGE_SIZE:] + bytes(PAGE_SIZE - 100)
+    mm.map_file(BASE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, (npages + 1) * PAGE_SIZE, denywrite=True)
+    assert mm.handle_fault(BASE, write=True, execute=False) == FAULT_SIGBUS
+    # Frames are accounted: unmapping gives all of them back.
+    mm.unmap_range(BASE, BASE + (npages + 1) * PAGE_SIZE)
+    assert not mm.pages and not mm.cow
