@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import errno
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -235,7 +234,9 @@ class Kernel:
         """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12) bytes."""
         if not self.randomize:
             return 0
-        return secrets.randbits(MMAP_RND_BITS) << 12
+        # os.urandom, not the secrets module: importing that (hmac, hashlib,
+        # random) costs ~5 ms of every start.
+        return (int.from_bytes(os.urandom(8), "little") & ((1 << MMAP_RND_BITS) - 1)) << 12
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe
