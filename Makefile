@@ -35,10 +35,14 @@ test: $(STAMP)
 # The package, editable, with the test extras. The cffi module and
 # kvmsentry/platform/runtime.elf are built into the source tree (see
 # setup.py). An old in-tree _kvm*.so would shadow the new one: remove it.
-$(STAMP): $(BUILD_INPUTS) | deps
+# editable_mode=compat puts the tree on sys.path with a plain .pth line:
+# setuptools' default editable finder imports pathlib, urllib and more at
+# every interpreter start (10-25 ms of each `kvmsentry boot`, which a wheel
+# install does not pay; BENCHMARKS.md, issue 5, coldstart second pass).
+$(STAMP): $(BUILD_INPUTS) Makefile | deps
 	$(PYTHON) -m venv $(VENV)
 	rm -f kvmsentry/vm/_kvm*.so
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 deps:
