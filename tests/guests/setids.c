@@ -52,6 +52,8 @@ int main(int argc, char **argv) {
         T(setresgid(-1, 1000, -1));
         T(setresuid(-1, 1000, -1));
         try_open("rootonly");
+        T(access("rootonly", R_OK));
+        T(faccessat(AT_FDCWD, "rootonly", R_OK, AT_EACCESS));
         T(seteuid(0));
         try_open("rootonly");
         T(setreuid(1000, 2000));

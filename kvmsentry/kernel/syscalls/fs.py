@@ -13,6 +13,7 @@ with ``to_s64``. Counts above MAX_RW_COUNT are clamped like Linux
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -652,18 +653,27 @@ def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
     if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SyscallError(errno.EINVAL)
     path = read_path(task, path_gva)
-    if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
-        file = task.fds.get(dirfd)
-        host = file.host_path()
-        if host is not None:
-            node = F.Node(F.HOST, file.guest_path, host_path=host, st=host_call(os.lstat, host))
+    process = task.process
+    creds = process.creds
+    if not flags & AT_EACCESS and (creds.uid, creds.gid) != (creds.euid, creds.egid):
+        # access_override_creds: the real ids decide, for the lookup too.
+        process.creds = dataclasses.replace(creds, euid=creds.uid, egid=creds.gid)
+    try:
+        if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
+            file = task.fds.get(dirfd)
+            host = file.host_path()
+            if host is not None:
+                node = F.Node(F.HOST, file.guest_path, host_path=host,
+                              st=host_call(os.lstat, host))
+            else:
+                node = F.Node(F.FDLINK, file.guest_path, file=file)
         else:
-            node = F.Node(F.FDLINK, file.guest_path, file=file)
-    else:
-        if not path and flags & AT_EMPTY_PATH:
-            path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
-        node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
-    F.node_access(node, mode, task.process.creds)
+            if not path and flags & AT_EMPTY_PATH:
+                path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
+            node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
+        F.node_access(node, mode, process.creds)
+    finally:
+        process.creds = creds
     return 0
 
 
@@ -688,7 +698,7 @@ def sys_faccessat(task, dirfd, pathname, mode):
 def sys_faccessat2(task, dirfd, pathname, mode, flags):
     """Implements Linux syscall faccessat2(2).
 
-    Flags AT_EACCESS (same answer: real and effective ids are one here),
+    Flags AT_EACCESS (the effective ids decide instead of the real ones),
     AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH; others EINVAL.
     """
     return _access(task, to_int(dirfd), pathname, mode, to_int(flags))
