@@ -19,6 +19,7 @@
  * Vector 6 (#UD) enters ud_entry first: flush_return's ud2 is a flush.
  */
 #define SYSCALL_PORT 0x10
+#define RING_WAIT_PORT 0x11
 #define EXCEPTION_PORT_BASE 0x80
 /* Offsets inside a vCPU's slot (layout.py): the IST1 stack top, the iret
  * frame in the frame page, the zap list. The handler finds them relative
@@ -35,6 +36,16 @@
 #define FRAME_PAGE_OFFSET 0x2000
 #define FAST_FRAMES_OFFSET 0x000
 #define FAST_FRAME_SIZE 40
+/* The ring path (vcpu_ring_entry): the request page, its states, and the
+ * spin budget the sentry keeps in the frame page. */
+#define RING_REQUEST_OFFSET 0x1000
+#define RING_SPIN_OFFSET 0x200
+/* The request's state word: bits, each set by one side only. */
+#define RING_POSTED 1
+#define RING_CLAIMED 2
+#define RING_DONE 4
+#define RING_EXIT 8
+#define RING_WITHDRAWN_BIT 4
 
     .text
     .code64
@@ -146,48 +157,129 @@ runtime_end:
  */
 /* vcpu0_fast_frames is defined by runtime.ld (an absolute address, so that
  * the RIP-relative displacement is the linker's). */
+/* getpid first: the most frequent of them. */
+.macro FAST_DISPATCH
+    cmp $39, %rax
+    je fast_0
+    cmp $186, %rax
+    je fast_2
+    cmp $110, %rax
+    je fast_1
+    cmp $102, %rax
+    je fast_3
+    cmp $107, %rax
+    je fast_4
+    cmp $104, %rax
+    je fast_5
+    cmp $108, %rax
+    je fast_6
+.endm
+
     .section .vcpu_stub, "ax"
     .globl vcpu_syscall_entry
 vcpu_syscall_entry:
-    cmp $39, %rax
-    je 0f
-    cmp $186, %rax
-    je 2f
-    cmp $110, %rax
-    je 1f
-    cmp $102, %rax
-    je 3f
-    cmp $107, %rax
-    je 4f
-    cmp $104, %rax
-    je 5f
-    cmp $108, %rax
-    je 6f
+    FAST_DISPATCH
     .globl vcpu_syscall_out
 vcpu_syscall_out:
     out %al, $SYSCALL_PORT
     /* Not reached: the sentry sets RIP to a return label. */
     hlt
-0:  mov %rsp, %rax
+fast_0:
+    mov %rsp, %rax
     lea vcpu0_fast_frames + 0 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-1:  mov %rsp, %rax
+fast_1:
+    mov %rsp, %rax
     lea vcpu0_fast_frames + 1 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-2:  mov %rsp, %rax
+fast_2:
+    mov %rsp, %rax
     lea vcpu0_fast_frames + 2 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-3:  mov %rsp, %rax
+fast_3:
+    mov %rsp, %rax
     lea vcpu0_fast_frames + 3 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-4:  mov %rsp, %rax
+fast_4:
+    mov %rsp, %rax
     lea vcpu0_fast_frames + 4 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-5:  mov %rsp, %rax
+fast_5:
+    mov %rsp, %rax
     lea vcpu0_fast_frames + 5 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-6:  mov %rsp, %rax
+fast_6:
+    mov %rsp, %rax
     lea vcpu0_fast_frames + 6 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
     .globl vcpu_stub_end
 vcpu_stub_end:
+
+/*
+ * The ring path (kvmsentry boot --syscall-path=ring): LSTAR of a vCPU is
+ * this entry's copy in its slot. After the exit-free calls above, the
+ * call is posted in the slot's request page (U=1, writable: see
+ * layout.py for what that trade-off means) and the vCPU spins with
+ * `pause` while a host thread of the sentry polls the page
+ * (kvmsentry/kernel/ring.py, in C: kvmsentry_ring_poll):
+ * The state word: the guest stores RING_POSTED; the poller claims the
+ * call with a compare-and-swap from exactly RING_POSTED to
+ * RING_POSTED|RING_CLAIMED, then adds one of
+ *   RING_DONE: the answer is in the ring frame (frame page, read-only to
+ *     the guest, written by the sentry) as its RSP: return to ring 3
+ *     through the vDSO trampoline exactly as the exit-free calls do;
+ *   RING_EXIT: the sentry wants the task thread to finish the call (a
+ *     signal to deliver, page tables to flush, or a call the ring never
+ *     runs): exit on RING_WAIT_PORT.
+ * No answer within the spin budget: set the WITHDRAWN bit atomically
+ * (lock bts), after which the poller's compare-and-swap cannot succeed.
+ * If the call was not claimed, leave by the ordinary syscall exit; if it
+ * was, exit on RING_WAIT_PORT: the task thread sleeps until the poller is
+ * done, so a blocking call holds no spinning core.
+ * RCX, R11 and the call's argument registers are never changed; RAX is
+ * the call number again at both exits.
+ */
+    .globl vcpu_ring_entry
+vcpu_ring_entry:
+    FAST_DISPATCH
+    mov %rax, vcpu0_ring_request + 0x08(%rip)
+    mov %rdi, vcpu0_ring_request + 0x10(%rip)
+    mov %rsi, vcpu0_ring_request + 0x18(%rip)
+    mov %rdx, vcpu0_ring_request + 0x20(%rip)
+    mov %r10, vcpu0_ring_request + 0x28(%rip)
+    mov %r8, vcpu0_ring_request + 0x30(%rip)
+    mov %r9, vcpu0_ring_request + 0x38(%rip)
+    movl $RING_POSTED, vcpu0_ring_request(%rip)
+    mov vcpu0_ring_spin(%rip), %rax
+ring_spin:
+    pause
+    testl $RING_DONE, vcpu0_ring_request(%rip)
+    jnz ring_done
+    testl $RING_EXIT, vcpu0_ring_request(%rip)
+    jnz ring_exit
+    dec %rax
+    jnz ring_spin
+    lock btsl $RING_WITHDRAWN_BIT, vcpu0_ring_request(%rip)
+    testl $RING_DONE, vcpu0_ring_request(%rip)
+    jnz ring_done
+    testl $RING_CLAIMED, vcpu0_ring_request(%rip)
+    jz ring_withdrawn
+ring_exit:
+    mov vcpu0_ring_request + 0x08(%rip), %rax
+    .globl vcpu_ring_wait_out
+vcpu_ring_wait_out:
+    out %al, $RING_WAIT_PORT
+    hlt
+ring_withdrawn:
+    mov vcpu0_ring_request + 0x08(%rip), %rax
+    .globl vcpu_ring_syscall_out
+vcpu_ring_syscall_out:
+    out %al, $SYSCALL_PORT
+    hlt
+ring_done:
+    movl $0, vcpu0_ring_request(%rip)
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 7 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+    .globl vcpu_ring_end
+vcpu_ring_end:

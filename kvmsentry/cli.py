@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
                            "print the breakdown to stderr at exit")
     boot.add_argument("--profile-json", default=None, metavar="FILE",
                       help="with --profile (implied): also write the breakdown as JSON to FILE")
+    boot.add_argument("--syscall-path", choices=("exit", "ring", "auto"),
+                      default=os.environ.get("KVMSENTRY_SYSCALL_PATH", "exit"),
+                      help="how syscalls reach the sentry: exit (default) leaves the VM for "
+                           "each; ring posts each in a page that a host thread polls while the "
+                           "vCPU spins, falling back to an exit (faster, costs a spinning core; "
+                           "the request page is writable by the guest: processes of one sandbox "
+                           "can post calls for each other); auto picks ring when a core is idle. "
+                           "--strace implies exit (default: $KVMSENTRY_SYSCALL_PATH, else exit)")
     boot.add_argument("binary", metavar="BINARY")
     boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                       help="arguments for the program (argv[1:])")
@@ -103,7 +111,7 @@ def _bench_parser(sub) -> None:
                     "the ratio to native; then profile each under kvmsentry (exits by kind).")
     bench.add_argument("-n", type=int, default=3, metavar="N", help="rounds (default 3)")
     bench.add_argument("--workload", action="append", choices=WORKLOAD_NAMES, metavar="NAME",
-                       help="run this workload (repeatable; default: all but futex and threads); "
+                       help="run this workload (repeatable; default: all but find, futex and threads); "
                             "one of " + ", ".join(WORKLOAD_NAMES))
     bench.add_argument("--platform", action="append", choices=PLATFORM_NAMES, metavar="NAME",
                        help="run on this platform (repeatable; default: all); one of "
@@ -279,7 +287,7 @@ def _boot(args) -> int:
         _error(f"cannot set up the VM: {e}")
         return EXIT_SENTRY_FAILURE
     kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit,
-                    binds=getattr(args, "binds", ()))
+                    binds=getattr(args, "binds", ()), syscall_path=args.syscall_path)
     try:
         task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed,
                                  creds=Credentials(uid, uid, uid, gid, gid, gid))

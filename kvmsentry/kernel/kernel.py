@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from kvmsentry.kernel import faults, sched, signals
+from kvmsentry.kernel import faults, ring, sched, signals
 from kvmsentry.kernel.fd import FdTable
 from kvmsentry.kernel.mm import (BUS_ADRERR, FAULT_SIGBUS, PROT_EXEC, PROT_READ, PROT_WRITE,
                                  GuestFault, MemoryManager, page_align_up)
@@ -32,7 +32,7 @@ from kvmsentry.kernel.task import Process, Task
 from kvmsentry.loader.elf import ELF_ET_DYN_BASE, IMAGES, ElfError
 from kvmsentry.loader.stack import ArgListTooLong, build_initial_stack, make_auxv
 from kvmsentry.platform import layout
-from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_SYSCALL, KvmPlatform
+from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_RING_WAIT, TRAP_SYSCALL, KvmPlatform
 from kvmsentry.vm import x86
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.vm.x86 import PAGE_SIZE
@@ -73,6 +73,12 @@ VVAR_GVA = MMAP_BASE
 # execveat); see Kernel.refresh_fast_ids.
 _ID_SYSCALLS = frozenset((59, 105, 106, 113, 114, 117, 119, 322))
 HWCAP2_FSGSBASE = 1 << 1
+# Signals sent to kvmsentry that go on to the guest's foreground group
+# (Kernel._forward_host_signals), and how often, in seconds, the main thread
+# wakes to run their handlers.
+HOST_FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                                    signal.SIGQUIT, signal.SIGCONT})
+HOST_SIGNAL_POLL_S = 0.5
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
@@ -112,10 +118,14 @@ class Kernel:
     """
 
     def __init__(self, platform: KvmPlatform, *, strace: bool = False, root: str = "/",
-                 stderr=None, pids_limit: int = 1024, binds=()):
+                 stderr=None, pids_limit: int = 1024, binds=(), syscall_path: str = "exit"):
         self.platform = platform
-        # --strace must see every call: no exit-free getpid family then.
+        # --strace must see every call: no exit-free getpid family and no
+        # ring path then (kvmsentry/kernel/ring.py).
         platform.fast_syscalls = not strace
+        platform.syscall_path = "exit" if strace else ring.choose_path(syscall_path)
+        self.ring_auto = syscall_path == "auto"
+        self.ring_stats = ring.RingStats()
         self.boot_time = time.monotonic()  # the sandbox's boot (/proc/uptime)
         self.strace = strace
         self.root = root
@@ -215,7 +225,7 @@ class Kernel:
         top-down mmap area starts ``arch_mmap_rnd()`` (28 bits of pages,
         x86-64's default mmap_rnd_bits) below MMAP_BASE; the vvar/vDSO
         pages stay at MMAP_BASE, above it. ``Kernel.randomize`` False gives
-        the fixed layout (personality(ADDR_NO_RANDOMIZE)).
+        the fixed layout, as personality(ADDR_NO_RANDOMIZE) would.
         """
         return MemoryManager(address_space, self.platform.memory, task_size=layout.TASK_SIZE,
                              mmap_base=MMAP_BASE - self._mmap_rnd())
@@ -244,14 +254,15 @@ class Kernel:
         fs/binfmt_elf.c load_elf_binary: an ET_EXEC image sits at its
         p_vaddr; an ET_DYN one with an interpreter at ELF_ET_DYN_BASE plus
         a random offset, aligned to its largest p_align (a static-pie at
-        ELF_ET_DYN_BASE). ``interp`` is ``(ElfImage, guest path, cacheable)`` of the
-        PT_INTERP file and whether its pages may be cached (load_interpreter): an ET_DYN interpreter goes in the
-        mmap area (load_elf_interp's top-down mmap), an ET_EXEC one at its
-        p_vaddr; the task starts at the interpreter's entry with AT_BASE its
-        load bias, AT_ENTRY/AT_PHDR the program's. ``cacheable`` False keeps
-        the program's pages out of the executable page cache (a file the
-        guest wrote). Returns (entry, rsp). Raises OutOfGuestMemory,
-        ArgListTooLong, ExecError(E2BIG).
+        ELF_ET_DYN_BASE). ``interp`` is ``(ElfImage, guest path,
+        cacheable)`` of the PT_INTERP file (load_interpreter): an ET_DYN
+        interpreter goes in the mmap area (load_elf_interp's top-down
+        mmap), an ET_EXEC one at its p_vaddr; the task starts at the
+        interpreter's entry with AT_BASE its load bias, AT_ENTRY/AT_PHDR
+        the program's. ``cacheable`` False keeps the program's pages out of
+        the executable page cache (a file the guest wrote). Returns
+        (entry, rsp). Raises OutOfGuestMemory, ArgListTooLong,
+        ExecError(E2BIG).
         """
         bias = 0
         if image.is_pie:
@@ -350,9 +361,19 @@ class Kernel:
         Raises SentryBug (with a report) when the sentry itself failed.
         """
         self._forward_host_signals()
-        with sched.BKL:
-            self.start_task(task)
-        if not self._init_exited.wait(timeout):
+        # Python runs a signal handler only on the main thread, and only when
+        # that thread wakes: a host signal the kernel hands to a task thread
+        # would sit unhandled while the main thread sleeps below. Task threads
+        # inherit the mask of the thread that creates them, so block the
+        # forwarded signals while the first one is created: every guest
+        # thread descends from it, and the host delivers to the main thread.
+        saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HOST_FORWARDED_SIGNALS)
+        try:
+            with sched.BKL:
+                self.start_task(task)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+        if not self._wait_init_exit(timeout):
             with sched.BKL:
                 for process in list(self.processes.values()):
                     self.kill_process(process, signal.SIGKILL)
@@ -367,6 +388,21 @@ class Kernel:
                     self.kill_process(process, signal.SIGKILL)
         status = task.process.wait_status
         return (status >> 8) & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
+
+    def _wait_init_exit(self, timeout: float | None) -> bool:
+        """Wait until pid 1 has exited or ``timeout`` seconds passed; True if it exited.
+
+        Sleeps in short slices so the main thread runs pending host-signal
+        handlers promptly even if a signal was taken by another thread.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = HOST_SIGNAL_POLL_S if deadline is None else min(
+                HOST_SIGNAL_POLL_S, deadline - time.monotonic())
+            if remaining <= 0:
+                return self._init_exited.is_set()
+            if self._init_exited.wait(remaining):
+                return True
 
     def _forward_host_signals(self) -> None:
         """Pass terminal signals sent to kvmsentry on to the guest (main thread only).
@@ -383,10 +419,11 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCONT):
+        for signo in HOST_FORWARDED_SIGNALS:
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HOST_FORWARDED_SIGNALS)
         with sched.BKL:
             init = self.processes.get(1)
             if init is None:
@@ -416,9 +453,13 @@ class Kernel:
         ctx = task.context
         process = task.process
         sched.BKL.acquire()
+        poller = None
         try:
             try:
                 self.refresh_fast_ids(task)
+                if self.platform.syscall_path == "ring" and self.platform.fast_syscalls:
+                    poller = ring.RingPoller(self, task, self.ring_stats, auto=self.ring_auto)
+                    poller.start()
                 while process.wait_status is None and not task.exited:
                     sched.BKL.release()
                     try:
@@ -428,9 +469,11 @@ class Kernel:
                     if kind == TRAP_SYSCALL:
                         nr = ctx.regs.rax
                         self.syscall(task)
-                        if nr in _ID_SYSCALLS:
-                            for thread in task.process.tasks:
-                                self.refresh_fast_ids(thread)
+                        self.after_syscall(task, nr)
+                        if poller is not None:
+                            poller.wake()
+                    elif kind == TRAP_RING_WAIT:
+                        self._ring_wait(task, poller)
                     elif kind == TRAP_FAULT:
                         self.fault(task)
                     if task.restart is not None or task.signal_pending():
@@ -447,12 +490,41 @@ class Kernel:
                 self.exit_process(process, k.signo)
             except ForceSigsegv:
                 self.exit_process(process, signal.SIGSEGV)
+            if poller is not None:
+                poller.stop()
             self.exit_task(task)
         except Exception as e:  # a sentry bug: stop everything and say it all
             self.bug = SentryBug(self.bug_report(task, e))
             self._init_exited.set()
         finally:
             sched.BKL.release()
+
+    def after_syscall(self, task: Task, nr: int) -> None:
+        """Keep the getpid family's answers current after call ``nr`` (BKL held)."""
+        if nr in _ID_SYSCALLS:
+            for thread in task.process.tasks:
+                self.refresh_fast_ids(thread)
+
+    def _ring_wait(self, task: Task, poller) -> None:
+        """TRAP_RING_WAIT: finish the call the ring path handed to this thread (BKL held).
+
+        The poller ran it (its result goes to rax, or its exception is
+        raised here, as if the call had run on this thread), handed it
+        back unrun, or never claimed it: then this thread runs it from the
+        registers, which hold the call as at a plain exit.
+        """
+        outcome = poller.collect() if poller is not None else None
+        ctx = task.context
+        if outcome is None or outcome[0] == "bounce":
+            nr = ctx.regs.rax
+            self.syscall(task)
+            self.after_syscall(task, nr)
+        elif outcome[0] == "raise":
+            raise outcome[1]
+        else:
+            ctx.regs.rax = outcome[1]
+        if poller is not None:
+            poller.wake()
 
     def refresh_fast_ids(self, task: Task) -> None:
         """Give ``task``'s vCPU the answers of its getpid family (BKL held).
@@ -733,14 +805,7 @@ class Kernel:
         self.syscall_count += 1
         start = time.perf_counter() if self.strace else 0.0
         if handler is None:
-            result = -errno.ENOSYS
-            if nr not in self.reported_unsupported and (row is not None or self._unknown_reports < 8):
-                # Numbers Linux does not have are named a few times only: a
-                # program probing many of them must not flood stderr.
-                self.reported_unsupported.add(nr)
-                self._unknown_reports += row is None
-                name = row.name if row is not None else "unknown"
-                print(f"kvmsentry: unsupported syscall {name} ({nr})", file=self.stderr, flush=True)
+            result = self._unsupported(nr, row)
         else:
             n = row.nargs
             try:
@@ -772,6 +837,45 @@ class Kernel:
             task.restart = (nr, result)  # handle_signals decides: restart or EINTR
             result = -errno.EINTR
         regs.rax = result & 0xFFFF_FFFF_FFFF_FFFF
+
+    def _unsupported(self, nr: int, row) -> int:
+        """-ENOSYS for a call without a handler, named on stderr once per number."""
+        if nr not in self.reported_unsupported and (row is not None or self._unknown_reports < 8):
+            # Numbers Linux does not have are named a few times only: a
+            # program probing many of them must not flood stderr.
+            self.reported_unsupported.add(nr)
+            self._unknown_reports += row is None
+            name = row.name if row is not None else "unknown"
+            print(f"kvmsentry: unsupported syscall {name} ({nr})", file=self.stderr, flush=True)
+        return -errno.ENOSYS
+
+    def dispatch(self, task: Task, nr: int, args: tuple[int, ...]) -> int:
+        """Run syscall ``nr`` with ``args`` (six ints) for ``task``; returns rax (BKL held).
+
+        What :meth:`syscall` does without the registers, for the ring
+        path's poller (kvmsentry/kernel/ring.py), which reads the call from
+        the request page while the vCPU spins. Never used with --strace.
+        The answer is the 64-bit value for rax (-errno as two's complement).
+        """
+        row = systable.entry(nr) if nr < len(_HANDLERS) else None
+        handler = row.handler if row is not None else None
+        self.syscall_count += 1
+        if handler is None:
+            result = self._unsupported(nr, row)
+        else:
+            try:
+                result = handler(task, *args[:row.nargs])
+            except systable.SyscallError as e:
+                result = -e.errno
+            except GuestFault:
+                result = -errno.EFAULT
+        self.recent.append((nr, result))
+        if result == -errno.EPIPE and nr in _SIGPIPE_SYSCALLS:
+            self._sigpipe(task)
+        if -result in _RESTART_CODES:
+            task.restart = (nr, result)  # handle_signals decides: restart or EINTR
+            result = -errno.EINTR
+        return result & 0xFFFF_FFFF_FFFF_FFFF
 
     def _sigpipe(self, task: Task) -> None:
         """A write to a broken pipe raises SIGPIPE for the writing thread (pipe(7))."""

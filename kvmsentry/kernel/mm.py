@@ -21,7 +21,8 @@ import errno
 import mmap as _mmap
 
 from kvmsentry.vm.memory import OutOfGuestMemory
-from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER
+from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, PTE_NX, PTE_PRESENT, PTE_PSE,
+                              PTE_RW, PTE_USER)
 
 PROT_NONE = 0
 PROT_READ = _mmap.PROT_READ
@@ -30,6 +31,13 @@ PROT_EXEC = _mmap.PROT_EXEC
 
 # Fault-around window: a fault maps this many pages of its VMA (aligned).
 FAULT_AROUND_PAGES = 64
+# Anonymous VMAs at least this long get a 2 MiB page for a fault in an
+# aligned 2 MiB block they cover wholly (0 disables; see BENCHMARKS.md).
+HUGE_MIN_VMA = 4 << 20
+# A write fault in a private VMA this small copies all of its shared pages
+# (a data segment is written all over by relocations: one fault, not one
+# per page).
+SMALL_VMA = 32 * PAGE_SIZE
 PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
@@ -244,11 +252,12 @@ class MemoryManager:
             vpns = [v for v in pages if start >> PAGE_SHIFT <= v < end >> PAGE_SHIFT]
         else:
             vpns = [v for v in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT) if v in pages]
+        freed = []
         for vpn in vpns:
-            gpa = pages.pop(vpn)
+            freed.append(pages.pop(vpn))
             self.cow.discard(vpn)
             self.address_space.unmap(vpn << PAGE_SHIFT)
-            self.memory.put_frame(gpa)
+        self.memory.put_frames(freed)
 
     def protect(self, start: int, end: int, prot: int) -> None:
         """mprotect(2)'s core.
@@ -325,6 +334,8 @@ class MemoryManager:
         last = min(end >> PAGE_SHIFT, vma.start // PAGE_SIZE + npages_file - vma.pgoff)
         if last <= first:
             return False
+        if last - first > 1:
+            mapping.read_pages(vma.file_index(first), last - first)
         entries = {}
         for vpn in range(first, last):
             if vpn in pages:
@@ -462,22 +473,45 @@ class MemoryManager:
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return 2
         vpn = gva >> PAGE_SHIFT
+        small = vma.end - vma.start <= SMALL_VMA
         if vpn in self.pages:
             if write and vpn in self.cow:
-                self._break_cow(vpn)
+                if small and not vma.shared and vma.mapping is None:
+                    # A data segment is written all over (relocations):
+                    # copy its shared pages at once, one fault not one each.
+                    # (Not file pages: one not written yet must keep
+                    # seeing write(2) to the file, as on Linux.)
+                    for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+                        if other in self.cow:
+                            self._break_cow(other)
+                else:
+                    self._break_cow(vpn)
                 return 0
             # Present with the right permission: the MMU holds a stale entry.
             self.address_space.mark_stale(gva)
             return 0
         window = FAULT_AROUND_PAGES * PAGE_SIZE
         if vma.mapping is not None:
-            # Fault-around from the faulting page on, within the window.
             page = gva & PAGE_MASK
-            end = min(vma.end, (gva & ~(window - 1)) + window)
             if write and not vma.shared:
-                end = page + PAGE_SIZE  # the private copy now; later pages stay shared
-            if not self._map_file_pages(vma, page, end, vpn if write else -1):
+                # The private copy now; the rest of a small VMA shared
+                # read-only (copy-on-write) around it.
+                if not self._map_file_pages(vma, page, page + PAGE_SIZE, vpn):
+                    return FAULT_SIGBUS
+                if small:
+                    self._map_file_pages(vma, vma.start, vma.end)
+                return 0
+            # Fault-around: the aligned window, from the faulting page on
+            # first (a page past the end of the file is SIGBUS), then below it.
+            start = max(vma.start, gva & ~(window - 1))
+            end = min(vma.end, start + window)
+            if not self._map_file_pages(vma, page, end):
                 return FAULT_SIGBUS
+            if start < page:
+                self._map_file_pages(vma, start, page)
+            return 0
+        if HUGE_MIN_VMA and vma.end - vma.start >= HUGE_MIN_VMA and not vma.grows_down \
+                and self._map_huge(vma, gva & ~(HUGE_PAGE_SIZE - 1)):
             return 0
         start = max(vma.start, gva & ~(window - 1))
         end = min(vma.end, start + window)
@@ -486,6 +520,26 @@ class MemoryManager:
         except OutOfGuestMemory:
             self._map_pages(vma, gva & PAGE_MASK, (gva & PAGE_MASK) + PAGE_SIZE)
         return 0
+
+    def _map_huge(self, vma: Vma, block: int) -> bool:
+        """Back the 2 MiB block at ``block`` with one huge page if it lies
+        inside ``vma`` with nothing present; False when it cannot."""
+        if block < vma.start or block + HUGE_PAGE_SIZE > vma.end:
+            return False
+        first = block >> PAGE_SHIFT
+        pages = self.pages
+        for vpn in range(first, first + 512):
+            if vpn in pages:
+                return False
+        flags = vma.pte_flags()
+        if not flags:
+            return False
+        gpa = self.memory.alloc_huge()
+        if gpa is None:
+            return False
+        pages.update(zip(range(first, first + 512), range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)))
+        self.address_space.map_huge(block, gpa | flags | PTE_PSE)
+        return True
 
     def _grow_stack(self, gva: int) -> Vma | None:
         """Extend a grows-down VMA just above ``gva`` (the main stack), as Linux does.
@@ -684,8 +738,7 @@ class MemoryManager:
 
     def destroy(self) -> None:
         """Free every frame and the page-table tree (exit, execve)."""
-        for gpa in self.pages.values():
-            self.memory.put_frame(gpa)
+        self.memory.put_frames(self.pages.values())
         self.pages.clear()
         self.cow.clear()
         self.vmas.clear()

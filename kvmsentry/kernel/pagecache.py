@@ -41,6 +41,8 @@ from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
 
 # Reclaimable cached pages kept before the least recently used are freed.
 DEFAULT_LIMIT_PAGES = 32768  # 128 MiB
+# Pages read from a file at once (fault-around, MAP_POPULATE, WILLNEED).
+READ_CHUNK_PAGES = 256
 # Host fds kept open by host mappings (the oldest are closed beyond this).
 MAX_OPEN_HOST_FDS = 256
 
@@ -74,6 +76,10 @@ class FileMapping:
         """Up to PAGE_SIZE bytes of the file at page ``index`` (fewer at EOF)."""
         raise NotImplementedError
 
+    def read_run(self, index: int, count: int) -> bytes:
+        """Up to ``count`` pages of the file from page ``index`` (one read)."""
+        return b"".join(self.read_page(i) for i in range(index, index + count))
+
     # -- pages -------------------------------------------------------------
     def get_page(self, index: int) -> int:
         """GPA of the frame holding page ``index``, read into the cache if needed.
@@ -82,24 +88,36 @@ class FileMapping:
         keeps the frame. Raises OutOfGuestMemory.
         """
         gpa = self.pages.get(index)
-        cache = self.cache
         if gpa is None:
-            data = self.read_page(index)
-            gpa = cache.memory.alloc_frame()
-            if data:
-                cache.memory.view[gpa:gpa + len(data)] = data
-            self.pages[index] = gpa
-            cache.npages += 1
-            cache.touch(self)
-            if cache.npages > cache.limit_pages:
-                cache.shrink(cache.npages - cache.limit_pages, keep=self)
+            gpa = self._install(index, self.read_page(index))
+        return gpa
+
+    def _install(self, index: int, data) -> int:
+        cache = self.cache
+        gpa = cache.memory.alloc_frame()
+        if data:
+            cache.memory.view[gpa:gpa + len(data)] = data
+        self.pages[index] = gpa
+        cache.npages += 1
+        cache.touch(self)
+        if cache.npages > cache.limit_pages:
+            cache.shrink(cache.npages - cache.limit_pages, keep=self)
         return gpa
 
     def read_pages(self, first: int, count: int) -> None:
-        """Read pages [first, first+count) into the cache (fault-around, WILLNEED)."""
-        for index in range(first, first + count):
-            if index not in self.pages:
-                self.get_page(index)
+        """Read the missing pages of [first, first+count) into the cache with
+        one read of the file (fault-around, MADV_WILLNEED)."""
+        pages = self.pages
+        for chunk in range(first, first + count, READ_CHUNK_PAGES):
+            missing = [i for i in range(chunk, min(chunk + READ_CHUNK_PAGES, first + count))
+                       if i not in pages]
+            if not missing:
+                continue
+            lo = missing[0]
+            data = memoryview(self.read_run(lo, missing[-1] + 1 - lo))
+            for index in missing:
+                start = (index - lo) << PAGE_SHIFT
+                self._install(index, data[start:start + PAGE_SIZE])
 
     def mark_dirty(self, index: int) -> None:
         """Page ``index`` is mapped writable MAP_SHARED: its frame is the truth now."""
@@ -138,6 +156,10 @@ class InodeMapping(FileMapping):
     def read_page(self, index: int) -> bytes:
         start = index << PAGE_SHIFT
         return bytes(self.inode.data[start:start + PAGE_SIZE])
+
+    def read_run(self, index: int, count: int) -> bytes:
+        start = index << PAGE_SHIFT
+        return bytes(self.inode.data[start:start + (count << PAGE_SHIFT)])
 
     def writeback(self, index: int) -> None:
         self.dirty.discard(index)
@@ -184,6 +206,12 @@ class InodeMapping(FileMapping):
             if len(chunk) < PAGE_SIZE:
                 view[gpa + len(chunk):gpa + PAGE_SIZE] = bytes(PAGE_SIZE - len(chunk))
 
+    def writably_mapped(self) -> bool:
+        """Whether a MAP_SHARED mapping that may write the file exists
+        (Linux mapping_writably_mapped: F_SEAL_WRITE is EBUSY then)."""
+        return any(vma.mapping is self and vma.shared and vma.may_write
+                   for mm in list(self.mms) for vma in mm.vmas)
+
     def truncated(self, old_size: int, new_size: int) -> None:
         """The inode's size changed from ``old_size`` to ``new_size`` bytes.
 
@@ -216,14 +244,23 @@ class HostMapping(FileMapping):
         return self._size
 
     def read_page(self, index: int) -> bytes:
+        return self.read_run(index, 1)
+
+    def read_run(self, index: int, count: int) -> bytes:
         if self.host_fd is None:
-            fd = os.open(self.host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                fd = os.open(self.host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                return b""  # gone since it was mapped: its pages read as zeros
             if host_key(os.fstat(fd)) != self.key:
-                os.close(fd)  # replaced since it was mapped: its pages are gone
+                os.close(fd)  # replaced since it was mapped: likewise
                 return b""
             self.host_fd = fd
             self.cache.opened(self)
-        return os.pread(self.host_fd, PAGE_SIZE, index << PAGE_SHIFT)
+        try:
+            return os.pread(self.host_fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
+        except OSError:
+            return b""  # a host I/O error: zeros rather than a sentry failure
 
     def close(self) -> None:
         if self.host_fd is not None:
@@ -332,14 +369,17 @@ def mapping_of_file(cache: PageCache, file) -> FileMapping:
     """The page cache mapping behind an open file, for mmap(2).
 
     In-memory regular files and host regular files have one; anything
-    else (pipes, directories, sockets, /proc files, most devices) raises
+    else (pipes, directories, sockets, /proc files (snapshots in
+    files._PROC_FS), most devices) raises
     OSError(ENODEV), as a file without ``f_op->mmap`` (mm/mmap.c do_mmap).
     """
     from kvmsentry.kernel.fd import HostFile
     from kvmsentry.kernel.vfs.inode import RegularInode
 
+    from kvmsentry.kernel import files
+
     inode = getattr(file, "inode", None)
-    if isinstance(inode, RegularInode):
+    if isinstance(inode, RegularInode) and inode.fs is not files._PROC_FS:
         return cache.inode_mapping(inode)
     if isinstance(file, HostFile) and not file.is_dir():
         return cache.host_mapping(file.host_path(), file.host_fd)

@@ -38,6 +38,11 @@ TRAP_FAULT = 1
 # KVM_RUN returned without a trap: another thread kicked this vCPU (a
 # signal for the task, a kill). The guest resumes where it was.
 TRAP_INTERRUPT = 2
+# The ring path (--syscall-path=ring) left through RING_WAIT_PORT: the call
+# posted in the request page is the sentry's poller's (running, finished
+# with an answer the task thread must deliver, or handed back); the user
+# registers are as on TRAP_SYSCALL. See kvmsentry/kernel/ring.py.
+TRAP_RING_WAIT = 3
 # The host signal that kicks a vCPU thread out of KVM_RUN (its handler does
 # nothing; the EINTR is the point).
 KICK_SIGNAL = signal.SIGUSR2
@@ -55,6 +60,11 @@ _XCR0_ALLOWED = 0xE7
 _SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
                  | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
 USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+# How long the ring path's guest spins for an answer before it exits (ns):
+# about one exit's cost here (DESIGN.md), enough for the sentry to run a
+# simple call, and what a call costs at worst beyond its exit when the
+# poller has no core.
+RING_GUEST_SPIN_NS = 30_000
 
 
 # User-mode instruction-set extensions (CPUID leaf, subleaf, register, bits)
@@ -167,6 +177,10 @@ class AddressSpace:
         """Install many leaf entries {gva: entry} where none were present."""
         self.page_table.map_new(entries)
 
+    def map_huge(self, gva: int, entry: int) -> None:
+        """Install a 2 MiB leaf entry at ``gva`` where no 4 KiB page is present."""
+        self.page_table.map_huge_user(gva, entry)
+
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 
@@ -207,6 +221,15 @@ class KvmPlatform:
         # Serve the getpid family in the guest (runtime.S vcpu_syscall_entry);
         # the kernel turns it off for --strace, which must see every call.
         self.fast_syscalls = True
+        # "exit": every other call exits (syscall_entry's `out`); "ring":
+        # vcpu_ring_entry posts it to the request page for a polling host
+        # thread first (kvmsentry/kernel/ring.py). Read at each Context.run.
+        self.syscall_path = "exit"
+        # The ring path's guest spin budget, in `pause` iterations: past it
+        # the guest withdraws the call and exits. RING_GUEST_SPIN_NS worth,
+        # from this CPU's cost of one iteration (pause takes ~10-140 cycles
+        # depending on the CPU).
+        self.ring_guest_spin = max(100, int(RING_GUEST_SPIN_NS / max(lib.kvmsentry_pause_ns(), 1.0)))
         self._lock = threading.Lock()
         self._free_vcpus: list = []
         self._nvcpus = 0
@@ -267,11 +290,12 @@ class KvmPlatform:
         eax, _, _, edx = self._cpuid_leaf(0xD, 0)
         return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
 
-    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int]]:
-        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST and zap-list pages.
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int], int]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST, zap-list and request pages.
 
         Returns the GPAs of the GDT page and the frame page, the GVA base
-        of its slot and the GPAs of the zap-list pages.
+        of its slot, the GPAs of the zap-list pages and of the ring path's
+        request page.
         """
         base = layout.vcpu_base(index)
         gdt_gpa = self.memory.alloc_frame()
@@ -306,7 +330,9 @@ class KvmPlatform:
         gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
         self.memory.write(gdt_gpa, gdt)
         self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
-        return gdt_gpa, frame_gpa, base, zap_gpas
+        request_gpa = self.memory.alloc_frame()
+        t.map(base + layout.RING_REQUEST_OFFSET, request_gpa, writable=True, executable=False, user=True)
+        return gdt_gpa, frame_gpa, base, zap_gpas, request_gpa
 
     # -- public -----------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -340,7 +366,8 @@ class KvmPlatform:
 
     def retire_tables(self, table_gpas: list[int]) -> None:
         """Free these table frames after the next guest flush pokes them."""
-        self._retired_tables.extend(table_gpas)
+        with self._lock:
+            self._retired_tables.extend(table_gpas)
 
     def close(self) -> None:
         for vcpu, _ in self._free_vcpus:
@@ -364,7 +391,14 @@ class Context:
         self.platform = platform
         self.vcpu = vcpu
         self.pages = pages
-        gdt_gpa, frame_gpa, base, zap_gpas = pages
+        gdt_gpa, frame_gpa, base, zap_gpas, request_gpa = pages
+        self._request_gpa = request_gpa
+        # The request page's state word, for the poller's C spin (no GIL).
+        self.ring_state = ffi.cast("uint32_t *", platform.memory.hva + request_gpa)
+        self.ring_stop = ffi.new("uint32_t *")
+        self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
+        struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
+                         max(1, platform.ring_guest_spin))
         self._zap_gpas = zap_gpas
         self.address_space = address_space
         self._view = platform.memory.view
@@ -382,6 +416,9 @@ class Context:
         self._vcpu_syscall_out = symbols["vcpu_syscall_out"] + slot_shift
         self._vcpu_syscall_return_rip = self._vcpu_syscall_out + 2
         self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
+        self._ring_entry = symbols["vcpu_ring_entry"] + slot_shift
+        self._ring_wait_return_rip = symbols["vcpu_ring_wait_out"] + slot_shift + 2
+        self._ring_syscall_return_rip = symbols["vcpu_ring_syscall_out"] + slot_shift + 2
         self._plain_entry = symbols["syscall_entry"]
         self._lstar = 0  # LSTAR as last loaded into the vCPU
         # The exit-free frames (set_fast_ids) and the vDSO trampoline they
@@ -389,6 +426,9 @@ class Context:
         self._fast_frames_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET
         self._fast_return = 0
         self._fast_ids: tuple | None = None
+        # With syscall_path "ring": whether this vCPU uses it now (--syscall-path=auto
+        # turns it off while the poller cannot keep up; kvmsentry/kernel/ring.py).
+        self.ring_enabled = True
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
         self._run_struct = vcpu.run_struct
@@ -519,12 +559,20 @@ class Context:
                 port = exit_.port
                 if port == layout.SYSCALL_PORT:
                     rip = regs.rip
-                    if rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip:
+                    if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
+                            and rip != self._ring_syscall_return_rip):
                         return self._forged_exit()
                     self.user_rip = regs.rcx
                     self.user_rflags = regs.r11
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
+                if port == layout.RING_WAIT_PORT:
+                    if regs.rip != self._ring_wait_return_rip:
+                        return self._forged_exit()
+                    self.user_rip = regs.rcx
+                    self.user_rflags = regs.r11
+                    self.user_rsp = regs.rsp
+                    return TRAP_RING_WAIT
                 vector = port - layout.EXCEPTION_PORT_BASE
                 if 0 <= vector < layout.NUM_EXCEPTION_VECTORS:
                     return self._exception(vector)
@@ -537,7 +585,11 @@ class Context:
         """Fill this vCPU's zap list with the table pages flush_handler must poke."""
         platform = self.platform
         dirty = self.address_space.page_table.dirty_tables
-        retired = platform._retired_tables
+        # vCPUs flush without the kernel lock: exactly one takes each
+        # retired table (two would free its frame twice).
+        with platform._lock:
+            retired = platform._retired_tables[:]
+            platform._retired_tables.clear()
         pages = list(dirty) + retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
             raise PlatformError(f"{len(pages)} page-table pages to flush at once "
@@ -553,10 +605,11 @@ class Context:
         dirty.clear()
         for gpa in retired:
             platform.memory.put_frame(gpa)
-        retired.clear()
         self._tlb_stale = False
         if pages:
-            for other in self.address_space.contexts:
+            # A snapshot: other threads add and remove contexts (clone, exit,
+            # exec) while this one runs without the kernel lock.
+            for other in tuple(self.address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
@@ -638,10 +691,52 @@ class Context:
         self._resume_as_is = False
         self._run_struct.kvm_dirty_regs = _SYNC_REGS
 
+    # -- the ring path (kvmsentry/kernel/ring.py drives these) --------------
+    def ring_request(self) -> tuple[int, tuple[int, ...]]:
+        """The call in the request page: (number, six arguments), as the guest posted them."""
+        words = struct.unpack_from("<7Q", self._view, self._request_gpa + 8)
+        return words[0], words[1:]
+
+    def ring_answer(self, result: int) -> bool:
+        """Let the spinning guest return ``result`` to ring 3 (state RING_DONE).
+
+        The answer travels as the RSP of the ring frame (runtime.S
+        ring_done, then the vDSO trampoline), so it must be a canonical
+        address: False (nothing written) when it is not; the caller then
+        answers with :meth:`ring_exit`.
+        """
+        value = result & 0xFFFF_FFFF_FFFF_FFFF
+        if value >> 47 and value >> 47 != 0x1FFFF:
+            return False
+        struct.pack_into("<Q", self._view, self._ring_frame_gpa + 24, value)
+        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_DONE
+        return True
+
+    def ring_exit(self) -> None:
+        """Make the spinning guest exit on RING_WAIT_PORT (state RING_EXIT)."""
+        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_EXIT
+
+    def ring_poll(self, spin_ns: int) -> int:
+        """Spin (no GIL) until the guest posts a call and claim it: 1; 0 after ``spin_ns``; -1 once stopped."""
+        return lib.kvmsentry_ring_poll(self.ring_state, spin_ns, self.ring_stop)
+
+    def ring_claimed(self) -> bool:
+        """After TRAP_RING_WAIT: whether the poller claimed the call (else the task thread runs it)."""
+        return bool(self.ring_state[0] & layout.RING_CLAIMED)
+
+    def ring_answered(self) -> bool:
+        """Whether the poller has finished the claimed call (RING_DONE or RING_EXIT set)."""
+        return bool(self.ring_state[0] & (layout.RING_DONE | layout.RING_EXIT))
+
+    def needs_flush(self) -> bool:
+        """Page-table changes wait for this vCPU's next return through flush_return."""
+        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale)
+
     def _wanted_lstar(self) -> int:
         """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
-        if self.platform.fast_syscalls and self._fast_return:
-            return self._vcpu_entry
+        platform = self.platform
+        if platform.fast_syscalls and self._fast_return:
+            return self._ring_entry if platform.syscall_path == "ring" and self.ring_enabled else self._vcpu_entry
         return self._plain_entry
 
     def _interrupted_in_stub(self, rip: int) -> int:
@@ -680,7 +775,7 @@ class Context:
             return
         view = self._view
         if fast_return != self._fast_return:
-            for k in range(len(layout.FAST_SYSCALLS)):
+            for k in range(len(layout.FAST_SYSCALLS) + 1):  # and the ring path's answer frame
                 _FRAME.pack_into(view, self._fast_frames_gpa + k * layout.FAST_FRAME_SIZE,
                                  fast_return, _USER_CS, USER_RFLAGS_INIT, 0, _USER_DS)
             self._fast_return = fast_return
@@ -765,4 +860,4 @@ def _set_segment(seg, selector: int, *, code: bool) -> None:
 
 
 __all__ = ["KvmPlatform", "AddressSpace", "Context", "Fault", "PlatformError",
-           "KvmUnavailable", "TRAP_SYSCALL", "TRAP_FAULT"]
+           "KvmUnavailable", "TRAP_SYSCALL", "TRAP_FAULT", "TRAP_INTERRUPT", "TRAP_RING_WAIT"]

@@ -198,6 +198,18 @@ static int t_madvise(void)
     CHECK(madvise(p, 2 * PAGE, MADV_DONTNEED) == 0, "DONTNEED: %s", strerror(errno));
     CHECK(p[0] == pat(0), "private DONTNEED did not refetch the file");
     CHECK(madvise(p, 2 * PAGE, MADV_WILLNEED) == 0, "WILLNEED: %s", strerror(errno));
+    errno = 0;
+    CHECK(madvise(p, PAGE, MADV_FREE) == -1 && errno == EINVAL, "FREE on a file: %s", strerror(errno));
+    errno = 0;
+    CHECK(madvise(p, PAGE, MADV_REMOVE) == -1 && errno == EACCES, "REMOVE on a private file: %s",
+          strerror(errno));
+    unsigned char *s = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(s != MAP_FAILED, "mmap shared: %s", strerror(errno));
+    CHECK(madvise(s + PAGE, PAGE, MADV_REMOVE) == 0, "REMOVE: %s", strerror(errno));
+    unsigned char c = 1;
+    CHECK(pread(fd, &c, 1, PAGE + 1) == 1 && c == 0 && s[PAGE + 1] == 0 && s[1] == pat(1),
+          "REMOVE did not punch a hole");
+    munmap(s, 2 * PAGE);
     unsigned char *a = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     a[0] = 1;
     a[2 * PAGE] = 2;
@@ -311,6 +323,37 @@ static int t_maps(const char *host_file)
     return 1;
 }
 
+static int t_seals(void)
+{
+    int fd = memfd_create("sealed", MFD_ALLOW_SEALING);
+    CHECK(fd >= 0, "memfd_create: %s", strerror(errno));
+    CHECK(ftruncate(fd, PAGE) == 0, "ftruncate: %s", strerror(errno));
+    unsigned char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(p != MAP_FAILED, "mmap: %s", strerror(errno));
+    p[0] = 5;
+    errno = 0;
+    CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == -1 && errno == EBUSY,
+          "F_SEAL_WRITE with a writable shared mapping: %s", strerror(errno));
+    munmap(p, PAGE);
+    CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0, "F_SEAL_WRITE: %s", strerror(errno));
+    errno = 0;
+    CHECK(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED && errno == EPERM,
+          "writable shared mmap of a sealed file: %s", strerror(errno));
+    p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(p != MAP_FAILED && p[0] == 5, "read-only mmap of a sealed file: %s", strerror(errno));
+    errno = 0;
+    CHECK(mprotect(p, PAGE, PROT_READ | PROT_WRITE) == -1 && errno == EACCES,
+          "mprotect(PROT_WRITE) of a sealed file: %s", strerror(errno));
+    unsigned char *q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    CHECK(q != MAP_FAILED, "private mmap of a sealed file: %s", strerror(errno));
+    q[0] = 6;
+    CHECK(p[0] == 5, "a private write reached the sealed file");
+    munmap(p, PAGE);
+    munmap(q, PAGE);
+    close(fd);
+    return 1;
+}
+
 static int expect_err(void *r, int err, const char *what)
 {
     if (r != MAP_FAILED) {
@@ -350,6 +393,9 @@ static int t_errnos(const char *host_file)
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, pfd[1], 0), EACCES);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, dir, 0), ENODEV);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, null, 0), ENODEV);
+    int procfd = open("/proc/self/status", O_RDONLY);
+    EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, procfd, 0), ENODEV);
+    close(procfd);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_GROWSDOWN, rw, 0), EINVAL);
     EXPECT(mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0), EINVAL);
     EXPECT(mmap(NULL, 1UL << 47, PROT_READ, MAP_PRIVATE, rw, 0), ENOMEM);
@@ -408,6 +454,7 @@ int main(int argc, char **argv)
     report("mremap", t_mremap());
     report("maps", t_maps(argv[1]));
     report("errnos", t_errnos(argv[1]));
+    report("seals", t_seals());
     printf(failures ? "FAILED\n" : "ok\n");
     return failures != 0;
 }

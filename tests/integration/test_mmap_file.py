@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.requires_kvm
 
-CHECKS = ["private", "shared", "truncate", "madvise", "mremap", "maps", "errnos"]
+CHECKS = ["private", "shared", "truncate", "madvise", "mremap", "maps", "errnos", "seals"]
 PAGE = 4096
 
 

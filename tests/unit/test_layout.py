@@ -31,6 +31,13 @@ def _defines():
     ("FRAME_PAGE_OFFSET", layout.FRAME_PAGE_OFFSET),
     ("FAST_FRAMES_OFFSET", layout.FAST_FRAMES_OFFSET),
     ("FAST_FRAME_SIZE", layout.FAST_FRAME_SIZE),
+    ("RING_WAIT_PORT", layout.RING_WAIT_PORT),
+    ("RING_REQUEST_OFFSET", layout.RING_REQUEST_OFFSET),
+    ("RING_SPIN_OFFSET", layout.RING_SPIN_OFFSET),
+    ("RING_POSTED", layout.RING_POSTED),
+    ("RING_DONE", layout.RING_DONE),
+    ("RING_EXIT", layout.RING_EXIT),
+    ("RING_CLAIMED", layout.RING_CLAIMED),
 ])
 def test_runtime_define_matches_layout(name, expected):
     defines = _defines()
@@ -54,9 +61,14 @@ def test_vcpu_slot_regions_fit_the_stride():
     assert layout.GDT_TSS_OFFSET + 104 + 33 <= 0x1000
 
 
+def test_ring_withdrawn_bit_matches_layout():
+    assert 1 << _defines()["RING_WITHDRAWN_BIT"] == layout.RING_WITHDRAWN
+
+
 def test_fast_frames_fit_below_the_iret_frame():
-    end = layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
-    assert end <= layout.FRAME_OFFSET
+    # The fast frames, then the ring path's answer frame, then its spin budget.
+    end = layout.FAST_FRAMES_OFFSET + (len(layout.FAST_SYSCALLS) + 1) * layout.FAST_FRAME_SIZE
+    assert end <= layout.RING_SPIN_OFFSET and layout.RING_SPIN_OFFSET + 8 <= layout.FRAME_OFFSET
 
 
 def test_vcpu_stub_fast_blocks_are_where_the_platform_looks():

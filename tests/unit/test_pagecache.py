@@ -11,12 +11,13 @@ import os
 
 import pytest
 
-from kvmsentry.kernel.mm import (FAULT_SIGBUS, PROT_READ, PROT_WRITE, MemoryManager)
+from kvmsentry.kernel.mm import FAULT_AROUND_PAGES as FAULT_AROUND
+from kvmsentry.kernel.mm import FAULT_SIGBUS, PROT_READ, PROT_WRITE, MemoryManager
 from kvmsentry.kernel.pagecache import PageCache, page_cache_of
 from kvmsentry.kernel.vfs.inode import RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 from kvmsentry.vm.memory import GuestMemory
-from kvmsentry.vm.x86 import PAGE_SIZE, PTE_ADDR_MASK, PTE_RW
+from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SIZE, PTE_ADDR_MASK, PTE_PSE, PTE_RW
 
 BASE = 0x10000000
 
@@ -41,6 +42,12 @@ class FakeAddressSpace:
 
     def unmap(self, gva):
         self.entries.pop(gva, None)
+
+    def map_huge(self, gva, entry):
+        self.huge = getattr(self, "huge", []) + [gva]
+        base = entry & PTE_ADDR_MASK
+        for i in range(512):
+            self.entries[gva + i * PAGE_SIZE] = (base + i * PAGE_SIZE) | (entry & ~PTE_ADDR_MASK & ~PTE_PSE)
 
     def mark_stale(self, gva):
         pass
@@ -190,3 +197,43 @@ def test_memory_pressure_shrinks_the_cache():
         assert len(frames) == 40 and len(mapping.pages) < 32
     finally:
         memory.close()
+
+
+def test_large_anonymous_regions_get_2mib_pages(memory):
+    mm = new_mm(memory)
+    base = 0x40000000
+    mm.map_region(base, 8 << 20, PROT_READ | PROT_WRITE)
+    assert mm.handle_fault(base + HUGE_PAGE_SIZE + 5, write=True, execute=False) == 0
+    assert mm.address_space.huge == [base + HUGE_PAGE_SIZE]
+    first = mm.pages[(base + HUGE_PAGE_SIZE) >> 12]
+    assert first % HUGE_PAGE_SIZE == 0 and mm.pages[((base + HUGE_PAGE_SIZE) >> 12) + 511] == first + HUGE_PAGE_SIZE - PAGE_SIZE
+    # A block with a 4 KiB page present already stays 4 KiB.
+    mm.copy_out(base + 3 * HUGE_PAGE_SIZE, b"x")
+    assert mm.handle_fault(base + 3 * HUGE_PAGE_SIZE + PAGE_SIZE, write=True, execute=False) == 0
+    assert mm.address_space.huge == [base + HUGE_PAGE_SIZE]
+    in_use, mapped = memory.frames_in_use, len(mm.pages)
+    assert mapped == 512 + FAULT_AROUND
+    mm.unmap_range(base, base + (8 << 20))
+    assert memory.frames_in_use == in_use - mapped and not mm.pages
+
+
+def test_a_write_to_a_small_private_vma_copies_all_its_shared_pages(memory):
+    mm = new_mm(memory)
+    mm.map_region(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    mm.populate(BASE, BASE + 4 * PAGE_SIZE)
+    child = mm.fork(FakeAddressSpace())
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    assert not mm.cow and all(mm.address_space.entries[BASE + i * PAGE_SIZE] & PTE_RW for i in range(4))
+    assert all(frame_of(mm, BASE + i * PAGE_SIZE) != frame_of(child, BASE + i * PAGE_SIZE) for i in range(4))
+
+
+def test_a_write_fault_in_a_private_file_vma_copies_only_its_page(memory):
+    inode = tmpfs_file(content(4))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    mm = new_mm(memory)
+    mm.map_file(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0)
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    assert frame_of(mm, BASE + PAGE_SIZE) != mapping.pages[1]
+    assert frame_of(mm, BASE + 2 * PAGE_SIZE) == mapping.pages[2]  # still the file's
+    inode.write_at(b"new", 2 * PAGE_SIZE)
+    assert read(mm, BASE + 2 * PAGE_SIZE, 3) == b"new"

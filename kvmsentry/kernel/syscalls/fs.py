@@ -784,11 +784,12 @@ def sys_fcntl(task, fd, cmd, arg):
 
 
 # fcntl record locks (include/uapi/asm-generic/fcntl.h) and struct flock:
-# short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (32 bytes).
+# short l_type, short l_whence, (4 bytes of padding: off_t is 8-aligned),
+# off_t l_start, off_t l_len, pid_t l_pid, (4 bytes of padding): 32 bytes.
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 LOCK_CMDS = (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW)
-FLOCK = struct.Struct("<hhqqi4x")
+FLOCK = struct.Struct("<hh4xqqi4x")
 
 
 def _record_lock(task, file: File, cmd: int, arg: int) -> int:

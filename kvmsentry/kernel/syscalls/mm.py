@@ -13,6 +13,7 @@ import os
 
 from kvmsentry.kernel.fd import O_PATH, DevZero
 from kvmsentry.kernel.pagecache import mapping_of_file, page_cache_of
+from kvmsentry.kernel.vfs.inode import F_SEAL_FUTURE_WRITE, F_SEAL_WRITE
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
                                  MmError, page_align_up)
@@ -177,6 +178,13 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
                 raise SyscallError(e.errno) from None
             if flags & MAP_GROWSDOWN:
                 raise SyscallError(errno.EINVAL)
+            seals = getattr(getattr(mapping, "inode", None), "seals", None) or 0
+            if shared and seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE):
+                # mm/memfd.c memfd_check_seals_mmap: no writable shared
+                # mapping of a write-sealed file, and none made writable later.
+                if prot & PROT_WRITE:
+                    raise SyscallError(errno.EPERM)
+                may_write = False
             if shared and not mapping.writable:
                 if prot & PROT_WRITE:
                     shared = False  # a host file: a private copy (see the table's note)
@@ -300,6 +308,8 @@ def sys_madvise(task, addr: int, length: int, advice: int) -> int:
         return 0
     if end > mm.task_size:
         raise SyscallError(errno.ENOMEM)
+    if advice in (MADV_FREE, MADV_REMOVE):
+        _check_free_remove(mm, addr, end, advice)
     if advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
         mm.discard(addr, end)
     elif advice == MADV_WILLNEED:
@@ -312,6 +322,31 @@ def sys_madvise(task, addr: int, length: int, advice: int) -> int:
     if not mm.covered(addr, end):
         raise SyscallError(errno.ENOMEM)
     return 0
+
+
+def _check_free_remove(mm, start: int, end: int, advice: int) -> None:
+    """mm/madvise.c's per-VMA checks: MADV_FREE only on private anonymous
+    memory (else EINVAL); MADV_REMOVE not on private anonymous memory
+    (EINVAL) and on files only through a shared writable mapping (EACCES),
+    where it punches a hole in the file."""
+    for vma in mm.vmas:
+        if vma.end <= start or vma.start >= end:
+            continue
+        if advice == MADV_FREE:
+            if vma.mapping is not None or vma.shared:
+                raise SyscallError(errno.EINVAL)
+            continue
+        if vma.mapping is None:
+            if not vma.shared:
+                raise SyscallError(errno.EINVAL)
+            continue
+        if not (vma.shared and vma.may_write):
+            raise SyscallError(errno.EACCES)
+        inode = getattr(vma.mapping, "inode", None)
+        if inode is not None:
+            lo, hi = max(start, vma.start), min(end, vma.end)
+            offset = vma.file_index(lo >> 12) << 12
+            inode.punch_hole(offset, offset + hi - lo)
 
 
 @syscall("msync")

@@ -22,7 +22,7 @@ from kvmsentry.kernel.files import (
 )
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
-from kvmsentry.kernel.task import Process, Task
+from kvmsentry.kernel.task import Process, Task, commit_creds
 from kvmsentry.loader.elf import ELF_HEADER_SIZE, IMAGES, ElfError, load_elf
 from kvmsentry.loader.stack import ArgListTooLong
 
@@ -238,6 +238,7 @@ def _resolve_executable(task, path: bytes) -> tuple[bytes | None, bytes, bytes |
     if node.kind == HOST:
         mode, host_path, contents = node.st.st_mode, node.host_path, None
     elif node.kind == MEM:
+        node.inode.sync()  # pages written through a shared mapping
         mode, host_path, contents = node.inode.mode, None, bytes(node.inode.data)
     else:
         raise SyscallError(errno.EACCES)
@@ -350,6 +351,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     process.exe = exe
     process.argv = list(argv)
     process.envp = list(envp)
+    commit_creds(task, process.creds.after_exec())
     # fs/exec.c begin_new_exec: the basename of the path execve was given
     # ("exe" for /proc/self/exe, the script for a #! script).
     task.comm = os.path.basename(execfn)[:15]

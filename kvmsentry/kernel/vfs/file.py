@@ -111,9 +111,9 @@ def add_seals(file: File, seals: int) -> None:
 
     EPERM for a file not open for writing or already F_SEAL_SEAL'd,
     EINVAL for unknown seal bits or a file that cannot be sealed. F_SEAL_EXEC
-    on an executable file adds the write seals too (W^X). Writable
-    MAP_SHARED mappings are not counted: adding F_SEAL_WRITE while one
-    exists is not EBUSY here, and mmap does not refuse a sealed file.
+    on an executable file adds the write seals too (W^X). EBUSY for
+    F_SEAL_WRITE while a MAP_SHARED mapping may write the file (mmap then
+    refuses writable shared mappings: syscalls/mm.py).
     """
     if not file.writable:
         raise SyscallError(errno.EPERM)
@@ -125,6 +125,9 @@ def add_seals(file: File, seals: int) -> None:
     inode = file.inode
     if seals & F_SEAL_EXEC and inode.mode & 0o111:
         seals |= F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
+    if seals & F_SEAL_WRITE and not current & F_SEAL_WRITE and inode.mapping is not None \
+            and inode.mapping.writably_mapped():
+        raise SyscallError(errno.EBUSY)
     inode.seals = current | seals
 
 
