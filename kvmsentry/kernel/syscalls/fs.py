@@ -656,8 +656,12 @@ def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
     process = task.process
     creds = process.creds
     if not flags & AT_EACCESS and (creds.uid, creds.gid) != (creds.euid, creds.egid):
-        # access_override_creds: the real ids decide, for the lookup too.
-        process.creds = dataclasses.replace(creds, euid=creds.uid, egid=creds.gid)
+        # access_override_creds: the real ids decide, for the lookup too,
+        # with root's capabilities only for a real uid 0.
+        override = dataclasses.replace(creds, euid=creds.uid, egid=creds.gid)
+        if hasattr(override, "cap_effective"):
+            override.cap_effective = override.cap_permitted if creds.uid == 0 else 0
+        process.creds = override
     try:
         if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
             file = task.fds.get(dirfd)
@@ -1306,7 +1310,7 @@ def sys_truncate(task, path, length):
         raise SyscallError(errno.EINVAL)
     check_size(length)
     creds = task.process.creds
-    if creds.euid != 0 and node.kind in (F.HOST, F.MEM):
+    if not perm.privileged(creds) and node.kind in (F.HOST, F.MEM):
         perm.permission(creds, node.inode, perm.MAY_WRITE)  # vfs_truncate
     F.writable_inode(node, truncate=length == 0, task=task).truncate(length)
     return 0
