@@ -19,6 +19,7 @@
  * Vector 6 (#UD) enters ud_entry first: flush_return's ud2 is a flush.
  */
 #define SYSCALL_PORT 0x10
+#define RING_WAIT_PORT 0x11
 #define EXCEPTION_PORT_BASE 0x80
 /* Offsets inside a vCPU's slot (layout.py): the IST1 stack top, the iret
  * frame in the frame page, the zap list. The handler finds them relative
@@ -28,6 +29,23 @@
 #define ZAP_LIST_OFFSET 0x8000
 #define ZAP_LIST_FROM_HANDLER_RSP (ZAP_LIST_OFFSET - (IST_TOP_OFFSET - 64))
 #define FRAME_FROM_INT_RSP (FRAME_PAGE_FRAME_OFFSET - (IST_TOP_OFFSET - 40))
+/* The per-vCPU syscall entry (see vcpu_syscall_entry below): vCPU 0's
+ * slot, the stub page and the exit-free frames in the frame page. */
+#define VCPU_AREA_GVA 0xffffff8000200000
+#define VCPU_STUB_OFFSET 0x7000
+#define FRAME_PAGE_OFFSET 0x2000
+#define FAST_FRAMES_OFFSET 0x000
+#define FAST_FRAME_SIZE 40
+/* The ring path (vcpu_ring_entry): the request page, its states, and the
+ * spin budget the sentry keeps in the frame page. */
+#define RING_REQUEST_OFFSET 0x1000
+#define RING_SPIN_OFFSET 0x200
+/* The request's state word: bits, each set by one side only. */
+#define RING_POSTED 1
+#define RING_CLAIMED 2
+#define RING_DONE 4
+#define RING_EXIT 8
+#define RING_WITHDRAWN_BIT 4
 
     .text
     .code64
@@ -116,3 +134,152 @@ exception_stubs:
     .endr
     .globl runtime_end
 runtime_end:
+
+/*
+ * The per-vCPU syscall entry: LSTAR of vCPU i is this code's copy in
+ * vCPU i's slot (one frame mapped at VCPU_STUB_OFFSET of every slot,
+ * U=1, read-only), linked at vCPU 0's slot. Its RIP-relative operands
+ * therefore reach the slot's own frame page, which is how a stub that
+ * may clobber no register finds per-vCPU data.
+ *
+ * getpid, getppid, gettid, getuid, geteuid, getgid and getegid are
+ * answered without a VM exit: the sentry keeps, in the frame page
+ * (read-only to the guest), one iret frame per call whose RIP is the
+ * vDSO's __kvmsentry_fast_return (ring 3), whose RSP is the answer, and
+ * whose CS/SS are the user's. The stub saves the user RSP in RAX and
+ * irets through that frame; the ring-3 trampoline swaps RAX and RSP,
+ * restores the user's flags from R11 and jumps to RCX (guest/vdso.c).
+ * Nothing the program can write is ever loaded by ring 0: the frames
+ * are sentry-written, so a program cannot forge a ring-0 return. Every
+ * other number leaves through the `out` as syscall_entry does.
+ * Fast-path indices (layout.FAST_SYSCALLS): 0 getpid 39, 1 getppid 110,
+ * 2 gettid 186, 3 getuid 102, 4 geteuid 107, 5 getgid 104, 6 getegid 108.
+ */
+/* vcpu0_fast_frames is defined by runtime.ld (an absolute address, so that
+ * the RIP-relative displacement is the linker's). */
+/* getpid first: the most frequent of them. */
+.macro FAST_DISPATCH
+    cmp $39, %rax
+    je fast_0
+    cmp $186, %rax
+    je fast_2
+    cmp $110, %rax
+    je fast_1
+    cmp $102, %rax
+    je fast_3
+    cmp $107, %rax
+    je fast_4
+    cmp $104, %rax
+    je fast_5
+    cmp $108, %rax
+    je fast_6
+.endm
+
+    .section .vcpu_stub, "ax"
+    .globl vcpu_syscall_entry
+vcpu_syscall_entry:
+    FAST_DISPATCH
+    .globl vcpu_syscall_out
+vcpu_syscall_out:
+    out %al, $SYSCALL_PORT
+    /* Not reached: the sentry sets RIP to a return label. */
+    hlt
+fast_0:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 0 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+fast_1:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 1 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+fast_2:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 2 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+fast_3:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 3 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+fast_4:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 4 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+fast_5:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 5 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+fast_6:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 6 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+    .globl vcpu_stub_end
+vcpu_stub_end:
+
+/*
+ * The ring path (kvmsentry boot --syscall-path=ring): LSTAR of a vCPU is
+ * this entry's copy in its slot. After the exit-free calls above, the
+ * call is posted in the slot's request page (U=1, writable: see
+ * layout.py for what that trade-off means) and the vCPU spins with
+ * `pause` while a host thread of the sentry polls the page
+ * (kvmsentry/kernel/ring.py, in C: kvmsentry_ring_poll):
+ * The state word: the guest stores RING_POSTED; the poller claims the
+ * call with a compare-and-swap from exactly RING_POSTED to
+ * RING_POSTED|RING_CLAIMED, then adds one of
+ *   RING_DONE: the answer is in the ring frame (frame page, read-only to
+ *     the guest, written by the sentry) as its RSP: return to ring 3
+ *     through the vDSO trampoline exactly as the exit-free calls do;
+ *   RING_EXIT: the sentry wants the task thread to finish the call (a
+ *     signal to deliver, page tables to flush, or a call the ring never
+ *     runs): exit on RING_WAIT_PORT.
+ * No answer within the spin budget: set the WITHDRAWN bit atomically
+ * (lock bts), after which the poller's compare-and-swap cannot succeed.
+ * If the call was not claimed, leave by the ordinary syscall exit; if it
+ * was, exit on RING_WAIT_PORT: the task thread sleeps until the poller is
+ * done, so a blocking call holds no spinning core.
+ * RCX, R11 and the call's argument registers are never changed; RAX is
+ * the call number again at both exits.
+ */
+    .globl vcpu_ring_entry
+vcpu_ring_entry:
+    FAST_DISPATCH
+    mov %rax, vcpu0_ring_request + 0x08(%rip)
+    mov %rdi, vcpu0_ring_request + 0x10(%rip)
+    mov %rsi, vcpu0_ring_request + 0x18(%rip)
+    mov %rdx, vcpu0_ring_request + 0x20(%rip)
+    mov %r10, vcpu0_ring_request + 0x28(%rip)
+    mov %r8, vcpu0_ring_request + 0x30(%rip)
+    mov %r9, vcpu0_ring_request + 0x38(%rip)
+    movl $RING_POSTED, vcpu0_ring_request(%rip)
+    mov vcpu0_ring_spin(%rip), %rax
+ring_spin:
+    pause
+    testl $RING_DONE, vcpu0_ring_request(%rip)
+    jnz ring_done
+    testl $RING_EXIT, vcpu0_ring_request(%rip)
+    jnz ring_exit
+    dec %rax
+    jnz ring_spin
+    lock btsl $RING_WITHDRAWN_BIT, vcpu0_ring_request(%rip)
+    testl $RING_DONE, vcpu0_ring_request(%rip)
+    jnz ring_done
+    testl $RING_CLAIMED, vcpu0_ring_request(%rip)
+    jz ring_withdrawn
+ring_exit:
+    mov vcpu0_ring_request + 0x08(%rip), %rax
+    .globl vcpu_ring_wait_out
+vcpu_ring_wait_out:
+    out %al, $RING_WAIT_PORT
+    hlt
+ring_withdrawn:
+    mov vcpu0_ring_request + 0x08(%rip), %rax
+    .globl vcpu_ring_syscall_out
+vcpu_ring_syscall_out:
+    out %al, $SYSCALL_PORT
+    hlt
+ring_done:
+    movl $0, vcpu0_ring_request(%rip)
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + 7 * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
+    .globl vcpu_ring_end
+vcpu_ring_end:

@@ -120,3 +120,42 @@ int gettimeofday(struct timeval *, struct timezone *) __attribute__((weak, alias
 long time(long *) __attribute__((weak, alias("__vdso_time")));
 int getcpu(unsigned *, unsigned *, void *) __attribute__((weak, alias("__vdso_getcpu")));
 int clock_getres(int, struct timespec *) __attribute__((weak, alias("__vdso_clock_getres")));
+
+/*
+ * The ring-3 half of the exit-free getpid family (guest/runtime.S,
+ * vcpu_syscall_entry). The runtime irets here with RAX = the user's RSP,
+ * RSP = the answer, RCX = the user's RIP and R11 = the user's RFLAGS (as
+ * `syscall` left them). Swap RSP back, put the answer in RAX, restore
+ * DF and the arithmetic flags SF ZF AF PF CF from R11 (sahf), and return.
+ * Nothing here touches memory: the user stack's red zone stays intact.
+ * OF is left as the trampoline's last flag-setting instruction left it,
+ * and AC/TF are not restored (the iret frame has IF only); the syscall
+ * ABI declares the flags clobbered ("cc" in libc's syscall asm).
+ * The labels __kvmsentry_fr_* mark each instruction: the sentry completes
+ * the trampoline itself when a kick stops the vCPU inside it
+ * (kvmsentry/platform/kvm.py, Context._finish_fast_return).
+ */
+__asm__(
+    ".text\n"
+    ".globl __kvmsentry_fast_return\n"
+    ".type __kvmsentry_fast_return, @function\n"
+    "__kvmsentry_fast_return:\n"
+    "    xchg %rax, %rsp\n"
+    "__kvmsentry_fr_swapped:\n"
+    "    xchg %rax, %r11\n"
+    "__kvmsentry_fr_flags:\n"
+    "    btl $10, %eax\n"
+    "    jnc 1f\n"
+    "    std\n"
+    "    jmp 2f\n"
+    "1:  cld\n"
+    "2:  xchg %al, %ah\n"
+    "__kvmsentry_fr_sahf:\n"
+    "    sahf\n"
+    "    xchg %al, %ah\n"
+    "__kvmsentry_fr_unswapped:\n"
+    "    xchg %rax, %r11\n"
+    "__kvmsentry_fr_jump:\n"
+    "    jmp *%rcx\n"
+    "__kvmsentry_fr_end:\n"
+    ".size __kvmsentry_fast_return, . - __kvmsentry_fast_return\n");

@@ -44,6 +44,8 @@ class Profile:
         self.exceptions: Counter[str] = Counter()   # vector name -> count (page faults included)
         self._lock = threading.Lock()
         self._local = threading.local()
+        # The kernel's RingStats (--syscall-path=ring): calls answered without an exit.
+        self.ring_stats = None
 
     # -- the wrappers ---------------------------------------------------------
     def wrap_vcpu_run(self, run):
@@ -115,7 +117,11 @@ class Profile:
             other = {name: n for name, n in self.exceptions.items() if not name.startswith("#PF")}
             syscall_total = sum(self.syscalls.values())
             interrupts = self.traps.get("interrupt", 0)
-            counted = self.traps.get("syscall", 0) + self.traps.get("fault", 0) + interrupts
+            ring_waits = self.traps.get("ring_wait", 0)
+            counted = self.traps.get("syscall", 0) + self.traps.get("fault", 0) + interrupts + ring_waits
+            ring = self.ring_stats.as_dict() if self.ring_stats is not None else None
+            if ring is not None:
+                ring["wait_exits"] = ring_waits
             return {
                 "wall_s": time.perf_counter() - self.started,
                 "exits": self.exits,
@@ -128,6 +134,10 @@ class Profile:
                 "other_exits": max(0, self.exits - counted),
                 "guest_s": self.kvm_run_s,
                 "sentry_s": self.between_runs_s + (self.context_run_s - self.kvm_run_s),
+                # --syscall-path=ring: calls answered in the ring (no exit), run
+                # by the poller but finished through an exit, handed back unrun;
+                # the exits on RING_WAIT_PORT; the pollers' spinning CPU seconds.
+                "ring": ring,
             }
 
 
@@ -151,6 +161,13 @@ def format_profile(data: dict, top: int = 12) -> str:
                  + ("  (" + ", ".join(f"{k} {v}" for k, v in other.items()) + ")" if other else ""))
     lines.append(f"  interrupts        {data['interrupts']:>10,}")
     lines.append(f"  other exits       {data['other_exits']:>10,}")
+    ring = data.get("ring")
+    if ring is not None:
+        lines.append(f"  ring path: {ring['answered']:,} calls answered without an exit, "
+                     f"{ring['exited']:,} run by the poller then finished by an exit "
+                     f"({ring['wait_exits']:,} waits), {ring['bounced']:,} handed back; "
+                     f"pollers spun {ring['poll_cpu_s']:.3f} s of CPU"
+                     + (f"; auto left the ring {ring['auto_off']:,} times" if ring.get("auto_off") else ""))
     return "\n".join(lines)
 
 
@@ -181,7 +198,10 @@ def install(kernel) -> Profiler:
 
     profile = Profile()
     kinds = {platform_kvm.TRAP_SYSCALL: "syscall", platform_kvm.TRAP_FAULT: "fault",
-             getattr(platform_kvm, "TRAP_INTERRUPT", 2): "interrupt"}
+             getattr(platform_kvm, "TRAP_INTERRUPT", 2): "interrupt",
+             getattr(platform_kvm, "TRAP_RING_WAIT", 3): "ring_wait"}
+    if kernel.platform.syscall_path == "ring":
+        profile.ring_stats = kernel.ring_stats
     vm_kvm.Vcpu.run = profile.wrap_vcpu_run(vm_kvm.Vcpu.run)
     platform_kvm.Context.run = profile.wrap_context_run(platform_kvm.Context.run, kinds)
     kernel.syscall = profile.wrap_syscall(kernel.syscall)

@@ -255,7 +255,9 @@ def _mm_of(thread):
 
 def maps(task, process, thread) -> bytes:
     """fs/proc/task_mmu.c show_map_vma: the prefix padded to 72 columns,
-    then a space and the name (the exe path, [heap], [stack], ...)."""
+    then a space and the name (the exe path, [heap], [stack], ...). File
+    mappings show their offset, the file's device (major:minor) and inode
+    as the guest's stat(2) sees them, and its guest path."""
     mm = _mm_of(thread)
     if mm is None or process.zombie:
         return b""
@@ -266,13 +268,18 @@ def maps_of(vmas) -> bytes:
     from kvmsentry.kernel.mm import PROT_EXEC, PROT_READ, PROT_WRITE
     lines = []
     for v in vmas:
+        mapping = getattr(v, "mapping", None)
+        if mapping is not None:
+            pgoff, dev, ino = v.pgoff << 12, mapping.dev, mapping.ino
+        else:
+            pgoff = dev = ino = 0
         prefix = b"%08x-%08x %c%c%c%c %08x %02x:%02x %d " % (
             v.start, v.end,
             ord("r") if v.prot & PROT_READ else ord("-"),
             ord("w") if v.prot & PROT_WRITE else ord("-"),
             ord("x") if v.prot & PROT_EXEC else ord("-"),
-            ord("s") if v.shared else ord("p"),
-            0, 0, 0, 0)
+            ord("s") if v.shared or not getattr(v, "may_write", True) else ord("p"),
+            pgoff, os.major(dev), os.minor(dev), ino)
         name = os.fsencode(v.name) if v.name else b""
         if name:
             prefix = prefix.ljust(72) + b" " + name

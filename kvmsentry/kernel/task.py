@@ -105,6 +105,9 @@ class Process:
     argv: list[bytes] = dataclasses.field(default_factory=list)
     envp: list[bytes] = dataclasses.field(default_factory=list)
     cwd: str = "/"
+    # The cwd's place in the tree when it is an in-memory directory
+    # (kernel.files.set_cwd): what a removed cwd is still resolved from.
+    cwd_walk: Any = None
     root: str = "/"
     mounts: Any = None
     umask: int = 0o022

@@ -38,6 +38,11 @@ TRAP_FAULT = 1
 # KVM_RUN returned without a trap: another thread kicked this vCPU (a
 # signal for the task, a kill). The guest resumes where it was.
 TRAP_INTERRUPT = 2
+# The ring path (--syscall-path=ring) left through RING_WAIT_PORT: the call
+# posted in the request page is the sentry's poller's (running, finished
+# with an answer the task thread must deliver, or handed back); the user
+# registers are as on TRAP_SYSCALL. See kvmsentry/kernel/ring.py.
+TRAP_RING_WAIT = 3
 # The host signal that kicks a vCPU thread out of KVM_RUN (its handler does
 # nothing; the EINTR is the point).
 KICK_SIGNAL = signal.SIGUSR2
@@ -55,6 +60,11 @@ _XCR0_ALLOWED = 0xE7
 _SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
                  | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
 USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+# How long the ring path's guest spins for an answer before it exits (ns):
+# about one exit's cost here (DESIGN.md), enough for the sentry to run a
+# simple call, and what a call costs at worst beyond its exit when the
+# poller has no core.
+RING_GUEST_SPIN_NS = 30_000
 
 
 # User-mode instruction-set extensions (CPUID leaf, subleaf, register, bits)
@@ -122,6 +132,8 @@ class Runtime:
     text: bytes
     base: int
     symbols: dict[str, int]
+    # The per-vCPU syscall entry (section .vcpu_stub), linked in vCPU 0's slot.
+    vcpu_stub: bytes = b""
 
     @classmethod
     def load(cls) -> "Runtime":
@@ -131,7 +143,10 @@ class Runtime:
             elf = ELFFile(f)
             text = elf.get_section_by_name(".text")
             symbols = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name}
-            return cls(text.data(), text["sh_addr"], symbols)
+            stub = elf.get_section_by_name(".vcpu_stub")
+            if stub is None or stub["sh_addr"] != layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET:
+                raise PlatformError("runtime.elf has no .vcpu_stub section in vCPU 0's slot")
+            return cls(text.data(), text["sh_addr"], symbols, stub.data())
 
 
 class AddressSpace:
@@ -161,6 +176,10 @@ class AddressSpace:
     def map_entries(self, entries: dict[int, int]) -> None:
         """Install many leaf entries {gva: entry} where none were present."""
         self.page_table.map_new(entries)
+
+    def map_huge(self, gva: int, entry: int) -> None:
+        """Install a 2 MiB leaf entry at ``gva`` where no 4 KiB page is present."""
+        self.page_table.map_huge_user(gva, entry)
 
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
@@ -199,6 +218,18 @@ class KvmPlatform:
         self.cpuid = self.kvm.get_supported_cpuid()
         _pass_through_user_isa(self.cpuid)
         self.runtime = Runtime.load()
+        # Serve the getpid family in the guest (runtime.S vcpu_syscall_entry);
+        # the kernel turns it off for --strace, which must see every call.
+        self.fast_syscalls = True
+        # "exit": every other call exits (syscall_entry's `out`); "ring":
+        # vcpu_ring_entry posts it to the request page for a polling host
+        # thread first (kvmsentry/kernel/ring.py). Read at each Context.run.
+        self.syscall_path = "exit"
+        # The ring path's guest spin budget, in `pause` iterations: past it
+        # the guest withdraws the call and exits. RING_GUEST_SPIN_NS worth,
+        # from this CPU's cost of one iteration (pause takes ~10-140 cycles
+        # depending on the CPU).
+        self.ring_guest_spin = max(100, int(RING_GUEST_SPIN_NS / max(lib.kvmsentry_pause_ns(), 1.0)))
         self._lock = threading.Lock()
         self._free_vcpus: list = []
         self._nvcpus = 0
@@ -233,6 +264,9 @@ class KvmPlatform:
         ud_gate = x86.interrupt_gate(rt.symbols["ud_entry"], layout.KERNEL_CS, dpl=0, ist=1)
         self.memory.write(idt_gpa + 16 * x86.X86_TRAP_UD, ud_gate)
         template.map(layout.IDT_GVA, idt_gpa, writable=False, executable=False, user=False)
+        # One frame holds the per-vCPU syscall entry; every slot maps it.
+        self._vcpu_stub_gpa = self.memory.alloc_frame()
+        self.memory.write(self._vcpu_stub_gpa, rt.vcpu_stub)
         # The physmap: flush_handler reaches page-table pages through it.
         template.map_huge_range(layout.PHYSMAP_GVA, 0, self.memory.size - self.memory.size % x86.HUGE_PAGE_SIZE,
                                 writable=True, user=False)
@@ -256,11 +290,12 @@ class KvmPlatform:
         eax, _, _, edx = self._cpuid_leaf(0xD, 0)
         return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
 
-    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int]]:
-        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST and zap-list pages.
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int], int]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST, zap-list and request pages.
 
         Returns the GPAs of the GDT page and the frame page, the GVA base
-        of its slot and the GPAs of the zap-list pages.
+        of its slot, the GPAs of the zap-list pages and of the ring path's
+        request page.
         """
         base = layout.vcpu_base(index)
         gdt_gpa = self.memory.alloc_frame()
@@ -268,6 +303,7 @@ class KvmPlatform:
         t = self._kernel_template
         t.map(base + layout.GDT_OFFSET, gdt_gpa, writable=True, executable=False, user=False)
         t.map(base + layout.FRAME_PAGE_OFFSET, frame_gpa, writable=False, executable=False, user=True)
+        t.map(base + layout.VCPU_STUB_OFFSET, self._vcpu_stub_gpa, writable=False, executable=True, user=True)
         for page in range(layout.IST_STACK_PAGES):
             t.map(base + layout.IST_STACK_OFFSET + page * x86.PAGE_SIZE, self.memory.alloc_frame(),
                   writable=True, executable=False, user=False)
@@ -294,7 +330,9 @@ class KvmPlatform:
         gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
         self.memory.write(gdt_gpa, gdt)
         self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
-        return gdt_gpa, frame_gpa, base, zap_gpas
+        request_gpa = self.memory.alloc_frame()
+        t.map(base + layout.RING_REQUEST_OFFSET, request_gpa, writable=True, executable=False, user=True)
+        return gdt_gpa, frame_gpa, base, zap_gpas, request_gpa
 
     # -- public -----------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -328,7 +366,8 @@ class KvmPlatform:
 
     def retire_tables(self, table_gpas: list[int]) -> None:
         """Free these table frames after the next guest flush pokes them."""
-        self._retired_tables.extend(table_gpas)
+        with self._lock:
+            self._retired_tables.extend(table_gpas)
 
     def close(self) -> None:
         for vcpu, _ in self._free_vcpus:
@@ -352,7 +391,14 @@ class Context:
         self.platform = platform
         self.vcpu = vcpu
         self.pages = pages
-        gdt_gpa, frame_gpa, base, zap_gpas = pages
+        gdt_gpa, frame_gpa, base, zap_gpas, request_gpa = pages
+        self._request_gpa = request_gpa
+        # The request page's state word, for the poller's C spin (no GIL).
+        self.ring_state = ffi.cast("uint32_t *", platform.memory.hva + request_gpa)
+        self.ring_stop = ffi.new("uint32_t *")
+        self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
+        struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
+                         max(1, platform.ring_guest_spin))
         self._zap_gpas = zap_gpas
         self.address_space = address_space
         self._view = platform.memory.view
@@ -361,8 +407,28 @@ class Context:
         self._exception_frame_gpa = None  # found through the page table on first use
         self._ist_frame_gva = base + layout.EXCEPTION_FRAME_OFFSET
         self._iret_return = platform.runtime.symbols["iret_return"]
-        # RIP after the `out` in syscall_entry (2 bytes: e6 10).
-        self._syscall_return_rip = platform.runtime.symbols["syscall_entry"] + 2
+        # RIP after the `out` in syscall_entry (2 bytes: e6 10), and in
+        # this vCPU's copy of vcpu_syscall_entry.
+        symbols = platform.runtime.symbols
+        self._syscall_return_rip = symbols["syscall_entry"] + 2
+        slot_shift = base - layout.VCPU_AREA_GVA
+        self._vcpu_entry = symbols["vcpu_syscall_entry"] + slot_shift
+        self._vcpu_syscall_out = symbols["vcpu_syscall_out"] + slot_shift
+        self._vcpu_syscall_return_rip = self._vcpu_syscall_out + 2
+        self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
+        self._ring_entry = symbols["vcpu_ring_entry"] + slot_shift
+        self._ring_wait_return_rip = symbols["vcpu_ring_wait_out"] + slot_shift + 2
+        self._ring_syscall_return_rip = symbols["vcpu_ring_syscall_out"] + slot_shift + 2
+        self._plain_entry = symbols["syscall_entry"]
+        self._lstar = 0  # LSTAR as last loaded into the vCPU
+        # The exit-free frames (set_fast_ids) and the vDSO trampoline they
+        # return to; 0 until the kernel supplies them.
+        self._fast_frames_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET
+        self._fast_return = 0
+        self._fast_ids: tuple | None = None
+        # With syscall_path "ring": whether this vCPU uses it now (--syscall-path=auto
+        # turns it off while the poller cannot keep up; kvmsentry/kernel/ring.py).
+        self.ring_enabled = True
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
         self._run_struct = vcpu.run_struct
@@ -416,11 +482,12 @@ class Context:
         vcpu.set_sregs(sregs)
         vcpu.set_msrs({
             x86.MSR_STAR: layout.USER32_CS << 48 | layout.KERNEL_CS << 32,
-            x86.MSR_LSTAR: p.runtime.symbols["syscall_entry"],
+            x86.MSR_LSTAR: self._wanted_lstar(),
             x86.MSR_CSTAR: p.runtime.symbols["syscall_entry"],
             x86.MSR_SYSCALL_MASK: _SYSCALL_MASK,
             x86.MSR_KERNEL_GS_BASE: 0,
         })
+        self._lstar = self._wanted_lstar()
         if p._cr4 & x86.CR4_OSXSAVE:
             vcpu.set_xcrs({0: p._xcr0})
         if p._initial_xsave is not None:
@@ -481,6 +548,9 @@ class Context:
                 regs.rip = self._iret_return
             self._run_struct.kvm_dirty_regs = _SYNC_REGS
         self._started = True
+        if self._lstar != self._wanted_lstar():
+            self._lstar = self._wanted_lstar()
+            self.vcpu.set_msrs({x86.MSR_LSTAR: self._lstar})
         vcpu_run = self.vcpu.run
         while True:
             exit_ = vcpu_run()
@@ -488,12 +558,21 @@ class Context:
             if exit_.__class__ is ExitIo:
                 port = exit_.port
                 if port == layout.SYSCALL_PORT:
-                    if regs.rip != self._syscall_return_rip:
+                    rip = regs.rip
+                    if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
+                            and rip != self._ring_syscall_return_rip):
                         return self._forged_exit()
                     self.user_rip = regs.rcx
                     self.user_rflags = regs.r11
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
+                if port == layout.RING_WAIT_PORT:
+                    if regs.rip != self._ring_wait_return_rip:
+                        return self._forged_exit()
+                    self.user_rip = regs.rcx
+                    self.user_rflags = regs.r11
+                    self.user_rsp = regs.rsp
+                    return TRAP_RING_WAIT
                 vector = port - layout.EXCEPTION_PORT_BASE
                 if 0 <= vector < layout.NUM_EXCEPTION_VECTORS:
                     return self._exception(vector)
@@ -506,7 +585,11 @@ class Context:
         """Fill this vCPU's zap list with the table pages flush_handler must poke."""
         platform = self.platform
         dirty = self.address_space.page_table.dirty_tables
-        retired = platform._retired_tables
+        # vCPUs flush without the kernel lock: exactly one takes each
+        # retired table (two would free its frame twice).
+        with platform._lock:
+            retired = platform._retired_tables[:]
+            platform._retired_tables.clear()
         pages = list(dirty) + retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
             raise PlatformError(f"{len(pages)} page-table pages to flush at once "
@@ -522,10 +605,11 @@ class Context:
         dirty.clear()
         for gpa in retired:
             platform.memory.put_frame(gpa)
-        retired.clear()
         self._tlb_stale = False
         if pages:
-            for other in self.address_space.contexts:
+            # A snapshot: other threads add and remove contexts (clone, exit,
+            # exec) while this one runs without the kernel lock.
+            for other in tuple(self.address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
@@ -539,6 +623,13 @@ class Context:
         struct.pack_into("<Q", self._view, self._exception_frame_gpa + 16, 0)
         if cs == 0:
             return self._forged_exit()
+        if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
+            # A fault inside the trampoline (say its vDSO page is gone):
+            # finish the call here and resume at the caller.
+            self.regs.rsp = rsp
+            self.regs.rip = rip
+            self._finish_fast_return()
+            return TRAP_INTERRUPT
         if cs & 3 != 3:
             raise PlatformError(
                 f"CPU exception {x86.TRAP_NAMES.get(vector, vector)} in ring 0 at {rip:#x} "
@@ -556,13 +647,142 @@ class Context:
         """KVM_RUN returned EINTR: note where the guest is, to resume it as is."""
         self._resume_as_is = True
         rip = self.regs.rip
+        if self._vcpu_entry <= rip < self._vcpu_stub_end:
+            return self._interrupted_in_stub(rip)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
+            if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
+                self._finish_fast_return()
+                return TRAP_INTERRUPT
             # Stopped in ring 3: its registers are the user state.
             self.user_rip = rip
             self.user_rsp = self.regs.rsp
             self.user_rflags = self.regs.rflags
         return TRAP_INTERRUPT
+
+    def _finish_fast_return(self) -> None:
+        """Complete the vDSO's __kvmsentry_fast_return for a vCPU stopped inside it.
+
+        Signal delivery needs the user state of the call's caller, and the
+        trampoline holds it in registers whose roles change instruction by
+        instruction (guest/vdso.c): find the answer, the user RSP and
+        RFLAGS by RIP, and resume at RCX as if the syscall had returned.
+        """
+        regs = self.regs
+        marks = self.platform.vdso.fast_return_marks
+        at = regs.rip - self._fast_return
+        if at < marks["swapped"]:
+            answer, user_rsp, flags = regs.rsp, regs.rax, regs.r11
+        elif at < marks["flags"]:
+            answer, user_rsp, flags = regs.rax, regs.rsp, regs.r11
+        elif at < marks["jump"]:
+            answer, user_rsp, flags = regs.r11, regs.rsp, regs.rax
+            if marks["sahf"] <= at < marks["unswapped"]:
+                flags = flags & ~0xFFFF | (flags & 0xFF) << 8 | (flags >> 8) & 0xFF
+        else:
+            answer, user_rsp, flags = regs.rax, regs.rsp, regs.r11
+        regs.rax = answer
+        regs.r11 = flags
+        regs.rsp = user_rsp
+        self.user_rip = regs.rcx
+        self.user_rsp = user_rsp
+        self.user_rflags = flags
+        self.in_runtime = False
+        self._resume_as_is = False
+        self._run_struct.kvm_dirty_regs = _SYNC_REGS
+
+    # -- the ring path (kvmsentry/kernel/ring.py drives these) --------------
+    def ring_request(self) -> tuple[int, tuple[int, ...]]:
+        """The call in the request page: (number, six arguments), as the guest posted them."""
+        words = struct.unpack_from("<7Q", self._view, self._request_gpa + 8)
+        return words[0], words[1:]
+
+    def ring_answer(self, result: int) -> bool:
+        """Let the spinning guest return ``result`` to ring 3 (state RING_DONE).
+
+        The answer travels as the RSP of the ring frame (runtime.S
+        ring_done, then the vDSO trampoline), so it must be a canonical
+        address: False (nothing written) when it is not; the caller then
+        answers with :meth:`ring_exit`.
+        """
+        value = result & 0xFFFF_FFFF_FFFF_FFFF
+        if value >> 47 and value >> 47 != 0x1FFFF:
+            return False
+        struct.pack_into("<Q", self._view, self._ring_frame_gpa + 24, value)
+        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_DONE
+        return True
+
+    def ring_exit(self) -> None:
+        """Make the spinning guest exit on RING_WAIT_PORT (state RING_EXIT)."""
+        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_EXIT
+
+    def ring_poll(self, spin_ns: int) -> int:
+        """Spin (no GIL) until the guest posts a call and claim it: 1; 0 after ``spin_ns``; -1 once stopped."""
+        return lib.kvmsentry_ring_poll(self.ring_state, spin_ns, self.ring_stop)
+
+    def ring_claimed(self) -> bool:
+        """After TRAP_RING_WAIT: whether the poller claimed the call (else the task thread runs it)."""
+        return bool(self.ring_state[0] & layout.RING_CLAIMED)
+
+    def ring_answered(self) -> bool:
+        """Whether the poller has finished the claimed call (RING_DONE or RING_EXIT set)."""
+        return bool(self.ring_state[0] & (layout.RING_DONE | layout.RING_EXIT))
+
+    def needs_flush(self) -> bool:
+        """Page-table changes wait for this vCPU's next return through flush_return."""
+        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale)
+
+    def _wanted_lstar(self) -> int:
+        """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
+        platform = self.platform
+        if platform.fast_syscalls and self._fast_return:
+            return self._ring_entry if platform.syscall_path == "ring" and self.ring_enabled else self._vcpu_entry
+        return self._plain_entry
+
+    def _interrupted_in_stub(self, rip: int) -> int:
+        """Kicked inside vcpu_syscall_entry: hand the call to the sentry as a syscall.
+
+        Before its `iretq` the stub has not answered yet: the call is
+        taken by the exit path instead (TRAP_SYSCALL), so that a signal
+        waiting for this task is delivered when it returns. In a fast
+        block (mov, lea, iretq: 12 bytes each, in FAST_SYSCALLS order)
+        RAX may already hold the user RSP; the block says which call it was.
+        """
+        regs = self.regs
+        if rip > self._vcpu_syscall_out:
+            block, offset = divmod(rip - (self._vcpu_syscall_out + 3), 12)
+            if offset:
+                regs.rsp = regs.rax
+            regs.rax = layout.FAST_SYSCALLS[block][1]
+        self.user_rip = regs.rcx
+        self.user_rflags = regs.r11
+        self.user_rsp = regs.rsp
+        self._resume_as_is = False
+        self.in_runtime = False
+        return TRAP_SYSCALL
+
+    def set_fast_ids(self, ids: tuple[int, ...], fast_return: int) -> None:
+        """Keep the exit-free answers current: ``ids`` in layout.FAST_SYSCALLS order.
+
+        ``ids`` are (pid, ppid, tid, uid, euid, gid, egid) of the task on
+        this vCPU as getpid(2), getppid(2), gettid(2), getuid(2) ... return
+        them; ``fast_return`` is the guest address of the process's vDSO
+        __kvmsentry_fast_return. Callable from any thread while the vCPU
+        runs: each answer is one aligned 8-byte store. Takes effect for
+        LSTAR at the next reset() (execve, fork, clone).
+        """
+        if ids == self._fast_ids and fast_return == self._fast_return:
+            return
+        view = self._view
+        if fast_return != self._fast_return:
+            for k in range(len(layout.FAST_SYSCALLS) + 1):  # and the ring path's answer frame
+                _FRAME.pack_into(view, self._fast_frames_gpa + k * layout.FAST_FRAME_SIZE,
+                                 fast_return, _USER_CS, USER_RFLAGS_INIT, 0, _USER_DS)
+            self._fast_return = fast_return
+        for k, value in enumerate(ids):
+            struct.pack_into("<Q", view, self._fast_frames_gpa + k * layout.FAST_FRAME_SIZE + 24,
+                             value & 0xFFFF_FFFF_FFFF_FFFF)
+        self._fast_ids = ids
 
     def set_user_state(self, rip: int, rsp: int) -> None:
         """Make the thread resume at ``rip`` with stack ``rsp`` (signal delivery, sigreturn)."""
@@ -640,4 +860,4 @@ def _set_segment(seg, selector: int, *, code: bool) -> None:
 
 
 __all__ = ["KvmPlatform", "AddressSpace", "Context", "Fault", "PlatformError",
-           "KvmUnavailable", "TRAP_SYSCALL", "TRAP_FAULT"]
+           "KvmUnavailable", "TRAP_SYSCALL", "TRAP_FAULT", "TRAP_INTERRUPT", "TRAP_RING_WAIT"]

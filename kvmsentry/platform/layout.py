@@ -8,10 +8,16 @@ user programs own slots 0-255, i.e. addresses below 0x0000_8000_0000_0000):
     IDT_GVA           KERNEL_TEXT_GVA + 1 MiB    the IDT, 256 gates (4 KiB), read-only
     VCPU_AREA_GVA     KERNEL_TEXT_GVA + 2 MiB    one VCPU_STRIDE slot per vCPU:
         + 0x0000  GDT (first 0x80 bytes) and TSS (at GDT_TSS_OFFSET), read-write
+        + 0x1000  the ring path's request page (--syscall-path=ring only;
+                  U=1, writable, see RING_REQUEST_OFFSET)
         + 0x2000  the frame page: the sentry writes the iret frame here
                   (FRAME_OFFSET) and the vCPU returns to ring 3 through it
         + 0x4000  IST1 stack (2 pages, top at + 0x6000): every exception
                   lands here, the CPU's frame at the top
+        + 0x7000  the per-vCPU syscall entry (runtime.S vcpu_syscall_entry):
+                  one frame of code mapped in every slot, U=1, read-only;
+                  LSTAR of vCPU i points into slot i, so its RIP-relative
+                  operands reach slot i's frame page
         + 0x8000  the zap list (8 pages): a count, then the physmap address
                   (+4) of each page-table page flush_handler must poke
       pages in between are unmapped guards.
@@ -46,6 +52,32 @@ IST_STACK_OFFSET = 0x4000
 IST_STACK_PAGES = 2
 IST_TOP_OFFSET = IST_STACK_OFFSET + IST_STACK_PAGES * 0x1000
 
+VCPU_STUB_OFFSET = 0x7000
+# The ring path's request page (runtime.S vcpu_ring_entry), U=1 and
+# WRITABLE: the natively run stub under PVM can only write U=1 pages, so
+# ring 3 can write it too, and it is mapped in every address space (PML4
+# slot 511 is shared). A program can therefore post a call in another
+# thread's page, its own or another process's: the ring path is an
+# opt-in mode (--syscall-path=ring), not the default. The page carries
+# only the call number and arguments; answers and return frames stay in
+# the read-only frame page. Layout: state (u32), then at 8 the number,
+# at 0x10 the six arguments (rdi rsi rdx r10 r8 r9).
+RING_REQUEST_OFFSET = 0x1000
+# State bits (runtime.S): the guest posts, the poller claims (a
+# compare-and-swap from exactly POSTED), then adds DONE or EXIT; the
+# guest sets WITHDRAWN (lock bts) when its spin budget runs out.
+RING_POSTED, RING_CLAIMED, RING_DONE, RING_EXIT, RING_WITHDRAWN = 1, 2, 4, 8, 16
+# In the frame page: the guest's spin budget (pause iterations, u64), and
+# the ring path's answer frame: fast frame number len(FAST_SYSCALLS).
+RING_SPIN_OFFSET = 0x200
+# Inside the frame page: the exit-free frames, one iret frame per call of
+# FAST_SYSCALLS in this order (rip = the vDSO's __kvmsentry_fast_return,
+# cs, rflags, rsp = the answer, ss); runtime.S repeats the offsets.
+FAST_FRAMES_OFFSET = 0x000
+FAST_FRAME_SIZE = 40
+# (name, x86-64 number): answered by vcpu_syscall_entry without an exit.
+FAST_SYSCALLS = (("getpid", 39), ("getppid", 110), ("gettid", 186), ("getuid", 102),
+                 ("geteuid", 107), ("getgid", 104), ("getegid", 108))
 # Inside the frame page: [FRAME_OFFSET, +40) is the iret frame rip, cs,
 # rflags, rsp, ss. guest/runtime.S repeats these offsets (a unit test checks).
 FRAME_OFFSET = 0xF00
@@ -73,6 +105,8 @@ USER_CS = GDT_ENTRY_DEFAULT_USER_CS * 8 + 3
 TSS_SELECTOR = GDT_ENTRY_TSS * 8
 
 SYSCALL_PORT = 0x10
+# The ring path's exit: the task thread must finish or wait for the call.
+RING_WAIT_PORT = 0x11
 EXCEPTION_PORT_BASE = 0x80
 NUM_EXCEPTION_VECTORS = 32
 # The TSS I/O bitmap allows these ports at CPL 3. Under PVM the runtime's
@@ -81,7 +115,7 @@ NUM_EXCEPTION_VECTORS = 32
 # worked only because their zeroed TSS happened to allow port 0x10). A
 # ring-3 program may therefore `out` to these ports itself; the platform
 # treats such forged exits as faults (see Context.run).
-RUNTIME_PORTS = (SYSCALL_PORT,) + tuple(range(EXCEPTION_PORT_BASE, EXCEPTION_PORT_BASE + NUM_EXCEPTION_VECTORS))
+RUNTIME_PORTS = (SYSCALL_PORT, RING_WAIT_PORT) + tuple(range(EXCEPTION_PORT_BASE, EXCEPTION_PORT_BASE + NUM_EXCEPTION_VECTORS))
 
 # User address space (x86-64 Linux, 4-level paging: TASK_SIZE_MAX).
 TASK_SIZE = 0x0000_7FFF_FFFF_F000

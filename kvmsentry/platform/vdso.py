@@ -40,6 +40,14 @@ def tsc_scale(tsc_khz: int) -> tuple[int, int]:
         shift -= 1
 
 
+def _local_symbols(path: str) -> dict[str, int]:
+    """{name: value} of the image's .symtab (its local labels included)."""
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return {sym.name: sym["st_value"] for sym in symtab.iter_symbols() if sym.name}
+
+
 class Vdso:
     """The vDSO image and the vvar page, each in guest frames shared by every process.
 
@@ -60,6 +68,14 @@ class Vdso:
             memory.write(gpa, self.image[page * PAGE_SIZE:(page + 1) * PAGE_SIZE])
             self.image_gpas.append(gpa)
         self.calibrated = False
+        # The exit-free getpid family's ring-3 trampoline (guest/vdso.c):
+        # its offset in the image, its size, and its instruction marks.
+        symbols = _local_symbols(path)
+        start = symbols["__kvmsentry_fast_return"]
+        self.fast_return_offset = start
+        self.fast_return_size = symbols["__kvmsentry_fr_end"] - start
+        self.fast_return_marks = {name: symbols["__kvmsentry_fr_" + name] - start
+                                  for name in ("swapped", "flags", "sahf", "unswapped", "jump")}
 
     @property
     def size(self) -> int:

@@ -199,6 +199,21 @@ kvmsentry_sync_regs *kvmsentry_run_sync_regs_of(struct kvm_run *run);
 int ioctl(int fd, unsigned long request, ...);
 void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 int kvmsentry_run_vcpu(int fd);
+
+/* openat2(2) for the sentry's own host lookups (kernel/vfs/hostfs.py):
+ * how the sentry opens host files beneath a root it must not leave. */
+#define RESOLVE_NO_MAGICLINKS ...
+#define RESOLVE_NO_SYMLINKS ...
+#define RESOLVE_IN_ROOT ...
+struct open_how {
+    __u64 flags;
+    __u64 mode;
+    __u64 resolve;
+    ...;
+};
+int kvmsentry_openat2(int dirfd, const char *path, struct open_how *how);
+int kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop);
+double kvmsentry_pause_ns(void);
 """
 )
 
@@ -211,7 +226,11 @@ ffibuilder.set_source(
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <linux/kvm.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cpuid.h>
+#include <time.h>
 
 typedef __typeof__(((struct kvm_run *)0)->io) kvmsentry_run_io;
 typedef __typeof__(((struct kvm_run *)0)->internal) kvmsentry_run_internal;
@@ -230,6 +249,57 @@ static void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4
 
 /* KVM_RUN, called without the GIL (cffi releases it around every call). */
 static int kvmsentry_run_vcpu(int fd) { return ioctl(fd, KVM_RUN, 0); }
+
+/* openat2(2) by number (glibc has no wrapper); -1 and errno ENOSYS on a
+ * host older than Linux 5.6. */
+static int kvmsentry_openat2(int dirfd, const char *path, struct open_how *how) {
+    return (int)syscall(SYS_openat2, dirfd, path, how, sizeof *how);
+}
+
+/* ns per iteration of a `pause` + load + compare loop on this CPU (the
+ * ring stub's spin, guest/runtime.S ring_spin): the best of a few runs. */
+static double kvmsentry_pause_ns(void) {
+    volatile uint32_t word = 0;
+    double best = 1e9;
+    for (int run = 0; run < 5; run++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < 2000; i++) {
+            __builtin_ia32_pause();
+            if (word == 4) break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ns = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 2000;
+        if (ns < best) best = ns;
+    }
+    return best;
+}
+
+/* The ring path's poller (kvmsentry/kernel/ring.py), without the GIL:
+ * spin on a request page's state word (a guest frame, shared with the
+ * spinning vCPU) until the guest posts a call (exactly RING_POSTED, 1),
+ * then claim it with a compare-and-swap to RING_POSTED|RING_CLAIMED (3);
+ * the guest may withdraw it at the same time (lock bts of another bit):
+ * exactly one wins. Returns 1 when claimed, 0 after spin_ns ns with no
+ * call, -1 as soon as *stop is non-zero. The bits are guest/runtime.S's
+ * RING_*; `pause` between reads, as a spin-wait should. */
+static int kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        for (int i = 0; i < 200; i++) {
+            uint32_t s = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+            if (s == 1 && __atomic_compare_exchange_n(state, &s, 3, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return 1;
+            __builtin_ia32_pause();
+        }
+        if (__atomic_load_n(stop, __ATOMIC_ACQUIRE))
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)(t.tv_nsec - t0.tv_nsec) >= spin_ns)
+            return 0;
+    }
+}
 """,
 )
 

@@ -26,6 +26,18 @@ def _defines():
     ("ZAP_LIST_OFFSET", layout.ZAP_LIST_OFFSET),
     ("SYSCALL_PORT", layout.SYSCALL_PORT),
     ("EXCEPTION_PORT_BASE", layout.EXCEPTION_PORT_BASE),
+    ("VCPU_AREA_GVA", layout.VCPU_AREA_GVA),
+    ("VCPU_STUB_OFFSET", layout.VCPU_STUB_OFFSET),
+    ("FRAME_PAGE_OFFSET", layout.FRAME_PAGE_OFFSET),
+    ("FAST_FRAMES_OFFSET", layout.FAST_FRAMES_OFFSET),
+    ("FAST_FRAME_SIZE", layout.FAST_FRAME_SIZE),
+    ("RING_WAIT_PORT", layout.RING_WAIT_PORT),
+    ("RING_REQUEST_OFFSET", layout.RING_REQUEST_OFFSET),
+    ("RING_SPIN_OFFSET", layout.RING_SPIN_OFFSET),
+    ("RING_POSTED", layout.RING_POSTED),
+    ("RING_DONE", layout.RING_DONE),
+    ("RING_EXIT", layout.RING_EXIT),
+    ("RING_CLAIMED", layout.RING_CLAIMED),
 ])
 def test_runtime_define_matches_layout(name, expected):
     defines = _defines()
@@ -47,3 +59,70 @@ def test_vcpu_slot_regions_fit_the_stride():
     assert end <= layout.VCPU_STRIDE
     assert layout.IST_TOP_OFFSET <= layout.ZAP_LIST_OFFSET
     assert layout.GDT_TSS_OFFSET + 104 + 33 <= 0x1000
+
+
+def test_ring_withdrawn_bit_matches_layout():
+    assert 1 << _defines()["RING_WITHDRAWN_BIT"] == layout.RING_WITHDRAWN
+
+
+def test_fast_frames_fit_below_the_iret_frame():
+    # The fast frames, then the ring path's answer frame, then its spin budget.
+    end = layout.FAST_FRAMES_OFFSET + (len(layout.FAST_SYSCALLS) + 1) * layout.FAST_FRAME_SIZE
+    assert end <= layout.RING_SPIN_OFFSET and layout.RING_SPIN_OFFSET + 8 <= layout.FRAME_OFFSET
+
+
+def test_vcpu_stub_fast_blocks_are_where_the_platform_looks():
+    """Context._interrupted_in_stub finds a call's block at vcpu_syscall_out + 3 + 12 k."""
+    from kvmsentry.platform.kvm import Runtime
+    rt = Runtime.load()
+    stub_base = layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET
+    out = rt.symbols["vcpu_syscall_out"] - stub_base
+    assert rt.vcpu_stub[out:out + 3] == bytes.fromhex("e610f4")  # out %al,$0x10; hlt
+    for k in range(len(layout.FAST_SYSCALLS)):
+        block = rt.vcpu_stub[out + 3 + 12 * k:out + 3 + 12 * (k + 1)]
+        assert block[:3] == bytes.fromhex("4889e0")  # mov %rsp,%rax
+        assert block[3:6] == bytes.fromhex("488d25")  # lea disp32(%rip),%rsp
+        assert block[10:] == bytes.fromhex("48cf")  # iretq
+        # The lea reaches frame k of the frame page (same offset in every slot).
+        disp = int.from_bytes(block[6:10], "little", signed=True)
+        target = stub_base + out + 3 + 12 * k + 10 + disp
+        assert target == (layout.VCPU_AREA_GVA + layout.FRAME_PAGE_OFFSET + layout.FAST_FRAMES_OFFSET
+                          + k * layout.FAST_FRAME_SIZE)
+    assert rt.symbols["vcpu_stub_end"] - stub_base == out + 3 + 12 * len(layout.FAST_SYSCALLS)
+
+
+def test_vcpu_stub_dispatches_each_fast_syscall_to_its_block():
+    """Each `cmp $nr, %rax; je` pair sends nr to block k of layout.FAST_SYSCALLS."""
+    from kvmsentry.platform.kvm import Runtime
+    rt = Runtime.load()
+    stub_base = layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET
+    code = rt.vcpu_stub
+    out = rt.symbols["vcpu_syscall_out"] - stub_base
+    targets = {}
+    i = 0
+    while i < out:
+        if code[i:i + 3] == bytes.fromhex("4883f8"):  # cmp $imm8, %rax
+            nr, i = code[i + 3], i + 4
+        else:
+            assert code[i:i + 2] == bytes.fromhex("483d")  # cmp $imm32, %rax
+            nr, i = int.from_bytes(code[i + 2:i + 6], "little"), i + 6
+        assert code[i] == 0x74  # je rel8
+        targets[nr] = i + 2 + code[i + 1]
+        i += 2
+    assert targets == {nr: out + 3 + 12 * k for k, (_, nr) in enumerate(layout.FAST_SYSCALLS)}
+
+
+def test_vdso_trampoline_marks_are_in_order():
+    from kvmsentry.platform.vdso import Vdso
+
+    class _Memory:
+        def alloc_frame(self):
+            return 0
+
+        def write(self, gpa, data):
+            pass
+
+    vdso = Vdso(_Memory())
+    marks = vdso.fast_return_marks
+    assert 0 < marks["swapped"] < marks["flags"] < marks["sahf"] < marks["unswapped"] < marks["jump"]
+    assert marks["jump"] < vdso.fast_return_size

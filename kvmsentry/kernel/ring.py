@@ -1,0 +1,254 @@
+"""The ring path (``kvmsentry boot --syscall-path=ring``): syscalls answered without an exit.
+
+FlexSC's idea on KVM (DESIGN.md, "Notes on PVM"): the runtime's syscall
+entry (guest/runtime.S ``vcpu_ring_entry``) posts the call in its vCPU's
+request page and spins with ``pause``; one host thread per task, the
+:class:`RingPoller`, polls that page in C without the GIL
+(``kvmsentry_ring_poll``), runs the call through :meth:`Kernel.dispatch`
+under the BKL and writes the answer where the spinning guest finds it.
+A round trip costs one guest-to-host transition less than an exit: no
+``KVM_RUN`` return, no ``iretq`` frame from Python.
+
+What stays on the exit path:
+- calls that replace registers or need the vCPU itself (``_BOUNCE``):
+  the poller hands them back (RING_EXIT) and the task thread runs them;
+- any call after which a signal is pending, the task stops or exits, or
+  page tables must be flushed: the poller runs it, then the task thread
+  delivers the result (RING_EXIT, then ``TRAP_RING_WAIT``);
+- a call that blocks (read on an empty pipe, wait4, futex wait): the
+  guest's spin budget runs out, it withdraws, sees the poller owns the
+  call and exits; the task thread then sleeps until the poller is done
+  (:meth:`RingPoller.collect`), so a blocked call holds no spinning core;
+- every call while the poller is cold: after ``POLL_WINDOW_NS`` without
+  a call the poller sleeps, the guest's spin runs out and the call exits
+  as usual; that exit wakes the poller. An idle sandbox burns no core,
+  and a poller that cannot get a core costs each call at most the
+  guest's spin budget before the exit.
+
+Costs reported by ``--profile``: calls answered in the ring, handed
+back, the exits the ring still took, and the host CPU seconds the
+pollers spent spinning (``thread_time`` around the C spin: the price of
+the path, beside the wall time it saves).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from kvmsentry.kernel import sched
+
+# How long a poller spins after its last call before it sleeps (ns).
+POLL_WINDOW_NS = 200_000
+# --syscall-path=auto judges a task's ring every AUTO_WINDOW calls: when
+# fewer than AUTO_MIN_ANSWERED of them were answered without an exit (the
+# poller could not keep up: no idle core, or calls that block), the task
+# goes back to the exit path for AUTO_BACKOFF_S seconds, doubled at each
+# failure up to AUTO_BACKOFF_MAX_S, then tries the ring again.
+AUTO_WINDOW = 256
+AUTO_MIN_ANSWERED = 0.5
+AUTO_BACKOFF_S = 0.5
+AUTO_BACKOFF_MAX_S = 16.0
+
+# x86-64 numbers the ring never runs (the task thread does, with the
+# vCPU's registers): rt_sigreturn, pause, clone, fork, vfork, execve,
+# exit, rt_sigsuspend, sigaltstack, arch_prctl, exit_group, execveat,
+# clone3.
+_BOUNCE = frozenset((15, 34, 56, 57, 58, 59, 60, 130, 131, 158, 231, 322, 435))
+
+
+class RingStats:
+    """Counters over every poller of a sandbox (read by --profile)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.answered = 0      # calls the guest got back without an exit
+        self.exited = 0        # calls the poller ran whose result went through an exit
+        self.bounced = 0       # calls handed back to the task thread unrun
+        self.poll_cpu_s = 0.0  # host CPU time the pollers spent spinning
+        self.auto_off = 0      # --syscall-path=auto: times a task left the ring for a while
+
+    def as_dict(self) -> dict:
+        with self.lock:
+            return {"answered": self.answered, "exited": self.exited, "bounced": self.bounced,
+                    "poll_cpu_s": self.poll_cpu_s, "auto_off": self.auto_off}
+
+
+class RingPoller:
+    """The host thread that answers one task's posted syscalls.
+
+    Started by the task's thread before its first run (:meth:`start`),
+    stopped when the task ends (:meth:`stop`). ``collect`` is the task
+    thread's side of ``TRAP_RING_WAIT``.
+    """
+
+    def __init__(self, kernel, task, stats: RingStats, *, auto: bool = False):
+        self.kernel = kernel
+        self.auto = auto
+        self._window = 0         # calls judged in this window
+        self._window_answered = 0
+        self._backoff = AUTO_BACKOFF_S
+        self._retry_at = 0.0
+        self.task = task
+        self.context = task.context
+        self.stats = stats
+        self._cond = threading.Condition(threading.Lock())
+        # (kind, value) of the last call taken: ("result", rax), ("bounce", None)
+        # or ("raise", exception); None once the task thread took it.
+        self._outcome = None
+        self._hot = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._main, daemon=True,
+                                        name=f"kvmsentry-ring-{task.tid}")
+
+    def start(self) -> None:
+        self._hot.set()
+        self._thread.start()
+
+    def wake(self) -> None:
+        """A call took an exit (task thread): count it for auto, and poll again."""
+        context = self.context
+        if self.auto:
+            if not context.ring_enabled:
+                if time.monotonic() < self._retry_at:
+                    return
+                context.ring_enabled = True  # LSTAR changes at the next Context.run
+                self._window = self._window_answered = 0
+            else:
+                self._judge(False)
+        if not self._hot.is_set():
+            self._hot.set()
+
+    def _judge(self, answered: bool) -> None:
+        """--syscall-path=auto: count one call; leave the ring when it does not pay."""
+        self._window += 1
+        self._window_answered += answered
+        if self._window < AUTO_WINDOW:
+            return
+        if self._window_answered < AUTO_MIN_ANSWERED * self._window:
+            self.context.ring_enabled = False
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, AUTO_BACKOFF_MAX_S)
+            with self.stats.lock:
+                self.stats.auto_off += 1
+        else:
+            self._backoff = AUTO_BACKOFF_S
+        self._window = self._window_answered = 0
+
+    def stop(self) -> None:
+        """End the thread (BKL held: released while it finishes a call)."""
+        self._stopping = True
+        self.context.ring_stop[0] = 1
+        self._hot.set()
+        if self._thread.ident is None or self._thread is threading.current_thread():
+            return
+        sched.BKL.release()
+        try:
+            self._thread.join(timeout=10)
+        finally:
+            sched.BKL.acquire()
+
+    def collect(self):
+        """The call the guest left on RING_WAIT_PORT: wait for it (BKL released).
+
+        Returns its outcome: ("result", rax), ("bounce", None), ("raise",
+        exception), or None when the poller never claimed it (the task
+        thread then runs it, as after a plain exit).
+        """
+        context = self.context
+        if not context.ring_claimed():
+            return None
+        with self._cond:
+            if not context.ring_answered():
+                sched.BKL.release()
+                try:
+                    while not context.ring_answered():
+                        self._cond.wait()
+                finally:
+                    self._cond.release()
+                    sched.BKL.acquire()
+                    self._cond.acquire()
+            outcome, self._outcome = self._outcome, None
+        return outcome
+
+    # -- the poller thread ----------------------------------------------
+    def _main(self) -> None:
+        sched.set_current(self.task)
+        context = self.context
+        stats = self.stats
+        while not self._stopping:
+            self._hot.wait()
+            if self._stopping:
+                break
+            t0 = time.thread_time()
+            claimed = context.ring_poll(POLL_WINDOW_NS)
+            spent = time.thread_time() - t0
+            with stats.lock:
+                stats.poll_cpu_s += spent
+            if claimed < 0:
+                break
+            if claimed == 0:
+                self._hot.clear()
+                continue
+            self._take()
+
+    def _take(self) -> None:
+        """Run the claimed call and answer it (RING_DONE or RING_EXIT)."""
+        context = self.context
+        task = self.task
+        with self._cond:
+            self._outcome = None
+        nr, args = context.ring_request()
+        kind = "exit"
+        fast = False
+        with sched.BKL:
+            try:
+                if nr in _BOUNCE or task.exited:
+                    outcome = ("bounce", None)
+                else:
+                    outcome = ("result", self.kernel.dispatch(task, nr, args))
+                    self.kernel.after_syscall(task, nr)
+            except BaseException as e:  # TaskExit, a sentry bug: the task thread raises it
+                outcome = ("raise", e)
+            if outcome[0] == "result":
+                process = task.process
+                fast = (task.restart is None and not task.signal_pending() and not process.stopped
+                        and process.wait_status is None and not task.exited
+                        and not context.needs_flush())
+            # The outcome first, then the state bit the task thread waits for.
+            with self._cond:
+                self._outcome = outcome
+                if outcome[0] == "result" and fast and context.ring_answer(outcome[1]):
+                    kind = "answered"
+                else:
+                    context.ring_exit()
+                self._cond.notify_all()
+        if self.auto and kind == "answered":
+            self._judge(True)
+        with self.stats.lock:
+            if outcome[0] == "bounce":
+                self.stats.bounced += 1
+            elif kind == "answered":
+                self.stats.answered += 1
+            else:
+                self.stats.exited += 1
+
+
+def choose_path(requested: str) -> str:
+    """Resolve --syscall-path: "exit" and "ring" as given; "auto" from this host.
+
+    auto starts with the ring when a core is idle for the pollers: at
+    least two CPUs and a 1-minute load average below (CPUs - 1)
+    (os.getloadavg); then each task leaves the ring while it does not pay
+    (RingPoller._judge). Each poller also goes cold by itself when its
+    task makes no calls.
+    """
+    if requested != "auto":
+        return requested
+    cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return "exit"
+    return "ring" if cpus >= 2 and load < cpus - 1 else "exit"
