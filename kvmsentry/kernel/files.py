@@ -709,6 +709,8 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         raise SyscallError(errno.EISDIR)  # O_TRUNC asks for write access (fs/open.c)
     if not _perm.privileged(creds) and node.kind in (HOST, MEM):
         _perm.permission(creds, node.inode, _open_mask(flags))  # may_open
+        if flags & fdmod.O_NOATIME and not _perm.is_owner(creds, node.inode):
+            raise SyscallError(errno.EPERM)  # may_open: O_NOATIME is the owner's (LTP open02)
     if is_dir and node.kind in (HOST, MEM):
         file_flags |= O_DIRECTORY
     if node.kind == HOST:

@@ -274,3 +274,24 @@ def test_bad_interpreter_errnos(interp_dir, run_both, assert_same):
                               + [interp_dir / f"user_{n}" for n in names])
     assert native.stdout.split(b"\n")[0] == b"user_missing ENOENT"
     assert_same(native, sentry)
+
+
+def _file_mappings(maps: bytes) -> list:
+    """/proc/self/maps lines of files (perms, offset, dev, inode, path), without addresses."""
+    rows = []
+    for line in maps.decode().splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[5].startswith("/"):
+            rows.append(fields[1:])
+    return rows
+
+
+def test_proc_maps_shows_the_program_and_interpreter_as_files(run_both):
+    """The loader maps the program's and ld.so's segments as private file
+    mappings (fs/binfmt_elf.c elf_map): offsets, device and inode as Linux."""
+    _need("/bin/cat")
+    native, sentry = run_both(["/bin/cat", "/proc/self/maps"])
+    assert sentry.returncode == 0, sentry.stderr
+    rows = _file_mappings(native.stdout)
+    assert any(r[4].endswith("/cat") for r in rows) and any("ld-linux" in r[4] for r in rows)
+    assert _file_mappings(sentry.stdout) == rows
