@@ -362,7 +362,8 @@ class KvmPlatform:
 
     def retire_tables(self, table_gpas: list[int]) -> None:
         """Free these table frames after the next guest flush pokes them."""
-        self._retired_tables.extend(table_gpas)
+        with self._lock:
+            self._retired_tables.extend(table_gpas)
 
     def close(self) -> None:
         for vcpu, _ in self._free_vcpus:
@@ -580,7 +581,11 @@ class Context:
         """Fill this vCPU's zap list with the table pages flush_handler must poke."""
         platform = self.platform
         dirty = self.address_space.page_table.dirty_tables
-        retired = platform._retired_tables
+        # Two vCPUs may flush at once (Context.run runs without the BKL):
+        # each retired frame goes to exactly one of them, and is freed once.
+        with platform._lock:
+            retired = list(platform._retired_tables)
+            platform._retired_tables.clear()
         pages = list(dirty) + retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
             raise PlatformError(f"{len(pages)} page-table pages to flush at once "
@@ -596,7 +601,6 @@ class Context:
         dirty.clear()
         for gpa in retired:
             platform.memory.put_frame(gpa)
-        retired.clear()
         self._tlb_stale = False
         if pages:
             for other in self.address_space.contexts:
