@@ -3,8 +3,8 @@
 
 Exit statuses of ``kvmsentry boot``: the guest's exit code; 128 + N when a
 signal N killed it; 126 when the file is not a program we can run (not an
-ELF, wrong machine, malformed, dynamic, a directory); 127 when it does not
-exist; 125 when kvmsentry itself fails (no KVM, a sentry bug).
+ELF, wrong machine, malformed, a directory, a bad interpreter); 127 when it
+or the interpreter it names does not exist; 125 when kvmsentry itself fails (no KVM, a sentry bug).
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ def _parse_memory(text: str) -> int:
     return value & ~0xFFF
 
 
+def _parse_user(text: str) -> tuple[int, int]:
+    """--user UID:GID as (uid, gid): numbers in [0, 2**32 - 2]."""
+    uid, sep, gid = text.partition(":")
+    try:
+        ids = (int(uid), int(gid))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected UID:GID (numbers), not {text!r}") from None
+    if not sep or not all(0 <= i < 0xFFFFFFFF for i in ids):
+        raise argparse.ArgumentTypeError(f"expected UID:GID (numbers), not {text!r}")
+    return ids
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kvmsentry", description=(
         "Run a static x86-64 Linux program in ring 3 of a KVM VM, every system call "
@@ -57,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="bind the host directory HOST at guest path GUEST (repeatable): "
                            "ro (default) refuses every change with EROFS, rw writes through "
                            "to HOST (confined beneath it)")
+    boot.add_argument("--user", type=_parse_user, default=(0, 0), metavar="UID:GID",
+                      help="the guest's user and group ids (default 0:0, root, as runsc); "
+                           "file permissions are checked against them")
     boot.add_argument("--memory", type=_parse_memory, default=4 << 30, metavar="SIZE",
                       help="guest memory (default 4G; pages are committed only when used)")
     boot.add_argument("--pids-limit", type=int, default=1024, metavar="N",
@@ -96,7 +111,7 @@ def _bench_parser(sub) -> None:
                     "the ratio to native; then profile each under kvmsentry (exits by kind).")
     bench.add_argument("-n", type=int, default=3, metavar="N", help="rounds (default 3)")
     bench.add_argument("--workload", action="append", choices=WORKLOAD_NAMES, metavar="NAME",
-                       help="run this workload (repeatable; default: all but futex and threads); "
+                       help="run this workload (repeatable; default: all but find, futex and threads); "
                             "one of " + ", ".join(WORKLOAD_NAMES))
     bench.add_argument("--platform", action="append", choices=PLATFORM_NAMES, metavar="NAME",
                        help="run on this platform (repeatable; default: all); one of "
@@ -258,8 +273,10 @@ def _boot(args) -> int:
     closed = _fill_closed_stdio()
 
     from kvmsentry.kernel.kernel import ExecError, Kernel, SentryBug
+    from kvmsentry.kernel.task import Credentials
     from kvmsentry.platform.kvm import KvmPlatform
     from kvmsentry.vm.kvm import KvmError, KvmUnavailable
+    uid, gid = args.user
 
     try:
         platform = KvmPlatform(args.memory)
@@ -272,10 +289,12 @@ def _boot(args) -> int:
     kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit,
                     binds=getattr(args, "binds", ()), syscall_path=args.syscall_path)
     try:
-        task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed)
+        task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed,
+                                 creds=Credentials(uid, uid, uid, gid, gid, gid))
     except ExecError as e:
         _error(f"{binary}: cannot execute: {e}")
-        return EXIT_CANNOT_EXECUTE
+        # A missing interpreter is ENOENT: 127, as a shell says.
+        return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
     except OSError as e:
         _error(f"{binary}: cannot execute: {e.strerror}")
         return EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE

@@ -16,6 +16,7 @@ everything else (rich, matplotlib) is imported when ``bench`` runs.
 # `runsc --network=none --platform=P do`.
 PLATFORM_NAMES = ("native", "kvmsentry", "kvmsentry-ring", "runsc-ptrace", "runsc-systrap", "runsc-kvm")
 # The workloads (kvmsentry.bench.workloads.WORKLOADS, same order); the
-# first seven run when no --workload is given.
+# first seven run when no --workload is given (not find, futex, threads,
+# dyn-true, python-start).
 WORKLOAD_NAMES = ("syscall", "coldstart", "sha256", "pagefault", "fork-exec", "pipe", "files",
-                  "futex", "threads")
+                  "find", "futex", "threads", "dyn-true", "python-start")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import stat
 import subprocess
 from importlib import resources
 from typing import Callable
@@ -160,6 +161,33 @@ def _files(setup: Setup) -> Prepared:
                     check, size=f"find + cat over {count} files")
 
 
+FIND_ROOT = "/usr"
+
+
+def count_regular_files(root: str) -> int:
+    """What ``find ROOT -type f | wc -l`` prints: regular files under ``root``, symlinks not followed."""
+    count = 0
+    for directory, _, names in os.walk(root):
+        for name in names:
+            try:
+                if stat.S_ISREG(os.lstat(os.path.join(directory, name)).st_mode):
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def _find(setup: Setup) -> Prepared:
+    _need_busybox()
+    root = os.path.join(FIND_ROOT, "include") if setup.quick else FIND_ROOT
+    expected = count_regular_files(root)
+
+    def check(stdout: str) -> str | None:
+        return None if stdout.strip() == str(expected) else f"counted {stdout.strip()[:40]!r}, expected {expected}"
+    script = f"{BUSYBOX} find {root} -type f | {BUSYBOX} wc -l"
+    return Prepared([BUSYBOX, "sh", "-c", script], check, size=f"{expected} files under {root}")
+
+
 def _futex(setup: Setup) -> Prepared:
     n = 200 if setup.quick else 2000
     return Prepared([setup.guest("proc_loops", extra=("-pthread",)), "futex", str(n)],
@@ -172,6 +200,18 @@ def _threads(setup: Setup) -> Prepared:
                     size=f"{n}M LCG steps on one thread, then split over two", figures=True)
 
 
+def _dyn_true(setup: Setup) -> Prepared:
+    if not os.path.exists("/bin/true"):
+        raise PrepareError("/bin/true is missing")
+    return Prepared(["/bin/true"], size="one dynamic process (ld.so + libc)")
+
+
+def _python_start(setup: Setup) -> Prepared:
+    if not os.path.exists("/usr/bin/python3"):
+        raise PrepareError("/usr/bin/python3 is missing")
+    return Prepared(["/usr/bin/python3", "-c", "pass"], size="python3 -c pass")
+
+
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("syscall", "getpid(2) and write(2) to /dev/null in a loop (ns per call)", _syscall),
     Workload("coldstart", "busybox true, start to exit", _coldstart),
@@ -180,8 +220,12 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("fork-exec", "a shell loop starting `busybox true`", _fork_exec),
     Workload("pipe", "one-byte ping-pong between two processes over pipes", _pipe),
     Workload("files", "busybox find + cat over a tree of small files", _files),
+    Workload("find", "busybox find /usr -type f | wc -l: a walk of the host's tree (issue 3)",
+             _find, default=False),
     Workload("futex", "futex ping-pong between two threads", _futex, default=False),
     Workload("threads", "the same compute on one thread, then on two", _threads, default=False),
+    Workload("dyn-true", "Debian's dynamic /bin/true, start to exit", _dyn_true, default=False),
+    Workload("python-start", "python3 -c pass, start to exit", _python_start, default=False),
 )}
 
 

@@ -683,6 +683,14 @@ class FdTable:
             raise SyscallError(errno.EBADF)
         return self.install_at(newfd, file, cloexec)
 
+    def close_range(self, first: int, last: int, cloexec: bool = False) -> None:
+        """close_range(2)'s core: close, or mark close-on-exec, the open fds in [first, last]."""
+        for fd in sorted(fd for fd in self._files if first <= fd <= last):
+            if cloexec:
+                self._cloexec.add(fd)
+            else:
+                self.close(fd)
+
     def close_on_exec(self) -> None:
         """execve(2): close every fd marked close-on-exec."""
         for fd in sorted(self._cloexec):

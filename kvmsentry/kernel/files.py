@@ -29,6 +29,7 @@ import dataclasses
 import errno
 import os
 import stat as _stat
+import weakref
 import zlib
 
 from kvmsentry.abi.structs import Stat
@@ -40,11 +41,14 @@ from kvmsentry.kernel.fd import (
     HostStream, PathFile,
 )
 from kvmsentry.kernel.syscalls.table import SyscallError
-from kvmsentry.kernel.vfs.file import DirectoryFile, RegularFile
+from kvmsentry.kernel.vfs.file import DirectoryFile, OpenDirectory, RegularFile
 from kvmsentry.kernel.vfs.inode import DirInode, FifoInode, Inode, RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 from kvmsentry.kernel.vfs.mount import MountNamespace
 from kvmsentry.kernel.vfs.overlay import HostInode
+from kvmsentry.kernel.vfs import hostfs
+from kvmsentry.kernel.vfs import perm as _perm
+from kvmsentry.kernel.vfs.perm import MAY_EXEC, MAY_READ, MAY_WRITE
 
 AT_FDCWD = -100
 PATH_MAX = 4096  # bytes, including the NUL (include/uapi/linux/limits.h)
@@ -171,6 +175,11 @@ class _Walk:
         self.nodes: list = [ns.root.root]
         self.mnts: list = [ns.root]
 
+    def copy(self) -> "_Walk":
+        w = _Walk.__new__(_Walk)
+        w.cur, w.nodes, w.mnts = list(self.cur), list(self.nodes), list(self.mnts)
+        return w
+
     def push(self, name: bytes, node, mount) -> None:
         self.cur.append(name)
         self.nodes.append(node)
@@ -196,6 +205,9 @@ def _start(task, ns: MountNamespace, dirfd: int, path: bytes) -> _Walk:
     if path.startswith(b"/"):
         return _Walk(ns)
     if dirfd == AT_FDCWD:
+        saved = task.process.cwd_walk
+        if saved is not None and saved.nodes[-1].nlink == 0:
+            return saved.copy()  # a removed cwd: its path names nothing now
         return _dir_walk(task, ns, os.fsencode(task.process.cwd))
     file = task.fds.get(dirfd)
     if not file.is_dir():
@@ -208,8 +220,28 @@ def _dir_walk(task, ns: MountNamespace, guest_path: bytes) -> _Walk:
     w = _Walk(ns)
     stack = guest_path.split(b"/")
     stack.reverse()
-    _walk(task, ns, w, stack, True, False)
+    # The start directory itself was reached before (chdir, open): its
+    # ancestors' search bits are not checked again, as Linux keeps a path.
+    _walk(task, ns, w, stack, True, False, search=False)
     return w
+
+
+def set_cwd(task, node: Node) -> None:
+    """chdir to the directory ``node`` (its guest path; for an in-memory
+    directory also its place, so that it stays usable once removed:
+    "." still stats (nlink 0), creating in it is ENOENT, getcwd ENOENT)."""
+    process = task.process
+    process.cwd = os.fsdecode(node.guest_path)
+    process.cwd_walk = None
+    if node.kind == MEM and isinstance(node.inode, DirInode):
+        ns = mounts_of(process)
+        process.cwd_walk = _dir_walk(task, ns, node.guest_path)
+
+
+def cwd_removed(process) -> bool:
+    """Whether the cwd is an in-memory directory that has been removed."""
+    saved = process.cwd_walk
+    return saved is not None and saved.nodes[-1].nlink == 0
 
 
 def lookup(task, dirfd: int, path: bytes, follow: bool = True,
@@ -233,14 +265,22 @@ def lookup(task, dirfd: int, path: bytes, follow: bool = True,
 
 
 def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
-          allow_missing: bool) -> Node:
+          allow_missing: bool, search: bool = True) -> Node:
     """Resolve the components in ``stack`` (reversed) from ``w`` (fs/namei.c
     link_path_walk): ``..`` stops at /, a symlink's target is spliced in
     (an absolute one restarts at /), mounts shadow what is beneath them."""
     links = 0
+    creds = task.process.creds
+    # Search permission on each directory looked in (may_lookup); root
+    # may search every directory (CAP_DAC_READ_SEARCH).
+    search = search and creds.euid != 0
     while stack:
         name = stack.pop()
-        if name == b"" or name == b".":
+        if name == b"":
+            continue
+        if search and w.nodes[-1] is not None:
+            _perm.permission(creds, w.nodes[-1], MAY_EXEC)  # may_lookup
+        if name == b".":
             continue
         if name == b"..":
             w.pop()
@@ -451,47 +491,22 @@ def node_readlink(node: Node) -> bytes:
     raise SyscallError(errno.EINVAL)
 
 
-class SyntheticDir(File):
+class SyntheticDir(OpenDirectory):
     """A directory the sentry makes up (/proc/self, /proc/self/fd, ...)."""
 
     def __init__(self, node: Node, flags: int):
         super().__init__(flags, node.guest_path)
         self._node = node
-        self._pos = 0
-
-    def is_dir(self) -> bool:
-        return True
-
-    def read(self, n: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
-
-    def pread(self, n: int, offset: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
 
     def stat(self) -> Stat:
         return node_stat(self._node)
 
-    def lseek(self, offset: int, whence: int) -> int:
-        if whence == fdmod.SEEK_SET:
-            new = offset
-        elif whence == fdmod.SEEK_CUR:
-            new = self._pos + offset
-        else:
-            raise SyscallError(errno.EINVAL)
-        if new < 0:
-            raise SyscallError(errno.EINVAL)
-        self._pos = new
-        return new
-
     def getdents(self):
         ino = node_stat(self._node).st_ino
         entries = [(b".", fdmod.DT_DIR), (b"..", fdmod.DT_DIR)] + list(self._node.entries)
-        for i in range(self._pos, len(entries)):
+        for i in range(self.pos, len(entries)):
             name, d_type = entries[i]
             yield i + 1, Dirent(ino + 1 + i, d_type, name)
-
-    def seek_dir(self, position: int) -> None:
-        self._pos = position
 
     def reopen(self, flags: int) -> "SyntheticDir":
         return SyntheticDir(self._node, flags)
@@ -515,6 +530,38 @@ def open_device(name: bytes, flags: int, guest_path: bytes) -> File:
     raise SyscallError(errno.ENOENT)
 
 
+def _open_host(node: Node, file_flags: int) -> HostFile:
+    """A host file or directory opened read-only, beneath its mount's host
+    root (vfs.hostfs: openat2 RESOLVE_IN_ROOT, or a no-symlink walk).
+    EACCES for a host FIFO, socket or device (O_NONBLOCK only keeps a
+    FIFO from blocking the open)."""
+    oflags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    if file_flags & O_DIRECTORY:
+        oflags |= os.O_DIRECTORY
+    fd = fdmod.host_call(hostfs.open_beneath, node.mount.fs.host_root, node.host_path, oflags)
+    st = os.fstat(fd)
+    if not (_stat.S_ISREG(st.st_mode) or _stat.S_ISDIR(st.st_mode)):
+        os.close(fd)
+        raise SyscallError(errno.EACCES)
+    return HostFile(fd, node.host_path, node.guest_path, file_flags, node.parent.ino)
+
+
+def _open_mask(flags: int) -> int:
+    """The MAY_* bits an open asks for (fs/open.c ACC_MODE, O_TRUNC writes)."""
+    acc = flags & O_ACCMODE
+    mask = MAY_READ if acc in (O_RDONLY, fdmod.O_RDWR) else 0
+    if acc != O_RDONLY or flags & O_TRUNC:
+        mask |= MAY_WRITE
+    return mask
+
+
+def may_exec(task, node: Node) -> None:
+    """execve's permission: EACCES unless the caller may execute ``node``
+    (root: any execute bit; others: their class's)."""
+    if node.kind in (HOST, MEM):
+        _perm.permission(task.process.creds, node.inode, MAY_EXEC)
+
+
 def _wants_write(flags: int) -> bool:
     return (flags & O_ACCMODE) != O_RDONLY or bool(flags & O_TRUNC)
 
@@ -529,9 +576,12 @@ def _fs_of(node: Node):
 
 
 def _writable_dir(node: Node) -> tuple[object, DirInode]:
-    """(file system, writable DirInode) of directory ``node`` (copied up if needed)."""
+    """(file system, writable DirInode) of directory ``node`` (copied up if
+    needed). ENOENT for a removed directory (may_create's IS_DEADDIR)."""
     fs = _fs_of(node)
     if node.kind == MEM and node.inode.is_dir():
+        if node.inode.nlink == 0:
+            raise SyscallError(errno.ENOENT)
         return fs, node.inode
     return fs, fs.writable_dir(node.fs_names())
 
@@ -541,37 +591,49 @@ def _parent_dir(node: Node) -> tuple[object, DirInode]:
     fs = _fs_of(node)
     parent = node.parent
     if isinstance(parent, DirInode) and parent.fs is fs:
+        if parent.nlink == 0:
+            raise SyscallError(errno.ENOENT)  # a removed directory
         return fs, parent
     return fs, fs.writable_dir(node.fs_names()[:-1])
 
 
-def writable_inode(node: Node, truncate: bool = False) -> Inode:
+def writable_inode(node: Node, truncate: bool = False, task=None) -> Inode:
     """The in-memory inode of ``node``, copying a host file up first.
 
     EPERM for the sentry's own files (devices, /proc), which keep their
-    modes.
+    modes. A /proc/self/fd/N link (FDLINK) changes the file open at N,
+    an O_PATH one included (``task`` finds a host file again by path).
     """
     if node.kind == MEM:
         if node.mount is not None and node.mount.readonly:
             raise SyscallError(errno.EROFS)
         return node.inode
     if node.kind == FDLINK:
-        return file_inode(node.file)
+        return file_inode(node.file, task, allow_path=True)
     if node.kind != HOST:
         raise SyscallError(errno.EPERM)
     fs, d = _parent_dir(node)
     return fs.writable_child(d, node.path[-1], truncate)
 
 
-def file_inode(file: File, task=None) -> Inode:
+def path_file_node(task, file: File) -> Node:
+    """The Node an O_PATH descriptor was opened on (by its guest path, a
+    symlink not followed): what *at calls with AT_EMPTY_PATH or "" act on."""
+    return lookup(task, AT_FDCWD, file.guest_path or b"/", follow=False)
+
+
+def file_inode(file: File, task=None, allow_path: bool = False) -> Inode:
     """The writable inode behind an open file (fchmod, fchown, futimens).
 
     A host file opened read-only is found again by its guest path and
     copied up if it is still the same file; EPERM for the sentry's own
-    files, EBADF for an O_PATH descriptor.
+    files, EBADF for an O_PATH descriptor unless ``allow_path`` (the
+    AT_EMPTY_PATH and /proc/self/fd/N forms accept one).
     """
     if file.flags & O_PATH:
-        raise SyscallError(errno.EBADF)
+        if not allow_path or task is None:
+            raise SyscallError(errno.EBADF)
+        return writable_inode(path_file_node(task, file), task=task)
     inode = getattr(file, "inode", None)
     if isinstance(inode, Inode):
         return inode
@@ -604,12 +666,7 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
     EOPNOTSUPP for O_TMPFILE.
     """
     if flags & __O_TMPFILE:
-        if (flags & O_ACCMODE) == O_RDONLY:
-            raise SyscallError(errno.EINVAL)
-        node = lookup(task, dirfd, path)
-        if not node.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        raise SyscallError(errno.EOPNOTSUPP)
+        return _open_tmpfile(task, dirfd, path, flags, mode)
     if flags & O_PATH:
         flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | fdmod.O_CLOEXEC
     creat = bool(flags & O_CREAT)
@@ -625,7 +682,10 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
     file_flags = (flags & ~OPEN_ONLY_FLAGS) | O_LARGEFILE
     if flags & O_PATH:
         file_flags = flags & ~fdmod.O_CLOEXEC
+    creds = task.process.creds
     if node.kind == MISSING:
+        if creds.euid != 0 and node.parent is not None:
+            _perm.may_create(creds, node.parent)
         fs, d = _parent_dir(node)
         uid, gid = _creds(task)
         perm = mode & 0o7777 & ~task.process.umask
@@ -647,6 +707,8 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         raise SyscallError(errno.ELOOP)
     if is_dir and ((flags & O_ACCMODE) != O_RDONLY or flags & O_TRUNC):
         raise SyscallError(errno.EISDIR)  # O_TRUNC asks for write access (fs/open.c)
+    if creds.euid != 0 and node.kind in (HOST, MEM):
+        _perm.permission(creds, node.inode, _open_mask(flags))  # may_open
     if is_dir and node.kind in (HOST, MEM):
         file_flags |= O_DIRECTORY
     if node.kind == HOST:
@@ -658,7 +720,7 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
             if flags & O_TRUNC:
                 inode.truncate(0)
             return RegularFile(inode, file_flags, node.guest_path)
-        return HostFile.open(node.host_path, node.guest_path, file_flags, node.parent.ino)
+        return _open_host(node, file_flags)
     if node.kind == MEM:
         inode = node.inode
         if is_dir:
@@ -692,6 +754,48 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
     raise SyscallError(errno.ENOENT)
 
 
+# O_TMPFILE inodes that linkat may still give a name (Linux's I_LINKABLE:
+# made without O_EXCL, not linked yet).
+_LINKABLE: "weakref.WeakSet[Inode]" = weakref.WeakSet()
+
+
+def _open_tmpfile(task, dirfd: int, path: bytes, flags: int, mode: int) -> File:
+    """open(2) with O_TMPFILE: an unnamed regular file (nlink 0) on the file
+    system of directory ``path``, which linkat(2) can name later unless
+    O_EXCL was given (vfs_tmpfile).
+
+    EINVAL without write access, with O_CREAT or without O_DIRECTORY (the
+    O_TMPFILE mask); ENOTDIR, ENOENT from the lookup; EROFS on a read-only
+    mount; EACCES without write and search permission on the directory;
+    EOPNOTSUPP for the sentry's own directories (/proc, /dev) and rw bind
+    mounts. /proc/self/fd shows "DIR/#INO (deleted)".
+    """
+    if (flags & (__O_TMPFILE | O_DIRECTORY | O_CREAT)) != (__O_TMPFILE | O_DIRECTORY) or (
+            flags & O_ACCMODE) == O_RDONLY:
+        raise SyscallError(errno.EINVAL)
+    node = lookup(task, dirfd, path)
+    if not node.is_dir():
+        raise SyscallError(errno.ENOTDIR)
+    if node.kind not in (HOST, MEM) or getattr(node.mount.fs, "passthrough", False):
+        raise SyscallError(errno.EOPNOTSUPP)
+    if node.mount.readonly:
+        raise SyscallError(errno.EROFS)
+    creds = task.process.creds
+    if creds.euid != 0:
+        _perm.may_create(creds, node.inode)
+    fs = node.mount.fs
+    perm = mode & 0o7777 & ~task.process.umask
+    d_mode, _, d_gid = _perm.ids_of(node.inode)
+    gid = d_gid if d_mode & _stat.S_ISGID else creds.egid  # inode_init_owner
+    inode = RegularInode(fs, perm, creds.euid, gid, seals=fs.file_seals)
+    inode.nlink = 0
+    if not flags & O_EXCL:
+        _LINKABLE.add(inode)
+    file_flags = (flags & ~OPEN_ONLY_FLAGS) | O_LARGEFILE  # F_GETFL keeps O_TMPFILE
+    base = node.guest_path.rstrip(b"/")
+    return RegularFile(inode, file_flags, b"%s/#%d (deleted)" % (base, inode.ino))
+
+
 _PROC_FS = Tmpfs(0o555)  # holds the snapshots of sentry-made /proc files
 
 
@@ -710,18 +814,23 @@ def proc_mounts(task) -> bytes:
     return b"".join(lines)
 
 
-def node_access(node: Node, mode: int) -> None:
+def node_access(node: Node, mode: int, creds=None) -> None:
     """access(2)'s check of ``mode`` (R_OK 4, W_OK 2, X_OK 1) on a Node.
 
-    The sandbox runs as root: R_OK and W_OK pass on the overlay and tmpfs
-    (a host file would be copied up to be written); R_OK/X_OK on a host
-    file ask the host whether the sentry itself can, since that is what an
-    open or exec will find. X_OK needs an execute bit (or a directory).
-    EACCES when not.
+    For root (``creds`` None or uid 0): R_OK and W_OK pass on the overlay
+    and tmpfs (a host file would be copied up to be written); R_OK/X_OK
+    on a host file ask the host whether the sentry itself can, since that
+    is what an open or exec will find; X_OK needs an execute bit (or a
+    directory). Another uid is checked against the mode and owners
+    (vfs.perm, generic_permission), and a host file must also be readable
+    by the sentry. EACCES when not.
     """
     if mode == 0:
         return
     st = node_stat(node)
+    if creds is not None and creds.euid != 0:
+        if not _perm.mode_permission(creds, st.st_mode, st.st_uid, st.st_gid, mode):
+            raise SyscallError(errno.EACCES)
     if node.kind == HOST:
         host_mode = mode & (os.R_OK | os.X_OK)
         if host_mode and not os.access(node.host_path, host_mode):
@@ -761,9 +870,22 @@ def _new_name(task, dirfd: int, path: bytes, trailing_ok: bool = False):
     return parent, last, node
 
 
+def _may_create(task, parent: Node) -> None:
+    creds = task.process.creds
+    if creds.euid != 0 and parent.kind in (HOST, MEM):
+        _perm.may_create(creds, parent.inode)
+
+
+def _may_delete(task, parent: Node, victim: Node) -> None:
+    creds = task.process.creds
+    if creds.euid != 0 and parent.kind in (HOST, MEM) and victim.kind in (HOST, MEM):
+        _perm.may_delete(creds, parent.inode, victim.inode)
+
+
 def do_mkdir(task, dirfd: int, path: bytes, mode: int) -> None:
     """mkdir(2): EEXIST (also for "." , ".." and /), ENOENT, ENOTDIR."""
-    _, last, node = _new_name(task, dirfd, path, trailing_ok=True)
+    parent, last, node = _new_name(task, dirfd, path, trailing_ok=True)
+    _may_create(task, parent)
     fs, d = _parent_dir(node)
     uid, gid = _creds(task)
     fs.mkdir(d, last, mode & 0o1777 & ~task.process.umask, uid, gid)
@@ -779,7 +901,8 @@ def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int) -> None:
         raise SyscallError(errno.EINVAL)
     if kind in (_stat.S_IFCHR, _stat.S_IFBLK):
         raise SyscallError(errno.EPERM)
-    _, last, node = _new_name(task, dirfd, path)
+    parent, last, node = _new_name(task, dirfd, path)
+    _may_create(task, parent)
     fs, d = _parent_dir(node)
     uid, gid = _creds(task)
     perm = mode & 0o7777 & ~task.process.umask
@@ -801,6 +924,7 @@ def do_unlink(task, dirfd: int, path: bytes) -> None:
         raise SyscallError(errno.EISDIR if node.is_dir() else errno.ENOTDIR)
     if node.kind == MISSING:
         raise SyscallError(errno.ENOENT)
+    _may_delete(task, parent, node)
     if node.is_dir():
         raise SyscallError(errno.EISDIR)
     fs, d = _parent_dir(node)
@@ -820,6 +944,7 @@ def do_rmdir(task, dirfd: int, path: bytes) -> None:
     node = child_of(task, parent, last)
     if node.kind == MISSING:
         raise SyscallError(errno.ENOENT)
+    _may_delete(task, parent, node)
     if not node.is_dir():
         raise SyscallError(errno.ENOTDIR)
     if _is_mount_point(task, node):
@@ -876,9 +1001,17 @@ def do_rename(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes
         raise SyscallError(errno.EINVAL)
     if new.kind != MISSING and new.path == oparent.path[:len(new.path)]:
         raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+    if new.kind != MISSING and _same_file(old, new):
+        return
+    if task.process.creds.euid != 0:
+        _may_delete(task, oparent, old)
+        if new.kind == MISSING:
+            _may_create(task, nparent)
+        else:
+            _may_delete(task, nparent, new)
+        if old_dir and oparent.path != nparent.path and old.kind in (HOST, MEM):
+            _perm.permission(task.process.creds, old.inode, MAY_WRITE)  # its ".." changes
     if new.kind != MISSING:
-        if _same_file(old, new):
-            return
         if not exchange:
             if old_dir and not new.is_dir():
                 raise SyscallError(errno.ENOTDIR)
@@ -891,21 +1024,55 @@ def do_rename(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes
     fs.rename(od, olast, nd, nlast, exchange)
 
 
+def _link_open_file(task, file: File, newdirfd: int, newpath: bytes) -> None:
+    """linkat of the in-memory file open as ``file`` (AT_EMPTY_PATH, or a
+    followed /proc/self/fd/N): ENOENT once it has no name, unless it is an
+    O_TMPFILE made without O_EXCL (I_LINKABLE); EXDEV onto another file
+    system; EPERM for a directory."""
+    inode = file.inode
+    nparent, nlast, _ = _new_name(task, newdirfd, newpath)
+    if nparent.kind not in (HOST, MEM) or nparent.mount is None or nparent.mount.fs is not inode.fs:
+        raise SyscallError(errno.EXDEV)
+    if inode.is_dir():
+        raise SyscallError(errno.EPERM)
+    creds = task.process.creds
+    if creds.euid != 0:
+        _may_create(task, nparent)
+        _perm.may_link(creds, inode)
+    if inode.nlink == 0 and inode not in _LINKABLE:
+        raise SyscallError(errno.ENOENT)
+    fs, d = _writable_dir(nparent)
+    fs.link(d, nlast, inode)
+    _LINKABLE.discard(inode)
+
+
 def do_link(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes,
             follow: bool, empty_path: bool = False) -> None:
-    """linkat(2): ENOENT, EEXIST, EXDEV between mounts, EPERM for a directory."""
+    """linkat(2): ENOENT, EEXIST, EXDEV between mounts, EPERM for a directory.
+
+    An open in-memory file (AT_EMPTY_PATH, /proc/self/fd/N) is linked by
+    its inode, so an O_TMPFILE gets its name this way.
+    """
     if empty_path and not oldpath:
         if olddirfd == AT_FDCWD:
             raise SyscallError(errno.ENOENT)
         file = task.fds.get(olddirfd)
+        if isinstance(getattr(file, "inode", None), Inode):
+            return _link_open_file(task, file, newdirfd, newpath)
         old = lookup(task, AT_FDCWD, file.guest_path or b"/", follow=False)
     else:
         old = lookup(task, olddirfd, oldpath, follow=follow)
+        if old.kind == FDLINK and isinstance(getattr(old.file, "inode", None), Inode):
+            return _link_open_file(task, old.file, newdirfd, newpath)
     nparent, nlast, _ = _new_name(task, newdirfd, newpath)
     if old.kind not in (HOST, MEM) or old.mount is not nparent.mount:
         raise SyscallError(errno.EXDEV)
     if old.is_dir():
         raise SyscallError(errno.EPERM)
+    creds = task.process.creds
+    if creds.euid != 0:
+        _may_create(task, nparent)
+        _perm.may_link(creds, old.inode)
     inode = writable_inode(old)
     fs, d = _writable_dir(nparent)
     fs.link(d, nlast, inode)
@@ -915,21 +1082,33 @@ def do_symlink(task, target: bytes, newdirfd: int, newpath: bytes) -> None:
     """symlinkat(2): ENOENT for an empty target, EEXIST, ENOENT for "name/"."""
     if not target:
         raise SyscallError(errno.ENOENT)
-    _, last, node = _new_name(task, newdirfd, newpath)
+    parent, last, node = _new_name(task, newdirfd, newpath)
+    _may_create(task, parent)
     fs, d = _parent_dir(node)
     uid, gid = _creds(task)
     fs.symlink(d, last, target, uid, gid)
 
 
-def set_mode(inode: Inode, mode: int) -> None:
-    """chmod: the permission bits (07777) change, ctime := now."""
+def set_mode(inode: Inode, mode: int, creds=None) -> None:
+    """chmod: the permission bits (07777) change, ctime := now.
+
+    EOPNOTSUPP for a symlink (reached through an O_PATH descriptor), as
+    Linux's chmod_common since 6.6.
+    """
+    if inode.is_symlink():
+        raise SyscallError(errno.EOPNOTSUPP)
+    if creds is not None:
+        mode = _perm.may_chmod(creds, inode, mode)  # EPERM unless the owner
     inode.mode = (inode.mode & S_IFMT) | (mode & 0o7777)
     inode.changed()
 
 
-def set_owner(inode: Inode, uid: int, gid: int) -> None:
+def set_owner(inode: Inode, uid: int, gid: int, creds=None) -> None:
     """chown: -1 keeps an id; a non-directory loses set-user-ID, and
-    set-group-ID when group-executable (notify_change's ATTR_KILL_S*ID)."""
+    set-group-ID when group-executable (notify_change's ATTR_KILL_S*ID).
+    With ``creds``: EPERM as chown_ok/chgrp_ok (vfs.perm.may_chown)."""
+    if creds is not None:
+        _perm.may_chown(creds, inode, uid, gid)
     if uid != -1:
         inode.uid = uid
     if gid != -1:
@@ -942,8 +1121,15 @@ def set_owner(inode: Inode, uid: int, gid: int) -> None:
     inode.changed()
 
 
-def set_times(inode: Inode, atime_ns: int | None, mtime_ns: int | None) -> None:
-    """utimensat: each time in ns, or None to leave it; ctime := now."""
+def set_times(inode: Inode, atime_ns: int | None, mtime_ns: int | None, creds=None,
+              explicit: bool = False) -> None:
+    """utimensat: each time in ns, or None to leave it; ctime := now.
+
+    With ``creds``: an ``explicit`` time (not "now") needs the owner
+    (EPERM); "now" also lets a writer (EACCES) (vfs.perm.may_set_times).
+    """
+    if creds is not None:
+        _perm.may_set_times(creds, inode, explicit)
     if atime_ns is not None:
         inode.atime_ns = atime_ns
     if mtime_ns is not None:

@@ -1,13 +1,15 @@
-"""Futex wait queues: waiters keyed by (address space, address) (kernel/futex/*.c).
+"""Futex wait queues: waiters keyed by a ``futex_key`` (kernel/futex/*.c).
 
 A futex is a 32-bit word in guest memory (4-byte aligned) that threads
-wait on. Linux hashes waiters by a ``futex_key``: (mm, address) for a
-private futex and for any futex in private anonymous memory, (inode or
-page, offset) for a futex in shared memory. Here every key is
-(MemoryManager, address) for both private and shared futexes: threads of
-one process share one mm, so this is exact within a process, but two
-processes waiting on a MAP_SHARED page do not meet (no cross-process
-shared futexes yet).
+wait on. Linux hashes waiters by a ``futex_key`` (get_futex_key in
+kernel/futex/core.c): (mm, address) for a private futex
+(FUTEX_PRIVATE_FLAG) and for any futex in private memory, (inode or page,
+offset) for a shared futex in a MAP_SHARED mapping. Here the first is
+(MemoryManager, address) and the second ("shared", guest-physical
+address of the word): every MAP_SHARED mapping of the same memory (an
+anonymous one inherited across fork, a file's page-cache frames) maps
+the same frames, so processes waiting on it meet, as LTP's checkpoints
+(tst_checkpoint.h) need.
 
 Each ``Waiter`` sleeps on its own ``sched.WaitQueue`` (so a wake is
 precise and a signal for the task wakes it through ``task.waiting_on``)
@@ -26,6 +28,7 @@ import time
 from kvmsentry.kernel import sched
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
 
 # include/uapi/linux/futex.h
 FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
@@ -70,14 +73,26 @@ class Waiter:
 _waiters: dict[tuple, list[Waiter]] = {}
 
 
-def futex_key(task, uaddr: int) -> tuple:
-    """The key of the futex at ``uaddr`` for ``task``: (its mm, uaddr).
+def futex_key(task, uaddr: int, shared: bool = False) -> tuple:
+    """The key of the futex at ``uaddr`` for ``task`` (get_futex_key).
 
-    EINVAL when ``uaddr`` is not 4-byte aligned (get_futex_key).
+    ``shared`` is a futex without FUTEX_PRIVATE_FLAG: in a MAP_SHARED VMA
+    its key is ("shared", the word's guest-physical address), the page
+    faulted in first (EFAULT when it cannot be read); anywhere else, and
+    for a private futex, (task's mm, uaddr). EINVAL when ``uaddr`` is not
+    4-byte aligned.
     """
     if uaddr & 3:
         raise SyscallError(errno.EINVAL)
-    return (task.mm, uaddr)
+    mm = task.mm
+    if shared:
+        vma = mm.find_vma(uaddr)
+        if vma is not None and vma.shared:
+            get_value(task, uaddr)          # the page is present from here on
+            gpa = mm.pages.get(uaddr >> PAGE_SHIFT)
+            if gpa is not None:
+                return ("shared", gpa + (uaddr & (PAGE_SIZE - 1)))
+    return (mm, uaddr)
 
 
 def get_value(task, uaddr: int) -> int:
@@ -116,17 +131,19 @@ def waiters(key) -> list[Waiter]:
     return list(_waiters.get(key, ()))
 
 
-def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int) -> None:
+def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int,
+         shared: bool = False) -> None:
     """futex_wait: sleep while the u32 at ``uaddr`` is ``val``, until woken.
 
     ``deadline`` is a time.monotonic() value (None: no timeout); ``bitset``
-    a nonzero u32 that wakers' bitsets must intersect. Returns when woken.
+    a nonzero u32 that wakers' bitsets must intersect; ``shared`` as in
+    ``futex_key``. Returns when woken.
     Raises SyscallError EINVAL (unaligned), EFAULT (unreadable word),
     EAGAIN (the word is not ``val``), ETIMEDOUT (the deadline passed), and
     sched.Interrupted when a signal for the task cut the wait short (the
     caller picks ERESTARTSYS or ERESTART_RESTARTBLOCK as Linux does).
     """
-    key = futex_key(task, uaddr)
+    key = futex_key(task, uaddr, shared)
     if get_value(task, uaddr) != val & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
     waiter = Waiter(task, key, bitset)
@@ -149,14 +166,15 @@ def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int) -> Non
             _dequeue(waiter)
 
 
-def wake(task, uaddr: int, nr_wake: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
+def wake(task, uaddr: int, nr_wake: int, bitset: int = FUTEX_BITSET_MATCH_ANY,
+         shared: bool = False) -> int:
     """futex_wake: wake waiters of ``uaddr`` whose bitset meets ``bitset``.
 
     ``nr_wake`` is the C int count; as in Linux at least one waiter is
     woken when any matches, even for ``nr_wake`` <= 0. Returns the number
-    woken. EINVAL when ``uaddr`` is unaligned.
+    woken. EINVAL when ``uaddr`` is unaligned; ``shared`` as in ``futex_key``.
     """
-    key = futex_key(task, uaddr)
+    key = futex_key(task, uaddr, shared)
     woken = 0
     for waiter in waiters(key):
         if not waiter.bitset & bitset:
@@ -172,16 +190,19 @@ def futex_wake(task, uaddr: int, count: int) -> int:
     """Wake up to ``count`` waiters of the futex at ``uaddr`` in ``task``'s mm.
 
     For the kernel's own wakes (CLONE_CHILD_CLEARTID at thread exit, as
-    mm_release does); BKL held. An unaligned ``uaddr`` wakes nobody.
-    Returns the number woken.
+    mm_release does, a shared wake); BKL held. An unaligned ``uaddr`` or
+    an unreadable one wakes nobody. Returns the number woken.
     """
     if uaddr & 3:
         return 0
-    return wake(task, uaddr, count)
+    try:
+        return wake(task, uaddr, count, shared=True)
+    except SyscallError:
+        return 0
 
 
 def requeue(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_requeue: int,
-            cmpval: int | None) -> int:
+            cmpval: int | None, shared: bool = False) -> int:
     """futex_requeue (not PI): wake ``nr_wake`` waiters of uaddr1, move ``nr_requeue`` to uaddr2.
 
     With ``cmpval`` (FUTEX_CMP_REQUEUE) the u32 at uaddr1 must equal it,
@@ -190,8 +211,8 @@ def requeue(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_requeue: int,
     """
     if nr_wake < 0 or nr_requeue < 0:
         raise SyscallError(errno.EINVAL)
-    key1 = futex_key(task, uaddr1)
-    key2 = futex_key(task, uaddr2)
+    key1 = futex_key(task, uaddr1, shared)
+    key2 = futex_key(task, uaddr2, shared)
     if cmpval is not None and get_value(task, uaddr1) != cmpval & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
     count = 0
@@ -273,14 +294,15 @@ def atomic_op(task, encoded_op: int, uaddr: int) -> bool:
     raise SyscallError(errno.ENOSYS)
 
 
-def wake_op(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_wake2: int, encoded_op: int) -> int:
+def wake_op(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_wake2: int, encoded_op: int,
+            shared: bool = False) -> int:
     """futex_wake_op: operate on uaddr2, wake uaddr1's waiters, and uaddr2's if the test held.
 
     Returns the total woken. Errnos as ``atomic_op``, EINVAL for an
     unaligned address.
     """
-    key1 = futex_key(task, uaddr1)
-    futex_key(task, uaddr2)
+    key1 = futex_key(task, uaddr1, shared)
+    key2 = futex_key(task, uaddr2, shared)
     passed = atomic_op(task, encoded_op, uaddr2)
     woken = 0
     for waiter in waiters(key1):
@@ -290,7 +312,7 @@ def wake_op(task, uaddr1: int, uaddr2: int, nr_wake: int, nr_wake2: int, encoded
             break
     if passed:
         woken2 = 0
-        for waiter in waiters((task.mm, uaddr2)):
+        for waiter in waiters(key2):
             _wake(waiter)
             woken2 += 1
             if woken2 >= nr_wake2:

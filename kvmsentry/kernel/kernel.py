@@ -1,8 +1,8 @@
 """The kernel: starts a program, runs its task, dispatches its traps.
 
-``Kernel.exec_first`` loads a static ELF into a fresh address space (the
-execve path of fs/binfmt_elf.c: PT_LOAD segments, brk, the stack with
-argv/envp/auxv) and ``Kernel.run`` drives the task's context: every
+``Kernel.exec_first`` loads an ELF, and the interpreter its PT_INTERP
+names, into a fresh address space (the execve path of fs/binfmt_elf.c:
+PT_LOAD segments, brk, the stack with argv/envp/auxv) and ``Kernel.run`` drives the task's context: every
 TRAP_SYSCALL goes through the syscall table, every TRAP_FAULT is either a
 page the memory manager supplies or a signal that ends the process, as
 Linux's default action would.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import errno
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -23,8 +24,8 @@ import time
 
 from kvmsentry.kernel import faults, ring, sched, signals
 from kvmsentry.kernel.fd import FdTable
-from kvmsentry.kernel.mm import (PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, MemoryManager,
-                                 page_align_up)
+from kvmsentry.kernel.mm import (BUS_ADRERR, FAULT_SIGBUS, PROT_EXEC, PROT_READ, PROT_WRITE,
+                                 GuestFault, MemoryManager, page_align_up)
 from kvmsentry.kernel.syscalls import table as systable
 from kvmsentry.kernel.syscalls.process import TaskExit
 from kvmsentry.kernel.task import Process, Task
@@ -46,6 +47,8 @@ from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
 from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
 from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
 from kvmsentry.kernel.syscalls import vfs_extra as _vfs_extra  # noqa: F401
+from kvmsentry.kernel.syscalls import xattr as _xattr  # noqa: F401
+from kvmsentry.kernel.syscalls import creds as _creds  # noqa: F401
 from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
 from kvmsentry.kernel.syscalls import futex as _futex_syscalls  # noqa: F401
 from kvmsentry.kernel.syscalls import epoll as _epoll  # noqa: F401
@@ -53,12 +56,16 @@ from kvmsentry.kernel.syscalls import timerfd as _timerfd  # noqa: F401
 from kvmsentry.kernel.syscalls import timers as _timers  # noqa: F401
 from kvmsentry.kernel.syscalls import signal as _signal_syscalls  # noqa: F401
 from kvmsentry.kernel.syscalls.signal import ForceSigsegv
+from kvmsentry.kernel.syscalls.tasks import load_interpreter
 
 # x86-64 Linux without randomization (arch/x86/include/asm/processor.h):
 # the stack ends at STACK_TOP; mmap allocates top-down below MMAP_BASE.
 STACK_TOP = 0x7FFF_FFFF_F000
 INITIAL_STACK_SIZE = 128 * 1024
 MMAP_BASE = 0x7FFF_F7FF_F000
+# x86-64's default mmap_rnd_bits (CONFIG_ARCH_MMAP_RND_BITS): mmap_base and
+# a PIE's load base move by up to 1 << 28 pages.
+MMAP_RND_BITS = 28
 # The vvar page and the vDSO above it, between the mmap area and the stack.
 VVAR_GVA = MMAP_BASE
 # Calls that may change what the getpid family answers (x86-64 numbers:
@@ -66,6 +73,12 @@ VVAR_GVA = MMAP_BASE
 # execveat); see Kernel.refresh_fast_ids.
 _ID_SYSCALLS = frozenset((59, 105, 106, 113, 114, 117, 119, 322))
 HWCAP2_FSGSBASE = 1 << 1
+# Signals sent to kvmsentry that go on to the guest's foreground group
+# (Kernel._forward_host_signals), and how often, in seconds, the main thread
+# wakes to run their handlers.
+HOST_FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                                    signal.SIGQUIT, signal.SIGCONT})
+HOST_SIGNAL_POLL_S = 0.5
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
@@ -135,6 +148,9 @@ class Kernel:
         # image (id(ElfImage) -> (image, {vpn: gpa})); see _load.
         self._page_cache: dict[int, tuple] = {}
         self._page_cache_pages = 0
+        # /proc/sys/kernel/randomize_va_space != 0: exec randomizes the
+        # mmap base and the load base of a PIE with an interpreter.
+        self.randomize = True
         self._hwcap = self._cpuid(1)[3]
         self._hwcap2 = HWCAP2_FSGSBASE if platform._cr4 & x86.CR4_FSGSBASE else 0
 
@@ -143,12 +159,17 @@ class Kernel:
 
     # -- exec --------------------------------------------------------------
     def exec_first(self, host_path: str, argv: list[bytes], envp: list[bytes], cwd: str,
-                   closed_stdio: tuple[int, ...] = ()) -> Task:
+                   closed_stdio: tuple[int, ...] = (), creds=None) -> Task:
         """Load ``host_path`` as pid 1 and return its task, ready to run.
 
+        ``creds`` (task.Credentials) are the guest's ids (boot --user),
+        root when None; they are in its auxv too (AT_UID...).
+
         Raises FileNotFoundError / IsADirectoryError / PermissionError for
-        the file, ExecError (errno ENOEXEC) for one that is not a static
-        x86-64 ELF, with a reason meant for a person.
+        the file, ExecError for one that cannot be run, with execve(2)'s
+        errno and a reason meant for a person: ENOEXEC for a file that is
+        not an x86-64 ELF, ENOENT / EACCES / ELIBBAD / EIO for the
+        interpreter a dynamic executable names (see load_interpreter).
         """
         if os.path.isdir(host_path):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", host_path)
@@ -162,20 +183,27 @@ class Kernel:
             image = IMAGES.load(host_path)
         except ElfError as e:
             raise ExecError(e.errno, str(e)) from None
-        if image.interp is not None:
-            raise ExecError(errno.ENOEXEC, f"dynamic executables are not supported yet "
-                                           f"(PT_INTERP {image.interp})")
         process = Process(pid=1, ppid=0, pgid=1, sid=1, exe=self._guest_exe(host_path),
                           argv=list(argv), envp=list(envp), cwd=cwd, root=self.root)
+        if creds is not None:
+            process.creds = creds
         if self.binds:
             from kvmsentry.kernel.vfs.mount import MountNamespace
             process.mounts = MountNamespace.for_host_root(self.root, self.binds)
         address_space = self.platform.new_address_space()
-        mm = MemoryManager(address_space, self.platform.memory,
-                           task_size=layout.TASK_SIZE, mmap_base=MMAP_BASE)
+        mm = self.new_mm(address_space)
         task = Task(tid=1, process=process, mm=mm, fds=FdTable.with_stdio(closed_stdio))
+        task.kernel = self
+        interp = None
+        if image.interp is not None:
+            try:
+                interp = load_interpreter(task, image.interp)
+            except systable.SyscallError as e:
+                mm.destroy()
+                raise ExecError(e.errno, _interp_reason(e.errno, image.interp)) from None
         try:
-            entry, rsp = self._load(mm, process.creds, process.exe, image, host_path, argv, envp)
+            entry, rsp = self._load(mm, process.creds, process.exe, image, host_path, argv, envp,
+                                    interp=interp)
         except OutOfGuestMemory:
             mm.destroy()
             raise ExecError(errno.ENOMEM, "not enough guest memory to load the program") from None
@@ -184,12 +212,29 @@ class Kernel:
             raise ExecError(errno.E2BIG, str(e)) from None
         task.context = self.platform.new_context(address_space)
         task.context.reset(entry, rsp)
-        task.kernel = self
         self.next_pid = 2
         self.processes[1] = process
         self.tasks[1] = task
         process.tasks = [task]
         return task
+
+    def new_mm(self, address_space) -> MemoryManager:
+        """A fresh user address space for exec, its mmap base randomized.
+
+        As mm/util.c arch_pick_mmap_layout with randomize_va_space 2: the
+        top-down mmap area starts ``arch_mmap_rnd()`` (28 bits of pages,
+        x86-64's default mmap_rnd_bits) below MMAP_BASE; the vvar/vDSO
+        pages stay at MMAP_BASE, above it. ``Kernel.randomize`` False gives
+        the fixed layout, as personality(ADDR_NO_RANDOMIZE) would.
+        """
+        return MemoryManager(address_space, self.platform.memory, task_size=layout.TASK_SIZE,
+                             mmap_base=MMAP_BASE - self._mmap_rnd())
+
+    def _mmap_rnd(self) -> int:
+        """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12) bytes."""
+        if not self.randomize:
+            return 0
+        return secrets.randbits(MMAP_RND_BITS) << 12
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe
@@ -203,13 +248,67 @@ class Kernel:
         return "/" + os.path.relpath(real, root)
 
     def _load(self, mm: MemoryManager, creds, exe: str, image, host_path: str, argv,
-              envp) -> tuple[int, int]:
-        """Map the segments, brk and stack of ``image`` into ``mm``; returns (entry, rsp)."""
+              envp, interp=None, cacheable: bool = True) -> tuple[int, int]:
+        """Map ``image`` (and its interpreter), brk, vDSO and stack into ``mm``.
+
+        fs/binfmt_elf.c load_elf_binary: an ET_EXEC image sits at its
+        p_vaddr; an ET_DYN one with an interpreter at ELF_ET_DYN_BASE plus
+        a random offset, aligned to its largest p_align (a static-pie at
+        ELF_ET_DYN_BASE). ``interp`` is ``(ElfImage, guest path,
+        cacheable)`` of the PT_INTERP file (load_interpreter): an ET_DYN
+        interpreter goes in the mmap area (load_elf_interp's top-down
+        mmap), an ET_EXEC one at its p_vaddr; the task starts at the
+        interpreter's entry with AT_BASE its load bias, AT_ENTRY/AT_PHDR
+        the program's. ``cacheable`` False keeps the program's pages out of
+        the executable page cache (a file the guest wrote). Returns
+        (entry, rsp). Raises OutOfGuestMemory, ArgListTooLong,
+        ExecError(E2BIG).
+        """
         bias = 0
         if image.is_pie:
             lo, _ = image.span()
-            bias = (ELF_ET_DYN_BASE - lo) & ~(image.max_align - 1)
-        # Page protections: a later segment wins a page it shares (MAP_FIXED).
+            base = ELF_ET_DYN_BASE + (self._mmap_rnd() if interp is not None else 0)
+            bias = (base - lo) & ~(image.max_align - 1)
+        end = self._map_image(mm, image, bias, exe, cacheable)
+        mm.brk_start = mm.brk = end
+        entry = bias + image.entry
+        interp_bias = 0
+        if interp is not None:
+            interp_image, interp_path, interp_cacheable = interp
+            if interp_image.is_pie:
+                lo, hi = interp_image.span()
+                align = interp_image.max_align
+                start = mm.get_unmapped_area(hi - lo + align - PAGE_SIZE)
+                interp_bias = ((start + align - 1) & ~(align - 1)) - lo
+            self._map_image(mm, interp_image, interp_bias, interp_path, interp_cacheable)
+            entry = interp_bias + interp_image.entry
+        stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
+                                  PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)
+        vdso = self.platform.vdso
+        mm.map_region(VVAR_GVA, PAGE_SIZE, PROT_READ, name="[vvar]")
+        mm.map_region(VVAR_GVA + PAGE_SIZE, vdso.size, PROT_READ | PROT_EXEC, name="[vdso]")
+        mm.share_pages(vdso.frames(VVAR_GVA))
+        auxv = make_auxv(phdr=bias + image.phdr_vaddr, phnum=image.phnum, phent=image.phent,
+                         entry=bias + image.entry, base=interp_bias, uid=creds.uid,
+                         euid=creds.euid, gid=creds.gid, egid=creds.egid, hwcap=self._hwcap,
+                         hwcap2=self._hwcap2, sysinfo_ehdr=VVAR_GVA + PAGE_SIZE)
+        execfn = argv[0] if argv else os.fsencode(host_path)
+        stack = build_initial_stack(STACK_TOP, argv, envp, auxv, execfn=execfn)
+        if stack.image_base < stack_vma.start:
+            raise ExecError(errno.E2BIG, "argument list too long")
+        mm.write_bytes(stack.image_base, stack.image)
+        return entry, stack.rsp
+
+    def _map_image(self, mm: MemoryManager, image, bias: int, name: str, cacheable: bool) -> int:
+        """Map the PT_LOAD segments of ``image`` at ``bias`` bytes; returns their page-aligned end.
+
+        One VMA per run of pages with one protection (a later segment wins
+        a page it shares, as its MAP_FIXED mmap would); bytes past p_filesz
+        read as zero. The loaded pages go to the executable page cache
+        (bias-relative, so a PIE at another base shares them too) and a
+        later exec of the same image maps them copy-on-write instead of
+        copying the file again.
+        """
         page_prot: dict[int, int] = {}
         for seg in image.segments:
             start = (bias + seg.vaddr) & ~(PAGE_SIZE - 1)
@@ -223,42 +322,30 @@ class Kernel:
                 run_start = page
             nxt = pages[i + 1] if i + 1 < len(pages) else None
             if nxt != page + PAGE_SIZE or page_prot[nxt] != page_prot[page]:
-                mm.map_region(run_start, page + PAGE_SIZE - run_start, page_prot[page], name=exe)
+                mm.map_region(run_start, page + PAGE_SIZE - run_start, page_prot[page], name=name)
                 run_start = None
         end = page_align_up(bias + max(s.end for s in image.segments))
         image_start = (bias + image.segments[0].vaddr) & ~(PAGE_SIZE - 1)
-        cached = self._page_cache.get(id(image))
+        bias_pages = bias >> 12
+        cached = self._page_cache.get(id(image)) if cacheable else None
         if cached is not None:
-            mm.share_pages(cached[1])
+            mm.share_pages({vpn + bias_pages: gpa for vpn, gpa in cached[1].items()})
+            return end
+        for seg in image.segments:
+            if seg.data:
+                mm.write_bytes(bias + seg.vaddr, seg.data)
+        if not cacheable:
+            return end
+        frames = mm.snapshot_pages(image_start, end)
+        if self._page_cache_pages + len(frames) <= PAGE_CACHE_LIMIT_PAGES:
+            # Keep the image alive with its frames: its id() stays unique.
+            self._page_cache[id(image)] = (image, {vpn - bias_pages: gpa
+                                                   for vpn, gpa in frames.items()})
+            self._page_cache_pages += len(frames)
         else:
-            for seg in image.segments:
-                if seg.data:
-                    mm.write_bytes(bias + seg.vaddr, seg.data)
-            frames = mm.snapshot_pages(image_start, end)
-            if self._page_cache_pages + len(frames) <= PAGE_CACHE_LIMIT_PAGES:
-                # Keep the image alive with its frames: its id() stays unique.
-                self._page_cache[id(image)] = (image, frames)
-                self._page_cache_pages += len(frames)
-            else:
-                for gpa in frames.values():
-                    self.platform.memory.put_frame(gpa)
-        mm.brk_start = mm.brk = end
-        stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
-                                  PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)
-        vdso = self.platform.vdso
-        mm.map_region(VVAR_GVA, PAGE_SIZE, PROT_READ, name="[vvar]")
-        mm.map_region(VVAR_GVA + PAGE_SIZE, vdso.size, PROT_READ | PROT_EXEC, name="[vdso]")
-        mm.share_pages(vdso.frames(VVAR_GVA))
-        auxv = make_auxv(phdr=bias + image.phdr_vaddr, phnum=image.phnum, phent=image.phent,
-                         entry=bias + image.entry, uid=creds.uid, euid=creds.euid,
-                         gid=creds.gid, egid=creds.egid, hwcap=self._hwcap, hwcap2=self._hwcap2,
-                         sysinfo_ehdr=VVAR_GVA + PAGE_SIZE)
-        execfn = argv[0] if argv else os.fsencode(host_path)
-        stack = build_initial_stack(STACK_TOP, argv, envp, auxv, execfn=execfn)
-        if stack.image_base < stack_vma.start:
-            raise ExecError(errno.E2BIG, "argument list too long")
-        mm.write_bytes(stack.image_base, stack.image)
-        return bias + image.entry, stack.rsp
+            for gpa in frames.values():
+                self.platform.memory.put_frame(gpa)
+        return end
 
     # -- running -----------------------------------------------------------
     def run(self, task: Task, timeout: float | None = None) -> int:
@@ -274,9 +361,19 @@ class Kernel:
         Raises SentryBug (with a report) when the sentry itself failed.
         """
         self._forward_host_signals()
-        with sched.BKL:
-            self.start_task(task)
-        if not self._init_exited.wait(timeout):
+        # Python runs a signal handler only on the main thread, and only when
+        # that thread wakes: a host signal the kernel hands to a task thread
+        # would sit unhandled while the main thread sleeps below. Task threads
+        # inherit the mask of the thread that creates them, so block the
+        # forwarded signals while the first one is created: every guest
+        # thread descends from it, and the host delivers to the main thread.
+        saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HOST_FORWARDED_SIGNALS)
+        try:
+            with sched.BKL:
+                self.start_task(task)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+        if not self._wait_init_exit(timeout):
             with sched.BKL:
                 for process in list(self.processes.values()):
                     self.kill_process(process, signal.SIGKILL)
@@ -291,6 +388,21 @@ class Kernel:
                     self.kill_process(process, signal.SIGKILL)
         status = task.process.wait_status
         return (status >> 8) & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
+
+    def _wait_init_exit(self, timeout: float | None) -> bool:
+        """Wait until pid 1 has exited or ``timeout`` seconds passed; True if it exited.
+
+        Sleeps in short slices so the main thread runs pending host-signal
+        handlers promptly even if a signal was taken by another thread.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = HOST_SIGNAL_POLL_S if deadline is None else min(
+                HOST_SIGNAL_POLL_S, deadline - time.monotonic())
+            if remaining <= 0:
+                return self._init_exited.is_set()
+            if self._init_exited.wait(remaining):
+                return True
 
     def _forward_host_signals(self) -> None:
         """Pass terminal signals sent to kvmsentry on to the guest (main thread only).
@@ -307,10 +419,11 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCONT):
+        for signo in HOST_FORWARDED_SIGNALS:
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HOST_FORWARDED_SIGNALS)
         with sched.BKL:
             init = self.processes.get(1)
             if init is None:
@@ -791,8 +904,12 @@ class Kernel:
                 self._die(task, signal.SIGKILL, "out of guest memory")
             if code == 0:
                 return
-            signo, why = signal.SIGSEGV, self._pf_reason(f, code)
-            si_code, addr = code, f.cr2
+            if code == FAULT_SIGBUS:  # past the end of a mapped file (mmap(2))
+                signo, why = signal.SIGBUS, f"access past the end of a mapped file at {f.cr2:#x}"
+                si_code, addr = BUS_ADRERR, f.cr2
+            else:
+                signo, why = signal.SIGSEGV, self._pf_reason(f, code)
+                si_code, addr = code, f.cr2
         else:
             signo, si_code = faults.signal_for_fault(f.vector)
             addr = ctx.user_rip if signo != signal.SIGSEGV else 0
@@ -856,6 +973,14 @@ _DEFAULT_TERMINATE = frozenset({
 
 # Signals whose default action stops the process.
 _DEFAULT_STOP = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+
+
+def _interp_reason(err: int, interp: str) -> str:
+    """What `kvmsentry boot` says when the interpreter ``interp`` cannot be loaded."""
+    if err == errno.ENOENT:
+        # bash says "required file not found" for the same ENOENT.
+        return f"required file not found (the interpreter {interp} does not exist)"
+    return f"the interpreter {interp}: {os.strerror(err)}"
 
 
 def _handler_of(process, signo: int) -> int:

@@ -21,7 +21,8 @@ import errno
 import mmap as _mmap
 
 from kvmsentry.vm.memory import OutOfGuestMemory
-from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER
+from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, PTE_NX, PTE_PRESENT, PTE_PSE,
+                              PTE_RW, PTE_USER)
 
 PROT_NONE = 0
 PROT_READ = _mmap.PROT_READ
@@ -30,6 +31,13 @@ PROT_EXEC = _mmap.PROT_EXEC
 
 # Fault-around window: a fault maps this many pages of its VMA (aligned).
 FAULT_AROUND_PAGES = 64
+# Anonymous VMAs at least this long get a 2 MiB page for a fault in an
+# aligned 2 MiB block they cover wholly (0 disables; see BENCHMARKS.md).
+HUGE_MIN_VMA = 4 << 20
+# A write fault in a private VMA this small copies all of its shared pages
+# (a data segment is written all over by relocations: one fault, not one
+# per page).
+SMALL_VMA = 32 * PAGE_SIZE
 PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
@@ -53,9 +61,21 @@ class MmError(Exception):
         self.errno = err
 
 
+# handle_fault's answer for an access past the end of a mapped file.
+FAULT_SIGBUS = 7
+BUS_ADRERR = 2  # its si_code (include/uapi/asm-generic/siginfo.h)
+
+
 @dataclasses.dataclass
 class Vma:
-    """[start, end) page aligned, ``prot`` PROT_* bits, ``name`` for /proc/self/maps."""
+    """[start, end) page aligned, ``prot`` PROT_* bits, ``name`` for /proc/self/maps.
+
+    A file VMA has ``mapping`` (a pagecache.FileMapping) and ``pgoff``, the
+    file page index of ``start`` (Linux vm_pgoff). ``may_write`` is
+    VM_MAYWRITE (false for MAP_SHARED of a file opened read-only:
+    mprotect(PROT_WRITE) is EACCES); ``dontfork`` is MADV_DONTFORK's
+    VM_DONTCOPY.
+    """
 
     start: int
     end: int
@@ -63,6 +83,14 @@ class Vma:
     shared: bool = False
     name: str = ""
     grows_down: bool = False
+    mapping: object = None
+    pgoff: int = 0
+    may_write: bool = True
+    dontfork: bool = False
+
+    def file_index(self, vpn: int) -> int:
+        """The file page index mapped at virtual page ``vpn`` of this file VMA."""
+        return self.pgoff + vpn - (self.start >> PAGE_SHIFT)
 
     def pte_flags(self) -> int:
         """Leaf page-table flags for a present page of this VMA (0 when PROT_NONE)."""
@@ -128,11 +156,13 @@ class MemoryManager:
                 continue
             if vma.start < start:
                 head = dataclasses.replace(vma, end=start)
+                vma.pgoff += (start - vma.start) >> PAGE_SHIFT
                 vma.start = start
                 self._reindex()
                 self._insert(head)
             if vma.end > end:
-                tail = dataclasses.replace(vma, start=end)
+                tail = dataclasses.replace(vma, start=end,
+                                           pgoff=vma.pgoff + ((end - vma.start) >> PAGE_SHIFT))
                 vma.end = end
                 self._insert(tail)
             inside.append(vma)
@@ -168,12 +198,43 @@ class MemoryManager:
 
     # -- mapping -----------------------------------------------------------
     def map_region(self, start: int, length: int, prot: int, *, name: str = "",
-                   shared: bool = False, grows_down: bool = False) -> Vma:
-        """Create a VMA for [start, start+length) (page aligned), replacing what was there."""
+                   shared: bool = False, grows_down: bool = False, mapping=None,
+                   pgoff: int = 0, may_write: bool = True) -> Vma:
+        """Create a VMA for [start, start+length) (page aligned), replacing what was there.
+
+        With ``mapping`` (a pagecache.FileMapping) it maps the file from
+        page index ``pgoff``: see :meth:`map_file`.
+        """
         end = start + length
         self.unmap_range(start, end)
-        vma = Vma(start, end, prot, shared=shared, name=name, grows_down=grows_down)
+        vma = Vma(start, end, prot, shared=shared, name=name, grows_down=grows_down,
+                  mapping=mapping, pgoff=pgoff, may_write=may_write)
+        if mapping is not None:
+            mapping.mms.add(self)
         self._insert(vma)
+        return vma
+
+    def map_file(self, start: int, length: int, prot: int, mapping, offset: int, *,
+                 shared: bool = False, name: str = "", may_write: bool = True,
+                 populate: bool = False) -> Vma:
+        """mmap(2) of a file: [start, start+length) shows the file from byte ``offset``.
+
+        ``start``, ``length`` and ``offset`` are page aligned (bytes);
+        ``mapping`` is the file's page cache (pagecache.mapping_of_file or
+        PageCache.host_mapping); ``name`` the guest path /proc/self/maps
+        prints. Pages come from the page cache on first touch, with
+        fault-around (or all now with ``populate``, up to the end of the
+        file). ``shared``: MAP_SHARED, the cache's frames themselves are
+        mapped (writable ones only for in-memory files); otherwise
+        MAP_PRIVATE, the frames are shared read-only and copied on the
+        first write. The last page past the end of the file reads as
+        zeros; pages wholly past it are SIGBUS (mmap(2)). Replaces what
+        was mapped there. Raises OutOfGuestMemory only with ``populate``.
+        """
+        vma = self.map_region(start, length, prot, name=name, shared=shared, mapping=mapping,
+                              pgoff=offset >> PAGE_SHIFT, may_write=may_write)
+        if populate:
+            self.populate(vma.start, vma.end)
         return vma
 
     def unmap_range(self, start: int, end: int) -> None:
@@ -191,42 +252,59 @@ class MemoryManager:
             vpns = [v for v in pages if start >> PAGE_SHIFT <= v < end >> PAGE_SHIFT]
         else:
             vpns = [v for v in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT) if v in pages]
+        freed = []
         for vpn in vpns:
-            gpa = pages.pop(vpn)
+            freed.append(pages.pop(vpn))
             self.cow.discard(vpn)
             self.address_space.unmap(vpn << PAGE_SHIFT)
-            self.memory.put_frame(gpa)
+        self.memory.put_frames(freed)
 
     def protect(self, start: int, end: int, prot: int) -> None:
-        """mprotect(2)'s core. Raises MmError(ENOMEM) if part of the range is unmapped."""
+        """mprotect(2)'s core.
+
+        Raises MmError(ENOMEM) if part of the range is unmapped, EACCES for
+        PROT_WRITE on a MAP_SHARED file VMA without VM_MAYWRITE (file
+        opened read-only), as mm/mprotect.c.
+        """
         addr = start
         for vma in self.vmas:
             if vma.end <= addr or vma.start >= end:
                 continue
             if vma.start > addr:
                 raise MmError(errno.ENOMEM)
+            if prot & PROT_WRITE and not vma.may_write:
+                raise MmError(errno.EACCES)
             addr = vma.end
         if addr < end:
             raise MmError(errno.ENOMEM)
         for vma in self._split_range(start, end):
             vma.prot = prot
             flags = vma.pte_flags()
+            dirty = vma.mapping if vma.shared and prot & PROT_WRITE and vma.mapping is not None else None
             for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                 gpa = self.pages.get(vpn)
                 if gpa is not None:
                     entry = (gpa | flags) if flags else 0
                     if vpn in self.cow:
                         entry &= ~PTE_RW
+                    elif dirty is not None:
+                        dirty.mark_dirty(vma.file_index(vpn))
                     self.address_space.set_entry(vpn << PAGE_SHIFT, entry)
 
     def populate(self, start: int, end: int) -> None:
-        """Back every page of [start, end) with a frame now (no faults later)."""
+        """Back every page of [start, end) with a frame now (no faults later).
+
+        File pages past the end of the file stay unmapped (SIGBUS on access).
+        """
         vma = self.find_vma(start)
         while vma is not None and vma.start < end:
             self._map_pages(vma, max(start, vma.start), min(end, vma.end))
             vma = self.find_vma(vma.end)
 
     def _map_pages(self, vma: Vma, start: int, end: int) -> None:
+        if vma.mapping is not None:
+            self._map_file_pages(vma, start, end)
+            return
         flags = vma.pte_flags()
         pages = self.pages
         memory = self.memory
@@ -238,9 +316,97 @@ class MemoryManager:
             if flags:
                 self.address_space.map_entry(vpn << PAGE_SHIFT, gpa | flags)
 
+    def _map_file_pages(self, vma: Vma, start: int, end: int, write_vpn: int = -1) -> bool:
+        """Map the file pages of [start, end) from the page cache; False if
+        the first page is wholly past the end of the file (SIGBUS).
+
+        Private VMAs get the cache's frames read-only, copy-on-write,
+        except page ``write_vpn`` (a write fault), which gets its copy now.
+        """
+        mapping = vma.mapping
+        npages_file = (mapping.size() + PAGE_SIZE - 1) >> PAGE_SHIFT
+        flags = vma.pte_flags()
+        pages = self.pages
+        memory = self.memory
+        private = not vma.shared
+        writable_shared = vma.shared and vma.prot & PROT_WRITE
+        first = start >> PAGE_SHIFT
+        last = min(end >> PAGE_SHIFT, vma.start // PAGE_SIZE + npages_file - vma.pgoff)
+        if last <= first:
+            return False
+        if last - first > 1:
+            mapping.read_pages(vma.file_index(first), last - first)
+        entries = {}
+        for vpn in range(first, last):
+            if vpn in pages:
+                continue
+            index = vma.file_index(vpn)
+            gpa = mapping.get_page(index)
+            entry = flags
+            if private:
+                if vpn == write_vpn:
+                    new = memory.alloc_frame()
+                    self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
+                    gpa = new
+                else:
+                    memory.get_frame(gpa)
+                    self.cow.add(vpn)
+                    entry &= ~PTE_RW
+            else:
+                memory.get_frame(gpa)
+                if writable_shared:
+                    mapping.mark_dirty(index)
+            pages[vpn] = gpa
+            if flags:
+                entries[vpn << PAGE_SHIFT] = gpa | entry
+        if entries:
+            self.address_space.map_entries(entries)
+        return True
+
+    def unmap_file_pages(self, mapping, npages: int) -> None:
+        """Unmap this mm's pages of ``mapping`` at file page ``npages`` and beyond
+        (the file was truncated: they are SIGBUS now)."""
+        for vma in self.vmas:
+            if vma.mapping is not mapping:
+                continue
+            first = max(vma.start >> PAGE_SHIFT, (vma.start >> PAGE_SHIFT) + npages - vma.pgoff)
+            if first < vma.end >> PAGE_SHIFT:
+                self._drop_pages(first << PAGE_SHIFT, vma.end)
+
     def discard(self, start: int, end: int) -> None:
-        """madvise(MADV_DONTNEED)'s core: drop the pages of [start, end); they read as zero again."""
+        """madvise(MADV_DONTNEED)'s core: drop the pages of [start, end).
+
+        Anonymous private pages read as zero again, private file pages as
+        the file; shared pages keep their data (it is in the page cache).
+        """
         self._drop_pages(start, end)
+
+    def set_dontfork(self, start: int, end: int, dontfork: bool) -> None:
+        """MADV_DONTFORK / MADV_DOFORK on the VMAs of [start, end)."""
+        for vma in self._split_range(start, end):
+            vma.dontfork = dontfork
+
+    def willneed(self, start: int, end: int) -> None:
+        """MADV_WILLNEED: read the file pages of [start, end) into the page cache."""
+        vma = self.find_vma(start)
+        while vma is not None and vma.start < end:
+            if vma.mapping is not None:
+                lo = vma.file_index(max(start, vma.start) >> PAGE_SHIFT)
+                hi = vma.file_index(min(end, vma.end) >> PAGE_SHIFT)
+                npages = (vma.mapping.size() + PAGE_SIZE - 1) >> PAGE_SHIFT
+                vma.mapping.read_pages(lo, max(0, min(hi, npages) - lo))
+            vma = self.find_vma(vma.end)
+
+    def covered(self, start: int, end: int) -> bool:
+        """Whether VMAs cover all of [start, end) with no hole."""
+        addr = start
+        for vma in self.vmas:
+            if vma.end <= addr or vma.start >= end:
+                continue
+            if vma.start > addr:
+                return False
+            addr = vma.end
+        return addr >= end
 
     def move_range(self, old: int, old_size: int, new: int, new_size: int) -> int:
         """mremap's move: the VMA at [old, old+old_size) becomes [new, new+new_size).
@@ -248,7 +414,7 @@ class MemoryManager:
         Frames move with their pages (nothing is copied). Returns ``new``.
         """
         vma = self.find_vma(old)
-        template = dataclasses.replace(vma)
+        template = dataclasses.replace(vma, pgoff=vma.file_index(old >> PAGE_SHIFT))
         moved = {}
         moved_cow = set()
         for vpn in range(old >> PAGE_SHIFT, (old + min(old_size, new_size)) >> PAGE_SHIFT):
@@ -263,6 +429,8 @@ class MemoryManager:
         self.unmap_range(old, old + old_size)
         self.unmap_range(new, new + new_size)
         target = dataclasses.replace(template, start=new, end=new + new_size)
+        if target.mapping is not None:
+            target.mapping.mms.add(self)
         self._insert(target)
         flags = target.pte_flags()
         for vpn, gpa in moved.items():
@@ -288,7 +456,9 @@ class MemoryManager:
 
         Returns 0 when the page is now mapped, else the si_code of the
         SIGSEGV Linux would send: SEGV_MAPERR (1) for no VMA, SEGV_ACCERR
-        (2) for a protection violation (arch/x86/mm/fault.c).
+        (2) for a protection violation (arch/x86/mm/fault.c); or
+        FAULT_SIGBUS for a file page wholly past the end of the file
+        (mm/filemap.c filemap_fault).
         """
         self.faults += 1
         vma = self.find_vma(gva)
@@ -303,14 +473,46 @@ class MemoryManager:
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
             return 2
         vpn = gva >> PAGE_SHIFT
+        small = vma.end - vma.start <= SMALL_VMA
         if vpn in self.pages:
             if write and vpn in self.cow:
-                self._break_cow(vpn)
+                if small and not vma.shared and vma.mapping is None:
+                    # A data segment is written all over (relocations):
+                    # copy its shared pages at once, one fault not one each.
+                    # (Not file pages: one not written yet must keep
+                    # seeing write(2) to the file, as on Linux.)
+                    for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+                        if other in self.cow:
+                            self._break_cow(other)
+                else:
+                    self._break_cow(vpn)
                 return 0
             # Present with the right permission: the MMU holds a stale entry.
             self.address_space.mark_stale(gva)
             return 0
         window = FAULT_AROUND_PAGES * PAGE_SIZE
+        if vma.mapping is not None:
+            page = gva & PAGE_MASK
+            if write and not vma.shared:
+                # The private copy now; the rest of a small VMA shared
+                # read-only (copy-on-write) around it.
+                if not self._map_file_pages(vma, page, page + PAGE_SIZE, vpn):
+                    return FAULT_SIGBUS
+                if small:
+                    self._map_file_pages(vma, vma.start, vma.end)
+                return 0
+            # Fault-around: the aligned window, from the faulting page on
+            # first (a page past the end of the file is SIGBUS), then below it.
+            start = max(vma.start, gva & ~(window - 1))
+            end = min(vma.end, start + window)
+            if not self._map_file_pages(vma, page, end):
+                return FAULT_SIGBUS
+            if start < page:
+                self._map_file_pages(vma, start, page)
+            return 0
+        if HUGE_MIN_VMA and vma.end - vma.start >= HUGE_MIN_VMA and not vma.grows_down \
+                and self._map_huge(vma, gva & ~(HUGE_PAGE_SIZE - 1)):
+            return 0
         start = max(vma.start, gva & ~(window - 1))
         end = min(vma.end, start + window)
         try:
@@ -318,6 +520,26 @@ class MemoryManager:
         except OutOfGuestMemory:
             self._map_pages(vma, gva & PAGE_MASK, (gva & PAGE_MASK) + PAGE_SIZE)
         return 0
+
+    def _map_huge(self, vma: Vma, block: int) -> bool:
+        """Back the 2 MiB block at ``block`` with one huge page if it lies
+        inside ``vma`` with nothing present; False when it cannot."""
+        if block < vma.start or block + HUGE_PAGE_SIZE > vma.end:
+            return False
+        first = block >> PAGE_SHIFT
+        pages = self.pages
+        for vpn in range(first, first + 512):
+            if vpn in pages:
+                return False
+        flags = vma.pte_flags()
+        if not flags:
+            return False
+        gpa = self.memory.alloc_huge()
+        if gpa is None:
+            return False
+        pages.update(zip(range(first, first + 512), range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)))
+        self.address_space.map_huge(block, gpa | flags | PTE_PSE)
+        return True
 
     def _grow_stack(self, gva: int) -> Vma | None:
         """Extend a grows-down VMA just above ``gva`` (the main stack), as Linux does.
@@ -364,7 +586,9 @@ class MemoryManager:
                         self._map_pages(vma, addr & PAGE_MASK, (addr & PAGE_MASK) + PAGE_SIZE)
                     except OutOfGuestMemory:
                         raise GuestFault(addr) from None
-                    gpa = pages[vpn]
+                    gpa = pages.get(vpn)
+                    if gpa is None:  # a file page past the end of the file
+                        raise GuestFault(addr)
             if data is not None and vpn in self.cow:
                 self._break_cow(vpn)
                 gpa = pages[vpn]
@@ -423,7 +647,7 @@ class MemoryManager:
             if vma is None or not vma.start <= gva < vma.end:
                 vma = self.find_vma(gva)
                 flags = vma.pte_flags()
-                cow = not vma.shared and vma.prot & PROT_WRITE
+                cow = not vma.shared
                 if cow:
                     flags &= ~PTE_RW
             memory.get_frame(gpa)
@@ -448,9 +672,11 @@ class MemoryManager:
             self.memory.get_frame(gpa)
             frames[vpn] = gpa
             vma = self.find_vma(vpn << PAGE_SHIFT)
-            if not vma.shared and vma.prot & PROT_WRITE and vpn not in self.cow:
+            if not vma.shared and vpn not in self.cow:
                 self.cow.add(vpn)
-                self.address_space.set_entry(vpn << PAGE_SHIFT, gpa | (vma.pte_flags() & ~PTE_RW))
+                if vma.prot & PROT_WRITE:
+                    self.address_space.set_entry(vpn << PAGE_SHIFT,
+                                                 gpa | (vma.pte_flags() & ~PTE_RW))
         return frames
 
     def _break_cow(self, vpn: int) -> None:
@@ -474,15 +700,23 @@ class MemoryManager:
         """
         child = MemoryManager(address_space, self.memory, task_size=self.task_size,
                               mmap_base=self.mmap_base)
-        child.vmas = [dataclasses.replace(v) for v in self.vmas]
-        child._starts = list(self._starts)
+        child.vmas = [dataclasses.replace(v) for v in self.vmas if not v.dontfork]
+        child._starts = [v.start for v in child.vmas]
+        for vma in child.vmas:
+            if vma.mapping is not None:
+                vma.mapping.mms.add(child)
         child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
         memory = self.memory
         parent_as = self.address_space
         child_entries = {}
         for vma in self.vmas:
+            if vma.dontfork:
+                continue
             flags = vma.pte_flags()
-            private_writable = not vma.shared and vma.prot & PROT_WRITE
+            # Every private page is copy-on-write from now on, even in a
+            # read-only VMA: a later mprotect(PROT_WRITE) must not let one
+            # process write the other's page.
+            private_writable = not vma.shared
             for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                 gpa = self.pages.get(vpn)
                 if gpa is None:
@@ -494,7 +728,7 @@ class MemoryManager:
                     entry &= ~PTE_RW
                     if vpn not in self.cow:
                         self.cow.add(vpn)
-                        if flags:
+                        if flags & PTE_RW:
                             parent_as.set_entry(vpn << PAGE_SHIFT, entry)
                     child.cow.add(vpn)
                 if entry:
@@ -504,8 +738,7 @@ class MemoryManager:
 
     def destroy(self) -> None:
         """Free every frame and the page-table tree (exit, execve)."""
-        for gpa in self.pages.values():
-            self.memory.put_frame(gpa)
+        self.memory.put_frames(self.pages.values())
         self.pages.clear()
         self.cow.clear()
         self.vmas.clear()

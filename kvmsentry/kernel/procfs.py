@@ -41,6 +41,8 @@ PID_ENTRIES = [
 ROOT_FILES = [b"cpuinfo", b"meminfo", b"uptime", b"loadavg", b"stat", b"version",
               b"filesystems"]
 SYS_KERNEL_FILES = [b"ostype", b"osrelease", b"hostname"]
+# /proc/sys/fs/ (Documentation/admin-guide/sysctl/fs.rst): read-only here.
+SYS_FS_FILES = [b"pipe-max-size"]
 
 
 # -- the sandbox's state ---------------------------------------------------
@@ -132,10 +134,14 @@ def special(task, rest: list[bytes], name: bytes):
             return "vdir", None
         return "hidden", None
     if rest == [b"sys"]:
-        return ("vdir", None) if name == b"kernel" else ("hidden", None)
+        return ("vdir", None) if name in (b"fs", b"kernel") else ("hidden", None)
     if rest == [b"sys", b"kernel"]:
         if name in SYS_KERNEL_FILES:
             return "procfile", sys_kernel(task, name)
+        return "hidden", None
+    if rest == [b"sys", b"fs"]:
+        if name in SYS_FS_FILES:
+            return "procfile", sys_fs(task, name)
         return "hidden", None
     ctx = _context(task, rest)
     if ctx is None:
@@ -193,9 +199,11 @@ def listing(task, rest: list[bytes]) -> list[tuple[bytes, int]]:
         entries += [(b"%d" % pid, DT_DIR) for pid in sorted(processes(task))]
         return entries
     if rest == [b"sys"]:
-        return [(b"kernel", DT_DIR)]
+        return [(b"fs", DT_DIR), (b"kernel", DT_DIR)]
     if rest == [b"sys", b"kernel"]:
         return [(n, DT_REG) for n in SYS_KERNEL_FILES]
+    if rest == [b"sys", b"fs"]:
+        return [(n, DT_REG) for n in SYS_FS_FILES]
     ctx = _context(task, rest)
     if ctx is None:
         return []
@@ -247,7 +255,9 @@ def _mm_of(thread):
 
 def maps(task, process, thread) -> bytes:
     """fs/proc/task_mmu.c show_map_vma: the prefix padded to 72 columns,
-    then a space and the name (the exe path, [heap], [stack], ...)."""
+    then a space and the name (the exe path, [heap], [stack], ...). File
+    mappings show their offset, the file's device (major:minor) and inode
+    as the guest's stat(2) sees them, and its guest path."""
     mm = _mm_of(thread)
     if mm is None or process.zombie:
         return b""
@@ -258,13 +268,18 @@ def maps_of(vmas) -> bytes:
     from kvmsentry.kernel.mm import PROT_EXEC, PROT_READ, PROT_WRITE
     lines = []
     for v in vmas:
+        mapping = getattr(v, "mapping", None)
+        if mapping is not None:
+            pgoff, dev, ino = v.pgoff << 12, mapping.dev, mapping.ino
+        else:
+            pgoff = dev = ino = 0
         prefix = b"%08x-%08x %c%c%c%c %08x %02x:%02x %d " % (
             v.start, v.end,
             ord("r") if v.prot & PROT_READ else ord("-"),
             ord("w") if v.prot & PROT_WRITE else ord("-"),
             ord("x") if v.prot & PROT_EXEC else ord("-"),
-            ord("s") if v.shared else ord("p"),
-            0, 0, 0, 0)
+            ord("s") if v.shared or not getattr(v, "may_write", True) else ord("p"),
+            pgoff, os.major(dev), os.minor(dev), ino)
         name = os.fsencode(v.name) if v.name else b""
         if name:
             prefix = prefix.ljust(72) + b" " + name
@@ -339,7 +354,6 @@ def status(task, process, thread) -> bytes:
     creds = process.creds
     ign, cgt = _sig_masks(process)
     tid = thread.tid if thread is not None else process.pid
-    caps = CAP_FULL if creds.euid == 0 else 0
     ncpu = _ncpus()
     lines = [
         b"Name:\t%s" % comm_of(process, thread),
@@ -381,9 +395,9 @@ def status(task, process, thread) -> bytes:
         b"SigBlk:\t%016x" % (thread.sigmask if thread is not None else 0),
         b"SigIgn:\t%016x" % ign,
         b"SigCgt:\t%016x" % cgt,
-        b"CapInh:\t%016x" % 0,
-        b"CapPrm:\t%016x" % caps,
-        b"CapEff:\t%016x" % caps,
+        b"CapInh:\t%016x" % creds.cap_inheritable,
+        b"CapPrm:\t%016x" % creds.cap_permitted,
+        b"CapEff:\t%016x" % creds.cap_effective,
         b"CapBnd:\t%016x" % CAP_FULL,
         b"CapAmb:\t%016x" % 0,
         b"NoNewPrivs:\t%d" % (1 if thread is not None and thread.no_new_privs else 0),
@@ -584,6 +598,13 @@ def sys_kernel(task, name: bytes) -> bytes:
         return info.UTS_RELEASE + b"\n"
     nodename = getattr(task.process, "nodename", None) or info.UTS_NODENAME
     return os.fsencode(nodename) + b"\n"
+
+
+def sys_fs(task, name: bytes) -> bytes:
+    """/proc/sys/fs/pipe-max-size: the largest pipe F_SETPIPE_SZ gives an
+    unprivileged task, bytes (fs/pipe.c pipe_max_size; kernel.pipe)."""
+    from kvmsentry.kernel.pipe import PIPE_MAX_SIZE
+    return b"%d\n" % PIPE_MAX_SIZE
 
 
 ROOT_GENERATORS = {

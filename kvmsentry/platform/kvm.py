@@ -177,6 +177,10 @@ class AddressSpace:
         """Install many leaf entries {gva: entry} where none were present."""
         self.page_table.map_new(entries)
 
+    def map_huge(self, gva: int, entry: int) -> None:
+        """Install a 2 MiB leaf entry at ``gva`` where no 4 KiB page is present."""
+        self.page_table.map_huge_user(gva, entry)
+
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 
@@ -581,10 +585,10 @@ class Context:
         """Fill this vCPU's zap list with the table pages flush_handler must poke."""
         platform = self.platform
         dirty = self.address_space.page_table.dirty_tables
-        # Two vCPUs may flush at once (Context.run runs without the BKL):
-        # each retired frame goes to exactly one of them, and is freed once.
+        # vCPUs flush without the kernel lock: exactly one takes each
+        # retired table (two would free its frame twice).
         with platform._lock:
-            retired = list(platform._retired_tables)
+            retired = platform._retired_tables[:]
             platform._retired_tables.clear()
         pages = list(dirty) + retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
@@ -603,7 +607,9 @@ class Context:
             platform.memory.put_frame(gpa)
         self._tlb_stale = False
         if pages:
-            for other in self.address_space.contexts:
+            # A snapshot: other threads add and remove contexts (clone, exit,
+            # exec) while this one runs without the kernel lock.
+            for other in tuple(self.address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()

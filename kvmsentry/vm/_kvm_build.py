@@ -199,6 +199,19 @@ kvmsentry_sync_regs *kvmsentry_run_sync_regs_of(struct kvm_run *run);
 int ioctl(int fd, unsigned long request, ...);
 void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 int kvmsentry_run_vcpu(int fd);
+
+/* openat2(2) for the sentry's own host lookups (kernel/vfs/hostfs.py):
+ * how the sentry opens host files beneath a root it must not leave. */
+#define RESOLVE_NO_MAGICLINKS ...
+#define RESOLVE_NO_SYMLINKS ...
+#define RESOLVE_IN_ROOT ...
+struct open_how {
+    __u64 flags;
+    __u64 mode;
+    __u64 resolve;
+    ...;
+};
+int kvmsentry_openat2(int dirfd, const char *path, struct open_how *how);
 int kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop);
 double kvmsentry_pause_ns(void);
 """
@@ -213,6 +226,9 @@ ffibuilder.set_source(
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <linux/kvm.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cpuid.h>
 #include <time.h>
 
@@ -233,6 +249,12 @@ static void kvmsentry_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4
 
 /* KVM_RUN, called without the GIL (cffi releases it around every call). */
 static int kvmsentry_run_vcpu(int fd) { return ioctl(fd, KVM_RUN, 0); }
+
+/* openat2(2) by number (glibc has no wrapper); -1 and errno ENOSYS on a
+ * host older than Linux 5.6. */
+static int kvmsentry_openat2(int dirfd, const char *path, struct open_how *how) {
+    return (int)syscall(SYS_openat2, dirfd, path, how, sizeof *how);
+}
 
 /* ns per iteration of a `pause` + load + compare loop on this CPU (the
  * ring stub's spin, guest/runtime.S ring_spin): the best of a few runs. */

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import array
 import mmap
+import os
 
 from kvmsentry.vm._kvm import ffi, lib
 from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
+
+
+_ONES_512 = array.array("H", [1]) * 512
 
 
 class OutOfGuestMemory(MemoryError):
@@ -37,6 +41,11 @@ class GuestMemory:
         self.size = size
         self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | lib.MAP_NORESERVE,
                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        if os.environ.get("KVMSENTRY_THP"):
+            # Experimental: host transparent huge pages behind guest memory.
+            # With 2 MiB guest pages a shadow MMU can then map 2 MiB at once;
+            # measured bimodal here (BENCHMARKS.md, issue 5/6), so off by default.
+            self._map.madvise(mmap.MADV_HUGEPAGE)
         self.view = memoryview(self._map)
         self.hva = int(ffi.cast("uintptr_t", ffi.from_buffer(self._map)))
         self.nframes = size >> PAGE_SHIFT
@@ -44,6 +53,9 @@ class GuestMemory:
         self._free: list[int] = []
         self._next = 0  # frames below this were handed out at least once
         self.frames_in_use = 0
+        # Called with a number of frames wanted when none is free (the page
+        # cache's shrink); returns how many it freed.
+        self.reclaim = None
 
     def close(self) -> None:
         self.view.release()
@@ -67,8 +79,11 @@ class GuestMemory:
     def alloc_frame(self) -> int:
         """A zeroed 4 KiB frame with reference count 1; returns its GPA.
 
-        Raises OutOfGuestMemory when every frame is in use.
+        Raises OutOfGuestMemory when every frame is in use and ``reclaim``
+        (if set) frees none.
         """
+        if not self._free and self._next >= self.nframes and self.reclaim is not None:
+            self.reclaim(64)
         if self._free:
             frame = self._free.pop()
         elif self._next < self.nframes:
@@ -80,9 +95,49 @@ class GuestMemory:
         self.frames_in_use += 1
         return frame << PAGE_SHIFT
 
+    def alloc_huge(self) -> int | None:
+        """512 contiguous zeroed frames, 2 MiB aligned, each with reference count 1.
+
+        Returns the GPA of the first, or None when no never-used aligned
+        2 MiB run is left (freed frames are not coalesced). Frames are
+        freed one by one with put_frame, as any other.
+        """
+        first = (self._next + 511) & ~511
+        if first + 512 > self.nframes:
+            return None
+        self._free.extend(range(self._next, first))  # never touched: still zero
+        self._refcount[first:first + 512] = _ONES_512
+        self._next = first + 512
+        self.frames_in_use += 512
+        return first << PAGE_SHIFT
+
     def get_frame(self, gpa: int) -> None:
         """Take one more reference on the frame at ``gpa``."""
         self._refcount[gpa >> PAGE_SHIFT] += 1
+
+    def put_frames(self, gpas) -> None:
+        """put_frame for many frames; the freed ones go back to the host in
+        runs of contiguous frames (one madvise per run, not per page)."""
+        refcount = self._refcount
+        freed = []
+        for gpa in gpas:
+            frame = gpa >> PAGE_SHIFT
+            count = refcount[frame] - 1
+            refcount[frame] = count
+            if count == 0:
+                freed.append(frame)
+        if not freed:
+            return
+        freed.sort()
+        start = prev = freed[0]
+        for frame in freed[1:]:
+            if frame != prev + 1:
+                self._map.madvise(mmap.MADV_DONTNEED, start << PAGE_SHIFT, (prev + 1 - start) << PAGE_SHIFT)
+                start = frame
+            prev = frame
+        self._map.madvise(mmap.MADV_DONTNEED, start << PAGE_SHIFT, (prev + 1 - start) << PAGE_SHIFT)
+        self._free.extend(freed)
+        self.frames_in_use -= len(freed)
 
     def refcount(self, gpa: int) -> int:
         return self._refcount[gpa >> PAGE_SHIFT]

@@ -69,9 +69,14 @@ class PageTable:
         _U64.pack_into(self.memory.view, gpa, value)
 
     def _leaf_slot(self, gva: int, create: bool) -> int | None:
-        """GPA of the PT entry for ``gva``; None when a level is missing."""
+        """GPA of the PT entry for ``gva``; None when a level is missing.
+
+        A 2 MiB page on the way is split into 512 4 KiB entries first
+        (same frames, same permissions), so every 4 KiB operation works
+        on a huge page too.
+        """
         table = self.cr3
-        for index in indices(gva)[:3]:
+        for level, index in enumerate(indices(gva)[:3]):
             slot = table + index * 8
             entry = self._get(slot)
             if not entry & PTE_PRESENT:
@@ -81,8 +86,34 @@ class PageTable:
                 self._tables.append(child)
                 entry = child | _TABLE_FLAGS
                 self._set(slot, entry)
+            elif level == 2 and entry & PTE_PSE:
+                entry = self._split_huge(slot, entry)
             table = entry & PTE_ADDR_MASK
         return table + indices(gva)[3] * 8
+
+    def _split_huge(self, slot: int, entry: int) -> int:
+        """Replace the 2 MiB page entry at ``slot`` by a table of 4 KiB entries."""
+        child = self.memory.alloc_frame()
+        self._tables.append(child)
+        base = entry & PTE_ADDR_MASK & ~(HUGE_PAGE_SIZE - 1)
+        flags = entry & ~PTE_ADDR_MASK & ~PTE_PSE
+        struct.pack_into("<512Q", self.memory.view, child,
+                         *[(base + i * PAGE_SIZE) | flags for i in range(512)])
+        table_entry = child | _TABLE_FLAGS
+        self._set(slot, table_entry)
+        self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
+        return table_entry
+
+    def map_huge_user(self, gva: int, entry: int) -> None:
+        """Install the 2 MiB leaf ``entry`` (PTE_PSE set) at ``gva`` (2 MiB aligned).
+
+        The range must have no present 4 KiB page: an empty page table
+        left there is dropped from the directory (flushed, freed with the tree).
+        """
+        slot = self._directory(gva) + indices(gva)[2] * 8
+        if self._get(slot) & PTE_PRESENT:
+            self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
+        self._set(slot, entry)
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool, user: bool = True) -> None:
         """Map the 4 KiB page at ``gva`` (page aligned) to the frame at ``gpa``."""

@@ -174,3 +174,26 @@ def test_tmp_is_private_and_empty(run_sentry, busybox):
                      " /bin/busybox stat -f -c %T /tmp; /bin/busybox df /tmp >/dev/null; echo $?"])
     assert cp.returncode == 0, cp.stderr.decode(errors="replace")
     assert cp.stdout == b".\n..\n1777\ntmpfs\n0\n"
+
+
+def test_root_escapes_stay_inside(run_sentry, guest_root):
+    """With --root DIR: "..", absolute and relative symlinks out of DIR and
+    /proc/self/root/.. all name files inside DIR (issue 3, acceptance 4);
+    the sentry opens host files beneath DIR (vfs.hostfs)."""
+    (guest_root.parent / "secret").write_text("SECRET\n")
+    (guest_root / "data" / "abs").symlink_to(guest_root.parent / "secret")
+    (guest_root / "data" / "rel").symlink_to("../../secret")
+    (guest_root / "data" / "up").symlink_to("/../../..")
+    (guest_root / "data" / "proc").symlink_to("/proc/self/root/..")
+    script = (
+        "B=/bin/busybox\n"
+        "$B cat /../../etc/passwd /../secret /data/abs /data/rel /data/up/secret"
+        " /proc/self/root/../secret /data/proc/secret 2>&1\n"
+        "$B ls /proc/self/root/.. /data/up /data/proc | $B sort -u\n"
+    )
+    cp = run_sentry(["/bin/busybox", "sh", "-c", script], options=["--root", guest_root])
+    out = cp.stdout.decode()
+    assert "SECRET" not in out, out
+    assert out.startswith("root:x:0:0:root:/root:/bin/sh\n"), out
+    assert out.count("No such file or directory") == 6, out
+    assert out.endswith("bin\ndata\netc\ntmp\n"), out

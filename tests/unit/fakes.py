@@ -42,6 +42,10 @@ class FakeMM:
             raise SyscallError(errno.ENAMETOOLONG)
         return bytes(self.mem[off:end])
 
+    def find_vma(self, gva):
+        """No VMAs: the memory is private (a futex's key is (mm, address))."""
+        return None
+
     def alloc(self, n, data=b""):
         gva = self.brk
         self.brk += (max(n, len(data)) + 15) & ~15

@@ -61,6 +61,7 @@ def test_select_default_and_named():
     assert default == ["syscall", "coldstart", "sha256", "pagefault", "fork-exec", "pipe", "files"]
     assert [w.name for w in workloads.select(["pipe", "syscall", "pipe"])] == ["syscall", "pipe"]
     assert [w.name for w in workloads.select(["futex"])] == ["futex"]
+    assert [w.name for w in workloads.select(["find", "files"])] == ["files", "find"]
     with pytest.raises(KeyError):
         workloads.select(["nope"])
 
@@ -207,3 +208,12 @@ def test_profiler_report_writes_json(tmp_path):
     profile.Profiler(prof).report(stream, str(path))
     assert "kvmsentry profile: 0 exits" in stream.getvalue()
     assert json.loads(path.read_text())["exits"] == 0
+
+
+def test_count_regular_files_is_find_type_f(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_text("x")
+    (tmp_path / "b").write_text("y")
+    (tmp_path / "link").symlink_to("b")
+    (tmp_path / "dirlink").symlink_to("d")
+    assert workloads.count_regular_files(str(tmp_path)) == 2

@@ -261,3 +261,18 @@ def test_tss64_runtime_ports_allowed():
     allowed = {port for port in range(256) if not bitmap[port // 8] >> (port % 8) & 1}
     assert allowed == set(layout.RUNTIME_PORTS)
     assert 0x70 not in allowed
+
+
+def test_a_2mib_user_page_splits_on_a_4kib_change(memory):
+    pt = PageTable(memory)
+    gpa = memory.alloc_huge()
+    gva = 0x40000000
+    flags = PTE_PRESENT | PTE_RW | PTE_USER | PTE_NX
+    pt.map_huge_user(gva, gpa | flags | x86.PTE_PSE)
+    pt.dirty_tables.clear()
+    assert pt.translate(gva + 5 * PAGE_SIZE + 7) == gpa + 5 * PAGE_SIZE + 7
+    pt.set_entry(gva + PAGE_SIZE, 0)
+    assert pt.translate(gva + PAGE_SIZE) is None
+    assert pt.translate(gva + 511 * PAGE_SIZE) == gpa + 511 * PAGE_SIZE
+    assert pt.entry(gva) == gpa | flags
+    assert pt.dirty_tables  # the directory changed: the guest must flush

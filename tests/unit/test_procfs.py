@@ -169,6 +169,10 @@ def test_root_files(task, kernel):
     assert read(task, b"/proc/sys/kernel/ostype") == b"Linux\n"
     assert read(task, b"/proc/sys/kernel/osrelease") == b"6.1.0-kvmsentry\n"
     assert read(task, b"/proc/sys/kernel/hostname") == b"kvmsentry\n"
+    # LTP fcntl30/fcntl37 read it (fs/pipe.c pipe_max_size, 1 MiB by default).
+    assert ls(task, b"/proc/sys") == [b"fs", b"kernel"]
+    assert ls(task, b"/proc/sys/fs") == [b"pipe-max-size"]
+    assert read(task, b"/proc/sys/fs/pipe-max-size") == b"1048576\n"
     assert read(task, b"/proc/cpuinfo").count(b"processor") >= 1
     assert b" /tmp tmpfs " in read(task, b"/proc/mounts")
 

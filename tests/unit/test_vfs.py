@@ -14,6 +14,7 @@ import pytest
 
 import kvmsentry.kernel.syscalls.fs  # noqa: F401 - registers the handlers
 from kvmsentry.kernel.fd import FdTable
+from kvmsentry.kernel.syscalls.table import SyscallError
 from kvmsentry.kernel.task import Process, Task
 from kvmsentry.kernel.vfs.inode import DirInode, RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
@@ -462,7 +463,7 @@ def test_tmpfs_sizes():
     assert isinstance(d, DirInode) and isinstance(f, RegularInode)
     assert d.stat().st_size == 60  # BOGO_DIRENT_SIZE * (2 + entries)
     f.write_at(b"x", 4096)
-    assert f.stat().st_size == 4097 and f.stat().st_blocks == 16
+    assert f.stat().st_size == 4097 and f.stat().st_blocks == 8  # page 0 is a hole
     assert fs.root.nlink == 3
     fs.unlink(d, b"f")
     assert f.nlink == 0 and d.empty()
@@ -491,3 +492,75 @@ def test_relative_paths_and_cwd(task):
     assert call(task, "symlinkat", s(task, b"sub"), d, s(task, b"sl")) == 0
     assert call(task, "unlinkat", d, s(task, b"sl"), 0) == 0
     assert call(task, "unlinkat", d, s(task, b"sub"), AT_REMOVEDIR) == 0
+
+
+def test_holes_are_pages_never_written():
+    fs = Tmpfs()
+    inode = RegularInode(fs, 0o644)
+    inode.write_at(b"abc", 0)
+    assert inode.alloc is None  # written from the start: no map kept
+    inode.write_at(b"end", 3 << 12)  # pages 1 and 2 skipped
+    assert inode.seek_data(4096) == 3 << 12 and inode.seek_hole(0) == 4096
+    assert inode.seek_hole(3 << 12) == inode.size
+    inode.truncate(10 << 12)
+    assert inode.seek_hole((3 << 12) + 1) == 4 << 12
+    with pytest.raises(SyscallError) as e:
+        inode.seek_data(5 << 12)
+    assert e.value.errno == errno.ENXIO
+    inode.punch_hole(0, 4096)  # page 0 whole: a hole, zeros
+    assert inode.data[:3] == b"\0\0\0" and inode.seek_data(0) == 3 << 12
+    assert inode.blocks() == 8  # one page left with data
+    inode.truncate(1)
+    assert inode.alloc == set() and inode.seek_hole(0) == 0
+
+
+def test_seals_stop_writes_and_size_changes():
+    from kvmsentry.kernel.vfs.file import RegularFile, add_seals, get_seals
+    from kvmsentry.kernel.vfs.inode import F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK
+    inode = RegularInode(Tmpfs(), 0o644, seals=0)
+    f = RegularFile(inode, O_RDWR, b"/memfd:x")
+    f.write(b"x" * 5000)
+    add_seals(f, F_SEAL_GROW)
+    f.lseek(0, 0)
+    assert f.write(b"y" * 6000) == 4096  # stops at the page holding the end
+    f.lseek(0, 2)
+    for call_, err in ((lambda: f.write(b"z"), errno.EPERM),
+                       (lambda: f.truncate(6000), errno.EPERM),
+                       (lambda: add_seals(f, 0x40), errno.EINVAL)):
+        with pytest.raises(SyscallError) as e:
+            call_()
+        assert e.value.errno == err
+    add_seals(f, F_SEAL_SHRINK | F_SEAL_SEAL)
+    assert get_seals(f) == F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL
+    with pytest.raises(SyscallError) as e:
+        add_seals(f, 0)
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(SyscallError) as e:
+        get_seals(RegularFile(RegularInode(Tmpfs(), 0o644), O_RDWR, b"/x"))
+    assert e.value.errno == errno.EINVAL  # not sealable (as on ext4)
+
+
+def test_xattrs_of_host_files_are_read_then_copied_up(task, root):
+    import kvmsentry.kernel.syscalls.xattr  # noqa: F401 - the xattr handlers
+    hosts = root / "etc" / "hosts"
+    try:
+        os.setxattr(hosts, "user.origin", b"host")
+    except OSError as e:
+        pytest.skip(f"no user xattrs on the host's {root}: {e.strerror}")
+    buf = task.mm.alloc(64)
+
+    def get(name):
+        n = call(task, "getxattr", s(task, b"/etc/hosts"), s(task, name), buf, 64)
+        return n if n < 0 else task.mm.copy_in(buf, n)
+
+    assert get(b"user.origin") == b"host"  # read on the host
+    assert call(task, "setxattr", s(task, b"/etc/hosts"), s(task, b"user.new"),
+                task.mm.alloc(3, b"new"), 3, 0) == 0
+    assert get(b"user.origin") == b"host" and get(b"user.new") == b"new"  # copied up
+    n = call(task, "listxattr", s(task, b"/etc/hosts"), buf, 64)
+    assert task.mm.copy_in(buf, n) == b"user.origin\0user.new\0"
+    assert call(task, "removexattr", s(task, b"/etc/hosts"), s(task, b"user.origin")) == 0
+    assert get(b"user.origin") == -errno.ENODATA
+    assert os.listxattr(hosts) == ["user.origin"]  # the host file keeps its own
+    assert call(task, "setxattr", s(task, b"/proc/self/status"), s(task, b"user.x"),
+                buf, 1, 0) == -errno.EOPNOTSUPP

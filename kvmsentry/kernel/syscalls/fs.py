@@ -33,8 +33,10 @@ from kvmsentry.kernel.fd import (
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.pipe import pipe_fcntl
-from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, error, syscall
-from kvmsentry.kernel.vfs.file import RegularFile, check_size
+from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
+from kvmsentry.kernel.vfs import perm
+from kvmsentry.kernel.vfs.inode import DirInode
+from kvmsentry.kernel.vfs.file import RegularFile, add_seals, check_size, copy_data, get_seals
 
 # include/uapi/linux/fcntl.h
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -44,6 +46,7 @@ AT_EMPTY_PATH = 0x1000
 AT_STATX_SYNC_TYPE = 0x6000  # statx(2)'s FORCE_SYNC | DONT_SYNC
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_DUPFD_CLOEXEC = 1030
+F_ADD_SEALS, F_GET_SEALS = 1033, 1034
 FD_CLOEXEC = 1
 
 S64 = struct.Struct("<q")
@@ -346,24 +349,7 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
         pos = S64.unpack(task.mm.copy_in(offset, 8))[0]
         if pos < 0:
             raise SyscallError(errno.EINVAL)
-    done = 0
-    while done < count:
-        n = min(CHUNK, count - done)
-        try:
-            data = src.read(n) if pos is None else src.pread(n, pos + done)
-            if not data:
-                break
-            w = dst.write(data)
-        except SyscallError:
-            if done:
-                break
-            raise
-        done += w
-        if w < len(data):
-            if pos is None:
-                # Give back what was read but not written.
-                src.lseek(w - len(data), 1)
-            break
+    done = copy_data(src, dst, count, pos_in=pos, chunk=CHUNK)
     if pos is not None:
         task.mm.copy_out(offset, S64.pack(pos + done))
     return done
@@ -412,6 +398,29 @@ def sys_creat(task, pathname, mode):
 def sys_close(task, fd):
     """Implements Linux syscall close(2). EBADF when fd is not open."""
     task.fds.close(to_int(fd))
+    return 0
+
+
+CLOSE_RANGE_UNSHARE = 1 << 1
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+@syscall("close_range")
+def sys_close_range(task, fd, max_fd, flags):
+    """Implements Linux syscall close_range(2): close (or mark close-on-exec) [fd, max_fd].
+
+    fs/file.c: EINVAL for unknown flags or fd > max_fd (unsigned ints);
+    CLOSE_RANGE_UNSHARE first gives the task its own copy of a table it
+    shares with other tasks (CLONE_FILES). Open fds only; never EBADF.
+    """
+    first, last, flags = fd & 0xFFFFFFFF, max_fd & 0xFFFFFFFF, flags & 0xFFFFFFFF
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
+        raise SyscallError(errno.EINVAL)
+    if flags & CLOSE_RANGE_UNSHARE and getattr(task.fds, "users", 1) > 1:
+        task.fds.users -= 1
+        task.fds = task.fds.fork()
+        task.fds.users = 1
+    task.fds.close_range(first, last, cloexec=bool(flags & CLOSE_RANGE_CLOEXEC))
     return 0
 
 
@@ -553,8 +562,10 @@ def sys_getcwd(task, buf, size):
     """Implements Linux syscall getcwd(2).
 
     Returns the length including the NUL. ERANGE when ``size`` is too
-    small for the path and its NUL.
+    small for the path and its NUL, ENOENT when the cwd was removed.
     """
+    if F.cwd_removed(task.process):
+        raise SyscallError(errno.ENOENT)
     cwd = os.fsencode(task.process.cwd) + b"\0"
     if size < len(cwd):
         raise SyscallError(errno.ERANGE)
@@ -565,8 +576,8 @@ def sys_getcwd(task, buf, size):
 def _set_cwd(task, node) -> None:
     if not node.is_dir():
         raise SyscallError(errno.ENOTDIR)
-    F.node_access(node, os.X_OK)
-    task.process.cwd = os.fsdecode(node.guest_path)
+    F.node_access(node, os.X_OK, task.process.creds)
+    F.set_cwd(task, node)
 
 
 @syscall("chdir")
@@ -585,7 +596,10 @@ def sys_fchdir(task, fd):
     file = task.fds.get(to_int(fd))
     if not file.is_dir():
         raise SyscallError(errno.ENOTDIR)
-    task.process.cwd = os.fsdecode(file.guest_path or b"/")
+    inode = getattr(file, "inode", None)
+    if isinstance(inode, DirInode) and inode.nlink == 0:
+        raise SyscallError(errno.ENOENT)  # a removed directory, not found by path
+    F.set_cwd(task, F.lookup(task, AT_FDCWD, file.guest_path or b"/"))
     return 0
 
 
@@ -596,7 +610,15 @@ def _readlink(task, dirfd: int, path_gva: int, buf: int, bufsiz: int) -> int:
     if bufsiz <= 0:
         raise SyscallError(errno.EINVAL)
     path = read_path(task, path_gva)
-    target = F.node_readlink(F.lookup(task, dirfd, path, follow=False))[:bufsiz]
+    if not path and dirfd != AT_FDCWD:
+        # The symlink an O_PATH|O_NOFOLLOW dirfd names; ENOENT for any other fd.
+        file = task.fds.get(dirfd)
+        node = F.path_file_node(task, file) if file.flags & O_PATH else None
+        if node is None or not node.is_symlink():
+            raise SyscallError(errno.ENOENT)
+    else:
+        node = F.lookup(task, dirfd, path, follow=False)
+    target = F.node_readlink(node)[:bufsiz]
     task.mm.copy_out(buf, target)
     return len(target)
 
@@ -617,8 +639,8 @@ def sys_readlink(task, pathname, buf, bufsiz):
 def sys_readlinkat(task, dirfd, pathname, buf, bufsiz):
     """Implements Linux syscall readlinkat(2). As readlink, relative to dirfd.
 
-    An empty pathname is ENOENT (Linux's form that reads an O_PATH
-    symlink fd is not supported).
+    An empty pathname reads the symlink an O_PATH|O_NOFOLLOW ``dirfd``
+    was opened on; ENOENT for any other dirfd (and for AT_FDCWD).
     """
     return _readlink(task, to_int(dirfd), pathname, buf, bufsiz)
 
@@ -641,7 +663,7 @@ def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
         if not path and flags & AT_EMPTY_PATH:
             path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
         node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
-    F.node_access(node, mode)
+    F.node_access(node, mode, task.process.creds)
     return 0
 
 
@@ -705,7 +727,7 @@ def sys_dup3(task, oldfd, newfd, flags):
     return task.fds.dup3(oldfd, newfd, bool(flags & O_CLOEXEC), nofile_limit(task.process))
 
 
-@syscall("fcntl", PARTIAL, "F_DUPFD(_CLOEXEC), F_GETFD/SETFD, F_GETFL/SETFL, record locks")
+@syscall("fcntl", PARTIAL, "F_DUPFD(_CLOEXEC), F_GETFD/SETFD, F_GETFL/SETFL, record locks, seals")
 def sys_fcntl(task, fd, cmd, arg):
     """Implements Linux syscall fcntl(2), partially.
 
@@ -713,7 +735,8 @@ def sys_fcntl(task, fd, cmd, arg):
     F_GETFD, F_SETFD (FD_CLOEXEC), F_GETFL (access mode, status flags and
     O_LARGEFILE), F_SETFL (changes only O_APPEND, O_NONBLOCK, O_ASYNC,
     O_DIRECT, O_NOATIME), record locks F_GETLK/F_SETLK/F_SETLKW and
-    F_OFD_* (``_record_lock``), pipe sizes. Leases, owners, seals: EINVAL.
+    F_OFD_* (``_record_lock``), pipe sizes, F_ADD_SEALS/F_GET_SEALS
+    (memfd and tmpfs files, vfs.file.add_seals). Leases, owners: EINVAL.
     """
     fd, cmd = to_int(fd), to_int(cmd)
     fds = task.fds
@@ -739,6 +762,11 @@ def sys_fcntl(task, fd, cmd, arg):
         return 0
     if cmd in LOCK_CMDS:
         return _record_lock(task, file, cmd, arg)
+    if cmd == F_ADD_SEALS:
+        add_seals(file, arg & 0xFFFFFFFF)
+        return 0
+    if cmd == F_GET_SEALS:
+        return get_seals(file)
     result = pipe_fcntl(file, cmd, arg, task)  # F_GETPIPE_SZ / F_SETPIPE_SZ
     if result is not None:
         return result
@@ -746,11 +774,12 @@ def sys_fcntl(task, fd, cmd, arg):
 
 
 # fcntl record locks (include/uapi/asm-generic/fcntl.h) and struct flock:
-# short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (32 bytes).
+# short l_type, short l_whence, (4 bytes of padding: off_t is 8-aligned),
+# off_t l_start, off_t l_len, pid_t l_pid, (4 bytes of padding): 32 bytes.
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 LOCK_CMDS = (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW)
-FLOCK = struct.Struct("<hhqqi4x")
+FLOCK = struct.Struct("<hh4xqqi4x")
 
 
 def _record_lock(task, file: File, cmd: int, arg: int) -> int:
@@ -1089,15 +1118,15 @@ def _path_inode(task, dirfd: int, path_gva: int, follow: bool, flags: int = 0):
     path = read_path(task, path_gva)
     if not path and flags & AT_EMPTY_PATH:
         if dirfd == AT_FDCWD:
-            return F.writable_inode(F.lookup(task, AT_FDCWD, b"."))
-        return F.file_inode(task.fds.get(dirfd), task)
-    return F.writable_inode(F.lookup(task, dirfd, path, follow=follow))
+            return F.writable_inode(F.lookup(task, AT_FDCWD, b"."), task=task)
+        return F.file_inode(task.fds.get(dirfd), task, allow_path=True)
+    return F.writable_inode(F.lookup(task, dirfd, path, follow=follow), task=task)
 
 
 @syscall("chmod")
 def sys_chmod(task, pathname, mode):
     """Implements Linux syscall chmod(2): the 07777 bits of ``mode``."""
-    F.set_mode(_path_inode(task, AT_FDCWD, pathname, True), mode)
+    F.set_mode(_path_inode(task, AT_FDCWD, pathname, True), mode, task.process.creds)
     return 0
 
 
@@ -1105,14 +1134,14 @@ def sys_chmod(task, pathname, mode):
 def sys_fchmod(task, fd, mode):
     """Implements Linux syscall fchmod(2). EBADF (also for O_PATH), EPERM for
     the sentry's own files (devices, pipes)."""
-    F.set_mode(F.file_inode(task.fds.get(to_int(fd)), task), mode)
+    F.set_mode(F.file_inode(task.fds.get(to_int(fd)), task), mode, task.process.creds)
     return 0
 
 
 @syscall("fchmodat")
 def sys_fchmodat(task, dirfd, pathname, mode):
     """Implements Linux syscall fchmodat(2) (no flags argument: symlinks are followed)."""
-    F.set_mode(_path_inode(task, to_int(dirfd), pathname, True), mode)
+    F.set_mode(_path_inode(task, to_int(dirfd), pathname, True), mode, task.process.creds)
     return 0
 
 
@@ -1125,21 +1154,24 @@ def _id(value: int) -> int:
 @syscall("chown")
 def sys_chown(task, pathname, owner, group):
     """Implements Linux syscall chown(2) (root in the sandbox may give any owner)."""
-    F.set_owner(_path_inode(task, AT_FDCWD, pathname, True), _id(owner), _id(group))
+    F.set_owner(_path_inode(task, AT_FDCWD, pathname, True), _id(owner), _id(group),
+                task.process.creds)
     return 0
 
 
 @syscall("lchown")
 def sys_lchown(task, pathname, owner, group):
     """Implements Linux syscall lchown(2): a symlink itself."""
-    F.set_owner(_path_inode(task, AT_FDCWD, pathname, False), _id(owner), _id(group))
+    F.set_owner(_path_inode(task, AT_FDCWD, pathname, False), _id(owner), _id(group),
+                task.process.creds)
     return 0
 
 
 @syscall("fchown")
 def sys_fchown(task, fd, owner, group):
     """Implements Linux syscall fchown(2). EBADF, EPERM for the sentry's own files."""
-    F.set_owner(F.file_inode(task.fds.get(to_int(fd)), task), _id(owner), _id(group))
+    F.set_owner(F.file_inode(task.fds.get(to_int(fd)), task), _id(owner), _id(group),
+                task.process.creds)
     return 0
 
 
@@ -1155,7 +1187,8 @@ def sys_fchownat(task, dirfd, pathname, owner, group, flags):
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SyscallError(errno.EINVAL)
     inode = _path_inode(task, to_int(dirfd), pathname, not flags & AT_SYMLINK_NOFOLLOW, flags)
-    F.set_owner(inode, _id(owner), _id(group))
+    F.set_owner(inode, _id(owner), _id(group),
+                task.process.creds)
     return 0
 
 
@@ -1171,10 +1204,12 @@ def _set_times(task, dirfd: int, path_gva: int, times: tuple | None, flags: int)
     else:
         inode = _path_inode(task, dirfd, path_gva, not flags & AT_SYMLINK_NOFOLLOW, flags)
     now = time.time_ns()
+    creds = task.process.creds
     if times is None:
-        F.set_times(inode, now, now)
+        F.set_times(inode, now, now, creds)
     else:
-        F.set_times(inode, *(now if t == UTIME_NOW else t for t in times))
+        explicit = any(t is not None and t != UTIME_NOW for t in times)
+        F.set_times(inode, *(now if t == UTIME_NOW else t for t in times), creds, explicit)
     return 0
 
 
@@ -1260,7 +1295,10 @@ def sys_truncate(task, path, length):
     if node.kind not in (F.HOST, F.MEM) or not stat.S_ISREG(F.node_stat(node).st_mode):
         raise SyscallError(errno.EINVAL)
     check_size(length)
-    F.writable_inode(node, truncate=length == 0).truncate(length)
+    creds = task.process.creds
+    if creds.euid != 0 and node.kind in (F.HOST, F.MEM):
+        perm.permission(creds, node.inode, perm.MAY_WRITE)  # vfs_truncate
+    F.writable_inode(node, truncate=length == 0, task=task).truncate(length)
     return 0
 
 
@@ -1306,9 +1344,3 @@ def sys_fallocate(task, fd, mode, offset, length):
         raise SyscallError(errno.EFBIG)
     file.fallocate(mode, offset, length)
     return 0
-
-
-# Extended attributes are not kept (as on a file system without them).
-for _name in ("setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
-              "fremovexattr"):
-    error(_name, errno.EOPNOTSUPP, "no extended attributes")

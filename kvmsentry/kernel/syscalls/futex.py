@@ -78,20 +78,20 @@ def _timeout(task, cmd: int, op: int, utime: int) -> float | None:
     return now + (ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / NSEC_PER_SEC
 
 
-def _wait(task, uaddr: int, val: int, deadline: float | None, bitset: int) -> int:
+def _wait(task, uaddr: int, val: int, deadline: float | None, bitset: int, shared: bool) -> int:
     """futex_wait: 0 when woken; a signal gives ERESTARTSYS without a timeout,
     ERESTART_RESTARTBLOCK with one (EINTR after a handler either way for the
     latter, restart_syscall)."""
     if not bitset:
         raise SyscallError(errno.EINVAL)
     try:
-        _futex.wait(task, uaddr, val, deadline, bitset)
+        _futex.wait(task, uaddr, val, deadline, bitset, shared)
     except sched.Interrupted:
         raise SyscallError(ERESTARTSYS if deadline is None else ERESTART_RESTARTBLOCK) from None
     return 0
 
 
-@syscall("futex", PARTIAL, "no PI futexes (ENOSYS); shared futexes are per process")
+@syscall("futex", PARTIAL, "no PI futexes (ENOSYS)")
 def sys_futex(task, uaddr, op, val, utime, uaddr2, val3):
     """Implements Linux syscall futex(2).
 
@@ -108,9 +108,11 @@ def sys_futex(task, uaddr, op, val, utime, uaddr2, val3):
     and for the PI commands (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2,
     WAIT_REQUEUE_PI, CMP_REQUEUE_PI), which are not implemented.
 
-    Differs from Linux: a shared (non-private) futex is keyed by the
-    process's address space like a private one, so processes waiting on a
-    MAP_SHARED page do not meet; a timed wait restarted after a signal
+    A shared futex (no FUTEX_PRIVATE_FLAG) in a MAP_SHARED mapping is
+    keyed by its guest-physical address, so processes sharing the page
+    meet (kernel.futex.futex_key).
+
+    Differs from Linux: a timed wait restarted after a signal
     without a handler waits its whole relative timeout again; FUTEX_WAKE_OP
     is not atomic against guest atomics on the same word (kernel.futex).
     Source: kernel/futex/syscalls.c, waitwake.c, requeue.c; futex(2).
@@ -123,25 +125,26 @@ def sys_futex(task, uaddr, op, val, utime, uaddr2, val3):
     if op & FUTEX_CLOCK_REALTIME and cmd not in _CLOCKRT_OK:
         raise SyscallError(errno.ENOSYS)
     val2 = _s32(utime)
+    shared = not op & FUTEX_PRIVATE_FLAG
     if cmd == FUTEX_WAIT:
-        return _wait(task, uaddr, val, deadline, FUTEX_BITSET_MATCH_ANY)
+        return _wait(task, uaddr, val, deadline, FUTEX_BITSET_MATCH_ANY, shared)
     if cmd == FUTEX_WAIT_BITSET:
-        return _wait(task, uaddr, val, deadline, val3 & 0xFFFFFFFF)
+        return _wait(task, uaddr, val, deadline, val3 & 0xFFFFFFFF, shared)
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
         bitset = FUTEX_BITSET_MATCH_ANY if cmd == FUTEX_WAKE else val3 & 0xFFFFFFFF
         if not bitset:
             raise SyscallError(errno.EINVAL)
         _check_shared(task, op, uaddr)
-        return _futex.wake(task, uaddr, _s32(val), bitset)
+        return _futex.wake(task, uaddr, _s32(val), bitset, shared)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if _s32(val) >= 0 and val2 >= 0:
             _check_shared(task, op, uaddr)
             _check_shared(task, op, uaddr2)
         cmpval = val3 if cmd == FUTEX_CMP_REQUEUE else None
-        return _futex.requeue(task, uaddr, uaddr2, _s32(val), val2, cmpval)
+        return _futex.requeue(task, uaddr, uaddr2, _s32(val), val2, cmpval, shared)
     if cmd == FUTEX_WAKE_OP:
         _check_shared(task, op, uaddr)
-        return _futex.wake_op(task, uaddr, uaddr2, _s32(val), val2, val3)
+        return _futex.wake_op(task, uaddr, uaddr2, _s32(val), val2, val3, shared)
     raise SyscallError(errno.ENOSYS)
 
 

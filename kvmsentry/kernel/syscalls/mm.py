@@ -1,16 +1,20 @@
 """Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise.
 
-Semantics from mmap(2), brk(2), mprotect(2), mremap(2), madvise(2) and
-mm/mmap.c. Anonymous mappings are demand-paged; MAP_PRIVATE file mappings
-are filled from the file when they are made (no page cache yet: a later
-issue shares pages). MAP_SHARED anonymous memory behaves as private while
-there is only one process.
+Semantics from mmap(2), brk(2), mprotect(2), mremap(2), madvise(2),
+msync(2) and mm/mmap.c. Anonymous mappings are demand-paged; file
+mappings fault their pages in from the page cache (kernel/pagecache.py).
+MAP_SHARED anonymous memory is shared with fork children.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 
+from kvmsentry.kernel.fd import O_PATH, DevZero
+from kvmsentry.kernel.pagecache import mapping_of_file, page_cache_of
+from kvmsentry.kernel.vfs.inode import F_SEAL_FUTURE_WRITE, F_SEAL_WRITE
+from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
                                  MmError, page_align_up)
 from kvmsentry.kernel.files import to_int
@@ -49,9 +53,16 @@ MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2
 MREMAP_DONTUNMAP = 4
 
+MADV_WILLNEED = 3
 MADV_DONTNEED = 4
 MADV_FREE = 8
 MADV_REMOVE = 9
+MADV_DONTFORK = 10
+MADV_DOFORK = 11
+
+MS_ASYNC = 1
+MS_INVALIDATE = 2
+MS_SYNC = 4
 
 
 def _mm_errors(func):
@@ -96,37 +107,44 @@ def sys_brk(task, brk: int) -> int:
     return brk
 
 
-@syscall("mmap", support="partial", note="file mappings are private copies; MAP_SHARED files read-only")
+@syscall("mmap", support="partial",
+         note="MAP_SHARED writable on host files behaves as MAP_PRIVATE; no MAP_HUGETLB pages")
 @_mm_errors
 def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
     """Implements Linux syscall mmap(2). Returns the mapping's address.
 
-    Errors as mmap(2): EINVAL for a zero or huge length, unaligned offset
-    or MAP_FIXED address, no MAP_SHARED/MAP_PRIVATE or unknown flags with
-    MAP_SHARED_VALIDATE; EBADF for a bad fd; EEXIST for
-    MAP_FIXED_NOREPLACE over a mapping; ENOMEM when no room is left.
+    Files are mapped through the page cache (kernel/pagecache.py):
+    MAP_PRIVATE pages are the cache's, copied on the first write;
+    MAP_SHARED mappings of in-memory files (tmpfs, the overlay's copies)
+    map the cache's frames writable, coherent with read(2)/write(2).
+    Checks in the order of arch/x86/kernel/sys_x86_64.c and mm/mmap.c
+    do_mmap: EINVAL for an unaligned offset, EBADF for a bad (or O_PATH)
+    fd, EINVAL for a zero length, a bad MAP_TYPE or an unaligned MAP_FIXED
+    address, ENOMEM for a huge length or no room, EEXIST for
+    MAP_FIXED_NOREPLACE over a mapping, EOPNOTSUPP for unknown flags with
+    MAP_SHARED_VALIDATE, EACCES for a file not open for reading (or
+    MAP_SHARED + PROT_WRITE on one not open for writing), ENODEV for a
+    file that cannot be mapped (pipe, directory, socket), EINVAL for
+    MAP_GROWSDOWN on a file or shared mapping.
     """
     mm = task.mm
-    map_type = flags & MAP_TYPE
-    if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
-        raise SyscallError(errno.EINVAL)
-    if map_type == MAP_SHARED_VALIDATE and flags & ~_KNOWN_MAP_FLAGS:
-        raise SyscallError(errno.EOPNOTSUPP)
-    if length == 0 or offset & (PAGE_SIZE - 1):
-        raise SyscallError(errno.EINVAL)
-    length = page_align_up(length)
-    if length == 0 or length > mm.task_size:
-        raise SyscallError(errno.ENOMEM)
-    if (map_type == MAP_PRIVATE and prot & PROT_WRITE and not flags & MAP_NORESERVE
-            and length > mm.memory.size):
-        # Linux's heuristic overcommit refuses a private writable mapping
-        # larger than all the memory there is (mm/util.c __vm_enough_memory).
-        raise SyscallError(errno.ENOMEM)
-    if prot & ~(_PROT_ALL | PROT_GROWSDOWN | PROT_GROWSUP):
+    if offset & (PAGE_SIZE - 1):
         raise SyscallError(errno.EINVAL)
     file = None
     if not flags & MAP_ANONYMOUS:
         file = task.fds.get(to_int(fd))
+        if file.flags & O_PATH:
+            raise SyscallError(errno.EBADF)
+    if length == 0:
+        raise SyscallError(errno.EINVAL)
+    map_type = flags & MAP_TYPE
+    if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
+        raise SyscallError(errno.EINVAL)
+    length = page_align_up(length)
+    if length == 0 or length > mm.task_size:
+        raise SyscallError(errno.ENOMEM)
+    if prot & ~(_PROT_ALL | PROT_GROWSDOWN | PROT_GROWSUP):
+        raise SyscallError(errno.EINVAL)
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
         if addr & (PAGE_SIZE - 1):
             raise SyscallError(errno.EINVAL)
@@ -138,18 +156,65 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
             raise SyscallError(errno.EEXIST)
         start = addr
     else:
+        start = None  # chosen once the checks below passed
+    shared = map_type != MAP_PRIVATE
+    may_write = True
+    mapping = None
+    if file is not None:
+        if map_type == MAP_SHARED_VALIDATE and flags & ~_KNOWN_MAP_FLAGS:
+            raise SyscallError(errno.EOPNOTSUPP)
+        if shared and prot & PROT_WRITE and not file.writable:
+            raise SyscallError(errno.EACCES)
+        if shared and not file.writable:
+            may_write = False
+        if not file.readable:
+            raise SyscallError(errno.EACCES)
+        if isinstance(file, DevZero):
+            file = None  # /dev/zero: anonymous memory (drivers/char/mem.c mmap_zero)
+        else:
+            try:
+                mapping = mapping_of_file(page_cache_of(mm.memory), file)
+            except OSError as e:
+                raise SyscallError(e.errno) from None
+            if flags & MAP_GROWSDOWN:
+                raise SyscallError(errno.EINVAL)
+            seals = getattr(getattr(mapping, "inode", None), "seals", None) or 0
+            if shared and seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE):
+                # mm/memfd.c memfd_check_seals_mmap: no writable shared
+                # mapping of a write-sealed file, and none made writable later.
+                if prot & PROT_WRITE:
+                    raise SyscallError(errno.EPERM)
+                may_write = False
+            if shared and not mapping.writable:
+                if prot & PROT_WRITE:
+                    shared = False  # a host file: a private copy (see the table's note)
+                else:
+                    may_write = False  # the host's frames are never written
+    else:
+        if map_type == MAP_SHARED_VALIDATE and flags & ~_KNOWN_MAP_FLAGS:
+            raise SyscallError(errno.EOPNOTSUPP)
+        if shared and flags & MAP_GROWSDOWN:
+            raise SyscallError(errno.EINVAL)
+    if (not shared and prot & PROT_WRITE and not flags & MAP_NORESERVE
+            and length > mm.memory.size):
+        # Linux's heuristic overcommit refuses a private writable mapping
+        # larger than all the memory there is (mm/util.c __vm_enough_memory).
+        raise SyscallError(errno.ENOMEM)
+    if start is None:
         start = mm.get_unmapped_area(length, addr & PAGE_MASK)
-    name = ""
-    if file is not None:
-        name = getattr(file, "path", "") or ""
-    vma = mm.map_region(start, length, prot & _PROT_ALL, name=name,
-                        shared=map_type != MAP_PRIVATE, grows_down=bool(flags & MAP_GROWSDOWN))
-    if file is not None:
-        data = file.pread(length, offset) if length else b""
-        if data:
-            mm.write_bytes(start, data)
-    elif flags & MAP_POPULATE:
-        mm.populate(vma.start, vma.end)
+    populate = bool(flags & MAP_POPULATE) and not flags & MAP_NONBLOCK
+    if mapping is not None:
+        name = os.fsdecode(file.guest_path) if file.guest_path else ""
+        vma = mm.map_file(start, length, prot & _PROT_ALL, mapping, offset, shared=shared,
+                          name=name, may_write=may_write)
+    else:
+        vma = mm.map_region(start, length, prot & _PROT_ALL, shared=shared,
+                            grows_down=bool(flags & MAP_GROWSDOWN))
+    if populate:
+        try:
+            mm.populate(vma.start, vma.end)
+        except OutOfGuestMemory:
+            pass  # MAP_POPULATE does not fail the mmap (mm/gup.c __mm_populate)
     return start
 
 
@@ -222,23 +287,85 @@ def sys_mremap(task, old_address: int, old_size: int, new_size: int, flags: int,
     return mm.move_range(old_address, old_size, target, new_size)
 
 
-@syscall("madvise", support="partial", note="DONTNEED/FREE/REMOVE drop pages; other advice is accepted and ignored")
+@syscall("madvise", support="partial",
+         note="DONTNEED/FREE/REMOVE drop pages, WILLNEED reads files, DONTFORK/DOFORK; other advice is accepted and ignored")
 @_mm_errors
 def sys_madvise(task, addr: int, length: int, advice: int) -> int:
-    """Implements Linux syscall madvise(2). EINVAL for an unaligned addr or unknown advice."""
-    if addr & (PAGE_SIZE - 1) or advice > 200:
+    """Implements Linux syscall madvise(2).
+
+    MADV_DONTNEED/FREE/REMOVE drop the pages (private ones read as zero,
+    or as the file, again; shared ones keep their data), MADV_WILLNEED
+    reads file pages into the page cache, MADV_DONTFORK/DOFORK choose
+    whether a fork child gets the range. EINVAL for an unaligned addr or
+    unknown advice; ENOMEM when part of the range is not mapped (the
+    advice still applies to the rest, mm/madvise.c).
+    """
+    if addr & (PAGE_SIZE - 1) or advice > 200 or length < 0:
         raise SyscallError(errno.EINVAL)
+    mm = task.mm
     end = addr + page_align_up(length)
+    if end == addr:
+        return 0
+    if end > mm.task_size:
+        raise SyscallError(errno.ENOMEM)
+    if advice in (MADV_FREE, MADV_REMOVE):
+        _check_free_remove(mm, addr, end, advice)
     if advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
-        task.mm.discard(addr, end)
+        mm.discard(addr, end)
+    elif advice == MADV_WILLNEED:
+        try:
+            mm.willneed(addr, end)
+        except OutOfGuestMemory:
+            pass  # only advice
+    elif advice in (MADV_DONTFORK, MADV_DOFORK):
+        mm.set_dontfork(addr, end, advice == MADV_DONTFORK)
+    if not mm.covered(addr, end):
+        raise SyscallError(errno.ENOMEM)
     return 0
+
+
+def _check_free_remove(mm, start: int, end: int, advice: int) -> None:
+    """mm/madvise.c's per-VMA checks: MADV_FREE only on private anonymous
+    memory (else EINVAL); MADV_REMOVE not on private anonymous memory
+    (EINVAL) and on files only through a shared writable mapping (EACCES),
+    where it punches a hole in the file."""
+    for vma in mm.vmas:
+        if vma.end <= start or vma.start >= end:
+            continue
+        if advice == MADV_FREE:
+            if vma.mapping is not None or vma.shared:
+                raise SyscallError(errno.EINVAL)
+            continue
+        if vma.mapping is None:
+            if not vma.shared:
+                raise SyscallError(errno.EINVAL)
+            continue
+        if not (vma.shared and vma.may_write):
+            raise SyscallError(errno.EACCES)
+        inode = getattr(vma.mapping, "inode", None)
+        if inode is not None:
+            lo, hi = max(start, vma.start), min(end, vma.end)
+            offset = vma.file_index(lo >> 12) << 12
+            inode.punch_hole(offset, offset + hi - lo)
 
 
 @syscall("msync")
 def sys_msync(task, addr: int, length: int, flags: int) -> int:
-    """Implements Linux syscall msync(2): nothing to write back (no shared file pages yet)."""
-    if addr & (PAGE_SIZE - 1) or flags & ~7 or (flags & 5) == 5:
+    """Implements Linux syscall msync(2).
+
+    Shared pages of in-memory files are the page cache itself (read(2)
+    sees them at once), so there is nothing to write back. EINVAL for an
+    unaligned addr, unknown flags or MS_ASYNC with MS_SYNC; ENOMEM when
+    part of the range is not mapped (mm/msync.c).
+    """
+    if addr & (PAGE_SIZE - 1) or flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) \
+            or (flags & (MS_ASYNC | MS_SYNC)) == (MS_ASYNC | MS_SYNC):
         raise SyscallError(errno.EINVAL)
+    end = addr + page_align_up(length)
+    if end < addr:
+        raise SyscallError(errno.ENOMEM)
+    if end > addr and not task.mm.covered(addr, end):
+        raise SyscallError(errno.ENOMEM)
     return 0
 
 
@@ -251,4 +378,23 @@ def sys_mlock(task, addr: int, length: int) -> int:
 @syscall("munlock")
 def sys_munlock(task, addr: int, length: int) -> int:
     """Implements Linux syscall munlock(2) as a no-op."""
+    return 0
+
+
+POSIX_FADV_NOREUSE = 5
+
+
+@syscall("fadvise64")
+def sys_fadvise64(task, fd: int, offset: int, len_: int, advice: int) -> int:
+    """Implements Linux syscall fadvise64(2) (posix_fadvise(3)): advice only, nothing to do.
+
+    mm/fadvise.c generic_fadvise: EBADF for a bad fd, ESPIPE for a pipe or
+    FIFO, EINVAL for a negative length or an unknown advice (0-5 known).
+    """
+    import stat as _stat
+    file = task.fds.get(to_int(fd))
+    if _stat.S_ISFIFO(file.stat().st_mode):
+        raise SyscallError(errno.ESPIPE)
+    if len_ >> 63 or not 0 <= to_int(advice) <= POSIX_FADV_NOREUSE:
+        raise SyscallError(errno.EINVAL)
     return 0

@@ -17,13 +17,14 @@ import stat as _stat
 import struct
 
 from kvmsentry.kernel import sched, signals
-from kvmsentry.kernel.files import AT_FDCWD, HOST, MEM, lookup, mounts_of, read_path, to_int
-from kvmsentry.kernel.mm import GuestFault, MemoryManager
+from kvmsentry.kernel.files import (
+    AT_FDCWD, HOST, MEM, lookup, may_exec, mounts_of, read_path, to_int,
+)
+from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
-from kvmsentry.kernel.task import Process, Task
-from kvmsentry.loader.elf import IMAGES, ElfError, load_elf
+from kvmsentry.kernel.task import Process, Task, commit_creds
+from kvmsentry.loader.elf import ELF_HEADER_SIZE, IMAGES, ElfError, load_elf
 from kvmsentry.loader.stack import ArgListTooLong
-from kvmsentry.platform import layout
 
 CSIGNAL = 0x000000FF
 CLONE_VM = 0x00000100
@@ -101,7 +102,7 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     child_process = Process(
         pid=pid, ppid=parent.pid, pgid=parent.pgid, sid=parent.sid,
         creds=_copy(parent.creds), exe=parent.exe, argv=list(parent.argv),
-        envp=list(parent.envp), cwd=parent.cwd, root=parent.root,
+        envp=list(parent.envp), cwd=parent.cwd, cwd_walk=parent.cwd_walk, root=parent.root,
         mounts=mounts_of(parent), umask=parent.umask,
         rlimits=dict(parent.rlimits), sigactions=dict(parent.sigactions),
         dumpable=parent.dumpable, exit_signal=flags & CSIGNAL)
@@ -237,11 +238,13 @@ def _resolve_executable(task, path: bytes) -> tuple[bytes | None, bytes, bytes |
     if node.kind == HOST:
         mode, host_path, contents = node.st.st_mode, node.host_path, None
     elif node.kind == MEM:
+        node.inode.sync()  # pages written through a shared mapping
         mode, host_path, contents = node.inode.mode, None, bytes(node.inode.data)
     else:
         raise SyscallError(errno.EACCES)
     if not _stat.S_ISREG(mode) or not mode & 0o111:
         raise SyscallError(errno.EACCES)
+    may_exec(task, node)  # the caller's class of x bit (boot --user)
     return host_path, node.guest_path, contents
 
 
@@ -266,6 +269,39 @@ def _script(head: bytes) -> tuple[bytes, bytes | None] | None:
     interpreter = parts[0]
     argument = parts[1].strip(b" \t") if len(parts) > 1 else None
     return interpreter, argument or None
+
+
+def load_interpreter(task: Task, interp: str) -> tuple:
+    """The program interpreter a PT_INTERP names, looked up in the guest's VFS.
+
+    Returns ``(ElfImage, guest path, cacheable)``; ``cacheable`` is False
+    for a file the guest wrote (its pages stay out of the executable page
+    cache). Errors as fs/binfmt_elf.c load_elf_binary (checked natively on
+    Linux 6.18): ENOENT / ENOTDIR / ELOOP from the lookup (open_exec),
+    EACCES for a directory, a non-regular file or no execute bit, EIO for
+    a file shorter than an ELF header (elf_read), ELIBBAD for one that is
+    not an x86-64 ELF or whose program headers are bad. Linux finds a bad
+    e_type or bad PT_LOADs of the interpreter only after the point of no
+    return (load_elf_interp, then SIGSEGV); here they are ELIBBAD too.
+    """
+    host_path, guest_path, contents = _resolve_executable(task, os.fsencode(interp))
+    try:
+        if contents is None:
+            image = IMAGES.load(os.fsdecode(host_path))
+        else:
+            image = load_elf(contents)
+    except ElfError:
+        if contents is None:
+            try:
+                size = os.stat(host_path).st_size
+            except OSError as e:
+                raise SyscallError(e.errno) from None
+        else:
+            size = len(contents)
+        raise SyscallError(errno.EIO if size < ELF_HEADER_SIZE else errno.ELIBBAD) from None
+    except OSError as e:
+        raise SyscallError(e.errno) from None
+    return image, os.fsdecode(guest_path), contents is None
 
 
 def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
@@ -293,18 +329,15 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
         raise SyscallError(errno.ENOEXEC if e.errno == errno.ENOEXEC else e.errno) from None
     except OSError as e:
         raise SyscallError(e.errno) from None
-    if image.interp is not None:
-        kernel.note_once("dynamic", f"dynamic executables are not supported yet "
-                                    f"({os.fsdecode(guest_path)} needs {image.interp})")
-        raise SyscallError(errno.ENOEXEC)
+    interp = load_interpreter(task, image.interp) if image.interp is not None else None
     platform = kernel.platform
     address_space = platform.new_address_space()
-    mm = MemoryManager(address_space, platform.memory, task_size=layout.TASK_SIZE,
-                       mmap_base=task.mm.mmap_base)
+    mm = kernel.new_mm(address_space)
     process = task.process
     exe = os.fsdecode(guest_path)
     try:
-        entry, rsp = kernel._load(mm, process.creds, exe, image, exe, argv, envp)
+        entry, rsp = kernel._load(mm, process.creds, exe, image, exe, argv, envp, interp=interp,
+                                  cacheable=contents is None)
     except ArgListTooLong:
         mm.destroy()
         raise SyscallError(errno.E2BIG) from None
@@ -318,6 +351,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     process.exe = exe
     process.argv = list(argv)
     process.envp = list(envp)
+    commit_creds(task, process.creds.after_exec())
     # fs/exec.c begin_new_exec: the basename of the path execve was given
     # ("exe" for /proc/self/exe, the script for a #! script).
     task.comm = os.path.basename(execfn)[:15]
@@ -339,11 +373,8 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
 
 @syscall("execve")
 def sys_execve(task, filename: int, argv: int, envp: int) -> int:
-    """Implements Linux syscall execve(2) for static ELF, static-pie and #! scripts.
-
-    Dynamic executables fail with ENOEXEC (and a note on stderr) until the
-    dynamic-loading issue lands.
-    """
+    """Implements Linux syscall execve(2): static ELF, static-pie, dynamic
+    executables (PT_INTERP, see load_interpreter) and #! scripts."""
     path = read_path(task, filename)
     args = _read_strings(task, argv)
     env = _read_strings(task, envp)

@@ -3,8 +3,8 @@
 Importing this module registers the handlers. A memfd is an unlinked
 in-memory regular file (a ``RegularInode`` of the sentry's memfd tmpfs,
 nlink 0) opened O_RDWR: read, write, mmap, ftruncate work as on a tmpfs
-file; /proc/self/fd shows "/memfd:NAME (deleted)". Seals are not kept
-(MFD_ALLOW_SEALING is accepted; F_ADD_SEALS stays EINVAL).
+file; /proc/self/fd shows "/memfd:NAME (deleted)". Seals (fcntl
+F_ADD_SEALS/F_GET_SEALS) are the inode's, enforced by vfs.file.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from kvmsentry.kernel.fd import O_APPEND, O_LARGEFILE, O_PATH, O_RDWR, File, nof
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.kernel.vfs import flock as _flock
-from kvmsentry.kernel.vfs.file import RegularFile, check_size
-from kvmsentry.kernel.vfs.inode import RegularInode
+from kvmsentry.kernel.vfs.file import RegularFile, copy_data
+from kvmsentry.kernel.vfs.inode import F_SEAL_EXEC, F_SEAL_SEAL, RegularInode
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 
 # include/uapi/linux/memfd.h
@@ -37,14 +37,24 @@ MAX_RW_COUNT = 0x7FFFF000
 _MEMFD_FS = Tmpfs(0o1777)  # the internal shmem mount memfds live on
 
 
-def make_memfd(name: bytes, uid: int = 0, gid: int = 0) -> RegularFile:
-    """A new memfd's open file description (O_RDWR, an unlinked 0777 file)."""
-    inode = RegularInode(_MEMFD_FS, 0o777, uid, gid)
+def make_memfd(name: bytes, uid: int = 0, gid: int = 0, flags: int = 0) -> RegularFile:
+    """A new memfd's open file description (O_RDWR, an unlinked 0777 file).
+
+    Seals as mm/memfd.c memfd_create: F_SEAL_SEAL (no more seals) unless
+    MFD_ALLOW_SEALING; MFD_NOEXEC_SEAL makes it 0666 with F_SEAL_EXEC and
+    sealable.
+    """
+    mode, seals = 0o777, F_SEAL_SEAL
+    if flags & MFD_NOEXEC_SEAL:
+        mode, seals = 0o666, F_SEAL_EXEC
+    elif flags & MFD_ALLOW_SEALING:
+        seals = 0
+    inode = RegularInode(_MEMFD_FS, mode, uid, gid, seals=seals)
     inode.nlink = 0
     return RegularFile(inode, O_RDWR | O_LARGEFILE, b"/memfd:" + name + b" (deleted)")
 
 
-@syscall("memfd_create", PARTIAL, "no seals (MFD_ALLOW_SEALING accepted), no MFD_HUGETLB")
+@syscall("memfd_create", PARTIAL, "no MFD_HUGETLB; F_SEAL_WRITE does not see mappings")
 def sys_memfd_create(task, name, flags):
     """Implements Linux syscall memfd_create(2).
 
@@ -62,7 +72,7 @@ def sys_memfd_create(task, name, flags):
     except SyscallError:
         raise SyscallError(errno.EINVAL) from None
     creds = task.process.creds
-    file = make_memfd(raw, creds.euid, creds.egid)
+    file = make_memfd(raw, creds.euid, creds.egid, flags)
     return task.fds.install(file, cloexec=bool(flags & MFD_CLOEXEC),
                             limit=nofile_limit(task.process))
 
@@ -113,27 +123,7 @@ def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):
         span = max(0, min(count, st_in.st_size - a))  # Linux checks what it would copy
         if a < b + span and b < a + span:
             raise SyscallError(errno.EINVAL)
-    done = 0
-    while done < count:
-        n = min(CHUNK, count - done)
-        try:
-            data = src.read(n) if pos_in is None else src.pread(n, pos_in + done)
-            if not data:
-                break
-            if pos_out is None:
-                w = dst.write(data)
-            else:
-                check_size(pos_out + done + len(data))
-                w = dst.pwrite(data, pos_out + done)
-        except SyscallError:
-            if done:
-                break
-            raise
-        done += w
-        if w < len(data):
-            if pos_in is None:
-                src.lseek(w - len(data), 1)  # give back what was not written
-            break
+    done = copy_data(src, dst, count, pos_in, pos_out, CHUNK)
     if pos_in is not None:
         task.mm.copy_out(off_in, S64.pack(pos_in + done))
     if pos_out is not None:

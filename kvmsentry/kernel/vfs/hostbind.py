@@ -5,8 +5,11 @@ stay confined beneath it exactly as for the overlay's host root: namei
 (files.py) looks every component up one at a time with lstat (a
 ``HostInode``) and resolves symlinks itself, relative to the *guest*
 root, so a host path is only ever ``<host root>/<names>`` of entries that
-are not symlinks. The final component of every change is used without
-following a symlink (O_NOFOLLOW, lchown, utime(follow_symlinks=False)).
+are not symlinks. Every change is then made relative to its parent
+directory opened beneath the root (vfs.hostfs: openat2 RESOLVE_IN_ROOT,
+or a walk that follows no symlink), so a host directory swapped for a
+symlink meanwhile cannot lead out; the final component is used without
+following a symlink (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
 
 The directory operations take the parent as a ``HostInode`` (a directory
 beneath the root) instead of a ``DirInode``; writable inodes are
@@ -15,12 +18,14 @@ beneath the root) instead of a ``DirInode``; writable inodes are
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat as _stat
 
 from kvmsentry.kernel.fd import HostFile, host_call
 from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.kernel.vfs import hostfs
 from kvmsentry.kernel.vfs.inode import Filesystem
 from kvmsentry.kernel.vfs.overlay import EXT4_SUPER_MAGIC, HostInode
 
@@ -30,13 +35,30 @@ def _join(parent: HostInode, name: bytes) -> bytes:
     return (b"" if base == b"/" else base) + b"/" + name
 
 
+@contextlib.contextmanager
+def _at(root: bytes, host_path: bytes):
+    """(an O_PATH fd of ``host_path``'s directory, opened beneath ``root``,
+    and the last name) for the *at calls; the fd is closed after. The
+    root itself gives (None, its path): the calls then use the path."""
+    if host_path == root:
+        yield None, host_path
+        return
+    parent, _, name = host_path.rpartition(b"/")
+    dfd = host_call(hostfs.open_beneath, root, parent or b"/",
+                    os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield dfd, name
+    finally:
+        os.close(dfd)
+
+
 class HostRWFile(HostFile):
     """A host regular file opened for writing beneath a rw bind mount."""
 
     @classmethod
-    def open_rw(cls, host_path: bytes, guest_path: bytes, flags: int, oflags: int,
-                mode: int = 0o666) -> "HostRWFile":
-        fd = host_call(os.open, host_path, oflags | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    def open_rw(cls, root: bytes, host_path: bytes, guest_path: bytes, flags: int,
+                oflags: int, mode: int = 0o666) -> "HostRWFile":
+        fd = host_call(hostfs.open_beneath, root, host_path, oflags | os.O_NOFOLLOW, mode)
         st = os.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -82,16 +104,18 @@ class HostAttrs:
         return _stat.S_ISLNK(self.mode)
 
     def changed(self, t=None) -> None:
-        st, p = self._st, self.host_path
+        st = self._st
         link = _stat.S_ISLNK(st.st_mode)
-        if (self.uid, self.gid) != (st.st_uid, st.st_gid):
-            host_call(os.lchown, p, self.uid, self.gid)
-        if self.mode != st.st_mode and not link:
-            host_call(os.chmod, p, _stat.S_IMODE(self.mode))
-        if (self.atime_ns, self.mtime_ns) != (st.st_atime_ns, st.st_mtime_ns):
-            host_call(os.utime, p, ns=(self.atime_ns, self.mtime_ns),
-                      follow_symlinks=False)
-        self._st = host_call(os.lstat, p)
+        with _at(self.fs.host_root, self.host_path) as (dfd, name):
+            if (self.uid, self.gid) != (st.st_uid, st.st_gid):
+                host_call(os.chown, name, self.uid, self.gid, dir_fd=dfd,
+                          follow_symlinks=False)
+            if self.mode != st.st_mode and not link:
+                host_call(os.chmod, name, _stat.S_IMODE(self.mode), dir_fd=dfd)
+            if (self.atime_ns, self.mtime_ns) != (st.st_atime_ns, st.st_mtime_ns):
+                host_call(os.utime, name, ns=(self.atime_ns, self.mtime_ns), dir_fd=dfd,
+                          follow_symlinks=False)
+            self._st = host_call(os.stat, name, dir_fd=dfd, follow_symlinks=False)
 
     def modified(self, t=None) -> None:
         self.changed(t)
@@ -99,7 +123,8 @@ class HostAttrs:
     def truncate(self, length: int) -> None:
         if not self.is_reg():
             raise SyscallError(errno.EINVAL)
-        fd = host_call(os.open, self.host_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = host_call(hostfs.open_beneath, self.fs.host_root, self.host_path,
+                       os.O_WRONLY | os.O_NOFOLLOW)
         try:
             host_call(os.ftruncate, fd, length)
         finally:
@@ -144,47 +169,61 @@ class HostBind(Filesystem):
     def open_existing(self, host_path: bytes, guest_path: bytes, flags: int,
                       file_flags: int) -> HostRWFile:
         oflags = flags & (os.O_ACCMODE | os.O_APPEND | os.O_TRUNC)
-        return HostRWFile.open_rw(host_path, guest_path, file_flags, oflags)
+        return HostRWFile.open_rw(self.host_root, host_path, guest_path, file_flags, oflags)
 
     def create_open(self, parent: HostInode, name: bytes, perm: int, guest_path: bytes,
                     flags: int, file_flags: int) -> HostRWFile:
         oflags = flags & (os.O_ACCMODE | os.O_APPEND | os.O_TRUNC) | os.O_CREAT | os.O_EXCL
-        return HostRWFile.open_rw(_join(parent, name), guest_path, file_flags, oflags, perm)
+        return HostRWFile.open_rw(self.host_root, _join(parent, name), guest_path, file_flags,
+                                  oflags, perm)
 
     # -- directory operations ------------------------------------------------
+    def _at(self, parent, name: bytes):
+        return _at(self.host_root, _join(parent, name))
+
     def create(self, parent, name, mode, uid, gid):
-        fd = host_call(os.open, _join(parent, name),
-                       os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                       mode & 0o7777)
+        with self._at(parent, name) as (dfd, leaf):
+            fd = host_call(os.open, leaf,
+                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           mode & 0o7777, dir_fd=dfd)
         os.close(fd)
 
     def mknod(self, parent, name, mode, rdev, uid, gid):
         if not _stat.S_ISFIFO(mode):
             raise SyscallError(errno.EPERM)
-        host_call(os.mkfifo, _join(parent, name), mode & 0o7777)
+        with self._at(parent, name) as (dfd, leaf):
+            host_call(os.mkfifo, leaf, mode & 0o7777, dir_fd=dfd)
 
     def mkdir(self, parent, name, mode, uid, gid):
-        host_call(os.mkdir, _join(parent, name), mode & 0o7777)
+        with self._at(parent, name) as (dfd, leaf):
+            host_call(os.mkdir, leaf, mode & 0o7777, dir_fd=dfd)
 
     def symlink(self, parent, name, target, uid, gid):
-        host_call(os.symlink, target, _join(parent, name))
+        with self._at(parent, name) as (dfd, leaf):
+            host_call(os.symlink, target, leaf, dir_fd=dfd)
 
     def link(self, parent, name, inode) -> None:
         src = getattr(inode, "host_path", None)
         if src is None:
             raise SyscallError(errno.EXDEV)
-        host_call(os.link, src, _join(parent, name), follow_symlinks=False)
+        with _at(self.host_root, src) as (sfd, sleaf), self._at(parent, name) as (dfd, leaf):
+            host_call(os.link, sleaf, leaf, src_dir_fd=sfd, dst_dir_fd=dfd,
+                      follow_symlinks=False)
 
     def unlink(self, parent, name) -> None:
-        host_call(os.unlink, _join(parent, name))
+        with self._at(parent, name) as (dfd, leaf):
+            host_call(os.unlink, leaf, dir_fd=dfd)
 
     def rmdir(self, parent, name) -> None:
-        host_call(os.rmdir, _join(parent, name))
+        with self._at(parent, name) as (dfd, leaf):
+            host_call(os.rmdir, leaf, dir_fd=dfd)
 
     def rename(self, old_dir, old_name, new_dir, new_name, exchange: bool = False) -> None:
         if exchange:
             raise SyscallError(errno.EINVAL)
-        host_call(os.rename, _join(old_dir, old_name), _join(new_dir, new_name))
+        with self._at(old_dir, old_name) as (sfd, sleaf), \
+                self._at(new_dir, new_name) as (dfd, leaf):
+            host_call(os.rename, sleaf, leaf, src_dir_fd=sfd, dst_dir_fd=dfd)
 
     def statfs(self) -> dict:
         vfs = host_call(os.statvfs, self.host_root)

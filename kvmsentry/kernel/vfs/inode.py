@@ -4,7 +4,8 @@ Linux's shmem inodes (mm/shmem.c) and libfs's simple directories
 (fs/libfs.c), in Python:
 
 * ``RegularInode``: the content is one ``bytearray`` (sparse regions are
-  zeros that take memory).
+  zeros that take memory; which pages were written is tracked for
+  SEEK_HOLE/SEEK_DATA), and a shmem file's seals.
 * ``DirInode``: ``entries`` maps a name to a child, in insertion order.
   Each name gets a *cookie* (a number that only grows) when it is
   inserted; getdents64's d_off is that cookie, so an offset stays valid
@@ -107,14 +108,52 @@ class Inode:
         raise SyscallError(errno.EINVAL)
 
 
+PAGE_SIZE = 4096  # tmpfs allocates, and SEEK_DATA/SEEK_HOLE see, whole pages
+
+# Memfd seals (include/uapi/linux/fcntl.h; fcntl(2) "File seals").
+F_SEAL_SEAL = 0x0001
+F_SEAL_SHRINK = 0x0002
+F_SEAL_GROW = 0x0004
+F_SEAL_WRITE = 0x0008
+F_SEAL_FUTURE_WRITE = 0x0010
+F_SEAL_EXEC = 0x0020
+F_ALL_SEALS = 0x003F
+
+
+def _pages(nbytes: int) -> int:
+    """The number of pages that ``nbytes`` bytes from offset 0 touch."""
+    return (nbytes + PAGE_SIZE - 1) // PAGE_SIZE
+
+
 class RegularInode(Inode):
-    """A regular file; ``data`` is its content."""
+    """A regular file; ``data`` is its content.
 
-    __slots__ = ("data",)
+    ``mapping`` is its page cache (kernel/pagecache.py InodeMapping) once
+    the file was mmap'd, else None. Pages written through a MAP_SHARED
+    mapping live in guest frames until ``sync`` copies them into ``data``:
+    whoever reads ``data`` directly calls ``sync`` first, whoever changes
+    it calls ``write_at``/``truncate``/``zero_range``, which keep the
+    cached frames current (mmap(2)'s coherence with read/write).
 
-    def __init__(self, fs, mode, uid=0, gid=0, data: bytearray | None = None, **kw):
+    ``alloc`` says which pages hold data, as tmpfs's page cache does
+    (mm/shmem.c): None while every page below the size does (the usual
+    case: a file written from the start), else the set of page numbers
+    (4 KiB pages) that were written. A page never written reads as zeros
+    and is a hole for lseek's SEEK_HOLE/SEEK_DATA and st_blocks (a hole
+    written only through a shared mapping still counts as one).
+    ``seals`` is the F_SEAL_* mask of a shmem file (memfd_create(2)), or
+    None on a file system without seals (F_GET_SEALS is EINVAL there).
+    """
+
+    __slots__ = ("data", "mapping", "alloc", "seals")
+
+    def __init__(self, fs, mode, uid=0, gid=0, data: bytearray | None = None,
+                 seals: int | None = None, **kw):
         super().__init__(fs, _stat.S_IFREG | (mode & 0o7777), uid, gid, **kw)
         self.data = bytearray() if data is None else data
+        self.mapping = None
+        self.alloc: set[int] | None = None
+        self.seals = seals
 
     def is_reg(self) -> bool:
         return True
@@ -123,24 +162,129 @@ class RegularInode(Inode):
     def size(self) -> int:
         return len(self.data)
 
+    def blocks(self) -> int:
+        if self.alloc is None:
+            return super().blocks()
+        return len(self.alloc) << 3
+
+    def leave_holes(self, old_size: int, end_page: int) -> None:
+        """The file grows from ``old_size`` bytes with pages up to (not
+        including) ``end_page`` unwritten: those past the old data are holes."""
+        if self.alloc is None and end_page > _pages(old_size):
+            self.alloc = set(range(_pages(old_size)))
+
+    def sync(self, offset: int = 0, length: int | None = None) -> None:
+        """Bring ``data`` up to date with pages written through shared mappings
+        ([offset, offset+length) bytes; everything when length is None)."""
+        mapping = self.mapping
+        if mapping is not None and mapping.dirty:
+            mapping.sync(offset, len(self.data) - offset if length is None else length)
+
+    def read_at(self, n: int, offset: int) -> bytes:
+        """Up to ``n`` bytes at byte ``offset`` (fewer at the end of the file)."""
+        if self.mapping is not None:
+            self.sync(offset, n)
+        return self.data[offset:offset + n]
+
     def truncate(self, length: int) -> None:
         """Set the size to ``length`` bytes (zeros when it grows); times change."""
+        self.sync()
         data = self.data
-        if length < len(data):
+        old = len(data)
+        if length < old:
             del data[length:]
-        elif length > len(data):
-            data.extend(bytes(length - len(data)))
+            if self.alloc is not None:
+                keep = _pages(length)
+                self.alloc = {p for p in self.alloc if p < keep}
+        elif length > old:
+            self.leave_holes(old, _pages(length))
+            data.extend(bytes(length - old))
+        if self.mapping is not None:
+            self.mapping.truncated(old, length)
         self.modified()
 
     def write_at(self, buf, offset: int) -> int:
         """Store ``buf`` at byte ``offset`` (a gap before it reads as zeros)."""
         data = self.data
         n = len(buf)
-        if offset > len(data):
-            data.extend(bytes(offset - len(data)))
+        if n == 0:
+            return 0
+        mapping = self.mapping
+        if mapping is not None:
+            self.sync(offset, n)
+        old = len(data)
+        if offset > old:
+            self.leave_holes(old, offset // PAGE_SIZE)
+            data.extend(bytes(offset - old))
+        if self.alloc is not None:
+            self.alloc.update(range(offset // PAGE_SIZE, (offset + n - 1) // PAGE_SIZE + 1))
         data[offset:offset + n] = buf
+        if mapping is not None:
+            lo = min(old, offset)
+            mapping.refresh(lo, offset + n - lo)
         self.mtime_ns = self.ctime_ns = now_ns()
         return n
+
+    def zero_range(self, offset: int, end: int, extend: bool) -> None:
+        """Zero bytes [offset, end) inside the file; grow it to ``end`` if ``extend``
+        (fallocate(2)'s PUNCH_HOLE, ZERO_RANGE and plain allocation; new
+        pages are holes)."""
+        data = self.data
+        old = len(data)
+        stop = min(end, old)
+        if self.mapping is not None:
+            self.sync(offset, stop - offset)
+        if offset < stop:
+            data[offset:stop] = bytes(stop - offset)
+        if extend and end > old:
+            self.leave_holes(old, _pages(end))
+            data.extend(bytes(end - old))
+        if self.mapping is not None:
+            lo = min(offset, old)
+            self.mapping.refresh(lo, max(end, old) - lo)
+
+    def punch_hole(self, offset: int, end: int) -> None:
+        """Zero bytes [offset, end) below the size; the whole pages among
+        them become holes (fallocate FALLOC_FL_PUNCH_HOLE, as shmem)."""
+        size = len(self.data)
+        if offset >= min(end, size):
+            return
+        self.zero_range(offset, end, extend=False)
+        first, last = _pages(offset), min(end // PAGE_SIZE, _pages(size))
+        if first < last:
+            if self.alloc is None:
+                self.alloc = set(range(_pages(size)))
+            self.alloc.difference_update(range(first, last))
+
+    def seek_data(self, offset: int) -> int:
+        """lseek SEEK_DATA: the first byte >= ``offset`` in a data page.
+
+        ENXIO when ``offset`` is at or past the end, or only holes follow.
+        """
+        size = len(self.data)
+        if offset < 0 or offset >= size:
+            raise SyscallError(errno.ENXIO)
+        if self.alloc is None:
+            return offset
+        alloc = self.alloc
+        for page in range(offset // PAGE_SIZE, _pages(size)):
+            if page in alloc:
+                return max(offset, page * PAGE_SIZE)
+        raise SyscallError(errno.ENXIO)
+
+    def seek_hole(self, offset: int) -> int:
+        """lseek SEEK_HOLE: the first byte >= ``offset`` in a hole page, or
+        the size (the end of a file counts as a hole). ENXIO at or past the end."""
+        size = len(self.data)
+        if offset < 0 or offset >= size:
+            raise SyscallError(errno.ENXIO)
+        if self.alloc is None:
+            return size
+        alloc = self.alloc
+        for page in range(offset // PAGE_SIZE, _pages(size)):
+            if page not in alloc:
+                return min(max(offset, page * PAGE_SIZE), size)
+        return size
 
 
 class Lower:
@@ -316,6 +460,7 @@ class Filesystem:
 
     magic = 0
     name = b""
+    file_seals: int | None = None  # a new regular file's seals (None: not sealable)
 
     def __init__(self):
         self.dev = anon_dev()
@@ -362,7 +507,7 @@ class Filesystem:
         """A new empty regular file (mode already umask'd)."""
         t = now_ns()
         mode, gid = self._owner(parent, uid, gid, mode, False)
-        inode = RegularInode(self, mode, uid, gid, t=t)
+        inode = RegularInode(self, mode, uid, gid, seals=self.file_seals, t=t)
         self._link_in(parent, name, inode, t)
         return inode
 

@@ -16,13 +16,17 @@ host's.
   lists the dict (host order first, then new names), so offsets are stable.
 * Copy-up of a file (``copy_up``): the first write-open, truncate, chmod,
   chown, utimes or link of a host file reads its content into a
-  ``RegularInode`` that keeps the host's st_dev/st_ino/mode/owner/times.
+  ``RegularInode`` that keeps the host's st_dev/st_ino/mode/owner/times
+  and its ``user.`` xattrs (vfs.xattr; host files' xattrs are read, never
+  written).
   A descriptor opened read-only before the copy-up keeps reading the host
   file (as overlayfs before Linux 4.19).
 
 The host root is never opened for writing, and host paths are only formed
 as ``<host root>/<names>`` from entries looked up one at a time with
-lstat, so ``..`` and symlinks cannot leave it (namei resolves symlinks).
+lstat, so ``..`` and symlinks cannot leave it (namei resolves symlinks);
+files are opened beneath the root (vfs.hostfs: openat2 RESOLVE_IN_ROOT),
+so a host directory swapped for a symlink meanwhile cannot lead out.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import stat as _stat
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel.fd import dt_from_mode, host_call
 from kvmsentry.kernel.syscalls.table import SyscallError
+from kvmsentry.kernel.vfs import hostfs, xattr
 from kvmsentry.kernel.vfs.inode import (
     DirInode, Filesystem, Inode, Lower, RegularInode, SpecialInode, SymlinkInode,
 )
@@ -156,6 +161,7 @@ class Overlay(Filesystem):
         for name, lower in _list_host(host.host_path).items():
             d.add(name, lower)
         d.version = 0
+        xattr.inherit(d, host.host_path)
         return d
 
     def copy_up(self, host: HostInode, parent: DirInode, truncate: bool = False) -> Inode:
@@ -168,7 +174,9 @@ class Overlay(Filesystem):
         if _stat.S_ISREG(mode):
             data = bytearray()
             if not truncate:
-                with host_call(open, host.host_path, "rb", buffering=0) as f:
+                fd = host_call(hostfs.open_beneath, self.host_root, host.host_path,
+                               os.O_RDONLY | os.O_NOFOLLOW)
+                with open(fd, "rb", buffering=0) as f:
                     data = bytearray(host_call(f.read))
             inode = RegularInode(self, mode, st.st_uid, st.st_gid, data=data, **kw)
         elif _stat.S_ISLNK(mode):
@@ -177,6 +185,7 @@ class Overlay(Filesystem):
             inode = SpecialInode(self, mode, st.st_uid, st.st_gid, rdev=st.st_rdev, **kw)
         inode.atime_ns, inode.mtime_ns, inode.ctime_ns = (
             st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+        xattr.inherit(inode, host.host_path)
         return inode
 
     def writable_dir(self, names: list[bytes]) -> DirInode:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from kvmsentry.abi.structs import TMPFS_MAGIC
-from kvmsentry.kernel.vfs.inode import DirInode, Filesystem, RegularInode
+from kvmsentry.kernel.vfs.inode import F_SEAL_SEAL, DirInode, Filesystem, RegularInode
 
 
 class Tmpfs(Filesystem):
@@ -18,6 +18,7 @@ class Tmpfs(Filesystem):
 
     magic = TMPFS_MAGIC
     name = b"tmpfs"
+    file_seals = F_SEAL_SEAL  # shmem_get_inode: sealable, but sealed against seals
 
     def __init__(self, mode: int = 0o1777, uid: int = 0, gid: int = 0):
         super().__init__()

@@ -1,0 +1,239 @@
+"""The page cache and file VMAs (kvmsentry.kernel.pagecache, kernel.mm), no KVM.
+
+A small GuestMemory and a dict standing in for the page table: file
+pages fault in from the cache, private ones copy on write, shared ones
+are the cache's frames and stay coherent with the inode's data (write,
+truncate, read), VMA splits keep the file offset, fork honours
+MADV_DONTFORK, and unused pages are freed under the cache's bound.
+"""
+
+import os
+
+import pytest
+
+from kvmsentry.kernel.mm import FAULT_AROUND_PAGES as FAULT_AROUND
+from kvmsentry.kernel.mm import FAULT_SIGBUS, PROT_READ, PROT_WRITE, MemoryManager
+from kvmsentry.kernel.pagecache import PageCache, page_cache_of
+from kvmsentry.kernel.vfs.inode import RegularInode
+from kvmsentry.kernel.vfs.tmpfs import Tmpfs
+from kvmsentry.vm.memory import GuestMemory
+from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SIZE, PTE_ADDR_MASK, PTE_PSE, PTE_RW
+
+BASE = 0x10000000
+
+
+class FakeAddressSpace:
+    """The AddressSpace interface over a dict {gva: leaf entry}."""
+
+    def __init__(self):
+        self.entries = {}
+
+    def map_entry(self, gva, entry):
+        self.entries[gva] = entry
+
+    def map_entries(self, entries):
+        self.entries.update(entries)
+
+    def set_entry(self, gva, entry):
+        if entry:
+            self.entries[gva] = entry
+        else:
+            self.entries.pop(gva, None)
+
+    def unmap(self, gva):
+        self.entries.pop(gva, None)
+
+    def map_huge(self, gva, entry):
+        self.huge = getattr(self, "huge", []) + [gva]
+        base = entry & PTE_ADDR_MASK
+        for i in range(512):
+            self.entries[gva + i * PAGE_SIZE] = (base + i * PAGE_SIZE) | (entry & ~PTE_ADDR_MASK & ~PTE_PSE)
+
+    def mark_stale(self, gva):
+        pass
+
+    def destroy(self):
+        self.entries.clear()
+
+
+@pytest.fixture
+def memory():
+    mem = GuestMemory(16 << 20)
+    yield mem
+    mem.close()
+
+
+def new_mm(memory):
+    return MemoryManager(FakeAddressSpace(), memory, task_size=1 << 47, mmap_base=1 << 46)
+
+
+def read(mm, gva, n):
+    return mm.copy_in(gva, n)
+
+
+def frame_of(mm, gva):
+    return mm.address_space.entries[gva & ~(PAGE_SIZE - 1)] & PTE_ADDR_MASK
+
+
+def tmpfs_file(data: bytes) -> RegularInode:
+    return RegularInode(Tmpfs(), 0o644, data=bytearray(data))
+
+
+def content(npages, tail=0):
+    return bytes((i * 7 + 3) & 0xFF for i in range(npages * PAGE_SIZE + tail))
+
+
+def test_private_pages_are_shared_until_written(memory):
+    inode = tmpfs_file(content(2, 100))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    a, b = new_mm(memory), new_mm(memory)
+    for mm in (a, b):
+        mm.map_file(BASE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0)
+        assert mm.handle_fault(BASE, write=False, execute=False) == 0
+    # Fault-around mapped every page of the file; both use the cache's frames.
+    assert frame_of(a, BASE + PAGE_SIZE) == frame_of(b, BASE + PAGE_SIZE) == mapping.pages[1]
+    assert not a.address_space.entries[BASE] & PTE_RW
+    assert read(a, 2 * PAGE_SIZE + BASE, PAGE_SIZE) == content(2, 100)[2 * PAGE_SIZE:] + bytes(PAGE_SIZE - 100)
+    assert a.handle_fault(BASE + 5, write=True, execute=False) == 0
+    a.copy_out(BASE + 5, b"X")
+    assert frame_of(a, BASE) != mapping.pages[0]
+    assert read(b, BASE + 5, 1) == bytes(inode.data[5:6]) != b"X"
+    assert inode.data[5:6] != b"X"
+
+
+def test_shared_mapping_is_coherent_with_read_and_write(memory):
+    inode = tmpfs_file(content(2))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    a, b = new_mm(memory), new_mm(memory)
+    a.map_file(BASE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, shared=True)
+    b.map_file(BASE, PAGE_SIZE, PROT_READ, mapping, PAGE_SIZE, shared=True)
+    assert a.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    assert frame_of(a, BASE + PAGE_SIZE) == mapping.pages[1]
+    memory.view[mapping.pages[1] + 7] = 0xAB  # the guest writes through a's mapping
+    assert inode.read_at(1, PAGE_SIZE + 7) == b"\xab"
+    assert read(b, BASE + 7, 1) == b"\xab"
+    inode.write_at(b"hello", PAGE_SIZE + 100)
+    assert read(a, BASE + PAGE_SIZE + 100, 5) == b"hello"
+    assert read(a, BASE + PAGE_SIZE + 7, 1) == b"\xab"  # the write kept the mapped byte
+
+
+def test_truncate_unmaps_pages_past_the_end(memory):
+    inode = tmpfs_file(content(3))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    mm = new_mm(memory)
+    mm.map_file(BASE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, shared=True)
+    mm.populate(BASE, BASE + 3 * PAGE_SIZE)
+    assert BASE + 2 * PAGE_SIZE in mm.address_space.entries
+    inode.truncate(PAGE_SIZE + 10)
+    assert BASE + 2 * PAGE_SIZE not in mm.address_space.entries
+    assert mm.handle_fault(BASE + 2 * PAGE_SIZE, write=False, execute=False) == FAULT_SIGBUS
+    assert read(mm, BASE + PAGE_SIZE + 9, 2) == content(2)[PAGE_SIZE + 9:PAGE_SIZE + 10] + b"\0"
+    inode.truncate(3 * PAGE_SIZE)
+    assert mm.handle_fault(BASE + 2 * PAGE_SIZE, write=False, execute=False) == 0
+    assert read(mm, BASE + 2 * PAGE_SIZE, 4) == bytes(4)
+
+
+def test_split_keeps_file_offsets(memory):
+    inode = tmpfs_file(content(4))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    mm = new_mm(memory)
+    mm.map_file(BASE, 4 * PAGE_SIZE, PROT_READ, mapping, 0)
+    mm.protect(BASE + PAGE_SIZE, BASE + 2 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    assert [(v.start - BASE, v.pgoff) for v in mm.vmas] == [(0, 0), (PAGE_SIZE, 1), (2 * PAGE_SIZE, 2)]
+    mm.unmap_range(BASE, BASE + PAGE_SIZE)
+    assert read(mm, BASE + 3 * PAGE_SIZE, 8) == content(4)[3 * PAGE_SIZE:3 * PAGE_SIZE + 8]
+    new = mm.move_range(BASE + 2 * PAGE_SIZE, 2 * PAGE_SIZE, BASE + 64 * PAGE_SIZE, 2 * PAGE_SIZE)
+    assert mm.find_vma(new).pgoff == 2
+    assert read(mm, new + PAGE_SIZE, 8) == content(4)[3 * PAGE_SIZE:3 * PAGE_SIZE + 8]
+
+
+def test_fork_skips_dontfork_and_copies_read_only_private_on_write(memory):
+    mm = new_mm(memory)
+    mm.map_region(BASE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    mm.copy_out(BASE, b"a")
+    mm.copy_out(BASE + PAGE_SIZE, b"b")
+    mm.protect(BASE, BASE + PAGE_SIZE, PROT_READ)
+    mm.set_dontfork(BASE + PAGE_SIZE, BASE + 2 * PAGE_SIZE, True)
+    child = mm.fork(FakeAddressSpace())
+    assert [v.start for v in child.vmas] == [BASE]
+    # The read-only page is shared; making it writable again must not
+    # let the parent write the child's copy.
+    mm.protect(BASE, BASE + PAGE_SIZE, PROT_READ | PROT_WRITE)
+    assert not mm.address_space.entries[BASE] & PTE_RW
+    mm.copy_out(BASE, b"z")
+    assert read(child, BASE, 1) == b"a"
+
+
+def test_unused_pages_are_freed_under_the_bound(memory, tmp_path):
+    cache = PageCache(memory, limit_pages=4)
+    path = tmp_path / "f"
+    path.write_bytes(content(8))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapping = cache.host_mapping(os.fsencode(path), fd)
+        assert cache.host_mapping(os.fsencode(path), fd) is mapping  # same identity
+    finally:
+        os.close(fd)
+    mm = new_mm(memory)
+    mm.map_file(BASE, 8 * PAGE_SIZE, PROT_READ, mapping, 0, shared=True)
+    mm.populate(BASE, BASE + 8 * PAGE_SIZE)
+    assert cache.npages == 8  # all mapped: nothing can go
+    in_use = memory.frames_in_use
+    mm.unmap_range(BASE, BASE + 8 * PAGE_SIZE)
+    assert cache.shrink(100) == 8
+    assert cache.npages == 0 and memory.frames_in_use == in_use - 8
+    # The mapping reads the file again (its fd was closed) when needed.
+    mm.map_file(BASE, PAGE_SIZE, PROT_READ, mapping, 3 * PAGE_SIZE)
+    assert read(mm, BASE, 4) == content(4)[3 * PAGE_SIZE:3 * PAGE_SIZE + 4]
+
+
+def test_memory_pressure_shrinks_the_cache():
+    memory = GuestMemory(64 * PAGE_SIZE)
+    try:
+        inode = tmpfs_file(content(32))
+        mapping = page_cache_of(memory).inode_mapping(inode)
+        mapping.read_pages(0, 32)
+        frames = [memory.alloc_frame() for _ in range(40)]  # only possible by reclaim
+        assert len(frames) == 40 and len(mapping.pages) < 32
+    finally:
+        memory.close()
+
+
+def test_large_anonymous_regions_get_2mib_pages(memory):
+    mm = new_mm(memory)
+    base = 0x40000000
+    mm.map_region(base, 8 << 20, PROT_READ | PROT_WRITE)
+    assert mm.handle_fault(base + HUGE_PAGE_SIZE + 5, write=True, execute=False) == 0
+    assert mm.address_space.huge == [base + HUGE_PAGE_SIZE]
+    first = mm.pages[(base + HUGE_PAGE_SIZE) >> 12]
+    assert first % HUGE_PAGE_SIZE == 0 and mm.pages[((base + HUGE_PAGE_SIZE) >> 12) + 511] == first + HUGE_PAGE_SIZE - PAGE_SIZE
+    # A block with a 4 KiB page present already stays 4 KiB.
+    mm.copy_out(base + 3 * HUGE_PAGE_SIZE, b"x")
+    assert mm.handle_fault(base + 3 * HUGE_PAGE_SIZE + PAGE_SIZE, write=True, execute=False) == 0
+    assert mm.address_space.huge == [base + HUGE_PAGE_SIZE]
+    in_use, mapped = memory.frames_in_use, len(mm.pages)
+    assert mapped == 512 + FAULT_AROUND
+    mm.unmap_range(base, base + (8 << 20))
+    assert memory.frames_in_use == in_use - mapped and not mm.pages
+
+
+def test_a_write_to_a_small_private_vma_copies_all_its_shared_pages(memory):
+    mm = new_mm(memory)
+    mm.map_region(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    mm.populate(BASE, BASE + 4 * PAGE_SIZE)
+    child = mm.fork(FakeAddressSpace())
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    assert not mm.cow and all(mm.address_space.entries[BASE + i * PAGE_SIZE] & PTE_RW for i in range(4))
+    assert all(frame_of(mm, BASE + i * PAGE_SIZE) != frame_of(child, BASE + i * PAGE_SIZE) for i in range(4))
+
+
+def test_a_write_fault_in_a_private_file_vma_copies_only_its_page(memory):
+    inode = tmpfs_file(content(4))
+    mapping = page_cache_of(memory).inode_mapping(inode)
+    mm = new_mm(memory)
+    mm.map_file(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0)
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    assert frame_of(mm, BASE + PAGE_SIZE) != mapping.pages[1]
+    assert frame_of(mm, BASE + 2 * PAGE_SIZE) == mapping.pages[2]  # still the file's
+    inode.write_at(b"new", 2 * PAGE_SIZE)
+    assert read(mm, BASE + 2 * PAGE_SIZE, 3) == b"new"
