@@ -559,8 +559,14 @@ class Kernel:
             return
         process = task.process
         creds = process.creds
+        # The trampoline is in the process's vDSO; without one where _load
+        # maps it, the calls exit as the others do.
+        vma = task.mm.find_vma(VVAR_GVA + PAGE_SIZE) if task.mm is not None else None
+        fast_return = 0
+        if vma is not None and vma.name == "[vdso]" and vma.start == VVAR_GVA + PAGE_SIZE:
+            fast_return = vma.start + self.platform.vdso.fast_return_offset
         ctx.set_fast_ids((process.pid, process.ppid, task.tid, creds.uid, creds.euid, creds.gid, creds.egid),
-                         VVAR_GVA + PAGE_SIZE + self.platform.vdso.fast_return_offset)
+                         fast_return)
 
     # -- signals (default actions; handlers come with signal delivery) ---------
     def handle_signals(self, task: Task) -> None:
