@@ -377,9 +377,16 @@ class MemoryManager:
         """madvise(MADV_DONTNEED)'s core: drop the pages of [start, end).
 
         Anonymous private pages read as zero again, private file pages as
-        the file; shared pages keep their data (it is in the page cache).
+        the file; shared pages keep their data (a shared file's is in the
+        page cache; shared anonymous pages, whose frames are the only
+        copy, stay mapped).
         """
-        self._drop_pages(start, end)
+        for vma in self.vmas:
+            if vma.end <= start or vma.start >= end:
+                continue
+            if vma.shared and vma.mapping is None:
+                continue
+            self._drop_pages(max(start, vma.start), min(end, vma.end))
 
     def set_dontfork(self, start: int, end: int, dontfork: bool) -> None:
         """MADV_DONTFORK / MADV_DOFORK on the VMAs of [start, end)."""

@@ -212,6 +212,10 @@ class InodeMapping(FileMapping):
         return any(vma.mapping is self and vma.shared and vma.may_write
                    for mm in list(self.mms) for vma in mm.vmas)
 
+    def punch_hole(self, offset: int, end: int) -> None:
+        """MADV_REMOVE through a shared mapping: fallocate's PUNCH_HOLE."""
+        self.inode.punch_hole(offset, end)
+
     def truncated(self, old_size: int, new_size: int) -> None:
         """The inode's size changed from ``old_size`` to ``new_size`` bytes.
 
@@ -227,6 +231,50 @@ class InodeMapping(FileMapping):
                 self.release(index)
         lo, hi = min(old_size, new_size), max(old_size, new_size)
         self.refresh(lo, hi - lo)
+
+
+class AnonMapping(FileMapping):
+    """Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or /dev/zero).
+
+    Linux backs it with an unlinked shmem file (mm/shmem.c
+    shmem_zero_setup: "/dev/zero (deleted)" on device 0:1); here the
+    cached frames are the only copy, so they are never reclaimed. They
+    are freed with the mapping, when its last VMA is gone (the cache does
+    not keep it: only VMAs refer to it).
+    """
+
+    writable = True
+    _next_ino = 1
+
+    def __init__(self, cache: "PageCache", size: int):
+        AnonMapping._next_ino += 1
+        super().__init__(cache, os.makedev(0, 1), AnonMapping._next_ino)
+        self._size = size
+
+    def size(self) -> int:
+        return self._size
+
+    def read_page(self, index: int) -> bytes:
+        return b""  # a fresh frame is zeros
+
+    def _install(self, index: int, data) -> int:
+        gpa = self.cache.memory.alloc_frame()
+        self.pages[index] = gpa
+        return gpa
+
+    def punch_hole(self, offset: int, end: int) -> None:
+        """MADV_REMOVE: the whole pages of [offset, end) read as zeros again."""
+        view = self.cache.memory.view
+        for index in range((offset + PAGE_SIZE - 1) >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            gpa = self.pages.get(index)
+            if gpa is not None:
+                view[gpa:gpa + PAGE_SIZE] = bytes(PAGE_SIZE)
+
+    def __del__(self):
+        memory = self.cache.memory
+        if self.pages and not memory.closed:
+            memory.put_frames(self.pages.values())
+        self.pages = {}
 
 
 class HostMapping(FileMapping):

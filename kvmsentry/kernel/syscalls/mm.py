@@ -3,7 +3,8 @@
 Semantics from mmap(2), brk(2), mprotect(2), mremap(2), madvise(2),
 msync(2) and mm/mmap.c. Anonymous mappings are demand-paged; file
 mappings fault their pages in from the page cache (kernel/pagecache.py).
-MAP_SHARED anonymous memory is shared with fork children.
+MAP_SHARED anonymous memory is a page-cache mapping of its own (as
+shmem's "/dev/zero (deleted)"), shared with fork children.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import errno
 import os
 
 from kvmsentry.kernel.fd import O_PATH, DevZero
-from kvmsentry.kernel.pagecache import mapping_of_file, page_cache_of
+from kvmsentry.kernel.pagecache import AnonMapping, mapping_of_file, page_cache_of
 from kvmsentry.kernel.vfs.inode import F_SEAL_FUTURE_WRITE, F_SEAL_WRITE
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
@@ -171,6 +172,8 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
             raise SyscallError(errno.EACCES)
         if isinstance(file, DevZero):
             file = None  # /dev/zero: anonymous memory (drivers/char/mem.c mmap_zero)
+            if flags & MAP_GROWSDOWN and shared:
+                raise SyscallError(errno.EINVAL)
         else:
             try:
                 mapping = mapping_of_file(page_cache_of(mm.memory), file)
@@ -203,7 +206,12 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
     if start is None:
         start = mm.get_unmapped_area(length, addr & PAGE_MASK)
     populate = bool(flags & MAP_POPULATE) and not flags & MAP_NONBLOCK
-    if mapping is not None:
+    if mapping is None and shared:
+        # Shared anonymous memory is a file of its own (mm/shmem.c shmem_zero_setup).
+        mapping = AnonMapping(page_cache_of(mm.memory), length)
+        vma = mm.map_file(start, length, prot & _PROT_ALL, mapping, 0, shared=True,
+                          name="/dev/zero (deleted)")
+    elif mapping is not None:
         name = os.fsdecode(file.guest_path) if file.guest_path else ""
         vma = mm.map_file(start, length, prot & _PROT_ALL, mapping, offset, shared=shared,
                           name=name, may_write=may_write)
@@ -337,16 +345,14 @@ def _check_free_remove(mm, start: int, end: int, advice: int) -> None:
                 raise SyscallError(errno.EINVAL)
             continue
         if vma.mapping is None:
-            if not vma.shared:
-                raise SyscallError(errno.EINVAL)
-            continue
+            raise SyscallError(errno.EINVAL)  # private anonymous
         if not (vma.shared and vma.may_write):
             raise SyscallError(errno.EACCES)
-        inode = getattr(vma.mapping, "inode", None)
-        if inode is not None:
+        punch_hole = getattr(vma.mapping, "punch_hole", None)
+        if punch_hole is not None:
             lo, hi = max(start, vma.start), min(end, vma.end)
             offset = vma.file_index(lo >> 12) << 12
-            inode.punch_hole(offset, offset + hi - lo)
+            punch_hole(offset, offset + hi - lo)
 
 
 @syscall("msync")
