@@ -9,7 +9,7 @@ then shared: MAP_PRIVATE mappings map them read-only and copy on the
 first write; MAP_SHARED mappings of in-memory files map the frames
 themselves, writable.
 
-Two kinds of file are cached:
+Four kinds of mapping:
 
 * ``InodeMapping``: a tmpfs or overlay ``RegularInode`` (keyed by the
   inode object; ``inode.mapping`` points back). The inode's ``data`` is
@@ -23,6 +23,12 @@ Two kinds of file are cached:
   (st_dev, st_ino, st_mtime_ns, st_size) so a changed file is a new
   mapping. Pages are read with pread(2) from a host fd the mapping keeps
   (reopened by path after the cache closed it).
+* ``HostSharedMapping``: MAP_SHARED of a host file open for writing (a
+  rw bind mount), one per (st_dev, st_ino) while mapped; written back to
+  the host with pwrite(2) at msync(2) and when its last VMA goes.
+* ``AnonMapping``: shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS,
+  /dev/zero), shmem's "/dev/zero (deleted)"; its frames are the only
+  copy.
 
 Size is bounded: once more than ``limit_pages`` pages are cached, pages
 no page table maps (reference count 1) are freed, least recently used
@@ -316,6 +322,71 @@ class HostMapping(FileMapping):
             self.host_fd = None
 
 
+class HostSharedMapping(FileMapping):
+    """MAP_SHARED of a host file open for writing (beneath a rw bind mount).
+
+    One per host file (st_dev, st_ino) while mapped; its frames are the
+    mapped data. Pages written through the mapping go back to the host
+    file with pwrite(2) on msync(2) and when the last mapping is gone
+    (munmap, exit), as writeback would; read(2) through another
+    descriptor sees them only then (not coherent in between). Never
+    reclaimed; the cache does not keep it.
+    """
+
+    writable = True
+
+    def __init__(self, cache: "PageCache", host_fd: int, st: os.stat_result):
+        super().__init__(cache, st.st_dev, st.st_ino)
+        self.host_fd = os.dup(host_fd)
+        os.set_inheritable(self.host_fd, False)
+
+    def size(self) -> int:
+        return os.fstat(self.host_fd).st_size
+
+    def read_run(self, index: int, count: int) -> bytes:
+        try:
+            return os.pread(self.host_fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
+        except OSError:
+            return b""
+
+    def read_page(self, index: int) -> bytes:
+        return self.read_run(index, 1)
+
+    def _install(self, index: int, data) -> int:
+        gpa = self.cache.memory.alloc_frame()
+        if data:
+            self.cache.memory.view[gpa:gpa + len(data)] = data
+        self.pages[index] = gpa
+        return gpa
+
+    def writeback_all(self) -> None:
+        """Write every page written through a mapping back to the host file
+        (the part below its size). Host errors are dropped, as a failed
+        background writeback is (msync reports none here)."""
+        if not self.dirty:
+            return
+        view = self.cache.memory.view
+        size = self.size()
+        for index in sorted(self.dirty):
+            start = index << PAGE_SHIFT
+            n = min(PAGE_SIZE, size - start)
+            gpa = self.pages.get(index)
+            if n > 0 and gpa is not None:
+                try:
+                    os.pwrite(self.host_fd, view[gpa:gpa + n], start)
+                except OSError:
+                    pass
+
+    def __del__(self):
+        memory = self.cache.memory
+        if not memory.closed:
+            self.writeback_all()
+            if self.pages:
+                memory.put_frames(self.pages.values())
+        self.pages = {}
+        os.close(self.host_fd)
+
+
 def host_key(st: os.stat_result) -> tuple[int, int, int, int]:
     """The identity of a host file's content: (st_dev, st_ino, st_mtime_ns, st_size)."""
     return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
@@ -334,6 +405,7 @@ class PageCache:
         self._lru: collections.OrderedDict[int, FileMapping] = collections.OrderedDict()
         self._host: dict[tuple, HostMapping] = {}
         self._open_fds: collections.OrderedDict[int, HostMapping] = collections.OrderedDict()
+        self._host_shared: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     # -- lookups -------------------------------------------------------------
     def inode_mapping(self, inode) -> InodeMapping:
@@ -353,6 +425,15 @@ class PageCache:
                                                     os.dup(host_fd))
             os.set_inheritable(mapping.host_fd, False)
             self.opened(mapping)
+        return mapping
+
+    def host_shared_mapping(self, host_fd: int) -> HostSharedMapping:
+        """The writable shared mapping of the host file open (for writing) as ``host_fd``."""
+        st = os.fstat(host_fd)
+        mapping = self._host_shared.get((st.st_dev, st.st_ino))
+        if mapping is None:
+            mapping = HostSharedMapping(self, host_fd, st)
+            self._host_shared[(st.st_dev, st.st_ino)] = mapping
         return mapping
 
     # -- bookkeeping ---------------------------------------------------------
@@ -413,8 +494,11 @@ def page_cache_of(memory) -> PageCache:
     return cache
 
 
-def mapping_of_file(cache: PageCache, file) -> FileMapping:
-    """The page cache mapping behind an open file, for mmap(2).
+def mapping_of_file(cache: PageCache, file, shared: bool = False) -> FileMapping:
+    """The page cache mapping behind an open file, for mmap(2) (``shared``: MAP_SHARED).
+
+    A MAP_SHARED mapping of a host file open for writing (a rw bind
+    mount) is a HostSharedMapping, written back to the host.
 
     In-memory regular files and host regular files have one; anything
     else (pipes, directories, sockets, /proc files (snapshots in
@@ -430,5 +514,7 @@ def mapping_of_file(cache: PageCache, file) -> FileMapping:
     if isinstance(inode, RegularInode) and inode.fs is not files._PROC_FS:
         return cache.inode_mapping(inode)
     if isinstance(file, HostFile) and not file.is_dir():
+        if shared and file.writable:
+            return cache.host_shared_mapping(file.host_fd)
         return cache.host_mapping(file.host_path(), file.host_fd)
     raise OSError(errno.ENODEV, "no mmap for this file")

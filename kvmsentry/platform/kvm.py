@@ -597,7 +597,9 @@ class Context:
             platform.memory.put_frame(gpa)
         self._tlb_stale = False
         if pages:
-            for other in self.address_space.contexts:
+            # A copy (one C call, atomic under the GIL): other threads add
+            # and remove contexts while this one flushes without the lock.
+            for other in list(self.address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()

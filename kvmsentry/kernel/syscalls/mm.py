@@ -109,7 +109,7 @@ def sys_brk(task, brk: int) -> int:
 
 
 @syscall("mmap", support="partial",
-         note="MAP_SHARED writable on host files behaves as MAP_PRIVATE; no MAP_HUGETLB pages")
+         note="MAP_SHARED of a rw-mounted host file is written back at msync/munmap; no MAP_HUGETLB pages")
 @_mm_errors
 def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
     """Implements Linux syscall mmap(2). Returns the mapping's address.
@@ -176,7 +176,7 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
                 raise SyscallError(errno.EINVAL)
         else:
             try:
-                mapping = mapping_of_file(page_cache_of(mm.memory), file)
+                mapping = mapping_of_file(page_cache_of(mm.memory), file, shared)
             except OSError as e:
                 raise SyscallError(e.errno) from None
             if flags & MAP_GROWSDOWN:
@@ -189,10 +189,7 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
                     raise SyscallError(errno.EPERM)
                 may_write = False
             if shared and not mapping.writable:
-                if prot & PROT_WRITE:
-                    shared = False  # a host file: a private copy (see the table's note)
-                else:
-                    may_write = False  # the host's frames are never written
+                may_write = False  # a read-only host file's frames are never written
     else:
         if map_type == MAP_SHARED_VALIDATE and flags & ~_KNOWN_MAP_FLAGS:
             raise SyscallError(errno.EOPNOTSUPP)
@@ -360,7 +357,8 @@ def sys_msync(task, addr: int, length: int, flags: int) -> int:
     """Implements Linux syscall msync(2).
 
     Shared pages of in-memory files are the page cache itself (read(2)
-    sees them at once), so there is nothing to write back. EINVAL for an
+    sees them at once); those of a host file under a rw bind mount are
+    written back to it (pagecache.HostSharedMapping). EINVAL for an
     unaligned addr, unknown flags or MS_ASYNC with MS_SYNC; ENOMEM when
     part of the range is not mapped (mm/msync.c).
     """
@@ -372,6 +370,14 @@ def sys_msync(task, addr: int, length: int, flags: int) -> int:
         raise SyscallError(errno.ENOMEM)
     if end > addr and not task.mm.covered(addr, end):
         raise SyscallError(errno.ENOMEM)
+    if flags & (MS_SYNC | MS_ASYNC):
+        done = set()
+        for vma in task.mm.vmas:
+            if vma.end > addr and vma.start < end and vma.shared and vma.mapping is not None:
+                writeback = getattr(vma.mapping, "writeback_all", None)
+                if writeback is not None and id(vma.mapping) not in done:
+                    done.add(id(vma.mapping))
+                    writeback()
     return 0
 
 
