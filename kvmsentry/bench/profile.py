@@ -166,7 +166,8 @@ def format_profile(data: dict, top: int = 12) -> str:
         lines.append(f"  ring path: {ring['answered']:,} calls answered without an exit, "
                      f"{ring['exited']:,} run by the poller then finished by an exit "
                      f"({ring['wait_exits']:,} waits), {ring['bounced']:,} handed back; "
-                     f"pollers spun {ring['poll_cpu_s']:.3f} s of CPU")
+                     f"pollers spun {ring['poll_cpu_s']:.3f} s of CPU"
+                     + (f"; auto left the ring {ring['auto_off']:,} times" if ring.get("auto_off") else ""))
     return "\n".join(lines)
 
 

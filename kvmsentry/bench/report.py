@@ -192,6 +192,10 @@ def notes(results: dict) -> list[str]:
         lines.append(f"raw C exit round trip (guests/raw_exit.c): {results['raw_exit_ns']:,.0f} ns")
     elif results.get("raw_exit_note"):
         lines.append(f"raw C exit round trip: {results['raw_exit_note']}")
+    if results.get("raw_ring_ns"):
+        lines.append(f"raw C ring round trip (guests/raw_ring.c): {results['raw_ring_ns']:,.0f} ns")
+    elif results.get("raw_ring_note"):
+        lines.append(f"raw C ring round trip: {results['raw_ring_note']}")
     return lines
 
 

@@ -10,7 +10,9 @@ One bench run:
    and is reported as ``ok``, ``absent``, ``fails`` or ``hangs``; only the
    ``ok`` ones run the workloads;
 3. measures the raw C exit round trip (guests/raw_exit.c), the floor of an
-   exiting syscall on this machine, for the predicted overheads;
+   exiting syscall on this machine, for the predicted overheads, and the
+   raw C ring round trip (guests/raw_ring.c), the floor of the ring path
+   (kvmsentry-ring: ``boot --syscall-path=ring``);
 4. runs every workload on every platform, ``-n`` rounds, interleaved
    (round 1: A on native, kvmsentry, runsc; B on ...; round 2: ...), so
    that machine noise hits all alike; a run that times out is not
@@ -44,6 +46,7 @@ from kvmsentry.bench.workloads import BUSYBOX, PrepareError, Setup, Workload
 
 GUEST_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 RAW_EXIT_ITERATIONS = 20000
+RAW_RING_ITERATIONS = 20000
 
 
 @dataclasses.dataclass
@@ -140,11 +143,13 @@ def find_platforms(names: list[str], probe_timeout: float, cwd: str) -> list[Pla
         if name == "native":
             found.append(Platform(name, [], env=GUEST_ENV))
             continue
-        if name == "kvmsentry":
+        if name in ("kvmsentry", "kvmsentry-ring"):
             if not os.path.exists("/dev/kvm"):
                 found.append(Platform(name, None, "absent", "/dev/kvm does not exist"))
                 continue
             prefix, env = kvmsentry_prefix()
+            if name == "kvmsentry-ring":
+                prefix = prefix + ["--syscall-path=ring"]
             candidate = Platform(name, prefix, env=env)
         else:
             runsc = shutil.which("runsc")
@@ -168,20 +173,32 @@ def find_platforms(names: list[str], probe_timeout: float, cwd: str) -> list[Pla
     return found
 
 
-def measure_raw_exit(setup: Setup, repeats: int = 3) -> tuple[float | None, str]:
-    """ns per exit of guests/raw_exit.c (median of ``repeats``), or (None, why not)."""
+def measure_raw_exit(setup: Setup, repeats: int = 3, *, guest: str = "raw_exit",
+                     figure: str = "ns_per_exit", iterations: int = RAW_EXIT_ITERATIONS,
+                     extra: tuple[str, ...] = ()) -> tuple[float | None, str]:
+    """ns per exit of guests/raw_exit.c (median of ``repeats``), or (None, why not).
+
+    With ``guest="raw_ring"``, ``figure="ns_per_ring"`` the same for the
+    ring path's floor (guests/raw_ring.c, see :func:`measure_raw_ring`).
+    """
     try:
-        binary = setup.guest("raw_exit", static=False)
+        binary = setup.guest(guest, static=False, extra=extra)
     except PrepareError as e:
         return None, str(e)
     values = []
     for _ in range(repeats):
-        result = run_once([binary, str(RAW_EXIT_ITERATIONS)], timeout=120)
+        result = run_once([binary, str(iterations)], timeout=120)
         figures = parse_figures(result.stdout)
-        if result.returncode != 0 or "ns_per_exit" not in figures:
-            return None, f"raw_exit failed: {_last_line(result.stderr) or result.returncode}"
-        values.append(figures["ns_per_exit"])
+        if result.returncode != 0 or figure not in figures:
+            return None, f"{guest} failed: {_last_line(result.stderr) or result.returncode}"
+        values.append(figures[figure])
     return statistics.median(values), ""
+
+
+def measure_raw_ring(setup: Setup, repeats: int = 3) -> tuple[float | None, str]:
+    """ns per call of guests/raw_ring.c (median of ``repeats``), or (None, why not)."""
+    return measure_raw_exit(setup, repeats, guest="raw_ring", figure="ns_per_ring",
+                            iterations=RAW_RING_ITERATIONS, extra=("-pthread",))
 
 
 class _NoProgress:
@@ -232,6 +249,8 @@ def run_bench(workloads: list[Workload], platform_names: list[str], *, rounds: i
         "rounds": rounds,
         "raw_exit_ns": None,
         "raw_exit_note": "",
+        "raw_ring_ns": None,
+        "raw_ring_note": "",
         "platforms": {},
         "workloads": {},
     }
@@ -261,6 +280,9 @@ def run_bench(workloads: list[Workload], platform_names: list[str], *, rounds: i
         if kvm_ok:
             progress.update(bar, description="measuring the raw C exit round trip")
             results["raw_exit_ns"], results["raw_exit_note"] = measure_raw_exit(setup)
+        if any(p.name == "kvmsentry-ring" for p in usable):
+            progress.update(bar, description="measuring the raw C ring round trip")
+            results["raw_ring_ns"], results["raw_ring_note"] = measure_raw_ring(setup)
         total = rounds * len(prepared) * len(usable) + (len(prepared) if profile and kvm_ok else 0)
         progress.update(bar, description="running", total=total)
         hung: set[tuple[str, str]] = set()

@@ -200,6 +200,18 @@ def _threads(setup: Setup) -> Prepared:
                     size=f"{n}M LCG steps on one thread, then split over two", figures=True)
 
 
+def _dyn_true(setup: Setup) -> Prepared:
+    if not os.path.exists("/bin/true"):
+        raise PrepareError("/bin/true is missing")
+    return Prepared(["/bin/true"], size="one dynamic process (ld.so + libc)")
+
+
+def _python_start(setup: Setup) -> Prepared:
+    if not os.path.exists("/usr/bin/python3"):
+        raise PrepareError("/usr/bin/python3 is missing")
+    return Prepared(["/usr/bin/python3", "-c", "pass"], size="python3 -c pass")
+
+
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("syscall", "getpid(2) and write(2) to /dev/null in a loop (ns per call)", _syscall),
     Workload("coldstart", "busybox true, start to exit", _coldstart),
@@ -212,6 +224,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              _find, default=False),
     Workload("futex", "futex ping-pong between two threads", _futex, default=False),
     Workload("threads", "the same compute on one thread, then on two", _threads, default=False),
+    Workload("dyn-true", "Debian's dynamic /bin/true, start to exit", _dyn_true, default=False),
+    Workload("python-start", "python3 -c pass, start to exit", _python_start, default=False),
 )}
 
 

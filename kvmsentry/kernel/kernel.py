@@ -24,6 +24,7 @@ import time
 
 from kvmsentry.kernel import faults, ring, sched, signals
 from kvmsentry.kernel.fd import FdTable
+from kvmsentry.kernel.pagecache import page_cache_of
 from kvmsentry.kernel.mm import (BUS_ADRERR, FAULT_SIGBUS, PROT_EXEC, PROT_READ, PROT_WRITE,
                                  GuestFault, MemoryManager, page_align_up)
 from kvmsentry.kernel.syscalls import table as systable
@@ -83,8 +84,9 @@ HOST_SIGNAL_POLL_S = 0.5
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
 PID_MAX = 4194304  # /proc/sys/kernel/pid_max on 64-bit
-# At most this many guest pages (64 MiB) hold executables' loaded pages.
-PAGE_CACHE_LIMIT_PAGES = 16384
+# A segment's file pages are mapped at exec (not on first touch) when it
+# has at most this many: what one fault would map anyway (fault-around).
+PREFAULT_SEGMENT_PAGES = 64
 
 _HANDLERS: list = [None] * (max(e.number for e in systable.TABLE) + 1)
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -124,6 +126,7 @@ class Kernel:
         # ring path then (kvmsentry/kernel/ring.py).
         platform.fast_syscalls = not strace
         platform.syscall_path = "exit" if strace else ring.choose_path(syscall_path)
+        self.ring_auto = syscall_path == "auto"
         self.ring_stats = ring.RingStats()
         self.boot_time = time.monotonic()  # the sandbox's boot (/proc/uptime)
         self.strace = strace
@@ -143,10 +146,6 @@ class Kernel:
         self._reported_handlers: set[int] = set()
         self._notes: set[str] = set()
         self._host_kills = 0  # terminal signals kvmsentry itself received
-        # Loaded pages of executables, shared by every later exec of the same
-        # image (id(ElfImage) -> (image, {vpn: gpa})); see _load.
-        self._page_cache: dict[int, tuple] = {}
-        self._page_cache_pages = 0
         # /proc/sys/kernel/randomize_va_space != 0: exec randomizes the
         # mmap base and the load base of a PIE with an interpreter.
         self.randomize = True
@@ -202,7 +201,10 @@ class Kernel:
                 raise ExecError(e.errno, _interp_reason(e.errno, image.interp)) from None
         try:
             entry, rsp = self._load(mm, process.creds, process.exe, image, host_path, argv, envp,
-                                    interp=interp)
+                                    interp=interp, source=host_path)
+        except OSError as e:  # the file went away between the parse and the mapping
+            mm.destroy()
+            raise ExecError(e.errno, e.strerror) from None
         except OutOfGuestMemory:
             mm.destroy()
             raise ExecError(errno.ENOMEM, "not enough guest memory to load the program") from None
@@ -224,7 +226,7 @@ class Kernel:
         top-down mmap area starts ``arch_mmap_rnd()`` (28 bits of pages,
         x86-64's default mmap_rnd_bits) below MMAP_BASE; the vvar/vDSO
         pages stay at MMAP_BASE, above it. ``Kernel.randomize`` False gives
-        the fixed layout (personality(ADDR_NO_RANDOMIZE)).
+        the fixed layout, as personality(ADDR_NO_RANDOMIZE) would.
         """
         return MemoryManager(address_space, self.platform.memory, task_size=layout.TASK_SIZE,
                              mmap_base=MMAP_BASE - self._mmap_rnd())
@@ -247,38 +249,40 @@ class Kernel:
         return "/" + os.path.relpath(real, root)
 
     def _load(self, mm: MemoryManager, creds, exe: str, image, host_path: str, argv,
-              envp, interp=None, cacheable: bool = True) -> tuple[int, int]:
+              envp, interp=None, source=None) -> tuple[int, int]:
         """Map ``image`` (and its interpreter), brk, vDSO and stack into ``mm``.
 
         fs/binfmt_elf.c load_elf_binary: an ET_EXEC image sits at its
         p_vaddr; an ET_DYN one with an interpreter at ELF_ET_DYN_BASE plus
         a random offset, aligned to its largest p_align (a static-pie at
-        ELF_ET_DYN_BASE). ``interp`` is ``(ElfImage, guest path, cacheable)`` of the
-        PT_INTERP file and whether its pages may be cached (load_interpreter): an ET_DYN interpreter goes in the
-        mmap area (load_elf_interp's top-down mmap), an ET_EXEC one at its
-        p_vaddr; the task starts at the interpreter's entry with AT_BASE its
-        load bias, AT_ENTRY/AT_PHDR the program's. ``cacheable`` False keeps
-        the program's pages out of the executable page cache (a file the
-        guest wrote). Returns (entry, rsp). Raises OutOfGuestMemory,
-        ArgListTooLong, ExecError(E2BIG).
+        ELF_ET_DYN_BASE). ``interp`` is ``(ElfImage, guest path, host
+        path or None)`` of the PT_INTERP file (load_interpreter): an ET_DYN
+        interpreter goes in the mmap area (load_elf_interp's top-down
+        mmap), an ET_EXEC one at its p_vaddr; the task starts at the
+        interpreter's entry with AT_BASE its load bias, AT_ENTRY/AT_PHDR
+        the program's. ``source`` is the program's host path (its
+        segments become private file mappings of the page cache), None
+        for a file the guest wrote (its bytes are copied in). Returns
+        (entry, rsp). Raises OutOfGuestMemory, ArgListTooLong, OSError
+        (the host file cannot be opened), ExecError(E2BIG).
         """
         bias = 0
         if image.is_pie:
             lo, _ = image.span()
             base = ELF_ET_DYN_BASE + (self._mmap_rnd() if interp is not None else 0)
             bias = (base - lo) & ~(image.max_align - 1)
-        end = self._map_image(mm, image, bias, exe, cacheable)
+        end = self._map_image(mm, image, bias, exe, source)
         mm.brk_start = mm.brk = end
         entry = bias + image.entry
         interp_bias = 0
         if interp is not None:
-            interp_image, interp_path, interp_cacheable = interp
+            interp_image, interp_path, interp_source = interp
             if interp_image.is_pie:
                 lo, hi = interp_image.span()
                 align = interp_image.max_align
                 start = mm.get_unmapped_area(hi - lo + align - PAGE_SIZE)
                 interp_bias = ((start + align - 1) & ~(align - 1)) - lo
-            self._map_image(mm, interp_image, interp_bias, interp_path, interp_cacheable)
+            self._map_image(mm, interp_image, interp_bias, interp_path, interp_source)
             entry = interp_bias + interp_image.entry
         stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
                                   PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)
@@ -297,16 +301,50 @@ class Kernel:
         mm.write_bytes(stack.image_base, stack.image)
         return entry, stack.rsp
 
-    def _map_image(self, mm: MemoryManager, image, bias: int, name: str, cacheable: bool) -> int:
+    def _map_image(self, mm: MemoryManager, image, bias: int, name: str, source) -> int:
         """Map the PT_LOAD segments of ``image`` at ``bias`` bytes; returns their page-aligned end.
 
-        One VMA per run of pages with one protection (a later segment wins
-        a page it shares, as its MAP_FIXED mmap would); bytes past p_filesz
-        read as zero. The loaded pages go to the executable page cache
-        (bias-relative, so a PIE at another base shares them too) and a
-        later exec of the same image maps them copy-on-write instead of
-        copying the file again.
+        fs/binfmt_elf.c elf_load: each segment is a MAP_PRIVATE|MAP_FIXED
+        mapping of the host file ``source`` at its page-aligned p_offset
+        (a later segment wins a page two share), served by the page cache:
+        every process running the program shares its read-only pages and
+        copies a written one. Past p_filesz the rest of the last file page
+        is zeroed (padzero) when p_memsz > p_filesz, and whole bss pages
+        are anonymous. Segments of
+        at most PREFAULT_SEGMENT_PAGES pages are mapped now, larger ones on
+        first touch. ``source`` None (a file the guest wrote): the segments'
+        bytes are copied into anonymous pages.
         """
+        if source is None:
+            return self._copy_image(mm, image, bias, name)
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            mapping = page_cache_of(self.platform.memory).host_mapping(os.fsencode(source), fd)
+        finally:
+            os.close(fd)
+        for seg in image.segments:
+            start = bias + seg.vaddr
+            page = start & ~(PAGE_SIZE - 1)
+            file_end = start + seg.filesz
+            mem_end = page_align_up(start + seg.memsz)
+            anon_start = page_align_up(start)
+            if seg.filesz:
+                anon_start = page_align_up(file_end)
+                mm.map_file(page, anon_start - page, seg.prot, mapping, seg.offset - (start - page),
+                            name=name,
+                            populate=anon_start - page <= PREFAULT_SEGMENT_PAGES * PAGE_SIZE)
+            if seg.memsz > seg.filesz and anon_start > file_end and mm.find_vma(file_end):
+                # padzero: the whole rest of the page, not only up to p_memsz
+                # (ld.so's minimal malloc hands out what follows its bss).
+                mm.write_bytes(file_end, bytes(anon_start - file_end))
+            if mem_end > anon_start:
+                mm.map_region(anon_start, mem_end - anon_start, seg.prot)
+        return page_align_up(bias + max(s.end for s in image.segments))
+
+    def _copy_image(self, mm: MemoryManager, image, bias: int, name: str) -> int:
+        """``_map_image`` for an image without a host file: anonymous pages
+        holding a copy of each segment's bytes (a later segment wins a page
+        it shares, as its MAP_FIXED mmap would)."""
         page_prot: dict[int, int] = {}
         for seg in image.segments:
             start = (bias + seg.vaddr) & ~(PAGE_SIZE - 1)
@@ -322,28 +360,10 @@ class Kernel:
             if nxt != page + PAGE_SIZE or page_prot[nxt] != page_prot[page]:
                 mm.map_region(run_start, page + PAGE_SIZE - run_start, page_prot[page], name=name)
                 run_start = None
-        end = page_align_up(bias + max(s.end for s in image.segments))
-        image_start = (bias + image.segments[0].vaddr) & ~(PAGE_SIZE - 1)
-        bias_pages = bias >> 12
-        cached = self._page_cache.get(id(image)) if cacheable else None
-        if cached is not None:
-            mm.share_pages({vpn + bias_pages: gpa for vpn, gpa in cached[1].items()})
-            return end
         for seg in image.segments:
             if seg.data:
                 mm.write_bytes(bias + seg.vaddr, seg.data)
-        if not cacheable:
-            return end
-        frames = mm.snapshot_pages(image_start, end)
-        if self._page_cache_pages + len(frames) <= PAGE_CACHE_LIMIT_PAGES:
-            # Keep the image alive with its frames: its id() stays unique.
-            self._page_cache[id(image)] = (image, {vpn - bias_pages: gpa
-                                                   for vpn, gpa in frames.items()})
-            self._page_cache_pages += len(frames)
-        else:
-            for gpa in frames.values():
-                self.platform.memory.put_frame(gpa)
-        return end
+        return page_align_up(bias + max(s.end for s in image.segments))
 
     # -- running -----------------------------------------------------------
     def run(self, task: Task, timeout: float | None = None) -> int:
@@ -456,7 +476,7 @@ class Kernel:
             try:
                 self.refresh_fast_ids(task)
                 if self.platform.syscall_path == "ring" and self.platform.fast_syscalls:
-                    poller = ring.RingPoller(self, task, self.ring_stats)
+                    poller = ring.RingPoller(self, task, self.ring_stats, auto=self.ring_auto)
                     poller.start()
                 while process.wait_status is None and not task.exited:
                     sched.BKL.release()

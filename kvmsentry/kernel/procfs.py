@@ -354,7 +354,6 @@ def status(task, process, thread) -> bytes:
     creds = process.creds
     ign, cgt = _sig_masks(process)
     tid = thread.tid if thread is not None else process.pid
-    caps = CAP_FULL if creds.euid == 0 else 0
     ncpu = _ncpus()
     lines = [
         b"Name:\t%s" % comm_of(process, thread),
@@ -396,9 +395,9 @@ def status(task, process, thread) -> bytes:
         b"SigBlk:\t%016x" % (thread.sigmask if thread is not None else 0),
         b"SigIgn:\t%016x" % ign,
         b"SigCgt:\t%016x" % cgt,
-        b"CapInh:\t%016x" % 0,
-        b"CapPrm:\t%016x" % caps,
-        b"CapEff:\t%016x" % caps,
+        b"CapInh:\t%016x" % creds.cap_inheritable,
+        b"CapPrm:\t%016x" % creds.cap_permitted,
+        b"CapEff:\t%016x" % creds.cap_effective,
         b"CapBnd:\t%016x" % CAP_FULL,
         b"CapAmb:\t%016x" % 0,
         b"NoNewPrivs:\t%d" % (1 if thread is not None and thread.no_new_privs else 0),

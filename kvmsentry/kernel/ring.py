@@ -41,6 +41,15 @@ from kvmsentry.kernel import sched
 
 # How long a poller spins after its last call before it sleeps (ns).
 POLL_WINDOW_NS = 200_000
+# --syscall-path=auto judges a task's ring every AUTO_WINDOW calls: when
+# fewer than AUTO_MIN_ANSWERED of them were answered without an exit (the
+# poller could not keep up: no idle core, or calls that block), the task
+# goes back to the exit path for AUTO_BACKOFF_S seconds, doubled at each
+# failure up to AUTO_BACKOFF_MAX_S, then tries the ring again.
+AUTO_WINDOW = 256
+AUTO_MIN_ANSWERED = 0.5
+AUTO_BACKOFF_S = 0.5
+AUTO_BACKOFF_MAX_S = 16.0
 
 # x86-64 numbers the ring never runs (the task thread does, with the
 # vCPU's registers): rt_sigreturn, pause, clone, fork, vfork, execve,
@@ -58,11 +67,12 @@ class RingStats:
         self.exited = 0        # calls the poller ran whose result went through an exit
         self.bounced = 0       # calls handed back to the task thread unrun
         self.poll_cpu_s = 0.0  # host CPU time the pollers spent spinning
+        self.auto_off = 0      # --syscall-path=auto: times a task left the ring for a while
 
     def as_dict(self) -> dict:
         with self.lock:
             return {"answered": self.answered, "exited": self.exited, "bounced": self.bounced,
-                    "poll_cpu_s": self.poll_cpu_s}
+                    "poll_cpu_s": self.poll_cpu_s, "auto_off": self.auto_off}
 
 
 class RingPoller:
@@ -73,8 +83,13 @@ class RingPoller:
     thread's side of ``TRAP_RING_WAIT``.
     """
 
-    def __init__(self, kernel, task, stats: RingStats):
+    def __init__(self, kernel, task, stats: RingStats, *, auto: bool = False):
         self.kernel = kernel
+        self.auto = auto
+        self._window = 0         # calls judged in this window
+        self._window_answered = 0
+        self._backoff = AUTO_BACKOFF_S
+        self._retry_at = 0.0
         self.task = task
         self.context = task.context
         self.stats = stats
@@ -92,9 +107,34 @@ class RingPoller:
         self._thread.start()
 
     def wake(self) -> None:
-        """A call took the exit path: the guest is busy again, poll."""
+        """A call took an exit (task thread): count it for auto, and poll again."""
+        context = self.context
+        if self.auto:
+            if not context.ring_enabled:
+                if time.monotonic() < self._retry_at:
+                    return
+                context.ring_enabled = True  # LSTAR changes at the next Context.run
+                self._window = self._window_answered = 0
+            else:
+                self._judge(False)
         if not self._hot.is_set():
             self._hot.set()
+
+    def _judge(self, answered: bool) -> None:
+        """--syscall-path=auto: count one call; leave the ring when it does not pay."""
+        self._window += 1
+        self._window_answered += answered
+        if self._window < AUTO_WINDOW:
+            return
+        if self._window_answered < AUTO_MIN_ANSWERED * self._window:
+            self.context.ring_enabled = False
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, AUTO_BACKOFF_MAX_S)
+            with self.stats.lock:
+                self.stats.auto_off += 1
+        else:
+            self._backoff = AUTO_BACKOFF_S
+        self._window = self._window_answered = 0
 
     def stop(self) -> None:
         """End the thread (BKL held: released while it finishes a call)."""
@@ -184,6 +224,8 @@ class RingPoller:
                 else:
                     context.ring_exit()
                 self._cond.notify_all()
+        if self.auto and kind == "answered":
+            self._judge(True)
         with self.stats.lock:
             if outcome[0] == "bounce":
                 self.stats.bounced += 1
@@ -196,9 +238,11 @@ class RingPoller:
 def choose_path(requested: str) -> str:
     """Resolve --syscall-path: "exit" and "ring" as given; "auto" from this host.
 
-    auto picks the ring when a core is idle for the pollers: at least two
-    CPUs and a 1-minute load average below (CPUs - 1) (os.getloadavg).
-    Each poller also goes cold by itself when its task makes no calls.
+    auto starts with the ring when a core is idle for the pollers: at
+    least two CPUs and a 1-minute load average below (CPUs - 1)
+    (os.getloadavg); then each task leaves the ring while it does not pay
+    (RingPoller._judge). Each poller also goes cold by itself when its
+    task makes no calls.
     """
     if requested != "auto":
         return requested

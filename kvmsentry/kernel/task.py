@@ -18,9 +18,31 @@ if TYPE_CHECKING:
     from kvmsentry.kernel.mm import MemoryManager
 
 
+# Capabilities (include/uapi/linux/capability.h): bit numbers, and every
+# capability of Linux 6.1 (CAP_LAST_CAP 40).
+CAP_DAC_OVERRIDE = 1
+CAP_DAC_READ_SEARCH = 2
+CAP_FOWNER = 3
+CAP_SETGID = 6
+CAP_SETUID = 7
+CAP_SETPCAP = 8
+CAP_SYS_RESOURCE = 24
+CAP_LAST_CAP = 40
+CAP_FULL = (1 << (CAP_LAST_CAP + 1)) - 1
+
+
 @dataclasses.dataclass
 class Credentials:
-    """uid/gid of a process inside the sandbox (root by default, as runsc)."""
+    """uid/gid and capability sets of a process inside the sandbox (root
+    with every capability by default, as runsc).
+
+    The capability sets are CAP_* bit masks. Left out (None), they are
+    what execve gives a program without file capabilities
+    (security/commoncap.c): every capability permitted when the real or
+    effective uid is 0, effective when the effective uid is 0, none
+    otherwise. The bounding set is always full; there are no ambient
+    capabilities.
+    """
 
     uid: int = 0
     euid: int = 0
@@ -28,6 +50,37 @@ class Credentials:
     gid: int = 0
     egid: int = 0
     sgid: int = 0
+    cap_inheritable: int = 0
+    cap_permitted: int | None = None
+    cap_effective: int | None = None
+
+    def __post_init__(self):
+        if self.cap_permitted is None:
+            self.cap_permitted = CAP_FULL if 0 in (self.uid, self.euid) else 0
+        if self.cap_effective is None:
+            self.cap_effective = self.cap_permitted if self.euid == 0 else 0
+
+    def capable(self, cap: int) -> bool:
+        """Whether ``cap`` (a CAP_* number) is in the effective set (capable())."""
+        return bool(self.cap_effective >> cap & 1)
+
+    def after_exec(self) -> "Credentials":
+        """The credentials execve gives a program without set-user-ID bits or
+        file capabilities: saved ids become the effective ones and the
+        capability sets are recomputed from the uids (fs/exec.c,
+        security/commoncap.c cap_bprm_creds_from_file)."""
+        return Credentials(self.uid, self.euid, self.euid, self.gid, self.egid, self.egid,
+                           cap_inheritable=self.cap_inheritable)
+
+
+def commit_creds(task, new: Credentials) -> None:
+    """Install ``new`` as the credentials of ``task``'s process (kernel/cred.c
+    commit_creds). Every set*id, capset and execve goes through here, so
+    anything that caches the ids (a page answering getuid without an exit)
+    has one place to follow. Credentials belong to the process: all its
+    threads change at once, as glibc's set*id make it (setxid broadcast).
+    """
+    task.process.creds = new
 
 
 @dataclasses.dataclass

@@ -60,6 +60,11 @@ _XCR0_ALLOWED = 0xE7
 _SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
                  | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
 USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+# How long the ring path's guest spins for an answer before it exits (ns):
+# about one exit's cost here (DESIGN.md), enough for the sentry to run a
+# simple call, and what a call costs at worst beyond its exit when the
+# poller has no core.
+RING_GUEST_SPIN_NS = 30_000
 
 
 # User-mode instruction-set extensions (CPUID leaf, subleaf, register, bits)
@@ -220,9 +225,11 @@ class KvmPlatform:
         # vcpu_ring_entry posts it to the request page for a polling host
         # thread first (kvmsentry/kernel/ring.py). Read at each Context.run.
         self.syscall_path = "exit"
-        # The ring path's guest spin budget, in `pause` iterations (~30-140
-        # cycles each): past it the guest withdraws the call and exits.
-        self.ring_guest_spin = 4000
+        # The ring path's guest spin budget, in `pause` iterations: past it
+        # the guest withdraws the call and exits. RING_GUEST_SPIN_NS worth,
+        # from this CPU's cost of one iteration (pause takes ~10-140 cycles
+        # depending on the CPU).
+        self.ring_guest_spin = max(100, int(RING_GUEST_SPIN_NS / max(lib.kvmsentry_pause_ns(), 1.0)))
         self._lock = threading.Lock()
         self._free_vcpus: list = []
         self._nvcpus = 0
@@ -419,6 +426,9 @@ class Context:
         self._fast_frames_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET
         self._fast_return = 0
         self._fast_ids: tuple | None = None
+        # With syscall_path "ring": whether this vCPU uses it now (--syscall-path=auto
+        # turns it off while the poller cannot keep up; kvmsentry/kernel/ring.py).
+        self.ring_enabled = True
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
         self._run_struct = vcpu.run_struct
@@ -597,9 +607,9 @@ class Context:
             platform.memory.put_frame(gpa)
         self._tlb_stale = False
         if pages:
-            # A copy (one C call, atomic under the GIL): other threads add
-            # and remove contexts while this one flushes without the lock.
-            for other in list(self.address_space.contexts):
+            # A snapshot: other threads add and remove contexts (clone, exit,
+            # exec) while this one runs without the kernel lock.
+            for other in tuple(self.address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
@@ -726,7 +736,7 @@ class Context:
         """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
         platform = self.platform
         if platform.fast_syscalls and self._fast_return:
-            return self._ring_entry if platform.syscall_path == "ring" else self._vcpu_entry
+            return self._ring_entry if platform.syscall_path == "ring" and self.ring_enabled else self._vcpu_entry
         return self._plain_entry
 
     def _interrupted_in_stub(self, rip: int) -> int:

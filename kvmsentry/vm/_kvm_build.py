@@ -213,6 +213,7 @@ struct open_how {
 };
 int kvmsentry_openat2(int dirfd, const char *path, struct open_how *how);
 int kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop);
+double kvmsentry_pause_ns(void);
 """
 )
 
@@ -253,6 +254,25 @@ static int kvmsentry_run_vcpu(int fd) { return ioctl(fd, KVM_RUN, 0); }
  * host older than Linux 5.6. */
 static int kvmsentry_openat2(int dirfd, const char *path, struct open_how *how) {
     return (int)syscall(SYS_openat2, dirfd, path, how, sizeof *how);
+}
+
+/* ns per iteration of a `pause` + load + compare loop on this CPU (the
+ * ring stub's spin, guest/runtime.S ring_spin): the best of a few runs. */
+static double kvmsentry_pause_ns(void) {
+    volatile uint32_t word = 0;
+    double best = 1e9;
+    for (int run = 0; run < 5; run++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < 2000; i++) {
+            __builtin_ia32_pause();
+            if (word == 4) break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ns = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 2000;
+        if (ns < best) best = ns;
+    }
+    return best;
 }
 
 /* The ring path's poller (kvmsentry/kernel/ring.py), without the GIL:

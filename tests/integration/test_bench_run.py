@@ -64,3 +64,19 @@ def test_boot_profile(tmp_path):
     assert data["exits"] == (data["syscall_total"] + data["page_faults"] + data["interrupts"]
                              + sum(data["other_exceptions"].values()) + data["other_exits"])
     assert data["guest_s"] > 0
+
+
+@pytest.mark.requires_kvm
+def test_bench_quick_ring_platform_and_raw_ring(tmp_path):
+    """kvmsentry-ring runs the syscall workload; the raw C ring round trip is measured."""
+    out = tmp_path / "bench.json"
+    done = _kvmsentry("bench", "--quick", "--workload", "syscall", "-n", "1", "--json", str(out),
+                      "--platform", "native", "--platform", "kvmsentry-ring", "--no-profile", "--markdown")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["platforms"]["kvmsentry-ring"]["status"] == "ok"
+    assert "--syscall-path=ring" in data["platforms"]["kvmsentry-ring"]["command"]
+    runs = data["workloads"]["syscall"]["runs"]["kvmsentry-ring"]
+    assert runs["failures"] == [] and set(runs["figures"]) == {"getpid_ns", "write_ns"}
+    assert data["raw_ring_ns"] > 0, data["raw_ring_note"]
+    assert "raw C ring round trip (guests/raw_ring.c)" in done.stdout

@@ -128,6 +128,37 @@ def test_gcc_compiles_and_runs(tmp_path, run_both, assert_same):
     assert_same(native, sentry)
 
 
+MULTIPROCESSING_SCRIPT = r"""
+import multiprocessing as mp
+if __name__ == "__main__":
+    with mp.Pool(2) as pool:
+        print(pool.map(abs, [-1, -2, -3, -4]))
+"""
+
+
+def test_python3_multiprocessing_pool(run_both, assert_same):
+    """Worker processes synchronize on semaphores in shared memory (shared futexes)."""
+    _need("/usr/bin/python3")
+    assert_same(*run_both(["/usr/bin/python3", "-c", MULTIPROCESSING_SCRIPT]))
+
+
+def test_shared_futex_across_fork(guests, run_both, assert_same):
+    """A FUTEX_WAKE in the parent reaches the child's FUTEX_WAIT on a MAP_SHARED page."""
+    assert_same(*run_both([guests["proc_shared_futex"]]))
+
+
+def test_make_runs_recipes(tmp_path, run_both, assert_same):
+    """make's children call setresuid/setresgid before running the recipe's shell."""
+    _need("/usr/bin/make")
+    (tmp_path / "Makefile").write_text("all: a b\n\t@echo all $^\na b:\n\t@echo making $@\n")
+    assert_same(*run_both(["/usr/bin/make", "-C", tmp_path], cwd=tmp_path))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checks root's setresuid rules natively")
+def test_setresuid_setresgid(guests, run_both, assert_same):
+    assert_same(*run_both([guests["dyn_setresid"]]))
+
+
 def test_fd_and_xattr_calls(guests, tmp_path, run_both, assert_same):
     """close_range, posix_fadvise, getxattr/listxattr as Linux answers them."""
     target = tmp_path / "file"
@@ -243,3 +274,24 @@ def test_bad_interpreter_errnos(interp_dir, run_both, assert_same):
                               + [interp_dir / f"user_{n}" for n in names])
     assert native.stdout.split(b"\n")[0] == b"user_missing ENOENT"
     assert_same(native, sentry)
+
+
+def _file_mappings(maps: bytes) -> list:
+    """/proc/self/maps lines of files (perms, offset, dev, inode, path), without addresses."""
+    rows = []
+    for line in maps.decode().splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[5].startswith("/"):
+            rows.append(fields[1:])
+    return rows
+
+
+def test_proc_maps_shows_the_program_and_interpreter_as_files(run_both):
+    """The loader maps the program's and ld.so's segments as private file
+    mappings (fs/binfmt_elf.c elf_map): offsets, device and inode as Linux."""
+    _need("/bin/cat")
+    native, sentry = run_both(["/bin/cat", "/proc/self/maps"])
+    assert sentry.returncode == 0, sentry.stderr
+    rows = _file_mappings(native.stdout)
+    assert any(r[4].endswith("/cat") for r in rows) and any("ld-linux" in r[4] for r in rows)
+    assert _file_mappings(sentry.stdout) == rows

@@ -8,6 +8,8 @@ program: SIGTERM, then SIGCONT for a stopped child.
 
 import subprocess
 
+import pytest
+
 from conftest import DEFAULT_ENV, sentry_command
 
 
@@ -20,21 +22,17 @@ def _under_timeout(argv, env=None):
                           stderr=subprocess.PIPE, timeout=60)
 
 
-def test_timeout_ends_a_stopped_guest(busybox):
-    """`timeout 2 sh -c 'kill -STOP $$'`: the shell stops itself; timeout's
-    SIGTERM then SIGCONT must end it, natively and under kvmsentry (124)."""
-    script = ["sh", "-c", "kill -STOP $$; echo not reached"]
-    native = _under_timeout([busybox, *script], env=DEFAULT_ENV)
-    sentry = _under_timeout([*sentry_command(), "boot", busybox, *script])
-    assert native.returncode == 124
-    assert sentry.returncode == native.returncode, sentry.stderr.decode(errors="replace")
-    assert sentry.stdout == native.stdout == b""
-
-
-def test_timeout_ends_a_sleeping_guest(busybox):
-    script = ["sh", "-c", "/bin/busybox sleep 30; echo not reached"]
-    native = _under_timeout([busybox, *script], env=DEFAULT_ENV)
-    sentry = _under_timeout([*sentry_command(), "boot", busybox, *script])
+@pytest.mark.parametrize("script", [
+    "kill -STOP $$; echo not reached",
+    "/bin/busybox sleep 30; echo not reached",
+], ids=["stopped", "sleeping"])
+def test_timeout_ends_the_guest(busybox, script):
+    """`timeout 2 sh -c SCRIPT`: timeout's SIGTERM (then SIGCONT, for the
+    shell that stopped itself) must end it, natively and under kvmsentry
+    (status 124, no output)."""
+    argv = ["sh", "-c", script]
+    native = _under_timeout([busybox, *argv], env=DEFAULT_ENV)
+    sentry = _under_timeout([*sentry_command(), "boot", busybox, *argv])
     assert native.returncode == 124
     assert sentry.returncode == native.returncode, sentry.stderr.decode(errors="replace")
     assert sentry.stdout == native.stdout == b""

@@ -286,3 +286,35 @@ def test_ping_pong(task):
     b.join(10)
     assert not a.is_alive() and not b.is_alive()
     assert get(task, f) == 0
+
+
+class _SharedVma:
+    shared = True
+
+
+class SharedPageMM:
+    """Two of these over one bytearray stand for two processes mapping one
+    MAP_SHARED frame: the same guest-physical address, different addresses."""
+
+    def __init__(self, mem, base, gpa):
+        self.mem, self.base = mem, base
+        self.pages = {base >> 12: gpa}
+
+    def find_vma(self, gva):
+        return _SharedVma() if self.base <= gva < self.base + 4096 else None
+
+    def copy_in(self, gva, length):
+        return bytes(self.mem[gva - self.base:gva - self.base + length])
+
+
+def test_shared_futex_key_is_the_frame():
+    """A shared futex in a MAP_SHARED page is keyed by its guest-physical
+    address (get_futex_key), so two processes meet; a private one by (mm, address)."""
+    mem = bytearray(4096)
+    a = SharedPageMM(mem, 0x10000, 0x5000)
+    b = SharedPageMM(mem, 0x7000_0000, 0x5000)
+    task_a, task_b = new_task(a), new_task(b)
+    assert kfutex.futex_key(task_a, 0x10008, shared=True) == ("shared", 0x5008)
+    assert kfutex.futex_key(task_b, 0x7000_0008, shared=True) == ("shared", 0x5008)
+    assert kfutex.futex_key(task_a, 0x10008) == (a, 0x10008)
+    assert kfutex.futex_key(task_a, 0x20008, shared=True) == (a, 0x20008)  # not in a shared VMA

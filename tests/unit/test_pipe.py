@@ -26,7 +26,7 @@ from kvmsentry.kernel.pipe import (F_GETPIPE_SZ, F_SETPIPE_SZ, POLLERR, POLLHUP,
                                    PipeWriter)
 from kvmsentry.kernel.syscalls.pipe import pipe_fcntl as _pipe_fcntl
 from kvmsentry.kernel.syscalls.table import SyscallError, entry
-from kvmsentry.kernel.task import Process, Task
+from kvmsentry.kernel.task import Credentials, Process, Task
 
 from fakes import FakeMM, dispatch
 
@@ -331,7 +331,7 @@ def test_pipe_size_limit_for_non_root(task):
     r, w = make_pipe(task)
     file = task.fds.get(w)
     assert pipe_fcntl(file, F_SETPIPE_SZ, 1 << 21, task) == 1 << 21  # root
-    task.process.creds.euid = 1000
+    task.process.creds = Credentials(uid=1000, euid=1000)  # no CAP_SYS_RESOURCE
     assert pipe_fcntl(file, F_SETPIPE_SZ, 1 << 20, task) == 1 << 20  # shrinking
     with pytest.raises(SyscallError) as e:
         pipe_fcntl(file, F_SETPIPE_SZ, (1 << 20) + 1, task)

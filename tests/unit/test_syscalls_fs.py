@@ -18,7 +18,7 @@ from kvmsentry.abi.syscall_64 import NUMBERS
 from kvmsentry.kernel.fd import FdTable, HostStream
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, entry
-from kvmsentry.kernel.task import Process, Task
+from kvmsentry.kernel.task import Credentials, Process, Task
 
 from fakes import FakeMM, dispatch
 
@@ -491,7 +491,7 @@ def test_rlimits(task):
     assert task.process.rlimits[7] == (256, 4096)
     assert call(task, "setrlimit", 7, task.mm.alloc(16, struct.pack("<QQ", 10, 5))) == \
         -errno.EINVAL
-    task.process.creds.euid = 1000
+    task.process.creds = Credentials(uid=1000, euid=1000)  # no CAP_SYS_RESOURCE
     assert call(task, "setrlimit", 7, task.mm.alloc(16, struct.pack("<QQ", 10, 8192))) == \
         -errno.EPERM
     assert call(task, "setrlimit", 7, task.mm.alloc(16, struct.pack("<QQ", 10, 100))) == 0

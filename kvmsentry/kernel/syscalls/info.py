@@ -22,6 +22,7 @@ from kvmsentry.kernel.fd import NOFILE_DEFAULT, NR_OPEN, RLIMIT_NOFILE
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel import sched
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
+from kvmsentry.kernel.task import CAP_SYS_RESOURCE
 
 # uname(2)'s answer (struct new_utsname fields, at most 64 bytes each).
 UTS_SYSNAME = b"Linux"
@@ -174,7 +175,7 @@ def _prlimit(task, resource: int, new: tuple[int, int] | None) -> tuple[int, int
         soft, hard = new
         if soft > hard:
             raise SyscallError(errno.EINVAL)
-        if hard > old[1] and task.process.creds.euid != 0:
+        if hard > old[1] and not task.process.creds.capable(CAP_SYS_RESOURCE):
             raise SyscallError(errno.EPERM)
         if resource == RLIMIT_NOFILE and hard > NR_OPEN:
             raise SyscallError(errno.EPERM)
@@ -188,7 +189,7 @@ def sys_prlimit64(task, pid, resource, new_limit, old_limit):
 
     ``pid`` 0 or the caller's pid (ESRCH otherwise). EINVAL for a bad
     resource or soft > hard; EPERM for raising the hard limit without
-    euid 0, or RLIMIT_NOFILE above nr_open (1048576). Limits are stored
+    CAP_SYS_RESOURCE, or RLIMIT_NOFILE above nr_open (1048576). Limits are stored
     in ``task.process.rlimits``; only RLIMIT_NOFILE is enforced so far.
     """
     pid = to_int(pid)

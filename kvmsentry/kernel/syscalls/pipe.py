@@ -16,6 +16,7 @@ from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, PAGE_SIZE, PipeFile, make_pipe
 from kvmsentry.kernel.syscalls.table import SyscallError, syscall
+from kvmsentry.kernel.task import CAP_SYS_RESOURCE
 
 # include/linux/watch_queue.h: pipe2's O_NOTIFICATION_PIPE is O_EXCL.
 O_NOTIFICATION_PIPE = O_EXCL
@@ -103,5 +104,5 @@ def pipe_fcntl(file, cmd: int, arg: int, task=None) -> int | None:
         return pipe.max_usage * PAGE_SIZE
     if task is None:
         task = sched.current()
-    privileged = task is None or task.process.creds.euid == 0
+    privileged = task is None or task.process.creds.capable(CAP_SYS_RESOURCE)
     return pipe.set_size(arg & 0xFFFFFFFF, privileged)

@@ -22,7 +22,7 @@ from kvmsentry.kernel.files import (
 )
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
-from kvmsentry.kernel.task import Process, Task
+from kvmsentry.kernel.task import Process, Task, commit_creds
 from kvmsentry.loader.elf import ELF_HEADER_SIZE, IMAGES, ElfError, load_elf
 from kvmsentry.loader.stack import ArgListTooLong
 
@@ -274,9 +274,8 @@ def _script(head: bytes) -> tuple[bytes, bytes | None] | None:
 def load_interpreter(task: Task, interp: str) -> tuple:
     """The program interpreter a PT_INTERP names, looked up in the guest's VFS.
 
-    Returns ``(ElfImage, guest path, cacheable)``; ``cacheable`` is False
-    for a file the guest wrote (its pages stay out of the executable page
-    cache). Errors as fs/binfmt_elf.c load_elf_binary (checked natively on
+    Returns ``(ElfImage, guest path, host path)``; the host path is None
+    for a file the guest wrote (Kernel._load copies its bytes). Errors as fs/binfmt_elf.c load_elf_binary (checked natively on
     Linux 6.18): ENOENT / ENOTDIR / ELOOP from the lookup (open_exec),
     EACCES for a directory, a non-regular file or no execute bit, EIO for
     a file shorter than an ELF header (elf_read), ELIBBAD for one that is
@@ -301,7 +300,7 @@ def load_interpreter(task: Task, interp: str) -> tuple:
         raise SyscallError(errno.EIO if size < ELF_HEADER_SIZE else errno.ELIBBAD) from None
     except OSError as e:
         raise SyscallError(e.errno) from None
-    return image, os.fsdecode(guest_path), contents is None
+    return image, os.fsdecode(guest_path), host_path
 
 
 def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
@@ -337,10 +336,13 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     exe = os.fsdecode(guest_path)
     try:
         entry, rsp = kernel._load(mm, process.creds, exe, image, exe, argv, envp, interp=interp,
-                                  cacheable=contents is None)
+                                  source=host_path)
     except ArgListTooLong:
         mm.destroy()
         raise SyscallError(errno.E2BIG) from None
+    except OSError as e:  # the host file went away after its lookup
+        mm.destroy()
+        raise SyscallError(e.errno) from None
     except Exception:
         mm.destroy()
         raise
@@ -351,6 +353,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     process.exe = exe
     process.argv = list(argv)
     process.envp = list(envp)
+    commit_creds(task, process.creds.after_exec())
     # fs/exec.c begin_new_exec: the basename of the path execve was given
     # ("exe" for /proc/self/exe, the script for a #! script).
     task.comm = os.path.basename(execfn)[:15]

@@ -27,6 +27,7 @@ _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 _root_fds: dict[bytes, int] = {}  # host root -> an O_PATH fd of it, kept open
 _have_openat2: list[bool] = []    # [] until probed, then [True] or [False]
+_hows: dict = {}                  # (flags, mode) -> struct open_how *
 
 
 def _root_fd(root: bytes) -> int:
@@ -47,17 +48,28 @@ def relative(root: bytes, host_path: bytes) -> bytes:
     return host_path[len(prefix):].strip(b"/") or b"."
 
 
+def _how(flags: int, mode: int):
+    """The struct open_how for ``flags``/``mode`` (made once, then reused)."""
+    key = (flags, mode)
+    how = _hows.get(key)
+    if how is None:
+        from kvmsentry.vm._kvm import ffi, lib
+        how = ffi.new("struct open_how *")
+        how.flags = flags | os.O_CLOEXEC
+        creating = flags & os.O_CREAT or (flags & os.O_TMPFILE) == os.O_TMPFILE
+        how.mode = mode if creating else 0  # openat2 refuses a mode otherwise (EINVAL)
+        how.resolve = lib.RESOLVE_IN_ROOT | lib.RESOLVE_NO_MAGICLINKS
+        if len(_hows) < 64:
+            _hows[key] = how
+    return how
+
+
 def _openat2(dirfd: int, rel: bytes, flags: int, mode: int) -> int | None:
     """openat2 beneath ``dirfd``; None when the host has no openat2."""
     if _have_openat2 == [False]:
         return None
     from kvmsentry.vm._kvm import ffi, lib
-    how = ffi.new("struct open_how *")
-    how.flags = flags | os.O_CLOEXEC
-    creating = flags & os.O_CREAT or (flags & os.O_TMPFILE) == os.O_TMPFILE
-    how.mode = mode if creating else 0  # openat2 refuses a mode otherwise (EINVAL)
-    how.resolve = lib.RESOLVE_IN_ROOT | lib.RESOLVE_NO_MAGICLINKS
-    fd = lib.kvmsentry_openat2(dirfd, rel, how)
+    fd = lib.kvmsentry_openat2(dirfd, rel, _how(flags, mode))
     if fd < 0:
         err = ffi.errno
         if err == errno.ENOSYS and not _have_openat2:
