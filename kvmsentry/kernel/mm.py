@@ -316,12 +316,14 @@ class MemoryManager:
             if flags:
                 self.address_space.map_entry(vpn << PAGE_SHIFT, gpa | flags)
 
-    def _map_file_pages(self, vma: Vma, start: int, end: int, write_vpn: int = -1) -> bool:
+    def _map_file_pages(self, vma: Vma, start: int, end: int, write_vpn: int = -1,
+                        copy_all: bool = False) -> bool:
         """Map the file pages of [start, end) from the page cache; False if
         the first page is wholly past the end of the file (SIGBUS).
 
         Private VMAs get the cache's frames read-only, copy-on-write,
-        except page ``write_vpn`` (a write fault), which gets its copy now.
+        except page ``write_vpn`` (a write fault), which gets its copy now
+        (every page with ``copy_all``).
         """
         mapping = vma.mapping
         npages_file = (mapping.size() + PAGE_SIZE - 1) >> PAGE_SHIFT
@@ -344,7 +346,7 @@ class MemoryManager:
             gpa = mapping.get_page(index)
             entry = flags
             if private:
-                if vpn == write_vpn:
+                if vpn == write_vpn or copy_all:
                     new = memory.alloc_frame()
                     self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
                     gpa = new
@@ -483,14 +485,16 @@ class MemoryManager:
         small = vma.end - vma.start <= SMALL_VMA
         if vpn in self.pages:
             if write and vpn in self.cow:
-                if small and not vma.shared and vma.mapping is None:
+                if small and not vma.shared and (vma.mapping is None or vma.mapping.immutable):
                     # A data segment is written all over (relocations):
                     # copy its shared pages at once, one fault not one each.
-                    # (Not file pages: one not written yet must keep
-                    # seeing write(2) to the file, as on Linux.)
+                    # (Not pages of a file that can change: one not written
+                    # yet must keep seeing write(2) to it, as on Linux.)
                     for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                         if other in self.cow:
                             self._break_cow(other)
+                    if vma.mapping is not None:
+                        self._map_file_pages(vma, vma.start, vma.end, copy_all=True)
                 else:
                     self._break_cow(vpn)
                 return 0
@@ -506,7 +510,7 @@ class MemoryManager:
                 if not self._map_file_pages(vma, page, page + PAGE_SIZE, vpn):
                     return FAULT_SIGBUS
                 if small:
-                    self._map_file_pages(vma, vma.start, vma.end)
+                    self._map_file_pages(vma, vma.start, vma.end, copy_all=vma.mapping.immutable)
                 return 0
             # Fault-around: the aligned window, from the faulting page on
             # first (a page past the end of the file is SIGBUS), then below it.

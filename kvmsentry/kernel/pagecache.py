@@ -64,6 +64,9 @@ class FileMapping:
     """
 
     writable = False  # MAP_SHARED + PROT_WRITE may map the frames themselves
+    # The content never changes while mapped (a host file as it was when
+    # first mapped): a private page may be copied before it is written.
+    immutable = False
 
     def __init__(self, cache: "PageCache", dev: int, ino: int):
         self.cache = cache
@@ -285,6 +288,8 @@ class AnonMapping(FileMapping):
 
 class HostMapping(FileMapping):
     """The page cache of a read-only host file, as it was when first mapped."""
+
+    immutable = True
 
     def __init__(self, cache: "PageCache", host_path: bytes, st: os.stat_result,
                  host_fd: int | None = None):
