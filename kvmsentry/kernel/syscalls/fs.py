@@ -13,6 +13,7 @@ with ``to_s64``. Counts above MAX_RW_COUNT are clamped like Linux
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -652,18 +653,31 @@ def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
     if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SyscallError(errno.EINVAL)
     path = read_path(task, path_gva)
-    if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
-        file = task.fds.get(dirfd)
-        host = file.host_path()
-        if host is not None:
-            node = F.Node(F.HOST, file.guest_path, host_path=host, st=host_call(os.lstat, host))
+    process = task.process
+    creds = process.creds
+    if not flags & AT_EACCESS and (creds.uid, creds.gid) != (creds.euid, creds.egid):
+        # access_override_creds: the real ids decide, for the lookup too,
+        # with root's capabilities only for a real uid 0.
+        override = dataclasses.replace(creds, euid=creds.uid, egid=creds.gid)
+        if hasattr(override, "cap_effective"):
+            override.cap_effective = override.cap_permitted if creds.uid == 0 else 0
+        process.creds = override
+    try:
+        if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
+            file = task.fds.get(dirfd)
+            host = file.host_path()
+            if host is not None:
+                node = F.Node(F.HOST, file.guest_path, host_path=host,
+                              st=host_call(os.lstat, host))
+            else:
+                node = F.Node(F.FDLINK, file.guest_path, file=file)
         else:
-            node = F.Node(F.FDLINK, file.guest_path, file=file)
-    else:
-        if not path and flags & AT_EMPTY_PATH:
-            path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
-        node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
-    F.node_access(node, mode, task.process.creds)
+            if not path and flags & AT_EMPTY_PATH:
+                path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
+            node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
+        F.node_access(node, mode, process.creds)
+    finally:
+        process.creds = creds
     return 0
 
 
@@ -688,7 +702,7 @@ def sys_faccessat(task, dirfd, pathname, mode):
 def sys_faccessat2(task, dirfd, pathname, mode, flags):
     """Implements Linux syscall faccessat2(2).
 
-    Flags AT_EACCESS (same answer: real and effective ids are one here),
+    Flags AT_EACCESS (the effective ids decide instead of the real ones),
     AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH; others EINVAL.
     """
     return _access(task, to_int(dirfd), pathname, mode, to_int(flags))
@@ -1296,7 +1310,7 @@ def sys_truncate(task, path, length):
         raise SyscallError(errno.EINVAL)
     check_size(length)
     creds = task.process.creds
-    if creds.euid != 0 and node.kind in (F.HOST, F.MEM):
+    if not perm.privileged(creds) and node.kind in (F.HOST, F.MEM):
         perm.permission(creds, node.inode, perm.MAY_WRITE)  # vfs_truncate
     F.writable_inode(node, truncate=length == 0, task=task).truncate(length)
     return 0
