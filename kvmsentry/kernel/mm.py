@@ -316,12 +316,14 @@ class MemoryManager:
             if flags:
                 self.address_space.map_entry(vpn << PAGE_SHIFT, gpa | flags)
 
-    def _map_file_pages(self, vma: Vma, start: int, end: int, write_vpn: int = -1) -> bool:
+    def _map_file_pages(self, vma: Vma, start: int, end: int, write_vpn: int = -1,
+                        copy_all: bool = False) -> bool:
         """Map the file pages of [start, end) from the page cache; False if
         the first page is wholly past the end of the file (SIGBUS).
 
         Private VMAs get the cache's frames read-only, copy-on-write,
-        except page ``write_vpn`` (a write fault), which gets its copy now.
+        except page ``write_vpn`` (a write fault), which gets its copy now
+        (every page with ``copy_all``).
         """
         mapping = vma.mapping
         npages_file = (mapping.size() + PAGE_SIZE - 1) >> PAGE_SHIFT
@@ -344,7 +346,7 @@ class MemoryManager:
             gpa = mapping.get_page(index)
             entry = flags
             if private:
-                if vpn == write_vpn:
+                if vpn == write_vpn or copy_all:
                     new = memory.alloc_frame()
                     self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
                     gpa = new
@@ -377,9 +379,16 @@ class MemoryManager:
         """madvise(MADV_DONTNEED)'s core: drop the pages of [start, end).
 
         Anonymous private pages read as zero again, private file pages as
-        the file; shared pages keep their data (it is in the page cache).
+        the file; shared pages keep their data (a shared file's is in the
+        page cache; shared anonymous pages, whose frames are the only
+        copy, stay mapped).
         """
-        self._drop_pages(start, end)
+        for vma in self.vmas:
+            if vma.end <= start or vma.start >= end:
+                continue
+            if vma.shared and vma.mapping is None:
+                continue
+            self._drop_pages(max(start, vma.start), min(end, vma.end))
 
     def set_dontfork(self, start: int, end: int, dontfork: bool) -> None:
         """MADV_DONTFORK / MADV_DOFORK on the VMAs of [start, end)."""
@@ -476,14 +485,16 @@ class MemoryManager:
         small = vma.end - vma.start <= SMALL_VMA
         if vpn in self.pages:
             if write and vpn in self.cow:
-                if small and not vma.shared and vma.mapping is None:
+                if small and not vma.shared and (vma.mapping is None or vma.mapping.immutable):
                     # A data segment is written all over (relocations):
                     # copy its shared pages at once, one fault not one each.
-                    # (Not file pages: one not written yet must keep
-                    # seeing write(2) to the file, as on Linux.)
+                    # (Not pages of a file that can change: one not written
+                    # yet must keep seeing write(2) to it, as on Linux.)
                     for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                         if other in self.cow:
                             self._break_cow(other)
+                    if vma.mapping is not None:
+                        self._map_file_pages(vma, vma.start, vma.end, copy_all=True)
                 else:
                     self._break_cow(vpn)
                 return 0
@@ -499,7 +510,7 @@ class MemoryManager:
                 if not self._map_file_pages(vma, page, page + PAGE_SIZE, vpn):
                     return FAULT_SIGBUS
                 if small:
-                    self._map_file_pages(vma, vma.start, vma.end)
+                    self._map_file_pages(vma, vma.start, vma.end, copy_all=vma.mapping.immutable)
                 return 0
             # Fault-around: the aligned window, from the faulting page on
             # first (a page past the end of the file is SIGBUS), then below it.
