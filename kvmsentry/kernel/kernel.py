@@ -80,6 +80,11 @@ HWCAP2_FSGSBASE = 1 << 1
 HOST_FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                                     signal.SIGQUIT, signal.SIGCONT})
 HOST_SIGNAL_POLL_S = 0.5
+# The same page fault, resolved, coming back with the same registers: after
+# this many repeats every page-table level is flushed, after the limit the
+# task is stopped as a sentry bug (Kernel._check_fault_loop).
+FAULT_LOOP_DEEP_FLUSH = 8
+FAULT_LOOP_LIMIT = 10_000
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
@@ -921,6 +926,7 @@ class Kernel:
             except OutOfGuestMemory:
                 self._die(task, signal.SIGKILL, "out of guest memory")
             if code == 0:
+                self._check_fault_loop(task, f.cr2)
                 return
             if code == FAULT_SIGBUS:  # past the end of a mapped file (mmap(2))
                 signo, why = signal.SIGBUS, f"access past the end of a mapped file at {f.cr2:#x}"
@@ -944,6 +950,28 @@ class Kernel:
             except (GuestFault, signals._NoRestorer):
                 signo, why = signal.SIGSEGV, why + "; the signal frame could not be written"
         self._die(task, signo, why)
+
+    def _check_fault_loop(self, task: Task, gva: int) -> None:
+        """Stop a task whose page fault the sentry resolves without effect.
+
+        A fault the memory manager answers "mapped" should not come back
+        with the same registers while no page was unmapped (another
+        thread's munmap or MADV_DONTNEED makes a new fault): if it does, the
+        MMU keeps an entry the flushes did not reach. After FAULT_LOOP_DEEP_FLUSH repeats every
+        page-table page on the walk is flushed; after FAULT_LOOP_LIMIT the
+        task is stopped as a sentry bug (a report, not a hang).
+        """
+        regs = task.context.regs
+        key = (gva, regs.rip, regs.rsp, regs.rax, regs.rcx, task.mm.drops)
+        if key != task.fault_key:
+            task.fault_key, task.fault_repeats = key, 0
+            return
+        task.fault_repeats += 1
+        if task.fault_repeats == FAULT_LOOP_DEEP_FLUSH:
+            task.mm.address_space.mark_stale(gva, every_level=True)
+        elif task.fault_repeats >= FAULT_LOOP_LIMIT:
+            raise RuntimeError(f"page fault loop: the fault at {gva:#x} came back "
+                               f"{task.fault_repeats} times after being resolved")
 
     @staticmethod
     def _pf_reason(f, code: int) -> str:

@@ -132,6 +132,9 @@ class MemoryManager:
         self.brk = 0
         self.stack_limit = 8 << 20  # RLIMIT_STACK's default soft value, bytes
         self.faults = 0
+        # Calls of _drop_pages: a fault that comes back after one is a new
+        # fault, not a loop (Kernel._check_fault_loop).
+        self.drops = 0
 
     # -- VMA bookkeeping ------------------------------------------------
     def find_vma(self, gva: int) -> Vma | None:
@@ -246,6 +249,7 @@ class MemoryManager:
             del self._starts[i]
 
     def _drop_pages(self, start: int, end: int) -> None:
+        self.drops += 1
         pages = self.pages
         npages = (end - start) >> PAGE_SHIFT
         if npages > len(pages):
