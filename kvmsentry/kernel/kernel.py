@@ -48,6 +48,7 @@ from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
 from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
 from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
 from kvmsentry.kernel.syscalls import vfs_extra as _vfs_extra  # noqa: F401
+from kvmsentry.kernel.syscalls import splice as _splice  # noqa: F401
 from kvmsentry.kernel.syscalls import xattr as _xattr  # noqa: F401
 from kvmsentry.kernel.syscalls import creds as _creds  # noqa: F401
 from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
