@@ -219,7 +219,12 @@ def _read_strings(task, array_gva: int) -> list[bytes]:
         (pointer,) = struct.unpack("<Q", task.mm.copy_in(array_gva + 8 * len(strings), 8))
         if pointer == 0:
             return strings
-        value = task.mm.read_cstring(pointer, 32 * 4096)
+        try:
+            value = task.mm.read_cstring(pointer, 32 * 4096)  # MAX_ARG_STRLEN with the NUL
+        except SyscallError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            raise SyscallError(errno.E2BIG) from None  # fs/exec.c copy_strings
         total += len(value) + 1 + 8
         if total > 2 * 1024 * 1024 or len(strings) >= MAX_ARG_STRINGS:
             raise SyscallError(errno.E2BIG)
