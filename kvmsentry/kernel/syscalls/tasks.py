@@ -598,18 +598,20 @@ def sys_rt_sigqueueinfo(task, tgid: int, sig: int, info_gva: int) -> int:
     """Implements Linux syscall rt_sigqueueinfo(2) (sigqueue(3)) with the caller's siginfo.
 
     EPERM when the siginfo claims to come from the kernel (si_code >= 0 or
-    SI_TKILL) and the target is another process; ESRCH; EINVAL.
+    SI_TKILL) and the target is another process; ESRCH; EINVAL. In
+    kernel/signal.c's order: the siginfo is read first (EFAULT), then
+    EPERM, ESRCH, and the signal number last.
     """
     kernel = task.kernel
     tgid, sig = to_int(tgid), to_int(sig)
-    _check_signo(sig)
     info = bytearray(task.mm.copy_in(info_gva, signals.SIGINFO_SIZE))
     (code,) = struct.unpack_from("<i", info, 8)
+    if (code >= 0 or code == signals.SI_TKILL) and tgid != task.process.pid:
+        raise SyscallError(errno.EPERM)
     target = kernel.processes.get(tgid)
     if target is None or target.zombie:
         raise SyscallError(errno.ESRCH)
-    if (code >= 0 or code == signals.SI_TKILL) and target is not task.process:
-        raise SyscallError(errno.EPERM)
+    _check_signo(sig)
     struct.pack_into("<i", info, 0, sig)
     if sig:
         kernel.send_signal(target, sig, info=bytes(info))
