@@ -270,7 +270,7 @@ class Kernel:
         segments become private file mappings of the page cache), None
         for a file the guest wrote (its bytes are copied in). Returns
         (entry, rsp). Raises OutOfGuestMemory, ArgListTooLong, OSError
-        (the host file cannot be opened), ExecError(E2BIG).
+        (the host file cannot be opened).
         """
         bias = 0
         if image.is_pie:
@@ -290,8 +290,6 @@ class Kernel:
                 interp_bias = ((start + align - 1) & ~(align - 1)) - lo
             self._map_image(mm, interp_image, interp_bias, interp_path, interp_source)
             entry = interp_bias + interp_image.entry
-        stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
-                                  PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)
         vdso = self.platform.vdso
         mm.map_region(VVAR_GVA, PAGE_SIZE, PROT_READ, name="[vvar]")
         mm.map_region(VVAR_GVA + PAGE_SIZE, vdso.size, PROT_READ | PROT_EXEC, name="[vdso]")
@@ -302,8 +300,12 @@ class Kernel:
                          hwcap2=self._hwcap2, sysinfo_ehdr=VVAR_GVA + PAGE_SIZE)
         execfn = argv[0] if argv else os.fsencode(host_path)
         stack = build_initial_stack(STACK_TOP, argv, envp, auxv, execfn=execfn)
-        if stack.image_base < stack_vma.start:
-            raise ExecError(errno.E2BIG, "argument list too long")
+        # fs/exec.c setup_arg_pages: the stack holds the strings (up to
+        # build_initial_stack's 2 MiB) and 128 KiB more below them.
+        used = (STACK_TOP - stack.image_base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        size = max(INITIAL_STACK_SIZE, used + INITIAL_STACK_SIZE)
+        mm.map_region(STACK_TOP - size, size, PROT_READ | PROT_WRITE, name="[stack]",
+                      grows_down=True)
         mm.write_bytes(stack.image_base, stack.image)
         return entry, stack.rsp
 

@@ -70,8 +70,20 @@ def _resolve(name: bytes) -> None:
 
 def _permission(creds, obj, name: bytes, write: bool) -> None:
     """xattr_permission: EPERM/ENODATA by namespace, then the file's own
-    read or write permission (EACCES)."""
+    read or write permission (EACCES).
+
+    ``security.`` and ``system.`` names take no file permission (fs/xattr.c
+    leaves them to the LSM): anyone may read them; changing a
+    ``security.`` one needs CAP_SYS_ADMIN (EPERM), as the capability LSM's
+    cap_inode_setxattr/cap_inode_removexattr say (security/commoncap.c;
+    security.capability's own CAP_SETFCAP and value checks are not
+    modelled)."""
     mask = _perm.MAY_WRITE if write else _perm.MAY_READ
+    if name.startswith((b"security.", b"system.")):
+        if (write and name.startswith(b"security.")
+                and not _perm.capable(creds, _perm.CAP_SYS_ADMIN)):
+            raise SyscallError(errno.EPERM)
+        return
     if name.startswith(b"trusted."):
         if not _perm.capable(creds, _perm.CAP_SYS_ADMIN):
             raise SyscallError(errno.EPERM if write else errno.ENODATA)
