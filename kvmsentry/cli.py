@@ -242,17 +242,48 @@ def _error(message: str) -> None:
     print(f"kvmsentry: {message}", file=sys.stderr, flush=True)
 
 
-def _host_path(args) -> str:
-    """The host file BINARY names: a host path, or a guest path inside --root."""
+_MAXSYMLINKS = 40  # include/linux/namei.h: ELOOP beyond
+
+
+def _resolve_in_root(root: str, guest: str) -> str | None:
+    """The host path of the absolute guest path ``guest`` with ``root`` as
+    its /: ".." stops at the root and a symlink's absolute target starts
+    from it (openat2's RESOLVE_IN_ROOT, as the guest's own lookups do).
+    None after 40 symlinks (ELOOP)."""
+    todo = [n for n in guest.split("/") if n not in ("", ".")]
+    todo.reverse()
+    done: list[str] = []
+    links = 0
+    while todo:
+        name = todo.pop()
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        host = os.path.join(root, *done, name)
+        if os.path.islink(host):
+            links += 1
+            if links > _MAXSYMLINKS:
+                return None
+            target = os.readlink(host)
+            if target.startswith("/"):
+                done = []
+            todo.extend(reversed([n for n in target.split("/") if n not in ("", ".")]))
+            continue
+        done.append(name)
+    return os.path.join(root, *done)
+
+
+def _host_path(args) -> str | None:
+    """The host file BINARY names: a host path, or a guest path inside --root
+    (relative to --cwd there, "/" by default), resolved as the guest would;
+    None for a symlink loop."""
     binary = args.binary
     if args.root in ("/", None):
         return binary
     root = os.path.realpath(args.root)
     guest = binary if binary.startswith("/") else os.path.join(args.cwd or "/", binary)
-    host = os.path.realpath(os.path.join(root, guest.lstrip("/")))
-    if host != root and not host.startswith(root + os.sep):
-        return os.path.join(root, "nonexistent", guest.lstrip("/"))  # escapes: not found
-    return host
+    return _resolve_in_root(root, guest)
 
 
 def _parse_mount(parser, item: str):
@@ -279,8 +310,11 @@ def _parse_mount(parser, item: str):
 
 def _boot(args) -> int:
     binary = _host_path(args)
+    if binary is None:
+        _error(f"{args.binary}: Too many levels of symbolic links")
+        return EXIT_CANNOT_EXECUTE
     if not os.path.exists(binary):
-        _error(f"{binary}: No such file or directory")
+        _error(f"{args.binary}: No such file or directory")
         return EXIT_NOT_FOUND
     if os.path.isdir(binary):
         _error(f"{binary}: cannot execute: Is a directory")

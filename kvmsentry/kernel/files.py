@@ -273,7 +273,7 @@ def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
     creds = task.process.creds
     # Search permission on each directory looked in (may_lookup); root
     # may search every directory (CAP_DAC_READ_SEARCH).
-    search = search and creds.euid != 0
+    search = search and not _perm.capable(creds, _perm.CAP_DAC_READ_SEARCH)
     while stack:
         name = stack.pop()
         if name == b"":
@@ -684,7 +684,7 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         file_flags = flags & ~fdmod.O_CLOEXEC
     creds = task.process.creds
     if node.kind == MISSING:
-        if creds.euid != 0 and node.parent is not None:
+        if not _perm.privileged(creds) and node.parent is not None:
             _perm.may_create(creds, node.parent)
         fs, d = _parent_dir(node)
         uid, gid = _creds(task)
@@ -707,8 +707,10 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         raise SyscallError(errno.ELOOP)
     if is_dir and ((flags & O_ACCMODE) != O_RDONLY or flags & O_TRUNC):
         raise SyscallError(errno.EISDIR)  # O_TRUNC asks for write access (fs/open.c)
-    if creds.euid != 0 and node.kind in (HOST, MEM):
+    if not _perm.privileged(creds) and node.kind in (HOST, MEM):
         _perm.permission(creds, node.inode, _open_mask(flags))  # may_open
+        if flags & fdmod.O_NOATIME and not _perm.is_owner(creds, node.inode):
+            raise SyscallError(errno.EPERM)  # may_open: O_NOATIME is the owner's (LTP open02)
     if is_dir and node.kind in (HOST, MEM):
         file_flags |= O_DIRECTORY
     if node.kind == HOST:
@@ -781,7 +783,7 @@ def _open_tmpfile(task, dirfd: int, path: bytes, flags: int, mode: int) -> File:
     if node.mount.readonly:
         raise SyscallError(errno.EROFS)
     creds = task.process.creds
-    if creds.euid != 0:
+    if not _perm.privileged(creds):
         _perm.may_create(creds, node.inode)
     fs = node.mount.fs
     perm = mode & 0o7777 & ~task.process.umask
@@ -828,7 +830,7 @@ def node_access(node: Node, mode: int, creds=None) -> None:
     if mode == 0:
         return
     st = node_stat(node)
-    if creds is not None and creds.euid != 0:
+    if creds is not None and not _perm.privileged(creds):
         if not _perm.mode_permission(creds, st.st_mode, st.st_uid, st.st_gid, mode):
             raise SyscallError(errno.EACCES)
     if node.kind == HOST:
@@ -872,13 +874,13 @@ def _new_name(task, dirfd: int, path: bytes, trailing_ok: bool = False):
 
 def _may_create(task, parent: Node) -> None:
     creds = task.process.creds
-    if creds.euid != 0 and parent.kind in (HOST, MEM):
+    if not _perm.privileged(creds) and parent.kind in (HOST, MEM):
         _perm.may_create(creds, parent.inode)
 
 
 def _may_delete(task, parent: Node, victim: Node) -> None:
     creds = task.process.creds
-    if creds.euid != 0 and parent.kind in (HOST, MEM) and victim.kind in (HOST, MEM):
+    if not _perm.privileged(creds) and parent.kind in (HOST, MEM) and victim.kind in (HOST, MEM):
         _perm.may_delete(creds, parent.inode, victim.inode)
 
 
@@ -1003,7 +1005,7 @@ def do_rename(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes
         raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
     if new.kind != MISSING and _same_file(old, new):
         return
-    if task.process.creds.euid != 0:
+    if not _perm.privileged(task.process.creds):
         _may_delete(task, oparent, old)
         if new.kind == MISSING:
             _may_create(task, nparent)
@@ -1036,7 +1038,7 @@ def _link_open_file(task, file: File, newdirfd: int, newpath: bytes) -> None:
     if inode.is_dir():
         raise SyscallError(errno.EPERM)
     creds = task.process.creds
-    if creds.euid != 0:
+    if not _perm.privileged(creds):
         _may_create(task, nparent)
         _perm.may_link(creds, inode)
     if inode.nlink == 0 and inode not in _LINKABLE:
@@ -1070,7 +1072,7 @@ def do_link(task, olddirfd: int, oldpath: bytes, newdirfd: int, newpath: bytes,
     if old.is_dir():
         raise SyscallError(errno.EPERM)
     creds = task.process.creds
-    if creds.euid != 0:
+    if not _perm.privileged(creds):
         _may_create(task, nparent)
         _perm.may_link(creds, old.inode)
     inode = writable_inode(old)

@@ -47,6 +47,7 @@ from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
 from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
 from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
 from kvmsentry.kernel.syscalls import vfs_extra as _vfs_extra  # noqa: F401
+from kvmsentry.kernel.syscalls import splice as _splice  # noqa: F401
 from kvmsentry.kernel.syscalls import xattr as _xattr  # noqa: F401
 from kvmsentry.kernel.syscalls import creds as _creds  # noqa: F401
 from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
@@ -79,6 +80,11 @@ HWCAP2_FSGSBASE = 1 << 1
 HOST_FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                                     signal.SIGQUIT, signal.SIGCONT})
 HOST_SIGNAL_POLL_S = 0.5
+# The same page fault, resolved, coming back with the same registers: after
+# this many repeats every page-table level is flushed, after the limit the
+# task is stopped as a sentry bug (Kernel._check_fault_loop).
+FAULT_LOOP_DEEP_FLUSH = 8
+FAULT_LOOP_LIMIT = 10_000
 # Status of kvmsentry itself when the sentry fails (a bug, a host error),
 # as `docker run` uses 125 for its own failures.
 EXIT_SENTRY_FAILURE = 125
@@ -265,7 +271,7 @@ class Kernel:
         segments become private file mappings of the page cache), None
         for a file the guest wrote (its bytes are copied in). Returns
         (entry, rsp). Raises OutOfGuestMemory, ArgListTooLong, OSError
-        (the host file cannot be opened), ExecError(E2BIG).
+        (the host file cannot be opened).
         """
         bias = 0
         if image.is_pie:
@@ -285,8 +291,6 @@ class Kernel:
                 interp_bias = ((start + align - 1) & ~(align - 1)) - lo
             self._map_image(mm, interp_image, interp_bias, interp_path, interp_source)
             entry = interp_bias + interp_image.entry
-        stack_vma = mm.map_region(STACK_TOP - INITIAL_STACK_SIZE, INITIAL_STACK_SIZE,
-                                  PROT_READ | PROT_WRITE, name="[stack]", grows_down=True)
         vdso = self.platform.vdso
         mm.map_region(VVAR_GVA, PAGE_SIZE, PROT_READ, name="[vvar]")
         mm.map_region(VVAR_GVA + PAGE_SIZE, vdso.size, PROT_READ | PROT_EXEC, name="[vdso]")
@@ -297,8 +301,12 @@ class Kernel:
                          hwcap2=self._hwcap2, sysinfo_ehdr=VVAR_GVA + PAGE_SIZE)
         execfn = argv[0] if argv else os.fsencode(host_path)
         stack = build_initial_stack(STACK_TOP, argv, envp, auxv, execfn=execfn)
-        if stack.image_base < stack_vma.start:
-            raise ExecError(errno.E2BIG, "argument list too long")
+        # fs/exec.c setup_arg_pages: the stack holds the strings (up to
+        # build_initial_stack's 2 MiB) and 128 KiB more below them.
+        used = (STACK_TOP - stack.image_base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        size = max(INITIAL_STACK_SIZE, used + INITIAL_STACK_SIZE)
+        mm.map_region(STACK_TOP - size, size, PROT_READ | PROT_WRITE, name="[stack]",
+                      grows_down=True)
         mm.write_bytes(stack.image_base, stack.image)
         return entry, stack.rsp
 
@@ -563,8 +571,14 @@ class Kernel:
             return
         process = task.process
         creds = process.creds
+        # The trampoline is in the process's vDSO; without one where _load
+        # maps it, the calls exit as the others do.
+        vma = task.mm.find_vma(VVAR_GVA + PAGE_SIZE) if task.mm is not None else None
+        fast_return = 0
+        if vma is not None and vma.name == "[vdso]" and vma.start == VVAR_GVA + PAGE_SIZE:
+            fast_return = vma.start + self.platform.vdso.fast_return_offset
         ctx.set_fast_ids((process.pid, process.ppid, task.tid, creds.uid, creds.euid, creds.gid, creds.egid),
-                         VVAR_GVA + PAGE_SIZE + self.platform.vdso.fast_return_offset)
+                         fast_return)
 
     # -- signals (default actions; handlers come with signal delivery) ---------
     def handle_signals(self, task: Task) -> None:
@@ -919,6 +933,7 @@ class Kernel:
             except OutOfGuestMemory:
                 self._die(task, signal.SIGKILL, "out of guest memory")
             if code == 0:
+                self._check_fault_loop(task, f.cr2)
                 return
             if code == FAULT_SIGBUS:  # past the end of a mapped file (mmap(2))
                 signo, why = signal.SIGBUS, f"access past the end of a mapped file at {f.cr2:#x}"
@@ -942,6 +957,28 @@ class Kernel:
             except (GuestFault, signals._NoRestorer):
                 signo, why = signal.SIGSEGV, why + "; the signal frame could not be written"
         self._die(task, signo, why)
+
+    def _check_fault_loop(self, task: Task, gva: int) -> None:
+        """Stop a task whose page fault the sentry resolves without effect.
+
+        A fault the memory manager answers "mapped" should not come back
+        with the same registers while no page was unmapped (another
+        thread's munmap or MADV_DONTNEED makes a new fault): if it does, the
+        MMU keeps an entry the flushes did not reach. After FAULT_LOOP_DEEP_FLUSH repeats every
+        page-table page on the walk is flushed; after FAULT_LOOP_LIMIT the
+        task is stopped as a sentry bug (a report, not a hang).
+        """
+        regs = task.context.regs
+        key = (gva, regs.rip, regs.rsp, regs.rax, regs.rcx, task.mm.drops)
+        if key != task.fault_key:
+            task.fault_key, task.fault_repeats = key, 0
+            return
+        task.fault_repeats += 1
+        if task.fault_repeats == FAULT_LOOP_DEEP_FLUSH:
+            task.mm.address_space.mark_stale(gva, every_level=True)
+        elif task.fault_repeats >= FAULT_LOOP_LIMIT:
+            raise RuntimeError(f"page fault loop: the fault at {gva:#x} came back "
+                               f"{task.fault_repeats} times after being resolved")
 
     @staticmethod
     def _pf_reason(f, code: int) -> str:

@@ -137,6 +137,9 @@ class MemoryManager:
         self.brk = 0
         self.stack_limit = 8 << 20  # RLIMIT_STACK's default soft value, bytes
         self.faults = 0
+        # Calls of _drop_pages: a fault that comes back after one is a new
+        # fault, not a loop (Kernel._check_fault_loop).
+        self.drops = 0
 
     # -- VMA bookkeeping ------------------------------------------------
     def find_vma(self, gva: int) -> Vma | None:
@@ -252,6 +255,7 @@ class MemoryManager:
             del self._starts[i]
 
     def _drop_pages(self, start: int, end: int) -> None:
+        self.drops += 1
         pages = self.pages
         npages = (end - start) >> PAGE_SHIFT
         if npages > len(pages):
@@ -385,9 +389,16 @@ class MemoryManager:
         """madvise(MADV_DONTNEED)'s core: drop the pages of [start, end).
 
         Anonymous private pages read as zero again, private file pages as
-        the file; shared pages keep their data (it is in the page cache).
+        the file; shared pages keep their data (a shared file's is in the
+        page cache; shared anonymous pages, whose frames are the only
+        copy, stay mapped).
         """
-        self._drop_pages(start, end)
+        for vma in self.vmas:
+            if vma.end <= start or vma.start >= end:
+                continue
+            if vma.shared and vma.mapping is None:
+                continue
+            self._drop_pages(max(start, vma.start), min(end, vma.end))
 
     def set_dontfork(self, start: int, end: int, dontfork: bool) -> None:
         """MADV_DONTFORK / MADV_DOFORK on the VMAs of [start, end)."""
@@ -486,14 +497,16 @@ class MemoryManager:
         small = vma.end - vma.start <= SMALL_VMA
         if vpn in self.pages:
             if write and vpn in self.cow:
-                if small and not vma.shared and vma.mapping is None:
+                if small and not vma.shared and (vma.mapping is None or vma.mapping.immutable):
                     # A data segment is written all over (relocations):
                     # copy its shared pages at once, one fault not one each.
-                    # (Not file pages: one not written yet must keep
-                    # seeing write(2) to the file, as on Linux.)
+                    # (Not pages of a file that can change: one not written
+                    # yet must keep seeing write(2) to it, as on Linux.)
                     for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                         if other in self.cow:
                             self._break_cow(other)
+                    if vma.mapping is not None:
+                        self._map_file_pages(vma, vma.start, vma.end, copy_all=True)
                 else:
                     self._break_cow(vpn)
                 return 0
@@ -509,7 +522,7 @@ class MemoryManager:
                 if not self._map_file_pages(vma, page, page + PAGE_SIZE, vpn):
                     return FAULT_SIGBUS
                 if small:
-                    self._map_file_pages(vma, vma.start, vma.end)
+                    self._map_file_pages(vma, vma.start, vma.end, copy_all=vma.mapping.immutable)
                 return 0
             # Fault-around: the aligned window, from the faulting page on
             # first (a page past the end of the file is SIGBUS), then below it.

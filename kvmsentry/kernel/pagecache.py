@@ -9,7 +9,7 @@ then shared: MAP_PRIVATE mappings map them read-only and copy on the
 first write; MAP_SHARED mappings of in-memory files map the frames
 themselves, writable.
 
-Two kinds of file are cached:
+Four kinds of mapping:
 
 * ``InodeMapping``: a tmpfs or overlay ``RegularInode`` (keyed by the
   inode object; ``inode.mapping`` points back). The inode's ``data`` is
@@ -23,6 +23,12 @@ Two kinds of file are cached:
   (st_dev, st_ino, st_mtime_ns, st_size) so a changed file is a new
   mapping. Pages are read with pread(2) from a host fd the mapping keeps
   (reopened by path after the cache closed it).
+* ``HostSharedMapping``: MAP_SHARED of a host file open for writing (a
+  rw bind mount), one per (st_dev, st_ino) while mapped; written back to
+  the host with pwrite(2) at msync(2) and when its last VMA goes.
+* ``AnonMapping``: shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS,
+  /dev/zero), shmem's "/dev/zero (deleted)"; its frames are the only
+  copy.
 
 Size is bounded: once more than ``limit_pages`` pages are cached, pages
 no page table maps (reference count 1) are freed, least recently used
@@ -58,6 +64,9 @@ class FileMapping:
     """
 
     writable = False  # MAP_SHARED + PROT_WRITE may map the frames themselves
+    # The content never changes while mapped (a host file as it was when
+    # first mapped): a private page may be copied before it is written.
+    immutable = False
 
     def __init__(self, cache: "PageCache", dev: int, ino: int):
         self.cache = cache
@@ -212,6 +221,10 @@ class InodeMapping(FileMapping):
         return any(vma.mapping is self and vma.shared and vma.may_write
                    for mm in list(self.mms) for vma in mm.vmas)
 
+    def punch_hole(self, offset: int, end: int) -> None:
+        """MADV_REMOVE through a shared mapping: fallocate's PUNCH_HOLE."""
+        self.inode.punch_hole(offset, end)
+
     def truncated(self, old_size: int, new_size: int) -> None:
         """The inode's size changed from ``old_size`` to ``new_size`` bytes.
 
@@ -229,8 +242,54 @@ class InodeMapping(FileMapping):
         self.refresh(lo, hi - lo)
 
 
+class AnonMapping(FileMapping):
+    """Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or /dev/zero).
+
+    Linux backs it with an unlinked shmem file (mm/shmem.c
+    shmem_zero_setup: "/dev/zero (deleted)" on device 0:1); here the
+    cached frames are the only copy, so they are never reclaimed. They
+    are freed with the mapping, when its last VMA is gone (the cache does
+    not keep it: only VMAs refer to it).
+    """
+
+    writable = True
+    _next_ino = 1
+
+    def __init__(self, cache: "PageCache", size: int):
+        AnonMapping._next_ino += 1
+        super().__init__(cache, os.makedev(0, 1), AnonMapping._next_ino)
+        self._size = size
+
+    def size(self) -> int:
+        return self._size
+
+    def read_page(self, index: int) -> bytes:
+        return b""  # a fresh frame is zeros
+
+    def _install(self, index: int, data) -> int:
+        gpa = self.cache.memory.alloc_frame()
+        self.pages[index] = gpa
+        return gpa
+
+    def punch_hole(self, offset: int, end: int) -> None:
+        """MADV_REMOVE: the whole pages of [offset, end) read as zeros again."""
+        view = self.cache.memory.view
+        for index in range((offset + PAGE_SIZE - 1) >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            gpa = self.pages.get(index)
+            if gpa is not None:
+                view[gpa:gpa + PAGE_SIZE] = bytes(PAGE_SIZE)
+
+    def __del__(self):
+        memory = self.cache.memory
+        if self.pages and not memory.closed:
+            memory.put_frames(self.pages.values())
+        self.pages = {}
+
+
 class HostMapping(FileMapping):
     """The page cache of a read-only host file, as it was when first mapped."""
+
+    immutable = True
 
     def __init__(self, cache: "PageCache", host_path: bytes, st: os.stat_result,
                  host_fd: int | None = None):
@@ -268,6 +327,71 @@ class HostMapping(FileMapping):
             self.host_fd = None
 
 
+class HostSharedMapping(FileMapping):
+    """MAP_SHARED of a host file open for writing (beneath a rw bind mount).
+
+    One per host file (st_dev, st_ino) while mapped; its frames are the
+    mapped data. Pages written through the mapping go back to the host
+    file with pwrite(2) on msync(2) and when the last mapping is gone
+    (munmap, exit), as writeback would; read(2) through another
+    descriptor sees them only then (not coherent in between). Never
+    reclaimed; the cache does not keep it.
+    """
+
+    writable = True
+
+    def __init__(self, cache: "PageCache", host_fd: int, st: os.stat_result):
+        super().__init__(cache, st.st_dev, st.st_ino)
+        self.host_fd = os.dup(host_fd)
+        os.set_inheritable(self.host_fd, False)
+
+    def size(self) -> int:
+        return os.fstat(self.host_fd).st_size
+
+    def read_run(self, index: int, count: int) -> bytes:
+        try:
+            return os.pread(self.host_fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
+        except OSError:
+            return b""
+
+    def read_page(self, index: int) -> bytes:
+        return self.read_run(index, 1)
+
+    def _install(self, index: int, data) -> int:
+        gpa = self.cache.memory.alloc_frame()
+        if data:
+            self.cache.memory.view[gpa:gpa + len(data)] = data
+        self.pages[index] = gpa
+        return gpa
+
+    def writeback_all(self) -> None:
+        """Write every page written through a mapping back to the host file
+        (the part below its size). Host errors are dropped, as a failed
+        background writeback is (msync reports none here)."""
+        if not self.dirty:
+            return
+        view = self.cache.memory.view
+        size = self.size()
+        for index in sorted(self.dirty):
+            start = index << PAGE_SHIFT
+            n = min(PAGE_SIZE, size - start)
+            gpa = self.pages.get(index)
+            if n > 0 and gpa is not None:
+                try:
+                    os.pwrite(self.host_fd, view[gpa:gpa + n], start)
+                except OSError:
+                    pass
+
+    def __del__(self):
+        memory = self.cache.memory
+        if not memory.closed:
+            self.writeback_all()
+            if self.pages:
+                memory.put_frames(self.pages.values())
+        self.pages = {}
+        os.close(self.host_fd)
+
+
 def host_key(st: os.stat_result) -> tuple[int, int, int, int]:
     """The identity of a host file's content: (st_dev, st_ino, st_mtime_ns, st_size)."""
     return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
@@ -286,6 +410,7 @@ class PageCache:
         self._lru: collections.OrderedDict[int, FileMapping] = collections.OrderedDict()
         self._host: dict[tuple, HostMapping] = {}
         self._open_fds: collections.OrderedDict[int, HostMapping] = collections.OrderedDict()
+        self._host_shared: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     # -- lookups -------------------------------------------------------------
     def inode_mapping(self, inode) -> InodeMapping:
@@ -305,6 +430,15 @@ class PageCache:
                                                     os.dup(host_fd))
             os.set_inheritable(mapping.host_fd, False)
             self.opened(mapping)
+        return mapping
+
+    def host_shared_mapping(self, host_fd: int) -> HostSharedMapping:
+        """The writable shared mapping of the host file open (for writing) as ``host_fd``."""
+        st = os.fstat(host_fd)
+        mapping = self._host_shared.get((st.st_dev, st.st_ino))
+        if mapping is None:
+            mapping = HostSharedMapping(self, host_fd, st)
+            self._host_shared[(st.st_dev, st.st_ino)] = mapping
         return mapping
 
     # -- bookkeeping ---------------------------------------------------------
@@ -365,8 +499,11 @@ def page_cache_of(memory) -> PageCache:
     return cache
 
 
-def mapping_of_file(cache: PageCache, file) -> FileMapping:
-    """The page cache mapping behind an open file, for mmap(2).
+def mapping_of_file(cache: PageCache, file, shared: bool = False) -> FileMapping:
+    """The page cache mapping behind an open file, for mmap(2) (``shared``: MAP_SHARED).
+
+    A MAP_SHARED mapping of a host file open for writing (a rw bind
+    mount) is a HostSharedMapping, written back to the host.
 
     In-memory regular files and host regular files have one; anything
     else (pipes, directories, sockets, /proc files (snapshots in
@@ -382,5 +519,7 @@ def mapping_of_file(cache: PageCache, file) -> FileMapping:
     if isinstance(inode, RegularInode) and inode.fs is not files._PROC_FS:
         return cache.inode_mapping(inode)
     if isinstance(file, HostFile) and not file.is_dir():
+        if shared and file.writable:
+            return cache.host_shared_mapping(file.host_fd)
         return cache.host_mapping(file.host_path(), file.host_fd)
     raise OSError(errno.ENODEV, "no mmap for this file")

@@ -132,19 +132,8 @@ class Pipe:
         ERESTARTSYS when a signal cuts the wait short (the dispatcher
         restarts the call or fails it with EINTR, as SA_RESTART says).
         """
-        if n <= 0:
+        if n <= 0 or not self._wait_readable(nonblocking):
             return b""
-        if not self.bufs:
-            if not self.writers:
-                return b""
-            if nonblocking:
-                raise SyscallError(errno.EAGAIN)
-            try:
-                self.rd_wait.wait(None, lambda: bool(self.bufs) or not self.writers)
-            except sched.Interrupted:
-                raise SyscallError(ERESTARTSYS) from None
-            if not self.bufs:
-                return b""
         bufs = self.bufs
         first = bufs[0]
         if len(first.data) <= n and (first.packet or len(bufs) == 1 or len(first.data) == n):
@@ -173,6 +162,38 @@ class Pipe:
         self.atime_ns = time.time_ns()
         self._wake_writers()
         return out
+
+    def _wait_readable(self, nonblocking: bool) -> bool:
+        """Wait until the pipe holds data (True) or is empty with no writer
+        left (False, EOF). EAGAIN when ``nonblocking`` would have to wait,
+        ERESTARTSYS when a signal cuts the wait short."""
+        if self.bufs:
+            return True
+        if not self.writers:
+            return False
+        if nonblocking:
+            raise SyscallError(errno.EAGAIN)
+        try:
+            self.rd_wait.wait(None, lambda: bool(self.bufs) or not self.writers)
+        except sched.Interrupted:
+            raise SyscallError(ERESTARTSYS) from None
+        return bool(self.bufs)
+
+    def peek(self, n: int, nonblocking: bool) -> bytes:
+        """Up to ``n`` bytes from the front, left in the pipe (tee(2)).
+
+        Waits as ``read`` does while the pipe is empty and has writers: b""
+        at EOF, EAGAIN when ``nonblocking``, ERESTARTSYS for a signal.
+        """
+        if n <= 0 or not self._wait_readable(nonblocking):
+            return b""
+        pieces = []
+        for buf in self.bufs:
+            if n <= 0:
+                break
+            pieces.append(bytes(buf.data[:n]))
+            n -= len(pieces[-1])
+        return b"".join(pieces)
 
     def write(self, data, nonblocking: bool, packet: bool) -> int:
         """Append ``data`` (pipe_write); returns the bytes written.

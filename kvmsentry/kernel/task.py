@@ -184,6 +184,10 @@ class Task:
     # Set by a handler that replaced the registers (execve): the
     # dispatcher must not write rax.
     regs_replaced: bool = False
+    # The last resolved page fault (address and registers) and how many
+    # times in a row it came back (Kernel._check_fault_loop).
+    fault_key: Any = None
+    fault_repeats: int = 0
 
     @property
     def pid(self) -> int:

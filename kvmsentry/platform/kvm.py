@@ -191,9 +191,10 @@ class AddressSpace:
     def unmap(self, gva: int) -> None:
         self.page_table.set_entry(gva, 0)
 
-    def mark_stale(self, gva: int) -> None:
-        """The MMU faulted on ``gva`` although its entry allows the access: flush it."""
-        self.page_table.mark_stale(gva)
+    def mark_stale(self, gva: int, *, every_level: bool = False) -> None:
+        """The MMU faulted on ``gva`` although its entry allows the access: flush it
+        (``every_level``: each page-table page on the walk, see PageTable.mark_stale)."""
+        self.page_table.mark_stale(gva, every_level=every_level)
 
     def destroy(self) -> None:
         """Drop the tree; its table frames are freed after a guest flush."""

@@ -32,7 +32,10 @@ therefore mapped U=1 but read-only: the program can read them (nothing in
 them is secret: its own return addresses) but cannot change them, so it
 cannot forge a ring-0 frame. Exception entry is emulated by PVM and works
 with supervisor-only pages: the IDT, the GDT/TSS and the IST stacks stay
-supervisor-only.
+supervisor-only. (PVM's sources say why, probably: a PVM guest kernel must
+live in the linear range MSR_PVM_LINEAR_ADDRESS_RANGE allows, which never
+includes PML4 slot 511, the host's own; moving the kernel half into that
+range might let supervisor-only pages run natively. Not tried.)
 
 Ports: the runtime reports a syscall with ``out`` to SYSCALL_PORT and
 exception vector ``v`` with ``out`` to EXCEPTION_PORT_BASE + v.

@@ -57,6 +57,10 @@ class GuestMemory:
         # cache's shrink); returns how many it freed.
         self.reclaim = None
 
+    @property
+    def closed(self) -> bool:
+        return self._map.closed
+
     def close(self) -> None:
         self.view.release()
         self._map.close()

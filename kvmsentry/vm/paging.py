@@ -178,11 +178,24 @@ class PageTable:
                 self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
             self._set(slot, entry)
 
-    def mark_stale(self, gva: int) -> None:
-        """Record that the MMU may hold an outdated entry for ``gva``."""
+    def mark_stale(self, gva: int, *, every_level: bool = False) -> None:
+        """Record that the MMU may hold an outdated entry for ``gva``.
+
+        ``every_level`` marks each table on the walk (PML4 to PT), not only
+        the leaf's: the next flush then drops whatever a shadow MMU built
+        from any of them.
+        """
         slot = self._leaf_slot(gva, False)
         if slot is not None:
             self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
+        if every_level:
+            table = self.cr3
+            for index in indices(gva)[:3]:
+                self.dirty_tables.add(table)
+                entry = self._get(table + index * 8)
+                if not entry & PTE_PRESENT or entry & PTE_PSE:
+                    break
+                table = entry & PTE_ADDR_MASK
 
     def entry(self, gva: int) -> int:
         """The raw leaf entry for ``gva`` (0 when not mapped)."""

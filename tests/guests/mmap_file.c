@@ -233,6 +233,18 @@ static int t_madvise(void)
           strerror(errno));
     CHECK(a[0] == 0, "DONTNEED over a hole skipped the mapped part");
     munmap(a, 3 * PAGE);
+    /* Shared anonymous memory keeps its data through DONTNEED. */
+    unsigned char *sa = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(sa != MAP_FAILED, "mmap shared anon: %s", strerror(errno));
+    pid = fork();
+    if (pid == 0) {
+        sa[7] = 9;
+        _exit(0);
+    }
+    waitpid(pid, &status, 0);
+    CHECK(madvise(sa, 2 * PAGE, MADV_DONTNEED) == 0, "DONTNEED shared anon: %s", strerror(errno));
+    CHECK(sa[7] == 9, "DONTNEED lost shared anonymous data");
+    munmap(sa, 2 * PAGE);
     munmap(p, 2 * PAGE);
     close(fd);
     return 1;

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,6 +82,13 @@ static void show(const char *what, int rc) {
 #define DO(call) do { errno = 0; show(#call, call); } while (0)
 
 static char *self;
+
+static int open_noatime(const char *path) {
+    int fd = open(path, O_RDONLY | O_NOATIME);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
 
 static void scenario(int n) {
     switch (n) {
@@ -168,6 +177,22 @@ static void scenario(int n) {
         execl(self, self, "show", (char *)NULL);
         printf("execl failed\n");
         break;
+    case 9: {   /* O_NOATIME is for the file's owner (or CAP_FOWNER): EPERM, not EACCES */
+        char path[] = "/tmp/setid-noatime-XXXXXX";
+        int fd = mkstemp(path);
+        if (fd < 0 || fchmod(fd, 0644)) { printf("mkstemp failed\n"); break; }
+        close(fd);
+        DO(open_noatime(path));
+        DO(seteuid(1000));
+        DO(open_noatime(path));
+        DO(seteuid(0));
+        DO(chown(path, 1000, 0));
+        DO(seteuid(1000));
+        DO(open_noatime(path));
+        DO(seteuid(0));
+        unlink(path);
+        break;
+    }
     case 8:
         DO(setresuid(1000, 0, 1000));
         DO(drop_cap(CAP_SETUID, 0));
@@ -188,7 +213,7 @@ int main(int argc, char **argv) {
         printf("not root\n");
         return 77;
     }
-    for (int n = 0; n < 9; n++) {
+    for (int n = 0; n < 10; n++) {
         printf("scenario %d\n", n);
         pid_t pid = fork();
         if (pid == 0) {

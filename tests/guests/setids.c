@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *en(int e) {
@@ -40,6 +43,30 @@ static void try_open(const char *path) {
     if (fd >= 0) close(fd);
 }
 
+/* Root without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (capset in a
+ * child): its own mode-0000 file is closed to it until it chmods it. */
+static void without_dac_caps(void) {
+    int fd = open("noperm", O_WRONLY | O_CREAT | O_TRUNC, 0);
+    close(fd);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct { unsigned version; int pid; } hdr = {0x20080522, 0};
+        struct { unsigned effective, permitted, inheritable; } data[2];
+        syscall(SYS_capget, &hdr, data);
+        data[0].effective &= ~((1u << 1) | (1u << 2));
+        T(syscall(SYS_capset, &hdr, data));
+        try_open("noperm");
+        T(chmod("noperm", 0400));
+        try_open("noperm");
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    try_open("noperm");
+    unlink("noperm");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || chdir(argv[1]) != 0) return 2;
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -47,11 +74,14 @@ int main(int argc, char **argv) {
     T(setuid(-1));
     T(setgid(-1));
     if (getuid() == 0) {
+        without_dac_caps();
         int fd = open("rootonly", O_WRONLY | O_CREAT | O_TRUNC, 0600);
         close(fd);
         T(setresgid(-1, 1000, -1));
         T(setresuid(-1, 1000, -1));
         try_open("rootonly");
+        T(access("rootonly", R_OK));
+        T(faccessat(AT_FDCWD, "rootonly", R_OK, AT_EACCESS));
         T(seteuid(0));
         try_open("rootonly");
         T(setreuid(1000, 2000));

@@ -1,6 +1,7 @@
 """setuid, setgid, setreuid, setregid, setresuid, setresgid (kernel/sys.c),
 the capability sets that follow them and execve (security/commoncap.c),
-capget and capset (kernel/capability.c): the setid guest natively and
+capget and capset (kernel/capability.c), O_NOATIME for the owner only
+(fs/namei.c may_open): the setid guest natively and
 under kvmsentry, same output and status, with gcc and musl builds. Both
 start as uid 0 (the sandbox's default identity), so the native run needs
 root. The guest leaves CAP_SYS_RESOURCE out of what it prints: a root
@@ -34,4 +35,5 @@ def test_setid(guests, toolchain, run_native, run_sentry, assert_same):
     assert native.returncode == 0, native.stderr.decode(errors="replace")
     assert b"seteuid(0)                   rc  0 -      uid 1000/0/0" in native.stdout
     assert b"after execve                 rc  0 -      uid 0/1000/1000 gid 0/50/50 cap 0/" in native.stdout
+    assert b"open_noatime(path)           rc -1 EPERM  uid 0/1000/0" in native.stdout  # not the owner
     assert_same(native, sentry)

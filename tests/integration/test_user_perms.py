@@ -93,3 +93,47 @@ def test_root_is_the_default(guests, trees, run_sentry):
     assert out.startswith("ids 0 0 0 0\n") and out.endswith("done\n"), out
     assert 'open("secret", O_RDONLY) = fd' in out
     assert 'unlink("sticky/rootf") = 0' in out
+
+
+XATTR_SCRIPT = """
+import os, sys
+for path in sys.argv[1:]:
+    for name in ("security.selinux", "system.posix_acl_access", "user.x", "trusted.x"):
+        try:
+            print(path, "get", name, os.getxattr(path, name))
+        except OSError as e:
+            print(path, "get", name, e.errno)
+    try:
+        os.setxattr(path, "security.foo", b"v")
+        print(path, "set security.foo ok")
+    except OSError as e:
+        print(path, "set security.foo", e.errno)
+"""
+
+
+def test_user_security_xattrs(trees, run_native, run_sentry, assert_same):
+    """security. and system. xattrs take no file permission (fs/xattr.c
+    xattr_permission) and need CAP_SYS_ADMIN to set: `ls -ld` of a 0700
+    root directory as uid 1000 says nothing on stderr (it reads
+    security.selinux and the ACLs), as natively."""
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("no /usr/bin/python3")
+    native_dir, sentry_dir = trees
+    for base in trees:
+        os.chmod(base, 0o755)
+        closed = os.path.join(base, "closed")
+        os.mkdir(closed, 0o700)
+        mine = os.path.join(base, "mine")
+        open(mine, "wb").close()
+        os.chown(mine, UID, GID)
+        os.utime(closed, (0, 0))
+    argv = ["/bin/ls", "-ld", "--time-style=+", "closed"]
+    setpriv = ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups"]
+    native = run_native(setpriv + argv, cwd=native_dir)
+    sentry = run_sentry(argv, cwd=sentry_dir, options=["--user", f"{UID}:{GID}"])
+    assert native.returncode == 0 and native.stderr == b"", native.stderr
+    assert_same(native, sentry)
+    argv = ["/usr/bin/python3", "-c", XATTR_SCRIPT, "closed", "mine"]
+    native = run_native(setpriv + argv, cwd=native_dir)
+    sentry = run_sentry(argv, cwd=sentry_dir, options=["--user", f"{UID}:{GID}"])
+    assert_same(native, sentry)

@@ -21,7 +21,7 @@ trap - ERR
 p=$!
 wait $p
 echo "wait \$p: $?"
-$BB sleep 0.5 && exit 21 &
+$BB sleep 2 && exit 21 &  # long enough for the next fork even on a loaded machine
 slow=$!
 ( exit 22 ) &
 fast=$!

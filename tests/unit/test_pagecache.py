@@ -266,3 +266,35 @@ def test_a_write_fault_in_the_program_image_copies_its_whole_window(memory):
     # Frames are accounted: unmapping gives all of them back.
     mm.unmap_range(BASE, BASE + (npages + 1) * PAGE_SIZE)
     assert not mm.pages and not mm.cow
+
+
+def test_shared_anonymous_memory_is_shared_after_fork_and_freed_with_it(memory):
+    from kvmsentry.kernel.pagecache import AnonMapping
+    in_use = memory.frames_in_use
+    mm = new_mm(memory)
+    mm.map_file(BASE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, AnonMapping(page_cache_of(memory), 2 * PAGE_SIZE),
+                0, shared=True, name="/dev/zero (deleted)")
+    child = mm.fork(FakeAddressSpace())
+    child.copy_out(BASE + PAGE_SIZE + 3, b"c")  # first touch, in the child
+    assert read(mm, BASE + PAGE_SIZE + 3, 1) == b"c"
+    mm.discard(BASE, BASE + 2 * PAGE_SIZE)  # MADV_DONTNEED keeps shared data
+    assert read(mm, BASE + PAGE_SIZE + 3, 1) == b"c"
+    child.destroy()
+    mm.unmap_range(BASE, BASE + 2 * PAGE_SIZE)
+    assert memory.frames_in_use == in_use  # the mapping went with its last VMA
+
+
+def test_a_write_to_a_small_private_host_file_vma_copies_it_whole(memory, tmp_path):
+    path = tmp_path / "lib.so"
+    path.write_bytes(content(4))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapping = page_cache_of(memory).host_mapping(os.fsencode(path), fd)
+    finally:
+        os.close(fd)
+    mm = new_mm(memory)
+    mm.map_file(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0)
+    assert mm.handle_fault(BASE + PAGE_SIZE, write=True, execute=False) == 0
+    # A host file never changes under its mapping: every page is copied now.
+    assert not mm.cow and all(frame_of(mm, BASE + i * PAGE_SIZE) != mapping.pages[i] for i in range(4))
+    assert read(mm, BASE + 3 * PAGE_SIZE, 4) == content(4)[3 * PAGE_SIZE:3 * PAGE_SIZE + 4]

@@ -276,3 +276,17 @@ def test_a_2mib_user_page_splits_on_a_4kib_change(memory):
     assert pt.translate(gva + 511 * PAGE_SIZE) == gpa + 511 * PAGE_SIZE
     assert pt.entry(gva) == gpa | flags
     assert pt.dirty_tables  # the directory changed: the guest must flush
+
+
+def test_mark_stale_every_level_marks_each_table_on_the_walk(memory):
+    pt = PageTable(memory)
+    gva = 0x7F00_1234_5000
+    pt.map(gva, memory.alloc_frame(), writable=True, executable=False)
+    pt.dirty_tables.clear()
+    pt.mark_stale(gva)
+    leaf_page = {next(iter(pt.dirty_tables))}
+    pt.dirty_tables.clear()
+    pt.mark_stale(gva, every_level=True)
+    # PML4, PDPT, PD and the PT that holds the leaf entry.
+    assert len(pt.dirty_tables) == 4
+    assert pt.cr3 in pt.dirty_tables and leaf_page <= pt.dirty_tables

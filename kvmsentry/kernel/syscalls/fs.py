@@ -13,6 +13,7 @@ with ``to_s64``. Counts above MAX_RW_COUNT are clamped like Linux
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -214,13 +215,14 @@ def sys_pread64(task, fd, buf, count, pos):
     """Implements Linux syscall pread64(2).
 
     ``pos`` is a byte offset; the file offset is unchanged. EINVAL for a
-    negative pos, ESPIPE for a pipe or terminal, EISDIR for a directory.
+    negative pos (before the fd is looked up: ksys_pread64), ESPIPE for a
+    pipe or terminal, EISDIR for a directory.
     """
-    file = _readable(task, fd)
-    count = _clamp(count, buf)
     pos = to_s64(pos)
     if pos < 0:
         raise SyscallError(errno.EINVAL)
+    file = _readable(task, fd)
+    count = _clamp(count, buf)
     return _read_segments(task, file, [(buf, count)], pos)
 
 
@@ -228,13 +230,14 @@ def sys_pread64(task, fd, buf, count, pos):
 def sys_pwrite64(task, fd, buf, count, pos):
     """Implements Linux syscall pwrite64(2).
 
-    EINVAL for a negative ``pos``, ESPIPE for a pipe or terminal.
+    EINVAL for a negative ``pos`` (before the fd: ksys_pwrite64), ESPIPE
+    for a pipe or terminal.
     """
-    file = _writable(task, fd)
-    count = _clamp(count, buf)
     pos = to_s64(pos)
     if pos < 0:
         raise SyscallError(errno.EINVAL)
+    file = _writable(task, fd)
+    count = _clamp(count, buf)
     if count == 0:
         return 0
     return _write_all(file, task, buf, count, pos)
@@ -309,22 +312,34 @@ def sys_pwritev(task, fd, iov, iovcnt, pos_l, pos_h):
     return _pwritev(task, fd, iov, iovcnt, pos)
 
 
+def _rwf_flags(task, fd, iov, iovcnt, pos_l, flags, lookup) -> None:
+    """preadv2/pwritev2's RWF_* flags, after do_preadv's own checks: EINVAL
+    for an offset below -1, EBADF for the fd, EINVAL/EFAULT for the
+    iovec, then EOPNOTSUPP for any flag (kiocb_set_rw_flags)."""
+    if not flags & 0xFFFFFFFF:
+        return
+    if to_s64(pos_l) < -1:
+        raise SyscallError(errno.EINVAL)
+    lookup(task, fd)
+    _read_iovec(task, iov, iovcnt)
+    raise SyscallError(errno.EOPNOTSUPP)
+
+
 @syscall("preadv2", PARTIAL, "RWF_* flags other than 0 are EOPNOTSUPP")
 def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
     """Implements Linux syscall preadv2(2): preadv, or readv at offset -1.
 
-    No RWF_* flag is supported: any nonzero ``flags`` is EOPNOTSUPP.
+    No RWF_* flag is supported: any nonzero ``flags`` is EOPNOTSUPP, once
+    the offset (EINVAL) and the fd (EBADF) passed, as do_preadv checks them.
     """
-    if flags & 0xFFFFFFFF:
-        raise SyscallError(errno.EOPNOTSUPP)
+    _rwf_flags(task, fd, iov, iovcnt, pos_l, flags, _readable)
     return _preadv(task, fd, iov, iovcnt, to_s64(pos_l))
 
 
 @syscall("pwritev2", PARTIAL, "RWF_* flags other than 0 are EOPNOTSUPP")
 def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
     """Implements Linux syscall pwritev2(2): pwritev, or writev at offset -1."""
-    if flags & 0xFFFFFFFF:
-        raise SyscallError(errno.EOPNOTSUPP)
+    _rwf_flags(task, fd, iov, iovcnt, pos_l, flags, _writable)
     return _pwritev(task, fd, iov, iovcnt, to_s64(pos_l))
 
 
@@ -336,19 +351,21 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
     offset, leaving in_fd's offset alone. EBADF for in_fd not readable or
     out_fd not writable, EINVAL for out_fd opened O_APPEND or a negative
     offset. Returns the bytes moved (short at EOF or a short write).
+    Checked in fs/read_write.c's order: the offset is read first (EFAULT),
+    then in_fd, a negative offset, out_fd.
     """
+    pos = None
+    if offset:
+        pos = S64.unpack(task.mm.copy_in(offset, 8))[0]
     src = _readable(task, in_fd)
+    if pos is not None and pos < 0:
+        raise SyscallError(errno.EINVAL)
     dst = _writable(task, out_fd)
     if dst.flags & O_APPEND:
         raise SyscallError(errno.EINVAL)
     if src.is_dir() or _is_pipe(src):
         raise SyscallError(errno.EINVAL)  # in_fd must be a file that can be mmap'ed
     count = _clamp(count)
-    pos = None
-    if offset:
-        pos = S64.unpack(task.mm.copy_in(offset, 8))[0]
-        if pos < 0:
-            raise SyscallError(errno.EINVAL)
     done = copy_data(src, dst, count, pos_in=pos, chunk=CHUNK)
     if pos is not None:
         task.mm.copy_out(offset, S64.pack(pos + done))
@@ -652,18 +669,31 @@ def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
     if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SyscallError(errno.EINVAL)
     path = read_path(task, path_gva)
-    if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
-        file = task.fds.get(dirfd)
-        host = file.host_path()
-        if host is not None:
-            node = F.Node(F.HOST, file.guest_path, host_path=host, st=host_call(os.lstat, host))
+    process = task.process
+    creds = process.creds
+    if not flags & AT_EACCESS and (creds.uid, creds.gid) != (creds.euid, creds.egid):
+        # access_override_creds: the real ids decide, for the lookup too,
+        # with root's capabilities only for a real uid 0.
+        override = dataclasses.replace(creds, euid=creds.uid, egid=creds.gid)
+        if hasattr(override, "cap_effective"):
+            override.cap_effective = override.cap_permitted if creds.uid == 0 else 0
+        process.creds = override
+    try:
+        if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
+            file = task.fds.get(dirfd)
+            host = file.host_path()
+            if host is not None:
+                node = F.Node(F.HOST, file.guest_path, host_path=host,
+                              st=host_call(os.lstat, host))
+            else:
+                node = F.Node(F.FDLINK, file.guest_path, file=file)
         else:
-            node = F.Node(F.FDLINK, file.guest_path, file=file)
-    else:
-        if not path and flags & AT_EMPTY_PATH:
-            path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
-        node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
-    F.node_access(node, mode, task.process.creds)
+            if not path and flags & AT_EMPTY_PATH:
+                path = b"."  # AT_EMPTY_PATH with AT_FDCWD: the cwd itself
+            node = F.lookup(task, dirfd, path, follow=not (flags & AT_SYMLINK_NOFOLLOW))
+        F.node_access(node, mode, process.creds)
+    finally:
+        process.creds = creds
     return 0
 
 
@@ -688,7 +718,7 @@ def sys_faccessat(task, dirfd, pathname, mode):
 def sys_faccessat2(task, dirfd, pathname, mode, flags):
     """Implements Linux syscall faccessat2(2).
 
-    Flags AT_EACCESS (same answer: real and effective ids are one here),
+    Flags AT_EACCESS (the effective ids decide instead of the real ones),
     AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH; others EINVAL.
     """
     return _access(task, to_int(dirfd), pathname, mode, to_int(flags))
@@ -988,9 +1018,21 @@ def sys_mkdirat(task, dirfd, pathname, mode):
     return 0
 
 
+def _may_mknod(mode: int) -> None:
+    """fs/namei.c may_mknod, before the path is looked up: EPERM for
+    S_IFDIR, EINVAL for a type that is not a file, FIFO, socket or
+    device (``mode`` is a umode_t: its low 16 bits)."""
+    kind = stat.S_IFMT(mode & 0xFFFF)
+    if kind == stat.S_IFDIR:
+        raise SyscallError(errno.EPERM)
+    if kind not in (0, stat.S_IFREG, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
+        raise SyscallError(errno.EINVAL)
+
+
 @syscall("mknod", PARTIAL, "regular files, FIFOs and sockets (sockets not openable); devices EPERM")
 def sys_mknod(task, pathname, mode, dev):
     """Implements Linux syscall mknod(2), partially. See mknodat."""
+    _may_mknod(mode)
     F.do_mknod(task, AT_FDCWD, read_path(task, pathname), mode & 0xFFFFFFFF, dev)
     return 0
 
@@ -1002,8 +1044,10 @@ def sys_mknodat(task, dirfd, pathname, mode, dev):
     S_IFREG (or 0) makes an empty regular file; S_IFIFO a FIFO (open
     follows fifo(7), both ends share one pipe); S_IFSOCK the node, which
     cannot be opened (EACCES); character and block
-    devices are EPERM (no CAP_MKNOD in the sandbox), other types EINVAL.
+    devices are EPERM (no CAP_MKNOD in the sandbox), other types EINVAL
+    (before the path is read).
     """
+    _may_mknod(mode)
     F.do_mknod(task, to_int(dirfd), read_path(task, pathname), mode & 0xFFFFFFFF, dev)
     return 0
 
@@ -1067,8 +1111,12 @@ def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
     RENAME_NOREPLACE (EEXIST), RENAME_EXCHANGE (ENOENT if either is
     missing); RENAME_WHITEOUT and unknown flags are EINVAL. EXDEV between
     / and /tmp, EINVAL for a directory moved beneath itself, ENOTEMPTY,
-    ENOTDIR, EISDIR, EBUSY (".", "..", mount points).
+    ENOTDIR, EISDIR, EBUSY (".", "..", mount points). Bad flags are
+    EINVAL before the paths are read (do_renameat2).
     """
+    flags &= 0xFFFFFFFF
+    if flags & ~0x7 or (flags & 0x5 and flags & 0x2):  # NOREPLACE|WHITEOUT with EXCHANGE
+        raise SyscallError(errno.EINVAL)
     F.do_rename(task, to_int(olddirfd), read_path(task, oldpath),
                 to_int(newdirfd), read_path(task, newpath), flags & 0xFFFFFFFF)
     return 0
@@ -1296,7 +1344,7 @@ def sys_truncate(task, path, length):
         raise SyscallError(errno.EINVAL)
     check_size(length)
     creds = task.process.creds
-    if creds.euid != 0 and node.kind in (F.HOST, F.MEM):
+    if not perm.privileged(creds) and node.kind in (F.HOST, F.MEM):
         perm.permission(creds, node.inode, perm.MAY_WRITE)  # vfs_truncate
     F.writable_inode(node, truncate=length == 0, task=task).truncate(length)
     return 0

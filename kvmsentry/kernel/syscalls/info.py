@@ -233,15 +233,16 @@ def sys_sched_getaffinity(task, pid, len_, user_mask_ptr):
     Returns the bytes written, as the raw syscall does: min(len,
     cpumask size) with the cpumask size nr_cpu_ids bits rounded up to
     whole longs. EINVAL when len is not a multiple of 8 or too small for
-    nr_cpu_ids bits; ESRCH for another pid.
+    nr_cpu_ids bits (checked first, as kernel/sched/core.c); ESRCH for
+    another pid.
     """
-    pid = to_int(pid)
-    if pid != 0 and pid != task.process.pid and pid != task.tid:
-        raise SyscallError(errno.ESRCH)
     length = len_ & 0xFFFFFFFF
     ncpu = nr_cpus()
     if length * 8 < ncpu or length & 7:
         raise SyscallError(errno.EINVAL)
+    pid = to_int(pid)
+    if pid != 0 and pid != task.process.pid and pid != task.tid:
+        raise SyscallError(errno.ESRCH)
     mask_size = (ncpu + 63) // 64 * 8
     mask = ((1 << ncpu) - 1).to_bytes(mask_size, "little")
     retlen = min(length, mask_size)

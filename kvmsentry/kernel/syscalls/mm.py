@@ -3,7 +3,8 @@
 Semantics from mmap(2), brk(2), mprotect(2), mremap(2), madvise(2),
 msync(2) and mm/mmap.c. Anonymous mappings are demand-paged; file
 mappings fault their pages in from the page cache (kernel/pagecache.py).
-MAP_SHARED anonymous memory is shared with fork children.
+MAP_SHARED anonymous memory is a page-cache mapping of its own (as
+shmem's "/dev/zero (deleted)"), shared with fork children.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import errno
 import os
 
 from kvmsentry.kernel.fd import O_PATH, DevZero
-from kvmsentry.kernel.pagecache import mapping_of_file, page_cache_of
+from kvmsentry.kernel.pagecache import AnonMapping, mapping_of_file, page_cache_of
 from kvmsentry.kernel.vfs.inode import F_SEAL_FUTURE_WRITE, F_SEAL_WRITE
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
@@ -108,7 +109,7 @@ def sys_brk(task, brk: int) -> int:
 
 
 @syscall("mmap", support="partial",
-         note="MAP_SHARED writable on host files behaves as MAP_PRIVATE; no MAP_HUGETLB pages")
+         note="MAP_SHARED of a rw-mounted host file is written back at msync/munmap; no MAP_HUGETLB pages")
 @_mm_errors
 def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
     """Implements Linux syscall mmap(2). Returns the mapping's address.
@@ -171,9 +172,11 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
             raise SyscallError(errno.EACCES)
         if isinstance(file, DevZero):
             file = None  # /dev/zero: anonymous memory (drivers/char/mem.c mmap_zero)
+            if flags & MAP_GROWSDOWN and shared:
+                raise SyscallError(errno.EINVAL)
         else:
             try:
-                mapping = mapping_of_file(page_cache_of(mm.memory), file)
+                mapping = mapping_of_file(page_cache_of(mm.memory), file, shared)
             except OSError as e:
                 raise SyscallError(e.errno) from None
             if flags & MAP_GROWSDOWN:
@@ -186,10 +189,7 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
                     raise SyscallError(errno.EPERM)
                 may_write = False
             if shared and not mapping.writable:
-                if prot & PROT_WRITE:
-                    shared = False  # a host file: a private copy (see the table's note)
-                else:
-                    may_write = False  # the host's frames are never written
+                may_write = False  # a read-only host file's frames are never written
     else:
         if map_type == MAP_SHARED_VALIDATE and flags & ~_KNOWN_MAP_FLAGS:
             raise SyscallError(errno.EOPNOTSUPP)
@@ -203,7 +203,12 @@ def sys_mmap(task, addr: int, length: int, prot: int, flags: int, fd: int, offse
     if start is None:
         start = mm.get_unmapped_area(length, addr & PAGE_MASK)
     populate = bool(flags & MAP_POPULATE) and not flags & MAP_NONBLOCK
-    if mapping is not None:
+    if mapping is None and shared:
+        # Shared anonymous memory is a file of its own (mm/shmem.c shmem_zero_setup).
+        mapping = AnonMapping(page_cache_of(mm.memory), length)
+        vma = mm.map_file(start, length, prot & _PROT_ALL, mapping, 0, shared=True,
+                          name="/dev/zero (deleted)")
+    elif mapping is not None:
         name = os.fsdecode(file.guest_path) if file.guest_path else ""
         vma = mm.map_file(start, length, prot & _PROT_ALL, mapping, offset, shared=shared,
                           name=name, may_write=may_write)
@@ -337,16 +342,14 @@ def _check_free_remove(mm, start: int, end: int, advice: int) -> None:
                 raise SyscallError(errno.EINVAL)
             continue
         if vma.mapping is None:
-            if not vma.shared:
-                raise SyscallError(errno.EINVAL)
-            continue
+            raise SyscallError(errno.EINVAL)  # private anonymous
         if not (vma.shared and vma.may_write):
             raise SyscallError(errno.EACCES)
-        inode = getattr(vma.mapping, "inode", None)
-        if inode is not None:
+        punch_hole = getattr(vma.mapping, "punch_hole", None)
+        if punch_hole is not None:
             lo, hi = max(start, vma.start), min(end, vma.end)
             offset = vma.file_index(lo >> 12) << 12
-            inode.punch_hole(offset, offset + hi - lo)
+            punch_hole(offset, offset + hi - lo)
 
 
 @syscall("msync")
@@ -354,7 +357,8 @@ def sys_msync(task, addr: int, length: int, flags: int) -> int:
     """Implements Linux syscall msync(2).
 
     Shared pages of in-memory files are the page cache itself (read(2)
-    sees them at once), so there is nothing to write back. EINVAL for an
+    sees them at once); those of a host file under a rw bind mount are
+    written back to it (pagecache.HostSharedMapping). EINVAL for an
     unaligned addr, unknown flags or MS_ASYNC with MS_SYNC; ENOMEM when
     part of the range is not mapped (mm/msync.c).
     """
@@ -366,6 +370,14 @@ def sys_msync(task, addr: int, length: int, flags: int) -> int:
         raise SyscallError(errno.ENOMEM)
     if end > addr and not task.mm.covered(addr, end):
         raise SyscallError(errno.ENOMEM)
+    if flags & (MS_SYNC | MS_ASYNC):
+        done = set()
+        for vma in task.mm.vmas:
+            if vma.end > addr and vma.start < end and vma.shared and vma.mapping is not None:
+                writeback = getattr(vma.mapping, "writeback_all", None)
+                if writeback is not None and id(vma.mapping) not in done:
+                    done.add(id(vma.mapping))
+                    writeback()
     return 0
 
 

@@ -219,7 +219,12 @@ def _read_strings(task, array_gva: int) -> list[bytes]:
         (pointer,) = struct.unpack("<Q", task.mm.copy_in(array_gva + 8 * len(strings), 8))
         if pointer == 0:
             return strings
-        value = task.mm.read_cstring(pointer, 32 * 4096)
+        try:
+            value = task.mm.read_cstring(pointer, 32 * 4096)  # MAX_ARG_STRLEN with the NUL
+        except SyscallError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            raise SyscallError(errno.E2BIG) from None  # fs/exec.c copy_strings
         total += len(value) + 1 + 8
         if total > 2 * 1024 * 1024 or len(strings) >= MAX_ARG_STRINGS:
             raise SyscallError(errno.E2BIG)
@@ -593,18 +598,20 @@ def sys_rt_sigqueueinfo(task, tgid: int, sig: int, info_gva: int) -> int:
     """Implements Linux syscall rt_sigqueueinfo(2) (sigqueue(3)) with the caller's siginfo.
 
     EPERM when the siginfo claims to come from the kernel (si_code >= 0 or
-    SI_TKILL) and the target is another process; ESRCH; EINVAL.
+    SI_TKILL) and the target is another process; ESRCH; EINVAL. In
+    kernel/signal.c's order: the siginfo is read first (EFAULT), then
+    EPERM, ESRCH, and the signal number last.
     """
     kernel = task.kernel
     tgid, sig = to_int(tgid), to_int(sig)
-    _check_signo(sig)
     info = bytearray(task.mm.copy_in(info_gva, signals.SIGINFO_SIZE))
     (code,) = struct.unpack_from("<i", info, 8)
+    if (code >= 0 or code == signals.SI_TKILL) and tgid != task.process.pid:
+        raise SyscallError(errno.EPERM)
     target = kernel.processes.get(tgid)
     if target is None or target.zombie:
         raise SyscallError(errno.ESRCH)
-    if (code >= 0 or code == signals.SI_TKILL) and target is not task.process:
-        raise SyscallError(errno.EPERM)
+    _check_signo(sig)
     struct.pack_into("<i", info, 0, sig)
     if sig:
         kernel.send_signal(target, sig, info=bytes(info))

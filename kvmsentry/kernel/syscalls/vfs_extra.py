@@ -138,8 +138,15 @@ def sys_flock(task, fd, operation):
     EBADF for a bad or O_PATH fd; EINVAL for an unknown operation;
     EWOULDBLOCK with LOCK_NB when another open file description holds a
     conflicting lock; a blocking flock is interrupted by signals
-    (ERESTARTSYS: EINTR, or a restart with SA_RESTART).
+    (ERESTARTSYS: EINTR, or a restart with SA_RESTART). As fs/locks.c
+    since Linux 5.19, LOCK_MAND (32) is ignored (0, whatever the fd) and
+    the operation is checked before the fd.
     """
+    op = operation & 0xFFFFFFFF
+    if op & 32:  # LOCK_MAND
+        return 0
+    if op & ~_flock.LOCK_NB not in (_flock.LOCK_SH, _flock.LOCK_EX, _flock.LOCK_UN):
+        raise SyscallError(errno.EINVAL)
     file = task.fds.get(to_int(fd))
     if file.flags & O_PATH:
         raise SyscallError(errno.EBADF)

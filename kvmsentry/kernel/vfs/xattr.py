@@ -70,10 +70,22 @@ def _resolve(name: bytes) -> None:
 
 def _permission(creds, obj, name: bytes, write: bool) -> None:
     """xattr_permission: EPERM/ENODATA by namespace, then the file's own
-    read or write permission (EACCES)."""
+    read or write permission (EACCES).
+
+    ``security.`` and ``system.`` names take no file permission (fs/xattr.c
+    leaves them to the LSM): anyone may read them; changing a
+    ``security.`` one needs CAP_SYS_ADMIN (EPERM), as the capability LSM's
+    cap_inode_setxattr/cap_inode_removexattr say (security/commoncap.c;
+    security.capability's own CAP_SETFCAP and value checks are not
+    modelled)."""
     mask = _perm.MAY_WRITE if write else _perm.MAY_READ
+    if name.startswith((b"security.", b"system.")):
+        if (write and name.startswith(b"security.")
+                and not _perm.capable(creds, _perm.CAP_SYS_ADMIN)):
+            raise SyscallError(errno.EPERM)
+        return
     if name.startswith(b"trusted."):
-        if creds.euid != 0:  # CAP_SYS_ADMIN
+        if not _perm.capable(creds, _perm.CAP_SYS_ADMIN):
             raise SyscallError(errno.EPERM if write else errno.ENODATA)
         return
     mode = _perm.ids_of(obj)[0]
@@ -90,7 +102,7 @@ def unsupported(creds, mode: int, name: bytes, write: bool) -> None:
     """A file without xattrs (a pipe, /proc, a rw bind mount): the
     namespace's checks still come first (``user.`` on a pipe is EPERM to
     set, ENODATA to get), then EOPNOTSUPP."""
-    if name.startswith(b"trusted.") and creds.euid != 0:
+    if name.startswith(b"trusted.") and not _perm.capable(creds, _perm.CAP_SYS_ADMIN):
         raise SyscallError(errno.EPERM if write else errno.ENODATA)
     if name.startswith(b"user.") and not (_stat.S_ISREG(mode) or _stat.S_ISDIR(mode)):
         raise SyscallError(errno.EPERM if write else errno.ENODATA)
@@ -156,7 +168,7 @@ def names(creds, obj, host_path: bytes | None = None) -> list[bytes]:
         found = _host_names(host_path)
     else:
         found = list(_store(obj, False) or ())
-    if creds.euid != 0:
+    if not _perm.capable(creds, _perm.CAP_SYS_ADMIN):
         found = [n for n in found if not n.startswith(b"trusted.")]
     return sorted(found, reverse=True)  # simple_xattr_list's walk of its rbtree
 
