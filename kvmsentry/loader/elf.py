@@ -178,12 +178,9 @@ def _read_input(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryvie
         return bytes(path_or_bytes)
     # open() raises FileNotFoundError, IsADirectoryError, PermissionError.
     with open(path_or_bytes, "rb") as f:
-        if os.fstat(f.fileno()).st_size:
-            try:
-                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                pass  # a file system without mmap
-        return f.read()  # also a file whose size stat does not tell (procfs)
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _check_ident(data: bytes) -> None:
