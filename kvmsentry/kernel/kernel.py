@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import errno
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -240,9 +241,7 @@ class Kernel:
         """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12) bytes."""
         if not self.randomize:
             return 0
-        # os.urandom, not the secrets module: importing that (hmac, hashlib,
-        # random) costs ~5 ms of every start.
-        return (int.from_bytes(os.urandom(8), "little") & ((1 << MMAP_RND_BITS) - 1)) << 12
+        return secrets.randbits(MMAP_RND_BITS) << 12
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe

@@ -1,4 +1,4 @@
-"""Parse and validate an x86-64 ELF executable for loading (``kvmsentry.loader.elf64``).
+"""Parse and validate an x86-64 ELF executable for loading (pyelftools).
 
 ``load_elf`` reads an ELF file and returns an ``ElfImage``: the PT_LOAD
 segments with their file bytes and protections, the entry point, where the
@@ -12,7 +12,7 @@ What is accepted follows fs/binfmt_elf.c load_elf_binary / load_elf_phdrs
 ET_DYN (a static-pie is ET_DYN without PT_INTERP; a dynamic executable is
 returned with ``interp`` set and the caller decides). Everything else, and
 every malformed file, raises ``ElfError`` with a short human reason; no
-``struct`` exception escapes.
+pyelftools or ``struct`` exception escapes.
 
 Where this module is stricter or looser than Linux (on purpose):
 - PT_LOAD entries must be in ascending p_vaddr order and their byte ranges
@@ -29,12 +29,15 @@ Where this module is stricter or looser than Linux (on purpose):
 from __future__ import annotations
 
 import errno
+import io
 import mmap
 import os
 import struct
 from dataclasses import dataclass, field
 
-from kvmsentry.loader import elf64
+from elftools.common.exceptions import ELFError as _PyElfError
+from elftools.construct.core import ConstructError as _ConstructError
+from elftools.elf.elffile import ELFFile
 
 PAGE_SIZE = 4096
 
@@ -90,10 +93,7 @@ class Segment:
 
     ``vaddr``/``memsz``/``filesz``/``offset`` are p_vaddr, p_memsz, p_filesz,
     p_offset in bytes (``vaddr`` unrelocated: add the load base of a PIE).
-    ``data`` is the ``filesz`` file bytes at ``offset`` (a read-only
-    memoryview into the file: of a host file's read-only mapping when
-    load_elf was given a path; the exec path maps such a file's pages from
-    the page cache and never reads ``data``); bytes
+    ``data`` is the ``filesz`` file bytes at ``offset``; bytes
     ``[vaddr + filesz, vaddr + memsz)`` are zero (bss). ``prot`` is
     PROT_READ|PROT_WRITE|PROT_EXEC bits (mmap module values) from p_flags.
     ``align`` is p_align when it is a power of two >= PAGE_SIZE, else
@@ -104,7 +104,7 @@ class Segment:
     memsz: int
     filesz: int
     offset: int
-    data: memoryview = field(repr=False)
+    data: bytes = field(repr=False)
     prot: int
     align: int
 
@@ -171,16 +171,12 @@ def _prot_from_flags(p_flags: int) -> int:
     return prot
 
 
-def _read_input(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview):
-    """The file's bytes: a host file is mapped read-only, not read (exec
-    reads only its headers; python3 is 6.6 MB), bytes are copied once."""
+def _read_input(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview) -> bytes:
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         return bytes(path_or_bytes)
     # open() raises FileNotFoundError, IsADirectoryError, PermissionError.
     with open(path_or_bytes, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return b""
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return f.read()
 
 
 def _check_ident(data: bytes) -> None:
@@ -222,8 +218,9 @@ def load_elf(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview) 
     _check_ident(data)
     try:
         return _parse(data)
-    except struct.error as e:
-        # Pre-validation keeps the reads within bounds; this is the net.
+    except (_PyElfError, _ConstructError, struct.error) as e:
+        # Pre-validation keeps pyelftools within bounds; this is the net for
+        # anything it still chokes on.
         raise ElfError(f"malformed ELF: {e}") from e
 
 
@@ -256,20 +253,36 @@ class ImageCache:
 IMAGES = ImageCache()
 
 
+def _headers_only(data: bytes, length: int) -> ELFFile:
+    """An ELFFile over the first ``length`` bytes with the section header
+    table disabled (e_shoff, e_shnum, e_shstrndx zeroed).
+
+    The loader never needs sections, and Linux ignores them: a file whose
+    section headers are cut off or corrupt still executes. pyelftools
+    would otherwise read them (e.g. for a PT_DYNAMIC segment).
+    """
+    buf = bytearray(data[:max(length, ELF_HEADER_SIZE)])
+    struct.pack_into("<Q", buf, 40, 0)          # e_shoff
+    struct.pack_into("<HH", buf, 60, 0, 0)      # e_shnum, e_shstrndx
+    return ELFFile(io.BytesIO(bytes(buf)))
+
+
 def _parse(data: bytes) -> ElfImage:
-    # Sections are never read: Linux ignores them, and a file whose
-    # section headers are cut off or corrupt still executes.
-    hdr = elf64.header(data)
+    hdr = _headers_only(data, ELF_HEADER_SIZE).header
 
-    machine = hdr.e_machine
-    if machine != EM_X86_64:
-        raise ElfError(f"not an x86-64 ELF (machine {_MACHINE_NAMES.get(machine, machine)})")
-    e_type = hdr.e_type
-    if e_type not in (ET_EXEC, ET_DYN):
-        raise ElfError(f"unsupported ELF type {_TYPE_NAMES.get(e_type, f'{e_type:#x}')}")
-    is_pie = e_type == ET_DYN
+    machine = hdr["e_machine"]
+    if machine != "EM_X86_64":
+        if isinstance(machine, int):
+            machine = _MACHINE_NAMES.get(machine, f"{machine}")
+        raise ElfError(f"not an x86-64 ELF (machine {machine})")
+    e_type = hdr["e_type"]
+    if e_type not in ("ET_EXEC", "ET_DYN"):
+        if isinstance(e_type, int):
+            e_type = _TYPE_NAMES.get(e_type, f"{e_type:#x}")
+        raise ElfError(f"unsupported ELF type {e_type}")
+    is_pie = e_type == "ET_DYN"
 
-    phoff, phent, phnum = hdr.e_phoff, hdr.e_phentsize, hdr.e_phnum
+    phoff, phent, phnum = hdr["e_phoff"], hdr["e_phentsize"], hdr["e_phnum"]
     if phent != ELF_PHDR_SIZE:
         raise ElfError(f"bad program header size {phent} (e_phentsize, expected {ELF_PHDR_SIZE})")
     if phnum < 1:
@@ -280,7 +293,8 @@ def _parse(data: bytes) -> ElfImage:
         if phoff + (i + 1) * phent > len(data):
             raise ElfError(f"truncated ELF: program header {i} extends past the end of the file")
 
-    entry = hdr.e_entry
+    elf = _headers_only(data, phoff + phnum * phent)
+    entry = hdr["e_entry"]
     segments: list[Segment] = []
     interp: str | None = None
     stack_exec = False
@@ -288,17 +302,17 @@ def _parse(data: bytes) -> ElfImage:
     max_align = PAGE_SIZE
 
     for i in range(phnum):
-        ph = elf64.program_header(data, phoff + i * phent)
-        p_type = ph.p_type
-        if p_type == elf64.PT_LOAD:
+        ph = elf.get_segment(i).header
+        p_type = ph["p_type"]
+        if p_type == "PT_LOAD":
             segments.append(_load_segment(i, ph, data, is_pie))
             max_align = max(max_align, segments[-1].align)
-        elif p_type == elf64.PT_INTERP:
+        elif p_type == "PT_INTERP":
             interp = _interp(i, ph, data)
-        elif p_type == elf64.PT_GNU_STACK:
-            stack_exec = bool(ph.p_flags & PF_X)
-        elif p_type == elf64.PT_PHDR:
-            pt_phdr_vaddr = ph.p_vaddr
+        elif p_type == "PT_GNU_STACK":
+            stack_exec = bool(ph["p_flags"] & PF_X)
+        elif p_type == "PT_PHDR":
+            pt_phdr_vaddr = ph["p_vaddr"]
 
     if not segments:
         raise ElfError("no PT_LOAD segment")
@@ -341,9 +355,9 @@ def _parse(data: bytes) -> ElfImage:
     )
 
 
-def _load_segment(i: int, ph: elf64.ProgramHeader, data: bytes, is_pie: bool) -> Segment:
-    vaddr, memsz, filesz = ph.p_vaddr, ph.p_memsz, ph.p_filesz
-    offset, align, p_flags = ph.p_offset, ph.p_align, ph.p_flags
+def _load_segment(i: int, ph, data: bytes, is_pie: bool) -> Segment:
+    vaddr, memsz, filesz = ph["p_vaddr"], ph["p_memsz"], ph["p_filesz"]
+    offset, align, p_flags = ph["p_offset"], ph["p_align"], ph["p_flags"]
     if filesz > memsz:
         raise ElfError(f"PT_LOAD with filesz > memsz (program header {i})", errno.EINVAL)
     if offset + filesz > len(data):
@@ -366,14 +380,14 @@ def _load_segment(i: int, ph: elf64.ProgramHeader, data: bytes, is_pie: bool) ->
         memsz=memsz,
         filesz=filesz,
         offset=offset,
-        data=memoryview(data)[offset:offset + filesz],
+        data=data[offset:offset + filesz],
         prot=_prot_from_flags(p_flags),
         align=align,
     )
 
 
-def _interp(i: int, ph: elf64.ProgramHeader, data: bytes) -> str:
-    offset, filesz = ph.p_offset, ph.p_filesz
+def _interp(i: int, ph, data: bytes) -> str:
+    offset, filesz = ph["p_offset"], ph["p_filesz"]
     # load_elf_binary: p_filesz > PATH_MAX || p_filesz < 2 -> ENOEXEC.
     if filesz > PATH_MAX or filesz < 2:
         raise ElfError(f"bad PT_INTERP size {filesz}")

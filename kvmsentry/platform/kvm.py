@@ -23,7 +23,8 @@ import signal
 import struct
 import threading
 
-from kvmsentry.loader import elf64
+from elftools.elf.elffile import ELFFile
+
 from kvmsentry.platform import layout
 from kvmsentry.platform.vdso import Vdso
 from kvmsentry.vm import x86
@@ -138,15 +139,14 @@ class Runtime:
     def load(cls) -> "Runtime":
         """Read runtime.elf (package data, built from guest/runtime.S)."""
         # A plain path: importlib.resources costs ~5 ms of imports at start-up.
-        # elf64, not pyelftools: importing that costs 30-80 ms of each start.
         with open(os.path.join(os.path.dirname(__file__), "runtime.elf"), "rb") as f:
-            data = f.read()
-        text = elf64.section(data, ".text")
-        symbols = elf64.symbols(data)
-        stub = elf64.section(data, ".vcpu_stub")
-        if stub is None or stub.sh_addr != layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET:
-            raise PlatformError("runtime.elf has no .vcpu_stub section in vCPU 0's slot")
-        return cls(elf64.section_data(data, text), text.sh_addr, symbols, elf64.section_data(data, stub))
+            elf = ELFFile(f)
+            text = elf.get_section_by_name(".text")
+            symbols = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name}
+            stub = elf.get_section_by_name(".vcpu_stub")
+            if stub is None or stub["sh_addr"] != layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET:
+                raise PlatformError("runtime.elf has no .vcpu_stub section in vCPU 0's slot")
+            return cls(text.data(), text["sh_addr"], symbols, stub.data())
 
 
 class AddressSpace:

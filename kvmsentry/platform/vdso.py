@@ -21,7 +21,6 @@ import os
 import struct
 import time
 
-from kvmsentry.loader import elf64
 from kvmsentry.vm.x86 import MSR_IA32_TSC, PAGE_SIZE
 
 # struct vvar_data (guest/vdso.c): magic, tsc_base, monotonic_ns,
@@ -43,8 +42,10 @@ def tsc_scale(tsc_khz: int) -> tuple[int, int]:
 
 def _local_symbols(path: str) -> dict[str, int]:
     """{name: value} of the image's .symtab (its local labels included)."""
+    from elftools.elf.elffile import ELFFile
     with open(path, "rb") as f:
-        return elf64.symbols(f.read())
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return {sym.name: sym["st_value"] for sym in symtab.iter_symbols() if sym.name}
 
 
 class Vdso:
