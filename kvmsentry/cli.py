@@ -278,26 +278,61 @@ def _parse_mount(parser, item: str):
     return Bind(os.path.realpath(host), norm, mode == "rw")
 
 
-def _boot(args) -> int:
+def _check_binary(args) -> tuple[str | None, int]:
+    """(host path of args.binary, 0), or (None, exit status) after saying
+    on stderr why it cannot be run."""
     binary = _host_path(args)
     if binary is None:
         _error(f"{args.binary}: Too many levels of symbolic links")
-        return EXIT_CANNOT_EXECUTE
+        return None, EXIT_CANNOT_EXECUTE
     if not os.path.exists(binary):
         _error(f"{args.binary}: No such file or directory")
-        return EXIT_NOT_FOUND
+        return None, EXIT_NOT_FOUND
     if os.path.isdir(binary):
-        _error(f"{binary}: cannot execute: Is a directory")
-        return EXIT_CANNOT_EXECUTE
+        _error(f"{args.binary}: cannot execute: Is a directory")
+        return None, EXIT_CANNOT_EXECUTE
     if not os.access(binary, os.R_OK) or not os.access(binary, os.X_OK):
         _error(f"{args.binary}: cannot execute: Permission denied")
-        return EXIT_CANNOT_EXECUTE
+        return None, EXIT_CANNOT_EXECUTE
+    return binary, 0
+
+
+def _boot(args) -> int:
+    binary, status = _check_binary(args)
+    if binary is None:
+        return status
+    # A #! script runs its interpreter (fs/binfmt_script.c): argv becomes
+    # the interpreter, its optional argument, the script as named, then
+    # the script's own arguments; up to 4 levels, as fs/exec.c allows.
+    from kvmsentry.kernel.syscalls.tasks import (BINPRM_BUF_SIZE, MAX_INTERPRETER_DEPTH,
+                                                 _script)
+    from kvmsentry.kernel.syscalls.table import SyscallError
+    prefix: list[str] = []
+    for depth in range(MAX_INTERPRETER_DEPTH + 1):
+        with open(binary, "rb") as f:
+            head = f.read(BINPRM_BUF_SIZE)
+        try:
+            script = _script(head)
+        except SyscallError:
+            script = b"", None
+        if script is None:
+            break
+        interp, arg = script
+        if not interp or depth == MAX_INTERPRETER_DEPTH:
+            what = "Exec format error" if interp else "empty #! line"
+            _error(f"{args.binary}: cannot execute: {what}")
+            return EXIT_CANNOT_EXECUTE
+        prefix = ([os.fsdecode(arg)] if arg else []) + [args.binary] + prefix
+        args.binary = os.fsdecode(interp)
+        binary, status = _check_binary(args)
+        if binary is None:
+            return status
     env = dict(os.environ) if args.inherit_env else {}
     for item in args.env:
         key, _, value = item.partition("=")
         env[key] = value
     envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
-    argv = [os.fsencode(args.binary)] + [os.fsencode(a) for a in args.args]
+    argv = [os.fsencode(a) for a in [args.binary, *prefix, *args.args]]
     if args.root in ("/", None):
         cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
     else:
