@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--pids-limit must be at least 1")
         if args.timeout is not None and args.timeout <= 0:
             parser.error("--timeout must be positive")
+        if args.syscall_path not in ("exit", "ring", "auto"):  # from $KVMSENTRY_SYSCALL_PATH
+            parser.error(f"KVMSENTRY_SYSCALL_PATH={args.syscall_path}: expected exit, ring or auto")
         for option, path in (("--cwd", args.cwd), ("--root", args.root)):
             if path is not None and not os.path.isdir(path):
                 parser.error(f"{option} {path}: not a directory")

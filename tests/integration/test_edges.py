@@ -1,6 +1,7 @@
 """Edges a newcomer hit: closed stdio, SIGPIPE, stack overflow, read-only
 files, exec permission, #! scripts. Each compares with the native run."""
 
+import os
 import subprocess
 
 import pytest
@@ -82,6 +83,14 @@ def test_bad_cli_options(tmp_path):
         assert cp.returncode == 2, cp.stderr
         assert b"Traceback" not in cp.stderr
 
+
+def test_bad_syscall_path_variable():
+    """$KVMSENTRY_SYSCALL_PATH is checked like --syscall-path (was silently taken)."""
+    env = dict(os.environ, KVMSENTRY_SYSCALL_PATH="bogus")
+    cp = subprocess.run(sentry_command() + ["boot", BUSYBOX, "true"], capture_output=True,
+                        timeout=60, env=env)
+    assert cp.returncode == 2, cp.stderr
+    assert b"KVMSENTRY_SYSCALL_PATH=bogus" in cp.stderr
 
 
 def test_exec_of_a_file_the_guest_wrote(busybox, run_sentry):
