@@ -142,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--pids-limit must be at least 1")
         if args.timeout is not None and args.timeout <= 0:
             parser.error("--timeout must be positive")
+        if args.profile_json is not None:
+            where = os.path.dirname(os.path.abspath(args.profile_json))
+            if os.path.isdir(args.profile_json) or not os.access(where, os.W_OK | os.X_OK):
+                parser.error(f"--profile-json {args.profile_json}: cannot write there")
         if args.syscall_path not in ("exit", "ring", "auto"):  # from $KVMSENTRY_SYSCALL_PATH
             parser.error(f"KVMSENTRY_SYSCALL_PATH={args.syscall_path}: expected exit, ring or auto")
         for option, path in (("--cwd", args.cwd), ("--root", args.root)):
@@ -380,4 +384,7 @@ def _boot(args) -> int:
         return EXIT_SENTRY_FAILURE
     finally:
         if profiler is not None:
-            profiler.report(sys.stderr, args.profile_json)
+            try:
+                profiler.report(sys.stderr, args.profile_json)
+            except OSError as e:  # the JSON file: the guest's status stands
+                _error(f"--profile-json {args.profile_json}: {e.strerror}")

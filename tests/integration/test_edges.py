@@ -84,6 +84,16 @@ def test_bad_cli_options(tmp_path):
         assert b"Traceback" not in cp.stderr
 
 
+def test_bad_profile_json(tmp_path):
+    """--profile-json where nothing can be written is a usage error, not a
+    traceback after the guest ran."""
+    for path in (tmp_path / "missing" / "p.json", tmp_path):
+        cp = subprocess.run(sentry_command() + ["boot", "--profile-json", str(path), BUSYBOX,
+                                                "true"], capture_output=True, timeout=60)
+        assert cp.returncode == 2, cp.stderr
+        assert b"Traceback" not in cp.stderr and b"cannot write there" in cp.stderr
+
+
 def test_bad_syscall_path_variable():
     """$KVMSENTRY_SYSCALL_PATH is checked like --syscall-path (was silently taken)."""
     env = dict(os.environ, KVMSENTRY_SYSCALL_PATH="bogus")
