@@ -142,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--pids-limit must be at least 1")
         if args.timeout is not None and args.timeout <= 0:
             parser.error("--timeout must be positive")
+        if args.profile_json is not None:
+            where = os.path.dirname(os.path.abspath(args.profile_json))
+            if os.path.isdir(args.profile_json) or not os.access(where, os.W_OK | os.X_OK):
+                parser.error(f"--profile-json {args.profile_json}: cannot write there")
+        if args.syscall_path not in ("exit", "ring", "auto"):  # from $KVMSENTRY_SYSCALL_PATH
+            parser.error(f"KVMSENTRY_SYSCALL_PATH={args.syscall_path}: expected exit, ring or auto")
         for option, path in (("--cwd", args.cwd), ("--root", args.root)):
             if path is not None and not os.path.isdir(path):
                 parser.error(f"{option} {path}: not a directory")
@@ -278,26 +284,61 @@ def _parse_mount(parser, item: str):
     return Bind(os.path.realpath(host), norm, mode == "rw")
 
 
-def _boot(args) -> int:
+def _check_binary(args) -> tuple[str | None, int]:
+    """(host path of args.binary, 0), or (None, exit status) after saying
+    on stderr why it cannot be run."""
     binary = _host_path(args)
     if binary is None:
         _error(f"{args.binary}: Too many levels of symbolic links")
-        return EXIT_CANNOT_EXECUTE
+        return None, EXIT_CANNOT_EXECUTE
     if not os.path.exists(binary):
         _error(f"{args.binary}: No such file or directory")
-        return EXIT_NOT_FOUND
+        return None, EXIT_NOT_FOUND
     if os.path.isdir(binary):
-        _error(f"{binary}: cannot execute: Is a directory")
-        return EXIT_CANNOT_EXECUTE
+        _error(f"{args.binary}: cannot execute: Is a directory")
+        return None, EXIT_CANNOT_EXECUTE
     if not os.access(binary, os.R_OK) or not os.access(binary, os.X_OK):
         _error(f"{args.binary}: cannot execute: Permission denied")
-        return EXIT_CANNOT_EXECUTE
+        return None, EXIT_CANNOT_EXECUTE
+    return binary, 0
+
+
+def _boot(args) -> int:
+    binary, status = _check_binary(args)
+    if binary is None:
+        return status
+    # A #! script runs its interpreter (fs/binfmt_script.c): argv becomes
+    # the interpreter, its optional argument, the script as named, then
+    # the script's own arguments; up to 4 levels, as fs/exec.c allows.
+    from kvmsentry.kernel.syscalls.tasks import (BINPRM_BUF_SIZE, MAX_INTERPRETER_DEPTH,
+                                                 _script)
+    from kvmsentry.kernel.syscalls.table import SyscallError
+    prefix: list[str] = []
+    for depth in range(MAX_INTERPRETER_DEPTH + 1):
+        with open(binary, "rb") as f:
+            head = f.read(BINPRM_BUF_SIZE)
+        try:
+            script = _script(head)
+        except SyscallError:
+            script = b"", None
+        if script is None:
+            break
+        interp, arg = script
+        if not interp or depth == MAX_INTERPRETER_DEPTH:
+            what = "Exec format error" if interp else "empty #! line"
+            _error(f"{args.binary}: cannot execute: {what}")
+            return EXIT_CANNOT_EXECUTE
+        prefix = ([os.fsdecode(arg)] if arg else []) + [args.binary] + prefix
+        args.binary = os.fsdecode(interp)
+        binary, status = _check_binary(args)
+        if binary is None:
+            return status
     env = dict(os.environ) if args.inherit_env else {}
     for item in args.env:
         key, _, value = item.partition("=")
         env[key] = value
     envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
-    argv = [os.fsencode(args.binary)] + [os.fsencode(a) for a in args.args]
+    argv = [os.fsencode(a) for a in [args.binary, *prefix, *args.args]]
     if args.root in ("/", None):
         cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
     else:
@@ -343,4 +384,7 @@ def _boot(args) -> int:
         return EXIT_SENTRY_FAILURE
     finally:
         if profiler is not None:
-            profiler.report(sys.stderr, args.profile_json)
+            try:
+                profiler.report(sys.stderr, args.profile_json)
+            except OSError as e:  # the JSON file: the guest's status stands
+                _error(f"--profile-json {args.profile_json}: {e.strerror}")

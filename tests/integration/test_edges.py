@@ -1,6 +1,7 @@
 """Edges a newcomer hit: closed stdio, SIGPIPE, stack overflow, read-only
 files, exec permission, #! scripts. Each compares with the native run."""
 
+import os
 import subprocess
 
 import pytest
@@ -66,13 +67,13 @@ def test_not_executable(tmp_path, busybox, run_sentry):
     assert b"Traceback" not in sentry.stderr
 
 
-def test_script_is_reported(tmp_path, run_sentry):
+def test_script_runs(tmp_path, run_sentry):
+    """boot of a #! script runs its interpreter (test_boot_script.py has more)."""
     script = tmp_path / "script.sh"
     script.write_text("#!/bin/sh\necho hi\n")
     script.chmod(0o755)
     sentry = run_sentry([script])
-    assert sentry.returncode == 126
-    assert b"#! scripts are not supported yet" in sentry.stderr
+    assert (sentry.returncode, sentry.stdout) == (0, b"hi\n"), sentry.stderr
 
 
 def test_bad_cli_options(tmp_path):
@@ -82,6 +83,24 @@ def test_bad_cli_options(tmp_path):
         assert cp.returncode == 2, cp.stderr
         assert b"Traceback" not in cp.stderr
 
+
+def test_bad_profile_json(tmp_path):
+    """--profile-json where nothing can be written is a usage error, not a
+    traceback after the guest ran."""
+    for path in (tmp_path / "missing" / "p.json", tmp_path):
+        cp = subprocess.run(sentry_command() + ["boot", "--profile-json", str(path), BUSYBOX,
+                                                "true"], capture_output=True, timeout=60)
+        assert cp.returncode == 2, cp.stderr
+        assert b"Traceback" not in cp.stderr and b"cannot write there" in cp.stderr
+
+
+def test_bad_syscall_path_variable():
+    """$KVMSENTRY_SYSCALL_PATH is checked like --syscall-path (was silently taken)."""
+    env = dict(os.environ, KVMSENTRY_SYSCALL_PATH="bogus")
+    cp = subprocess.run(sentry_command() + ["boot", BUSYBOX, "true"], capture_output=True,
+                        timeout=60, env=env)
+    assert cp.returncode == 2, cp.stderr
+    assert b"KVMSENTRY_SYSCALL_PATH=bogus" in cp.stderr
 
 
 def test_exec_of_a_file_the_guest_wrote(busybox, run_sentry):
