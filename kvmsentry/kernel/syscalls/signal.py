@@ -147,26 +147,39 @@ class RealTimer:
         return max(0.0, self.deadline - time.monotonic()) if self.deadline else 0.0
 
     def arm(self, value: float, interval: float) -> None:
+        """setitimer(ITIMER_REAL)/alarm: expire after ``value`` s, then every
+        ``interval`` s (0: once); ``value`` 0 disarms (BKL held)."""
+        timer = self._rearm(value, interval)
+        if timer is not None:
+            timer.start()
+
+    def _rearm(self, value: float, interval: float) -> threading.Timer | None:
+        """The new expiry (BKL held); returns its host timer, not started yet."""
         self._generation += 1
         self.interval = interval
         if value <= 0:
             self.deadline = 0.0
-            return
+            return None
         self.deadline = time.monotonic() + value
-        generation = self._generation
-        timer = threading.Timer(value, self._fire, args=(generation,))
+        timer = threading.Timer(value, self._fire, args=(self._generation,))
         timer.daemon = True
-        timer.start()
+        return timer
 
     def _fire(self, generation: int) -> None:
+        timer = None
         with sched.BKL:
             if generation != self._generation or self.process.wait_status is not None:
                 return
             self.kernel.send_signal(self.process, _signal.SIGALRM)
             if self.interval > 0:
-                self.arm(self.interval, self.interval)
+                timer = self._rearm(self.interval, self.interval)
             else:
                 self.deadline = 0.0
+        # Started without the kernel lock: Thread.start waits for the new
+        # thread, and a 1 ms interval timer doing that under the lock kept
+        # the task's own thread from getting it (a livelock seen once).
+        if timer is not None:
+            timer.start()
 
 
 def _timer(task) -> RealTimer:
