@@ -863,15 +863,21 @@ class Kernel:
                 if self.strace:
                     self._trace(task, row, nr, regs, None, start)
                 raise
-        self.recent.append((nr, result))
         if self.strace:
             self._trace(task, row, nr, regs, result, start)
+        regs.rax = self._finish_syscall(task, nr, result)
+
+    def _finish_syscall(self, task: Task, nr: int, result: int) -> int:
+        """After call ``nr`` returned ``result`` (an int, -errno on error):
+        record it, raise SIGPIPE for EPIPE, note a restartable interruption
+        for handle_signals; returns the 64-bit value for rax."""
+        self.recent.append((nr, result))
         if result == -errno.EPIPE and nr in _SIGPIPE_SYSCALLS:
             self._sigpipe(task)
         if -result in _RESTART_CODES:
             task.restart = (nr, result)  # handle_signals decides: restart or EINTR
             result = -errno.EINTR
-        regs.rax = result & 0xFFFF_FFFF_FFFF_FFFF
+        return result & 0xFFFF_FFFF_FFFF_FFFF
 
     def _unsupported(self, nr: int, row) -> int:
         """-ENOSYS for a call without a handler, named on stderr once per number."""
@@ -904,13 +910,7 @@ class Kernel:
                 result = -e.errno
             except GuestFault:
                 result = -errno.EFAULT
-        self.recent.append((nr, result))
-        if result == -errno.EPIPE and nr in _SIGPIPE_SYSCALLS:
-            self._sigpipe(task)
-        if -result in _RESTART_CODES:
-            task.restart = (nr, result)  # handle_signals decides: restart or EINTR
-            result = -errno.EINTR
-        return result & 0xFFFF_FFFF_FFFF_FFFF
+        return self._finish_syscall(task, nr, result)
 
     def _sigpipe(self, task: Task) -> None:
         """A write to a broken pipe raises SIGPIPE for the writing thread (pipe(7))."""

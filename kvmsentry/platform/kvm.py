@@ -549,9 +549,10 @@ class Context:
                 regs.rip = self._iret_return
             self._run_struct.kvm_dirty_regs = _SYNC_REGS
         self._started = True
-        if self._lstar != self._wanted_lstar():
-            self._lstar = self._wanted_lstar()
-            self.vcpu.set_msrs({x86.MSR_LSTAR: self._lstar})
+        lstar = self._wanted_lstar()
+        if self._lstar != lstar:
+            self._lstar = lstar
+            self.vcpu.set_msrs({x86.MSR_LSTAR: lstar})
         vcpu_run = self.vcpu.run
         while True:
             exit_ = vcpu_run()

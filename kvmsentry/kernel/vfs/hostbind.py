@@ -27,7 +27,7 @@ from kvmsentry.kernel.fd import HostFile, host_call
 from kvmsentry.kernel.syscalls.table import SyscallError
 from kvmsentry.kernel.vfs import hostfs
 from kvmsentry.kernel.vfs.inode import Filesystem
-from kvmsentry.kernel.vfs.overlay import EXT4_SUPER_MAGIC, HostInode
+from kvmsentry.kernel.vfs.overlay import EXT4_SUPER_MAGIC, HostInode, host_statfs
 
 
 def _join(parent: HostInode, name: bytes) -> bytes:
@@ -226,10 +226,4 @@ class HostBind(Filesystem):
             host_call(os.rename, sleaf, leaf, src_dir_fd=sfd, dst_dir_fd=dfd)
 
     def statfs(self) -> dict:
-        vfs = host_call(os.statvfs, self.host_root)
-        return dict(f_type=self.magic, f_bsize=vfs.f_bsize, f_blocks=vfs.f_blocks,
-                    f_bfree=vfs.f_bfree, f_bavail=vfs.f_bavail, f_files=vfs.f_files,
-                    f_ffree=vfs.f_ffree,
-                    f_fsid=(vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF),
-                    f_namelen=vfs.f_namemax, f_frsize=vfs.f_frsize,
-                    f_flags=vfs.f_flag & ~os.ST_RDONLY)
+        return host_statfs(self.host_root, self.magic)

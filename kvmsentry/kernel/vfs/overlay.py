@@ -223,10 +223,17 @@ class Overlay(Filesystem):
         super().link(parent, name, inode)
 
     def statfs(self) -> dict:
-        vfs = host_call(os.statvfs, self.host_root)
-        return dict(f_type=self.magic, f_bsize=vfs.f_bsize, f_blocks=vfs.f_blocks,
-                    f_bfree=vfs.f_bfree, f_bavail=vfs.f_bavail, f_files=vfs.f_files,
-                    f_ffree=vfs.f_ffree,
-                    f_fsid=(vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF),
-                    f_namelen=vfs.f_namemax, f_frsize=vfs.f_frsize,
-                    f_flags=vfs.f_flag & ~os.ST_RDONLY)
+        return host_statfs(self.host_root, self.magic)
+
+
+def host_statfs(host_root: str, magic: int) -> dict:
+    """statfs(2) fields of the host filesystem under ``host_root`` as a
+    filesystem of type ``magic`` shows them (statvfs of the host, read-only
+    flag dropped: the mount's own flags say that). OSError -> SyscallError."""
+    vfs = host_call(os.statvfs, host_root)
+    return dict(f_type=magic, f_bsize=vfs.f_bsize, f_blocks=vfs.f_blocks,
+                f_bfree=vfs.f_bfree, f_bavail=vfs.f_bavail, f_files=vfs.f_files,
+                f_ffree=vfs.f_ffree,
+                f_fsid=(vfs.f_fsid & 0xFFFFFFFF, (vfs.f_fsid >> 32) & 0xFFFFFFFF),
+                f_namelen=vfs.f_namemax, f_frsize=vfs.f_frsize,
+                f_flags=vfs.f_flag & ~os.ST_RDONLY)
