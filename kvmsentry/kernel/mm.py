@@ -92,6 +92,9 @@ class Vma:
     may_write: bool = True
     dontfork: bool = False
     denywrite: bool = False
+    # The sentry's own mapping (kvmsentry/kernel/fastread.py): not shown in
+    # /proc/PID/maps or counted in its status.
+    hidden: bool = False
 
     def file_index(self, vpn: int) -> int:
         """The file page index mapped at virtual page ``vpn`` of this file VMA."""
@@ -373,6 +376,33 @@ class MemoryManager:
                 entries[vpn << PAGE_SHIFT] = gpa | entry
         if entries:
             self.address_space.map_entries(entries)
+        return True
+
+    def map_file_huge(self, vma: Vma, block: int) -> bool:
+        """Map the 2 MiB-aligned ``block`` of a shared read-only file VMA with one 2 MiB page.
+
+        The page cache must hold (or read) the block's file pages in one
+        aligned run of frames (HostMapping.read_huge); each frame gains a
+        reference. For the fast-read windows (kvmsentry/kernel/fastread.py).
+        Returns False, changing nothing, when it cannot.
+        """
+        if (block & (HUGE_PAGE_SIZE - 1) or block < vma.start or block + HUGE_PAGE_SIZE > vma.end
+                or not vma.shared or vma.prot & PROT_WRITE or not vma.prot & PROT_READ):
+            return False
+        read_huge = getattr(vma.mapping, "read_huge", None)
+        first = block >> PAGE_SHIFT
+        span = range(first, first + 512)
+        if read_huge is None or not self.pages.keys().isdisjoint(span):
+            return False
+        gpa = read_huge(vma.file_index(first))
+        if gpa is None:
+            return False
+        gpas = range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)
+        get_frame = self.memory.get_frame
+        for frame in gpas:
+            get_frame(frame)
+        self.pages.update(zip(span, gpas))
+        self.address_space.map_huge(block, gpa | vma.pte_flags() | PTE_PSE)
         return True
 
     def unmap_file_pages(self, mapping, npages: int) -> None:

@@ -43,7 +43,7 @@ import errno
 import os
 import weakref
 
-from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
+from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE
 
 # Reclaimable cached pages kept before the least recently used are freed.
 DEFAULT_LIMIT_PAGES = 32768  # 128 MiB
@@ -151,9 +151,15 @@ class FileMapping:
 
 
 class InodeMapping(FileMapping):
-    """The page cache of an in-memory ``RegularInode`` (tmpfs, overlay copies)."""
+    """The page cache of an in-memory ``RegularInode`` (tmpfs, overlay copies).
+
+    ``fast_readers``: the kvmsentry.kernel.fastread.FastRead objects that
+    serve reads of this file inside the guest (a WeakSet, made on first
+    use); every change of the data or the size tells them (refresh).
+    """
 
     writable = True
+    fast_readers = None
 
     def __init__(self, cache: "PageCache", inode):
         super().__init__(cache, inode.dev, inode.ino)
@@ -197,8 +203,12 @@ class InodeMapping(FileMapping):
         """Copy the inode's data over cached frames of [offset, offset+length).
 
         Bytes past the end of the file read as zeros (mmap(2): the rest
-        of the last page is zero-filled).
+        of the last page is zero-filled). The fast readers learn the new
+        size (every write and truncate comes here).
         """
+        if self.fast_readers:
+            for reader in list(self.fast_readers):
+                reader.file_changed(self)
         if not self.pages or length <= 0:
             return
         data = self.inode.data
@@ -320,6 +330,43 @@ class HostMapping(FileMapping):
             return os.pread(self.host_fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
         except OSError:
             return b""  # a host I/O error: zeros rather than a sentry failure
+
+    def read_huge(self, index: int) -> int | None:
+        """Cache pages [index, index + 512) in one 2 MiB-aligned run of frames.
+
+        For a 2 MiB page of a read-only shared mapping (the fast-read
+        windows, kvmsentry/kernel/fastread.py): one read of the file
+        straight into frames from GuestMemory.alloc_huge, no per-page
+        work. Returns the run's first GPA (the run already cached that
+        way is reused), or None when the run passes the end of the file,
+        part of it is cached otherwise, or no aligned run is free.
+        """
+        if (index + 512) << PAGE_SHIFT > self._size:
+            return None
+        pages = self.pages
+        cache = self.cache
+        span = range(index, index + 512)
+        first = pages.get(index)
+        if first is not None:
+            if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
+                                                  for i in span):
+                return None
+            cache.touch(self)
+            return first
+        if not pages.keys().isdisjoint(span):
+            return None
+        memory = cache.memory
+        gpa = memory.alloc_huge()
+        if gpa is None:
+            return None
+        data = self.read_run(index, 512)  # short at a host error: the rest reads as zeros
+        memory.view[gpa:gpa + len(data)] = data
+        pages.update(zip(span, range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)))
+        cache.npages += 512
+        cache.touch(self)
+        if cache.npages > cache.limit_pages:
+            cache.shrink(cache.npages - cache.limit_pages, keep=self)
+        return gpa
 
     def close(self) -> None:
         if self.host_fd is not None:
