@@ -250,12 +250,20 @@ class MemoryManager:
         return vma
 
     def unmap_range(self, start: int, end: int) -> None:
-        """munmap(2)'s core: drop VMAs and pages in [start, end) (page aligned)."""
+        """munmap(2)'s core: drop VMAs and pages in [start, end) (page aligned).
+
+        A hidden VMA going (the guest unmapped or mapped over the sentry's
+        fast-read page or a window) is reported to kvmsentry.kernel.fastread.
+        """
+        hidden = False
         for vma in self._split_range(start, end):
             self._drop_pages(vma.start, vma.end)
             i = self.vmas.index(vma)
             del self.vmas[i]
             del self._starts[i]
+            hidden = hidden or vma.hidden
+        if hidden and getattr(self, "fastread", None) is not None:
+            self.fastread.unmapped(start, end)
 
     def _drop_pages(self, start: int, end: int) -> None:
         self.drops += 1

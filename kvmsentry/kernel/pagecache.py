@@ -41,6 +41,8 @@ from __future__ import annotations
 import collections
 import errno
 import os
+import queue
+import threading
 import weakref
 
 from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE
@@ -308,6 +310,8 @@ class HostMapping(FileMapping):
         self.key = host_key(st)
         self._size = st.st_size
         self.host_fd = host_fd
+        # read_huge's read-ahead: (page index, GPA, threading.Event) or None.
+        self._ahead = None
 
     def size(self) -> int:
         return self._size
@@ -315,19 +319,27 @@ class HostMapping(FileMapping):
     def read_page(self, index: int) -> bytes:
         return self.read_run(index, 1)
 
-    def read_run(self, index: int, count: int) -> bytes:
+    def _open(self) -> int | None:
+        """The host fd, reopened by path if the cache closed it; None when the
+        file is gone or replaced since it was mapped (its pages read as zeros)."""
         if self.host_fd is None:
             try:
                 fd = os.open(self.host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             except OSError:
-                return b""  # gone since it was mapped: its pages read as zeros
+                return None
             if host_key(os.fstat(fd)) != self.key:
-                os.close(fd)  # replaced since it was mapped: likewise
-                return b""
+                os.close(fd)
+                return None
             self.host_fd = fd
             self.cache.opened(self)
+        return self.host_fd
+
+    def read_run(self, index: int, count: int) -> bytes:
+        fd = self._open()
+        if fd is None:
+            return b""
         try:
-            return os.pread(self.host_fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
+            return os.pread(fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
         except OSError:
             return b""  # a host I/O error: zeros rather than a sentry failure
 
@@ -340,12 +352,28 @@ class HostMapping(FileMapping):
         work. Returns the run's first GPA (the run already cached that
         way is reused), or None when the run passes the end of the file,
         part of it is cached otherwise, or no aligned run is free.
+
+        Reads ahead: the next run is read by a host thread
+        (:func:`_read_ahead`) while the guest works on this one, so a
+        sequential reader finds it ready at its next fault. A run read
+        ahead but not asked for next is freed at the next call (or stays
+        until the mapping is closed: at most one per file).
         """
         if (index + 512) << PAGE_SHIFT > self._size:
             return None
         pages = self.pages
         cache = self.cache
         span = range(index, index + 512)
+        ahead = self._ahead
+        if ahead is not None:
+            self._ahead = None
+            ahead_index, ahead_gpa, done = ahead
+            done.wait()
+            if ahead_index == index and pages.keys().isdisjoint(span):
+                self._install_huge(index, ahead_gpa)
+                self._start_ahead(index + 512)
+                return ahead_gpa
+            cache.memory.put_frames(range(ahead_gpa, ahead_gpa + HUGE_PAGE_SIZE, PAGE_SIZE))
         first = pages.get(index)
         if first is not None:
             if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
@@ -359,19 +387,55 @@ class HostMapping(FileMapping):
         gpa = memory.alloc_huge()
         if gpa is None:
             return None
-        data = self.read_run(index, 512)  # short at a host error: the rest reads as zeros
-        memory.view[gpa:gpa + len(data)] = data
-        pages.update(zip(span, range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)))
+        fd = self._open()
+        if fd is not None:
+            try:  # straight into the frames; short at EOF or a host error: zeros after
+                os.preadv(fd, [memory.view[gpa:gpa + HUGE_PAGE_SIZE]], index << PAGE_SHIFT)
+            except OSError:
+                pass
+        self._install_huge(index, gpa)
+        self._start_ahead(index + 512)
+        return gpa
+
+    def _install_huge(self, index: int, gpa: int) -> None:
+        cache = self.cache
+        self.pages.update(zip(range(index, index + 512), range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)))
         cache.npages += 512
         cache.touch(self)
         if cache.npages > cache.limit_pages:
             cache.shrink(cache.npages - cache.limit_pages, keep=self)
-        return gpa
+
+    def _start_ahead(self, index: int) -> None:
+        """Have the read-ahead thread read run ``index`` into fresh frames (see read_huge)."""
+        if (index + 512) << PAGE_SHIFT > self._size or not self.pages.keys().isdisjoint(
+                range(index, index + 512)):
+            return
+        fd = self._open()
+        if fd is None:
+            return
+        memory = self.cache.memory
+        gpa = memory.alloc_huge()
+        if gpa is None:
+            return
+        done = threading.Event()
+        # The thread reads through its own fd (the cache may close ours) into
+        # a view made here; it releases both.
+        _read_ahead(os.dup(fd), memory.view[gpa:gpa + HUGE_PAGE_SIZE], index << PAGE_SHIFT, done)
+        self._ahead = (index, gpa, done)
+
+    def cancel_ahead(self) -> None:
+        """Free the run read ahead, if any (the mapping is dropped)."""
+        ahead = self._ahead
+        if ahead is not None:
+            self._ahead = None
+            ahead[2].wait()
+            self.cache.memory.put_frames(range(ahead[1], ahead[1] + HUGE_PAGE_SIZE, PAGE_SIZE))
 
     def close(self) -> None:
         if self.host_fd is not None:
             os.close(self.host_fd)
             self.host_fd = None
+        self.cancel_ahead()
 
 
 class HostSharedMapping(FileMapping):
@@ -437,6 +501,34 @@ class HostSharedMapping(FileMapping):
                 memory.put_frames(self.pages.values())
         self.pages = {}
         os.close(self.host_fd)
+
+
+_read_ahead_queue: queue.SimpleQueue | None = None
+
+
+def _read_ahead(fd: int, view: memoryview, offset: int, done: threading.Event) -> None:
+    """Read ``len(view)`` bytes of host ``fd`` at ``offset`` into ``view`` on the
+    read-ahead thread (started on first use), then close ``fd``, release
+    ``view`` and set ``done``. A short read or a host error leaves zeros."""
+    global _read_ahead_queue
+    if _read_ahead_queue is None:
+        _read_ahead_queue = queue.SimpleQueue()
+        threading.Thread(target=_read_ahead_main, args=(_read_ahead_queue,), daemon=True,
+                         name="kvmsentry-read-ahead").start()
+    _read_ahead_queue.put((fd, view, offset, done))
+
+
+def _read_ahead_main(requests: queue.SimpleQueue) -> None:
+    while True:
+        fd, view, offset, done = requests.get()
+        try:
+            os.preadv(fd, [view], offset)
+        except OSError:
+            pass
+        finally:
+            view.release()
+            os.close(fd)
+            done.set()
 
 
 def host_key(st: os.stat_result) -> tuple[int, int, int, int]:

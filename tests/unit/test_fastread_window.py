@@ -1,0 +1,77 @@
+"""The fast-read windows' 2 MiB pages (kernel.mm map_file_huge, pagecache
+HostMapping.read_huge and its read-ahead), no KVM.
+
+A window is a shared read-only file VMA; a 2 MiB block of a host file is
+read in one go (the next one by the read-ahead thread) into one aligned
+run of frames and mapped as one 2 MiB page. Content, reference counts and
+the fall-back cases are checked against the file.
+"""
+
+import os
+
+from kvmsentry.kernel.mm import PROT_READ, PROT_WRITE
+from kvmsentry.kernel.pagecache import page_cache_of
+from kvmsentry.vm.memory import GuestMemory
+from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SIZE
+
+from test_pagecache import BASE, FakeAddressSpace, new_mm  # noqa: F401  (same fakes)
+
+WINDOW = 0x40000000  # 2 MiB aligned
+
+
+def _host_file(tmp_path, size):
+    path = tmp_path / "file.bin"
+    path.write_bytes(bytes((i * 13 + i // 4096) & 0xFF for i in range(size)))
+    return path
+
+
+def test_blocks_map_as_2mib_pages_and_read_ahead(tmp_path):
+    memory = GuestMemory(64 << 20)
+    try:
+        size = 3 * HUGE_PAGE_SIZE + 12345
+        path = _host_file(tmp_path, size)
+        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            mapping = page_cache_of(memory).host_mapping(os.fsencode(path), fd)
+            mm = new_mm(memory)
+            vma = mm.map_file(WINDOW, 4 * HUGE_PAGE_SIZE, PROT_READ, mapping, 0, shared=True,
+                              may_write=False)
+            assert mm.map_file_huge(vma, WINDOW)
+            assert mm.address_space.huge == [WINDOW]
+            assert mapping._ahead is not None and mapping._ahead[0] == 512  # the next block, ahead
+            assert mm.copy_in(WINDOW + 4000, 200) == data[4000:4200]
+            gpa = mapping.pages[0]
+            assert gpa % HUGE_PAGE_SIZE == 0 and memory.refcount(gpa) == 2  # cache + window
+            # The block read ahead is the one installed next.
+            ahead_gpa = mapping._ahead[1]
+            assert mm.map_file_huge(vma, WINDOW + HUGE_PAGE_SIZE)
+            assert mapping.pages[512] == ahead_gpa
+            assert mm.copy_in(WINDOW + HUGE_PAGE_SIZE + 5, 100) == data[HUGE_PAGE_SIZE + 5:HUGE_PAGE_SIZE + 105]
+            # Skipping a block frees what was read ahead; the tail (past the
+            # last whole block) cannot be one 2 MiB page: page by page instead.
+            ahead_gpa = mapping._ahead[1]
+            assert not mm.map_file_huge(vma, WINDOW + 3 * HUGE_PAGE_SIZE)
+            assert mm.map_file_huge(vma, WINDOW + 2 * HUGE_PAGE_SIZE)
+            mm.populate(WINDOW + 3 * HUGE_PAGE_SIZE, WINDOW + 4 * HUGE_PAGE_SIZE)
+            tail = 3 * HUGE_PAGE_SIZE
+            assert mm.copy_in(WINDOW + tail, 12345) == data[tail:]
+            assert memory.refcount(ahead_gpa) == 2  # block 2 was the one read ahead
+            # Already-mapped blocks and writable or private VMAs are refused.
+            assert not mm.map_file_huge(vma, WINDOW)
+            other = new_mm(memory)
+            rw = other.map_file(WINDOW, HUGE_PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0)
+            assert not other.map_file_huge(rw, WINDOW)
+            # A second window of the same file reuses the cached run as is.
+            third = new_mm(memory)
+            ro = third.map_file(WINDOW, HUGE_PAGE_SIZE, PROT_READ, mapping, 0, shared=True, may_write=False)
+            assert third.map_file_huge(ro, WINDOW)
+            assert third.copy_in(WINDOW, PAGE_SIZE) == data[:PAGE_SIZE]
+            assert memory.refcount(gpa) == 3
+            for m in (mm, other, third):
+                m.destroy()
+            mapping.cancel_ahead()
+        finally:
+            os.close(fd)
+    finally:
+        memory.close()
