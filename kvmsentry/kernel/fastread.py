@@ -100,6 +100,8 @@ WINDOW_FAULT_PAGES = 512
 # A window keeps the pages it mapped until its fd closes: files larger
 # than guest memory / MAX_FILE_FRACTION are not served.
 MAX_FILE_FRACTION = 4
+# A file is served from a read on only when this many bytes follow its offset.
+MIN_REMAINING = 64 << 10
 # Bytes of windows kept mapped after their fds closed (FastRead.retired).
 RETAINED_WINDOW_BYTES = 512 << 20
 _OFF_T_MAX = (1 << 63) - 1
@@ -351,14 +353,19 @@ class FastRead:
 
 
 # -- hooks ---------------------------------------------------------------------
-def after_read(task, fd: int, file) -> None:
-    """sys_read's hook after a read through the exit path: serve ``fd`` from now on if it can be.
+def after_read(task, fd: int, file, n: int, count: int) -> None:
+    """sys_read's hook after a read of ``n`` of ``count`` bytes through the exit
+    path: serve ``fd`` from now on if it can be and it pays.
 
-    Conditions: a host regular file (HostFile, not O_DIRECT), fd below
-    MAX_FD, its description referenced by this one fd, a process with
-    one task and its own fd table, fast syscalls on (not --strace).
+    Conditions: a regular file whose reads can come from the page cache
+    (File.fast_readable), fd below MAX_FD, its description referenced by
+    this one fd, a process with one task and its own fd table, fast
+    syscalls on (not --strace); and reads that look worth it: this one
+    was full and at least MIN_REMAINING bytes follow the offset (a small
+    file read whole by one or two calls costs less through exits than a
+    new window and its fault), unless the file has a window already.
     """
-    if not 0 <= fd < MAX_FD or file.refs != 1 or not file.fast_readable():
+    if n != count or n == 0 or not 0 <= fd < MAX_FD or file.refs != 1 or not file.fast_readable():
         return
     kernel = task.kernel
     if kernel is None or not kernel.platform.fast_syscalls:
@@ -368,6 +375,14 @@ def after_read(task, fd: int, file) -> None:
     if mm.users != 1 or getattr(fds, "users", 1) != 1 or len(task.process.tasks) != 1:
         return
     fr = getattr(mm, "fastread", None)
+    if fr is None or file not in fr.windows:
+        from kvmsentry.kernel.fd import SEEK_CUR
+        from kvmsentry.kernel.syscalls.table import SyscallError
+        try:
+            if file.stat().st_size - file.lseek(0, SEEK_CUR) < MIN_REMAINING:
+                return
+        except SyscallError:
+            return
     if fr is None:
         if getattr(mm, "fastread_refused", False):
             return

@@ -60,6 +60,10 @@ _XCR0_ALLOWED = 0xE7
 _SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
                  | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
 USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+# RFLAGS bits a ring-3 program may change itself (popf): CF PF AF ZF SF TF
+# DF OF AC ID. What the sentry takes from a register or memory the program
+# controls is masked with this (plus IF and the fixed bit): never IOPL, NT, VM.
+_USER_RFLAGS_MASK = 0x240DD5
 # How long the ring path's guest spins for an answer before it exits (ns):
 # about one exit's cost here (DESIGN.md), enough for the sentry to run a
 # simple call, and what a call costs at worst beyond its exit when the
@@ -573,18 +577,26 @@ class Context:
                 port = exit_.port
                 if port == layout.SYSCALL_PORT:
                     rip = regs.rip
-                    if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
-                            and rip != self._ring_syscall_return_rip and rip != self._fast_read_out_rip):
+                    rcx = regs.rcx
+                    # Ring 3 can reach these `out`s with registers of its own
+                    # (the stub pages are U=1; the fast-read trampoline restores
+                    # RCX/R11 from the process's page): a non-canonical return
+                    # address is the #GP it would be, and only flags a program
+                    # may set with popf are taken (never IOPL).
+                    if ((rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
+                            and rip != self._ring_syscall_return_rip and rip != self._fast_read_out_rip)
+                            or (rcx >> 47 and rcx >> 47 != 0x1FFFF)):
                         return self._forged_exit()
-                    self.user_rip = regs.rcx
-                    self.user_rflags = regs.r11
+                    self.user_rip = rcx
+                    self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
                 if port == layout.RING_WAIT_PORT:
-                    if regs.rip != self._ring_wait_return_rip:
+                    rcx = regs.rcx
+                    if regs.rip != self._ring_wait_return_rip or (rcx >> 47 and rcx >> 47 != 0x1FFFF):
                         return self._forged_exit()
-                    self.user_rip = regs.rcx
-                    self.user_rflags = regs.r11
+                    self.user_rip = rcx
+                    self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
                     self.user_rsp = regs.rsp
                     return TRAP_RING_WAIT
                 vector = port - layout.EXCEPTION_PORT_BASE
@@ -697,6 +709,7 @@ class Context:
                 flags = flags & ~0xFFFF | (flags & 0xFF) << 8 | (flags >> 8) & 0xFF
         else:
             answer, user_rsp, flags = regs.rax, regs.rsp, regs.r11
+        flags = flags & _USER_RFLAGS_MASK | USER_RFLAGS_INIT  # a register the program controls
         regs.rax = answer
         regs.r11 = flags
         regs.rsp = user_rsp
@@ -774,8 +787,10 @@ class Context:
             if offset:
                 regs.rsp = regs.rax
             regs.rax = layout.FAST_SYSCALLS[block][1]
+        if regs.rcx >> 47 and regs.rcx >> 47 != 0x1FFFF:
+            regs.rcx = 0  # ring 3 jumped into the stub: a fault at 0, not a sentry error
         self.user_rip = regs.rcx
-        self.user_rflags = regs.r11
+        self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
         self.user_rsp = regs.rsp
         self._resume_as_is = False
         self.in_runtime = False
@@ -876,9 +891,10 @@ class Context:
                 regs.rax = 0
             if rcx >> 47 and rcx >> 47 != 0x1FFFF:
                 rcx = 0  # the process wrote its scratch stack: a fault at 0, not a sentry error
+            r11 = r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
             regs.rdx, regs.rsi, regs.rdi, regs.rcx, regs.r11, regs.rsp = rdx, rsi, rdi, rcx, r11, user_rsp
         self.user_rip = regs.rcx
-        self.user_rflags = regs.r11
+        self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
         self.user_rsp = regs.rsp
         self.in_runtime = False
         self._resume_as_is = False

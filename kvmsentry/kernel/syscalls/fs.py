@@ -197,7 +197,7 @@ def sys_read(task, fd, buf, count):
     else:
         n = _read_segments(task, file, [(buf, count)])
     # A cached regular file: serve its next reads inside the guest (fastread.py).
-    fastread.after_read(task, fd, file)
+    fastread.after_read(task, fd, file, n, count)
     return n
 
 
