@@ -28,6 +28,18 @@ def test_fast_read_matches_linux(guests, run_both, assert_same, tmp_path):
     assert_same(native, sentry)
 
 
+@pytest.mark.parametrize("options", [["--syscall-path=ring"], ["--strace"]])
+def test_fast_read_matches_linux_with_other_paths(guests, run_native, run_sentry, assert_same,
+                                                   tmp_path, options):
+    # The ring path (read of a served fd still goes to the trampoline, other
+    # calls to the ring) and --strace (nothing served: every read exits).
+    path = _data_file(tmp_path, (3 << 20) + 99)
+    native = run_native([guests["fast_read"], str(path)])
+    sentry = run_sentry([guests["fast_read"], str(path)], options=options)
+    assert sentry.returncode == native.returncode == 0, sentry.stderr
+    assert sentry.stdout == native.stdout
+
+
 @pytest.mark.parametrize("script", [
     "{bb} sha256sum {f}; {bb} md5sum {f}",
     "{bb} cat {f} | {bb} md5sum",
