@@ -468,8 +468,9 @@ def fault(kernel, task) -> None:
             # A window: its 2 MiB block as one 2 MiB page, else page by page.
             span = WINDOW_FAULT_PAGES * PAGE_SIZE
             start = max(vma.start, f.cr2 & ~(span - 1))
-            try:
-                if not mm.map_file_huge(vma, f.cr2 & ~(HUGE_PAGE_SIZE - 1)):
+            block = f.cr2 & ~(HUGE_PAGE_SIZE - 1)
+            try:  # reusing the frames of the block two behind (a sequential reader is done with it)
+                if not mm.map_file_huge(vma, block, block - 2 * HUGE_PAGE_SIZE):
                     mm.populate(start, min(vma.end, start + span))
             except OutOfGuestMemory:
                 fr.give_up(vma)

@@ -343,59 +343,72 @@ class HostMapping(FileMapping):
         except OSError:
             return b""  # a host I/O error: zeros rather than a sentry failure
 
-    def read_huge(self, index: int) -> int | None:
+    def read_huge(self, index: int, spare: int | None = None) -> int | None:
         """Cache pages [index, index + 512) in one 2 MiB-aligned run of frames.
 
         For a 2 MiB page of a read-only shared mapping (the fast-read
         windows, kvmsentry/kernel/fastread.py): one read of the file
-        straight into frames from GuestMemory.alloc_huge, no per-page
-        work. Returns the run's first GPA (the run already cached that
-        way is reused), or None when the run passes the end of the file,
-        part of it is cached otherwise, or no aligned run is free.
+        straight into the frames, no per-page work. Returns the run's
+        first GPA (the run already cached that way is reused), or None
+        when the run passes the end of the file, part of it is cached
+        otherwise, or no aligned run is free.
 
-        Reads ahead: the next run is read by a host thread
-        (:func:`_read_ahead`) while the guest works on this one, so a
-        sequential reader finds it ready at its next fault. A run read
-        ahead but not asked for next is freed at the next call (or stays
-        until the mapping is closed: at most one per file).
+        ``spare``: an aligned run of 512 frames the caller owns (one
+        reference each, any content; MemoryManager.take_huge), used
+        before fresh frames from GuestMemory.alloc_huge: writing fresh
+        guest memory costs the host a page fault per 4 KiB (~4x the read
+        itself here), memory already touched does not. Reads ahead: the
+        next run is read by a host thread (:func:`_read_ahead`) while the
+        guest works on this one, so a sequential reader finds it ready at
+        its next fault. A run read ahead but not asked for next is freed
+        at the next call (or when the mapping is closed: at most one per
+        file); so is an unused ``spare``.
         """
-        if (index + 512) << PAGE_SHIFT > self._size:
-            return None
-        pages = self.pages
-        cache = self.cache
-        span = range(index, index + 512)
-        ahead = self._ahead
-        if ahead is not None:
-            self._ahead = None
-            ahead_index, ahead_gpa, done = ahead
-            done.wait()
-            if ahead_index == index and pages.keys().isdisjoint(span):
-                self._install_huge(index, ahead_gpa)
-                self._start_ahead(index + 512)
-                return ahead_gpa
-            cache.memory.put_frames(range(ahead_gpa, ahead_gpa + HUGE_PAGE_SIZE, PAGE_SIZE))
-        first = pages.get(index)
-        if first is not None:
-            if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
-                                                  for i in span):
+        memory = self.cache.memory
+        try:
+            if (index + 512) << PAGE_SHIFT > self._size:
                 return None
-            cache.touch(self)
-            return first
-        if not pages.keys().isdisjoint(span):
-            return None
-        memory = cache.memory
-        gpa = memory.alloc_huge()
-        if gpa is None:
-            return None
-        fd = self._open()
-        if fd is not None:
-            try:  # straight into the frames; short at EOF or a host error: zeros after
-                os.preadv(fd, [memory.view[gpa:gpa + HUGE_PAGE_SIZE]], index << PAGE_SHIFT)
-            except OSError:
-                pass
-        self._install_huge(index, gpa)
-        self._start_ahead(index + 512)
-        return gpa
+            pages = self.pages
+            span = range(index, index + 512)
+            ahead = self._ahead
+            if ahead is not None:
+                self._ahead = None
+                ahead_index, ahead_gpa, done = ahead
+                done.wait()
+                if ahead_index == index and pages.keys().isdisjoint(span):
+                    self._install_huge(index, ahead_gpa)
+                    self._start_ahead(index + 512, spare)
+                    spare = None
+                    return ahead_gpa
+                memory.put_frames(range(ahead_gpa, ahead_gpa + HUGE_PAGE_SIZE, PAGE_SIZE))
+            first = pages.get(index)
+            if first is not None:
+                if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
+                                                      for i in span):
+                    return None
+                self.cache.touch(self)
+                return first
+            if not pages.keys().isdisjoint(span):
+                return None
+            gpa, spare = (spare, None) if spare is not None else (memory.alloc_huge(), None)
+            if gpa is None:
+                return None
+            fd = self._open()
+            _read_run_into(fd, memory.view[gpa:gpa + HUGE_PAGE_SIZE], index << PAGE_SHIFT)
+            self._install_huge(index, gpa)
+            self._start_ahead(index + 512)
+            return gpa
+        finally:
+            if spare is not None:
+                memory.put_frames(range(spare, spare + HUGE_PAGE_SIZE, PAGE_SIZE))
+
+    def forget_huge(self, index: int) -> None:
+        """Drop pages [index, index + 512) from the cache without releasing
+        their frames (MemoryManager.take_huge hands them on)."""
+        pages = self.pages
+        for i in range(index, index + 512):
+            del pages[i]
+        self.cache.npages -= 512
 
     def _install_huge(self, index: int, gpa: int) -> None:
         cache = self.cache
@@ -405,16 +418,20 @@ class HostMapping(FileMapping):
         if cache.npages > cache.limit_pages:
             cache.shrink(cache.npages - cache.limit_pages, keep=self)
 
-    def _start_ahead(self, index: int) -> None:
-        """Have the read-ahead thread read run ``index`` into fresh frames (see read_huge)."""
-        if (index + 512) << PAGE_SHIFT > self._size or not self.pages.keys().isdisjoint(
-                range(index, index + 512)):
-            return
-        fd = self._open()
-        if fd is None:
-            return
+    def _start_ahead(self, index: int, spare: int | None = None) -> None:
+        """Have the read-ahead thread read run ``index`` into ``spare`` or fresh frames
+        (see read_huge); an unused ``spare`` is freed."""
         memory = self.cache.memory
-        gpa = memory.alloc_huge()
+        fd = None
+        if (index + 512) << PAGE_SHIFT <= self._size and self.pages.keys().isdisjoint(
+                range(index, index + 512)):
+            fd = self._open()
+        gpa = None
+        if fd is not None:
+            gpa = spare if spare is not None else memory.alloc_huge()
+            spare = None
+        if spare is not None:
+            memory.put_frames(range(spare, spare + HUGE_PAGE_SIZE, PAGE_SIZE))
         if gpa is None:
             return
         done = threading.Event()
@@ -522,13 +539,24 @@ def _read_ahead_main(requests: queue.SimpleQueue) -> None:
     while True:
         fd, view, offset, done = requests.get()
         try:
-            os.preadv(fd, [view], offset)
-        except OSError:
-            pass
+            _read_run_into(fd, view, offset)
         finally:
             view.release()
             os.close(fd)
             done.set()
+
+
+def _read_run_into(fd: int | None, view: memoryview, offset: int) -> None:
+    """Fill ``view`` from host ``fd`` at ``offset``; what a short read, a host
+    error or no fd (None) leaves is zeroed (the frames may hold old data)."""
+    n = 0
+    if fd is not None:
+        try:
+            n = os.preadv(fd, [view], offset)
+        except OSError:
+            n = 0
+    if n < len(view):
+        view[n:] = bytes(len(view) - n)
 
 
 def host_key(st: os.stat_result) -> tuple[int, int, int, int]:

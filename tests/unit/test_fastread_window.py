@@ -14,9 +14,24 @@ from kvmsentry.kernel.pagecache import page_cache_of
 from kvmsentry.vm.memory import GuestMemory
 from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SIZE
 
-from test_pagecache import BASE, FakeAddressSpace, new_mm  # noqa: F401  (same fakes)
+from kvmsentry.kernel.mm import MemoryManager
+from test_pagecache import FakeAddressSpace
 
 WINDOW = 0x40000000  # 2 MiB aligned
+
+
+class HugeAddressSpace(FakeAddressSpace):
+    """FakeAddressSpace whose map_huge with entry 0 clears the 2 MiB (a directory entry)."""
+
+    def map_huge(self, gva, entry):
+        if entry:
+            return super().map_huge(gva, entry)
+        for i in range(512):
+            self.entries.pop(gva + i * PAGE_SIZE, None)
+
+
+def new_mm(memory):
+    return MemoryManager(HugeAddressSpace(), memory, task_size=1 << 47, mmap_base=1 << 46)
 
 
 def _host_file(tmp_path, size):
@@ -70,6 +85,47 @@ def test_blocks_map_as_2mib_pages_and_read_ahead(tmp_path):
             assert memory.refcount(gpa) == 3
             for m in (mm, other, third):
                 m.destroy()
+            mapping.cancel_ahead()
+        finally:
+            os.close(fd)
+    finally:
+        memory.close()
+
+
+def test_a_sequential_reader_reuses_the_frames_two_blocks_behind(tmp_path):
+    memory = GuestMemory(64 << 20)
+    try:
+        blocks = 6
+        path = _host_file(tmp_path, blocks * HUGE_PAGE_SIZE)
+        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            mapping = page_cache_of(memory).host_mapping(os.fsencode(path), fd)
+            mm = new_mm(memory)
+            vma = mm.map_file(WINDOW, blocks * HUGE_PAGE_SIZE, PROT_READ, mapping, 0, shared=True,
+                              may_write=False)
+            in_use = []
+            for k in range(blocks):
+                block = WINDOW + k * HUGE_PAGE_SIZE
+                assert mm.map_file_huge(vma, block, block - 2 * HUGE_PAGE_SIZE)
+                assert mm.copy_in(block + 777, 300) == data[k * HUGE_PAGE_SIZE + 777:k * HUGE_PAGE_SIZE + 1077]
+                in_use.append(memory.frames_in_use)
+            # Blocks two behind left the window and the cache; their frames
+            # carry the blocks read ahead: never more than two blocks mapped
+            # and one ahead (1,536 frames), for any length of file.
+            assert (WINDOW >> 12) not in mm.pages and 0 not in mapping.pages
+            assert mm.pages[(WINDOW + 5 * HUGE_PAGE_SIZE) >> 12] == mapping.pages[5 * 512]
+            assert max(in_use) == 3 * 512 and in_use[-1] == 2 * 512
+            # A block taken back is read again on the next touch.
+            assert mm.map_file_huge(vma, WINDOW)
+            assert mm.copy_in(WINDOW, 64) == data[:64]
+            # A block someone else maps too is never taken.
+            other = new_mm(memory)
+            ro = other.map_file(WINDOW, HUGE_PAGE_SIZE, PROT_READ, mapping, 0, shared=True, may_write=False)
+            assert other.map_file_huge(ro, WINDOW)
+            assert mm.take_huge(vma, WINDOW) is None
+            mm.destroy()
+            other.destroy()
             mapping.cancel_ahead()
         finally:
             os.close(fd)
