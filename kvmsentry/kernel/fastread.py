@@ -26,9 +26,11 @@ is served (guest/runtime.S vcpu_syscall_entry):
   which gives Linux's answer (EFAULT, a short read). A kick (a signal for
   the task) does the same before the trampoline's commit and finishes the
   call after it. A whole 2 MiB block of a host file is one 2 MiB page
-  read in one go, the next block read ahead by a host thread
-  (pagecache.HostMapping.read_huge): a sequential read of a large file
-  takes one exit per 2 MiB.
+  read in one go (pagecache.HostMapping.read_huge) into the frames of
+  the block two behind, which leaves the window and the cache
+  (MemoryManager.take_huge: fresh guest memory costs the host a page
+  fault per 4 KiB): a sequential read of a large file takes one exit per
+  2 MiB and keeps two blocks.
 * The LSTAR stub sends only the fds whose bit is set in the served-fd
   mask (in the vCPU's read-only frame page) to the trampoline; every
   other read exits as before, without a detour through ring 3.
@@ -57,10 +59,11 @@ the cached frames, which hold the new data already) or, for a file grown
 past its window, marks the entry unserved. Not O_DIRECT, not fds >=
 MAX_FD, not files larger than guest memory / MAX_FILE_FRACTION.
 
-Costs kept: a window keeps its pages mapped (and so cached) until its fd
-closes; then it is kept for a later open of the same file, up to
-RETAINED_WINDOW_BYTES per process, and goes with the memory (exit,
-execve): unmapping a 256 MiB window page by page would cost ~0.2 s.
+Costs kept: a window keeps the pages it mapped (and so cached) until its
+fd closes, but for the 2 MiB blocks a sequential reader left behind; then
+it is kept for a later open of the same file, up to RETAINED_WINDOW_BYTES
+per process, and goes with the memory (exit, execve): unmapping a window
+page by page costs ~50 ms per 64 MiB mapped.
 
 Isolation (the trade-off): the window and the fast-read page are mapped
 in the reading process only, and the page is writable by it (the

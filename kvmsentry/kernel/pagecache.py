@@ -41,8 +41,6 @@ from __future__ import annotations
 import collections
 import errno
 import os
-import queue
-import threading
 import weakref
 
 from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE
@@ -310,8 +308,6 @@ class HostMapping(FileMapping):
         self.key = host_key(st)
         self._size = st.st_size
         self.host_fd = host_fd
-        # read_huge's read-ahead: (page index, GPA, threading.Event) or None.
-        self._ahead = None
 
     def size(self) -> int:
         return self._size
@@ -357,12 +353,10 @@ class HostMapping(FileMapping):
         reference each, any content; MemoryManager.take_huge), used
         before fresh frames from GuestMemory.alloc_huge: writing fresh
         guest memory costs the host a page fault per 4 KiB (~4x the read
-        itself here), memory already touched does not. Reads ahead: the
-        next run is read by a host thread (:func:`_read_ahead`) while the
-        guest works on this one, so a sequential reader finds it ready at
-        its next fault. A run read ahead but not asked for next is freed
-        at the next call (or when the mapping is closed: at most one per
-        file); so is an unused ``spare``.
+        itself here), memory already touched does not. An unused
+        ``spare`` is freed. (A host thread reading the next run ahead was
+        tried: its GIL hand-offs cost the sentry more than it saved on
+        this loaded 2-CPU machine; BENCHMARKS.md.)
         """
         memory = self.cache.memory
         try:
@@ -370,17 +364,6 @@ class HostMapping(FileMapping):
                 return None
             pages = self.pages
             span = range(index, index + 512)
-            ahead = self._ahead
-            if ahead is not None:
-                self._ahead = None
-                ahead_index, ahead_gpa, done = ahead
-                done.wait()
-                if ahead_index == index and pages.keys().isdisjoint(span):
-                    self._install_huge(index, ahead_gpa)
-                    self._start_ahead(index + 512, spare)
-                    spare = None
-                    return ahead_gpa
-                memory.put_frames(range(ahead_gpa, ahead_gpa + HUGE_PAGE_SIZE, PAGE_SIZE))
             first = pages.get(index)
             if first is not None:
                 if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
@@ -393,10 +376,17 @@ class HostMapping(FileMapping):
             gpa, spare = (spare, None) if spare is not None else (memory.alloc_huge(), None)
             if gpa is None:
                 return None
+            view = memory.view[gpa:gpa + HUGE_PAGE_SIZE]
+            n = 0
             fd = self._open()
-            _read_run_into(fd, memory.view[gpa:gpa + HUGE_PAGE_SIZE], index << PAGE_SHIFT)
+            if fd is not None:
+                try:
+                    n = os.preadv(fd, [view], index << PAGE_SHIFT)
+                except OSError:
+                    n = 0  # a host I/O error: zeros rather than a sentry failure
+            if n < HUGE_PAGE_SIZE:  # a reused run holds old data
+                view[n:] = bytes(HUGE_PAGE_SIZE - n)
             self._install_huge(index, gpa)
-            self._start_ahead(index + 512)
             return gpa
         finally:
             if spare is not None:
@@ -418,41 +408,10 @@ class HostMapping(FileMapping):
         if cache.npages > cache.limit_pages:
             cache.shrink(cache.npages - cache.limit_pages, keep=self)
 
-    def _start_ahead(self, index: int, spare: int | None = None) -> None:
-        """Have the read-ahead thread read run ``index`` into ``spare`` or fresh frames
-        (see read_huge); an unused ``spare`` is freed."""
-        memory = self.cache.memory
-        fd = None
-        if (index + 512) << PAGE_SHIFT <= self._size and self.pages.keys().isdisjoint(
-                range(index, index + 512)):
-            fd = self._open()
-        gpa = None
-        if fd is not None:
-            gpa = spare if spare is not None else memory.alloc_huge()
-            spare = None
-        if spare is not None:
-            memory.put_frames(range(spare, spare + HUGE_PAGE_SIZE, PAGE_SIZE))
-        if gpa is None:
-            return
-        done = threading.Event()
-        # The thread reads through its own fd (the cache may close ours) into
-        # a view made here; it releases both.
-        _read_ahead(os.dup(fd), memory.view[gpa:gpa + HUGE_PAGE_SIZE], index << PAGE_SHIFT, done)
-        self._ahead = (index, gpa, done)
-
-    def cancel_ahead(self) -> None:
-        """Free the run read ahead, if any (the mapping is dropped)."""
-        ahead = self._ahead
-        if ahead is not None:
-            self._ahead = None
-            ahead[2].wait()
-            self.cache.memory.put_frames(range(ahead[1], ahead[1] + HUGE_PAGE_SIZE, PAGE_SIZE))
-
     def close(self) -> None:
         if self.host_fd is not None:
             os.close(self.host_fd)
             self.host_fd = None
-        self.cancel_ahead()
 
 
 class HostSharedMapping(FileMapping):
@@ -518,45 +477,6 @@ class HostSharedMapping(FileMapping):
                 memory.put_frames(self.pages.values())
         self.pages = {}
         os.close(self.host_fd)
-
-
-_read_ahead_queue: queue.SimpleQueue | None = None
-
-
-def _read_ahead(fd: int, view: memoryview, offset: int, done: threading.Event) -> None:
-    """Read ``len(view)`` bytes of host ``fd`` at ``offset`` into ``view`` on the
-    read-ahead thread (started on first use), then close ``fd``, release
-    ``view`` and set ``done``. A short read or a host error leaves zeros."""
-    global _read_ahead_queue
-    if _read_ahead_queue is None:
-        _read_ahead_queue = queue.SimpleQueue()
-        threading.Thread(target=_read_ahead_main, args=(_read_ahead_queue,), daemon=True,
-                         name="kvmsentry-read-ahead").start()
-    _read_ahead_queue.put((fd, view, offset, done))
-
-
-def _read_ahead_main(requests: queue.SimpleQueue) -> None:
-    while True:
-        fd, view, offset, done = requests.get()
-        try:
-            _read_run_into(fd, view, offset)
-        finally:
-            view.release()
-            os.close(fd)
-            done.set()
-
-
-def _read_run_into(fd: int | None, view: memoryview, offset: int) -> None:
-    """Fill ``view`` from host ``fd`` at ``offset``; what a short read, a host
-    error or no fd (None) leaves is zeroed (the frames may hold old data)."""
-    n = 0
-    if fd is not None:
-        try:
-            n = os.preadv(fd, [view], offset)
-        except OSError:
-            n = 0
-    if n < len(view):
-        view[n:] = bytes(len(view) - n)
 
 
 def host_key(st: os.stat_result) -> tuple[int, int, int, int]:

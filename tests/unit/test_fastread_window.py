@@ -1,10 +1,10 @@
-"""The fast-read windows' 2 MiB pages (kernel.mm map_file_huge, pagecache
-HostMapping.read_huge and its read-ahead), no KVM.
+"""The fast-read windows' 2 MiB pages (kernel.mm map_file_huge and take_huge,
+pagecache HostMapping.read_huge), no KVM.
 
 A window is a shared read-only file VMA; a 2 MiB block of a host file is
-read in one go (the next one by the read-ahead thread) into one aligned
-run of frames and mapped as one 2 MiB page. Content, reference counts and
-the fall-back cases are checked against the file.
+read in one go into one aligned run of frames (those of the block two
+behind, for a sequential reader) and mapped as one 2 MiB page. Content,
+reference counts and the fall-back cases are checked against the file.
 """
 
 import os
@@ -40,7 +40,7 @@ def _host_file(tmp_path, size):
     return path
 
 
-def test_blocks_map_as_2mib_pages_and_read_ahead(tmp_path):
+def test_blocks_map_as_2mib_pages(tmp_path):
     memory = GuestMemory(64 << 20)
     try:
         size = 3 * HUGE_PAGE_SIZE + 12345
@@ -54,24 +54,18 @@ def test_blocks_map_as_2mib_pages_and_read_ahead(tmp_path):
                               may_write=False)
             assert mm.map_file_huge(vma, WINDOW)
             assert mm.address_space.huge == [WINDOW]
-            assert mapping._ahead is not None and mapping._ahead[0] == 512  # the next block, ahead
             assert mm.copy_in(WINDOW + 4000, 200) == data[4000:4200]
             gpa = mapping.pages[0]
             assert gpa % HUGE_PAGE_SIZE == 0 and memory.refcount(gpa) == 2  # cache + window
-            # The block read ahead is the one installed next.
-            ahead_gpa = mapping._ahead[1]
             assert mm.map_file_huge(vma, WINDOW + HUGE_PAGE_SIZE)
-            assert mapping.pages[512] == ahead_gpa
             assert mm.copy_in(WINDOW + HUGE_PAGE_SIZE + 5, 100) == data[HUGE_PAGE_SIZE + 5:HUGE_PAGE_SIZE + 105]
-            # Skipping a block frees what was read ahead; the tail (past the
-            # last whole block) cannot be one 2 MiB page: page by page instead.
-            ahead_gpa = mapping._ahead[1]
+            # The tail (past the last whole block) cannot be one 2 MiB page:
+            # page by page instead.
             assert not mm.map_file_huge(vma, WINDOW + 3 * HUGE_PAGE_SIZE)
             assert mm.map_file_huge(vma, WINDOW + 2 * HUGE_PAGE_SIZE)
             mm.populate(WINDOW + 3 * HUGE_PAGE_SIZE, WINDOW + 4 * HUGE_PAGE_SIZE)
             tail = 3 * HUGE_PAGE_SIZE
             assert mm.copy_in(WINDOW + tail, 12345) == data[tail:]
-            assert memory.refcount(ahead_gpa) == 2  # block 2 was the one read ahead
             # Already-mapped blocks and writable or private VMAs are refused.
             assert not mm.map_file_huge(vma, WINDOW)
             other = new_mm(memory)
@@ -85,7 +79,6 @@ def test_blocks_map_as_2mib_pages_and_read_ahead(tmp_path):
             assert memory.refcount(gpa) == 3
             for m in (mm, other, third):
                 m.destroy()
-            mapping.cancel_ahead()
         finally:
             os.close(fd)
     finally:
@@ -111,11 +104,11 @@ def test_a_sequential_reader_reuses_the_frames_two_blocks_behind(tmp_path):
                 assert mm.copy_in(block + 777, 300) == data[k * HUGE_PAGE_SIZE + 777:k * HUGE_PAGE_SIZE + 1077]
                 in_use.append(memory.frames_in_use)
             # Blocks two behind left the window and the cache; their frames
-            # carry the blocks read ahead: never more than two blocks mapped
-            # and one ahead (1,536 frames), for any length of file.
+            # took the next block: never more than two blocks mapped (1,024
+            # frames), for any length of file.
             assert (WINDOW >> 12) not in mm.pages and 0 not in mapping.pages
             assert mm.pages[(WINDOW + 5 * HUGE_PAGE_SIZE) >> 12] == mapping.pages[5 * 512]
-            assert max(in_use) == 3 * 512 and in_use[-1] == 2 * 512
+            assert max(in_use) == 2 * 512 == in_use[-1]
             # A block taken back is read again on the next touch.
             assert mm.map_file_huge(vma, WINDOW)
             assert mm.copy_in(WINDOW, 64) == data[:64]
@@ -126,7 +119,6 @@ def test_a_sequential_reader_reuses_the_frames_two_blocks_behind(tmp_path):
             assert mm.take_huge(vma, WINDOW) is None
             mm.destroy()
             other.destroy()
-            mapping.cancel_ahead()
         finally:
             os.close(fd)
     finally:
