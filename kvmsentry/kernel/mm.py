@@ -143,6 +143,11 @@ class MemoryManager:
         # Calls of _drop_pages: a fault that comes back after one is a new
         # fault, not a loop (Kernel._check_fault_loop).
         self.drops = 0
+        # The exit-free read's per-process state (kvmsentry/kernel/fastread.py
+        # FastRead), made on first use; ``fastread_refused`` when its page
+        # has no room after the vDSO.
+        self.fastread = None
+        self.fastread_refused = False
 
     # -- VMA bookkeeping ------------------------------------------------
     def find_vma(self, gva: int) -> Vma | None:
@@ -262,7 +267,7 @@ class MemoryManager:
             del self.vmas[i]
             del self._starts[i]
             hidden = hidden or vma.hidden
-        if hidden and getattr(self, "fastread", None) is not None:
+        if hidden and self.fastread is not None:
             self.fastread.unmapped(start, end)
 
     def _drop_pages(self, start: int, end: int) -> None:
