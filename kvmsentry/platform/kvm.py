@@ -447,6 +447,12 @@ class Context:
         self.in_runtime = False
         # Another vCPU of this address space flushed: flush before running on.
         self._tlb_stale = False
+        # The table pages of the zap list last written, until the guest has
+        # certainly run flush_handler over them (_confirm_zap): those of
+        # this address space, and retired ones, freed only then.
+        self._zap_tables: set[int] = set()
+        self._zap_retired: list[int] = []
+        self._zap_unconfirmed = False
         self._base = base
         self._gdt_gpa = gdt_gpa
         self.exits = 0
@@ -542,7 +548,7 @@ class Context:
             _FRAME.pack_into(self._view, self._frame_gpa, rip, _USER_CS,
                              self.user_rflags, self.user_rsp, _USER_DS)
             regs.rsp = self._frame_gva
-            if self._dirty_tables or self._retired_tables or self._tlb_stale:
+            if self._dirty_tables or self._retired_tables or self._tlb_stale or self._zap_unconfirmed:
                 self._write_zap_list()
                 regs.rip = self._flush_return
             else:
@@ -558,6 +564,10 @@ class Context:
             exit_ = vcpu_run()
             self.exits += 1
             if exit_.__class__ is ExitIo:
+                if self._zap_unconfirmed:
+                    # An `out` comes from ring 3 or a stub it entered, so
+                    # flush_handler has run and returned to ring 3.
+                    self._confirm_zap()
                 port = exit_.port
                 if port == layout.SYSCALL_PORT:
                     rip = regs.rip
@@ -584,7 +594,16 @@ class Context:
             raise PlatformError(f"unexpected exit: {exit_.detail}")
 
     def _write_zap_list(self) -> None:
-        """Fill this vCPU's zap list with the table pages flush_handler must poke."""
+        """Fill this vCPU's zap list with the table pages flush_handler must poke.
+
+        The list also carries the pages of an earlier list the guest may
+        not have run yet (the vCPU was kicked before it entered, then its
+        state was reset): they stay this vCPU's until _confirm_zap.
+        Retired table frames are freed only after the poke: flush_handler's
+        `orq $0` rewrites 8 bytes of the page, so a frame freed earlier and
+        reused (by another thread filling a page-cache page, say) would
+        have those bytes put back to what they were.
+        """
         platform = self.platform
         dirty = self.address_space.page_table.dirty_tables
         # vCPUs flush without the kernel lock: exactly one takes each
@@ -592,7 +611,9 @@ class Context:
         with platform._lock:
             retired = platform._retired_tables[:]
             platform._retired_tables.clear()
-        pages = list(dirty) + retired
+        self._zap_tables.update(dirty)
+        self._zap_retired.extend(retired)
+        pages = list(self._zap_tables) + self._zap_retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
             raise PlatformError(f"{len(pages)} page-table pages to flush at once "
                                 f"(the zap list holds {layout.ZAP_LIST_CAPACITY})")
@@ -605,8 +626,7 @@ class Context:
                 break
             view[gpa:gpa + len(chunk)] = chunk
         dirty.clear()
-        for gpa in retired:
-            platform.memory.put_frame(gpa)
+        self._zap_unconfirmed = True
         self._tlb_stale = False
         if pages:
             # A snapshot: other threads add and remove contexts (clone, exit,
@@ -615,6 +635,27 @@ class Context:
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
+
+    def _confirm_zap(self) -> None:
+        """The guest ran flush_handler over the zap list: free its retired frames."""
+        self._zap_tables.clear()
+        if self._zap_retired:
+            # No kernel lock here: GuestMemory frees them at its next allocation.
+            self.platform.memory.free_later(self._zap_retired)
+            self._zap_retired = []
+        self._zap_unconfirmed = False
+
+    def _abandon_zap(self) -> None:
+        """Leave this address space (execve) or the vCPU (exit) with a zap list
+        the guest may not have run: its pages go back to be flushed by others."""
+        if not self._zap_unconfirmed:
+            return
+        self.address_space.page_table.dirty_tables.update(self._zap_tables)
+        self._zap_tables.clear()
+        if self._zap_retired:
+            self.platform.retire_tables(self._zap_retired)
+            self._zap_retired = []
+        self._zap_unconfirmed = False
 
     def _exception(self, vector: int) -> int:
         if self._exception_frame_gpa is None:
@@ -732,7 +773,7 @@ class Context:
 
     def needs_flush(self) -> bool:
         """Page-table changes wait for this vCPU's next return through flush_return."""
-        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale)
+        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale or self._zap_unconfirmed)
 
     def _wanted_lstar(self) -> int:
         """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
@@ -809,6 +850,7 @@ class Context:
 
     def switch_address_space(self, address_space: "AddressSpace") -> None:
         """Run in another address space from the next reset() on (execve)."""
+        self._abandon_zap()
         self.address_space.contexts.discard(self)
         address_space.contexts.add(self)
         self.address_space = address_space
@@ -843,6 +885,7 @@ class Context:
         """Give the vCPU back to the platform's pool (the thread has exited)."""
         self._thread_id = None
         self._run_struct.immediate_exit = 0
+        self._abandon_zap()
         self.platform.release_context(self)
 
 
