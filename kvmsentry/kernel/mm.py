@@ -267,7 +267,8 @@ class MemoryManager:
             freed.append(pages.pop(vpn))
             self.cow.discard(vpn)
             self.address_space.unmap(vpn << PAGE_SHIFT)
-        self.memory.put_frames(freed)
+        if not self.address_space.defer_release(freed):
+            self.memory.put_frames(freed)
 
     def protect(self, start: int, end: int, prot: int) -> None:
         """mprotect(2)'s core.

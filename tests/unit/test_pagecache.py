@@ -43,6 +43,9 @@ class FakeAddressSpace:
     def unmap(self, gva):
         self.entries.pop(gva, None)
 
+    def defer_release(self, gpas):
+        return False
+
     def map_huge(self, gva, entry):
         self.huge = getattr(self, "huge", []) + [gva]
         base = entry & PTE_ADDR_MASK
