@@ -4,7 +4,9 @@ A subset of the suite's guests and scripts (pipes, fork, threads,
 signals, blocking calls, busybox and shells) run with the ring path
 (kvmsentry/kernel/ring.py) and compared with the native run;
 ring_foreign_post checks that a process cannot post calls in another
-process's request page (tests/kvm/test_ring_pages.py checks the mapping). The whole
+process's request page (tests/kvm/test_ring_pages.py checks the mapping),
+ring_forged_state that garbage a thread writes in its own page is guest
+input (no hang, no traceback, right answers). The whole
 integration suite also passes with KVMSENTRY_SYSCALL_PATH=ring (the CLI's
 default for --syscall-path), which is how the path was checked; these
 tests keep a fast subset of that in every run. No time is asserted.
@@ -30,7 +32,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 # the exit path as in vcpu_syscall_entry (Context._interrupted).
 GUESTS = ["fast_ids", "proc_pipes", "proc_fork_pipe", "proc_pthreads", "proc_sigchld",
           "proc_spin_signal", "proc_orphan", "proc_sigwait", "proc_alarm_read", "proc_stop",
-          "errno_files", "proc_exec", "mm_churn", "ring_foreign_post"]
+          "errno_files", "proc_exec", "mm_churn", "ring_foreign_post", "ring_forged_state"]
 
 
 @pytest.mark.parametrize("name", GUESTS)
