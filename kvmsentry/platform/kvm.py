@@ -397,10 +397,14 @@ class Context:
         gdt_gpa, frame_gpa, base, zap_gpas = pages
         self.address_space = address_space
         # The ring path's request page: this vCPU's own frame, mapped only in
-        # the address space it runs (layout.RING_AREA_GVA); ring_state is its
-        # state word, for the poller's C spin (no GIL).
+        # the address space it runs (layout.RING_AREA_GVA), and only with
+        # --syscall-path=ring; ring_state is its state word, for the
+        # poller's C spin (no GIL).
         self._request_gva = base - layout.VCPU_AREA_GVA + layout.RING_AREA_GVA
-        self._bind_ring_page()
+        self._request_gpa = None
+        self.ring_state = ffi.new("uint32_t *")
+        if platform.syscall_path == "ring":
+            self._bind_ring_page()
         self.ring_stop = ffi.new("uint32_t *")
         self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
         struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
@@ -727,6 +731,8 @@ class Context:
         frame stays: execve left no other thread in the old address space
         (a vfork parent waits in the sentry and flushes before it runs).
         """
+        if self._request_gpa is None:
+            return
         if not self.address_space.destroyed:  # execve dropped the old mm first
             self.address_space.unmap(self._request_gva)
         self._view[self._request_gpa:self._request_gpa + x86.PAGE_SIZE] = bytes(x86.PAGE_SIZE)
@@ -740,6 +746,8 @@ class Context:
         retired page table, after a flush. A poller that outlived its task
         (KvmPlatform never waits for it forever) writes a host word instead.
         """
+        if self._request_gpa is None:
+            return
         address_space = self.address_space
         if not address_space.destroyed:
             address_space.unmap(self._request_gva)

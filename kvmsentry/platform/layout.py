@@ -67,7 +67,8 @@ VCPU_STUB_OFFSET = 0x7000
 # ring 3 can write them too. So they are not in the shared slot 511: vCPU
 # i's page is at RING_AREA_GVA + i * VCPU_STRIDE in PML4 slot 510, which
 # every address space has to itself, and is mapped only in the address
-# space vCPU i runs now (Context binds it at creation, execve and exit).
+# space vCPU i runs now (Context binds it at creation, execve and exit),
+# and only with --syscall-path=ring (auto's ring included).
 # A program can thus post calls only for its own threads (the vCPUs of
 # its address space), as it could make them with `syscall` anyway. The
 # stride is the vCPU slots' so that the stub's RIP-relative operands,

@@ -2,7 +2,7 @@
  * --syscall-path=ring: the one request page it can write, layout.py
  * RING_AREA_GVA) while it makes real calls: arbitrary state words
  * (CLAIMED, DONE, EXIT bits the poller never set), harmless call numbers
- * (getpid, an unknown number, write to fd -1) posted outside the stub.
+ * (getpid, close and write of fd -1) posted outside the stub.
  * The sentry must treat all of it as guest input: no hang, no traceback,
  * and the real calls' answers stay right. Natively (and on the exit path)
  * no such page exists and the scribbling is skipped; the output is the
@@ -45,7 +45,7 @@ int main(void) {
     volatile uint64_t *page = own_page();
     int fd = open("/dev/null", O_WRONLY);
     uint32_t x = 12345;
-    static const long numbers[] = {SYS_getpid, 100000, SYS_write};
+    static const long numbers[] = {SYS_getpid, SYS_close, SYS_write};  /* fd -1: EBADF */
     long bad = 0;
     for (int k = 0; k < 20000; k++) {
         if (page) {

@@ -25,6 +25,7 @@ STACK_GVA = 0x7FFF_0000
 @pytest.fixture
 def platform():
     p = KvmPlatform(64 << 20)
+    p.syscall_path = "ring"  # request pages exist only on the ring path
     yield p
     p.close()
 
@@ -84,6 +85,15 @@ def _program(platform, space, text):
     ctx = platform.new_context(space)
     ctx.reset(CODE_GVA, STACK_GVA + x86.PAGE_SIZE - 64)
     return ctx
+
+
+def test_no_request_page_on_the_exit_path(platform):
+    platform.syscall_path = "exit"
+    space = platform.new_address_space()
+    ctx = platform.new_context(space)
+    assert ctx._request_gpa is None and not _mapped(space, ctx._request_gva)
+    ctx.switch_address_space(platform.new_address_space())
+    ctx.release()
 
 
 def test_ring3_cannot_post_in_another_address_space(platform, assembled):
