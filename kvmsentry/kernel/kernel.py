@@ -490,11 +490,17 @@ class Kernel:
                     poller = ring.RingPoller(self, task, self.ring_stats, auto=self.ring_auto)
                     poller.start()
                 while process.wait_status is None and not task.exited:
+                    if poller is not None:
+                        poller.task_in_sentry = False
                     sched.BKL.release()
                     try:
                         kind = ctx.run()
                     finally:
                         sched.BKL.acquire()
+                    if poller is not None:
+                        # A call posted while this thread runs a call or a
+                        # fault is not one its vCPU made (ring.py).
+                        poller.task_in_sentry = kind == TRAP_SYSCALL or kind == TRAP_FAULT
                     if kind == TRAP_SYSCALL:
                         nr = ctx.regs.rax
                         self.syscall(task)

@@ -168,6 +168,7 @@ class AddressSpace:
         # Frames unmapped while other vCPUs may still reach them through a
         # cached translation, freed after a flush (defer_release).
         self._pending_release: list[int] = []
+        # After destroy(): its table frames may be reused, so nothing walks it.
         self.destroyed = False
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool) -> None:
@@ -332,12 +333,13 @@ class KvmPlatform:
         eax, _, _, edx = self._cpuid_leaf(0xD, 0)
         return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
 
-    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int], int]:
-        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST, zap-list and request pages.
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int]]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST and zap-list pages.
 
         Returns the GPAs of the GDT page and the frame page, the GVA base
-        of its slot, the GPAs of the zap-list pages and of the ring path's
-        request page.
+        of its slot and the GPAs of the zap-list pages. (The ring path's
+        request page is not in the shared kernel half: each Context maps
+        its own into its address space, see Context._bind_ring_page.)
         """
         base = layout.vcpu_base(index)
         gdt_gpa = self.memory.alloc_frame()
@@ -372,9 +374,7 @@ class KvmPlatform:
         gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
         self.memory.write(gdt_gpa, gdt)
         self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
-        request_gpa = self.memory.alloc_frame()
-        t.map(base + layout.RING_REQUEST_OFFSET, request_gpa, writable=True, executable=False, user=True)
-        return gdt_gpa, frame_gpa, base, zap_gpas, request_gpa
+        return gdt_gpa, frame_gpa, base, zap_gpas
 
     # -- public -----------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -433,16 +433,22 @@ class Context:
         self.platform = platform
         self.vcpu = vcpu
         self.pages = pages
-        gdt_gpa, frame_gpa, base, zap_gpas, request_gpa = pages
-        self._request_gpa = request_gpa
-        # The request page's state word, for the poller's C spin (no GIL).
-        self.ring_state = ffi.cast("uint32_t *", platform.memory.hva + request_gpa)
+        gdt_gpa, frame_gpa, base, zap_gpas = pages
+        self.address_space = address_space
+        # The ring path's request page: this vCPU's own frame, mapped only in
+        # the address space it runs (layout.RING_AREA_GVA), and only with
+        # --syscall-path=ring; ring_state is its state word, for the
+        # poller's C spin (no GIL).
+        self._request_gva = base - layout.VCPU_AREA_GVA + layout.RING_AREA_GVA
+        self._request_gpa = None
+        self.ring_state = ffi.new("uint32_t *")
+        if platform.syscall_path == "ring":
+            self._bind_ring_page()
         self.ring_stop = ffi.new("uint32_t *")
         self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
         struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
                          max(1, platform.ring_guest_spin))
         self._zap_gpas = zap_gpas
-        self.address_space = address_space
         self._view = platform.memory.view
         self._frame_gpa = frame_gpa + layout.FRAME_OFFSET
         self._frame_gva = base + layout.FRAME_PAGE_OFFSET + layout.FRAME_OFFSET
@@ -459,6 +465,7 @@ class Context:
         self._vcpu_syscall_return_rip = self._vcpu_syscall_out + 2
         self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
         self._ring_entry = symbols["vcpu_ring_entry"] + slot_shift
+        self._ring_post = symbols["vcpu_ring_post"] + slot_shift
         self._ring_wait_return_rip = symbols["vcpu_ring_wait_out"] + slot_shift + 2
         self._ring_syscall_return_rip = symbols["vcpu_ring_syscall_out"] + slot_shift + 2
         self._plain_entry = symbols["syscall_entry"]
@@ -750,6 +757,13 @@ class Context:
         rip = self.regs.rip
         if self._vcpu_entry <= rip < self._vcpu_stub_end:
             return self._interrupted_in_stub(rip)
+        if self._ring_entry <= rip < self._ring_post:
+            # In the ring entry's FAST_DISPATCH: as in vcpu_syscall_entry's,
+            # the call goes to the exit path, so that a pending signal is
+            # delivered (resumed as is, a loop of exit-free calls would be
+            # kicked back into the stub again and again: fast_ids under a
+            # 1 ms ITIMER_REAL took seconds per tick).
+            return self._interrupted_in_stub(self._vcpu_entry)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
             if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
@@ -809,9 +823,61 @@ class Context:
         self._run_struct.kvm_dirty_regs = _SYNC_REGS
 
     # -- the ring path (kvmsentry/kernel/ring.py drives these) --------------
+    def _bind_ring_page(self) -> None:
+        """Map a fresh zeroed request page for this vCPU into its address space only.
+
+        A process can then post calls only on the vCPUs of its own threads
+        (layout.RING_AREA_GVA). A fresh frame for each vCPU's life: the
+        frame of an earlier life may still be cached by a vCPU of the
+        address space it was in until that vCPU flushes.
+        """
+        memory = self.platform.memory
+        gpa = memory.alloc_frame()
+        self._request_gpa = gpa
+        self.ring_state = ffi.cast("uint32_t *", memory.hva + gpa)
+        self.address_space.map(self._request_gva, gpa, writable=True, executable=False)
+
+    def _move_ring_page(self, address_space: "AddressSpace") -> None:
+        """execve: the request page leaves the old address space for ``address_space``.
+
+        Zeroed, so nothing posted before the exec is taken after it. The
+        frame stays: execve left no other thread in the old address space
+        (a vfork parent waits in the sentry and flushes before it runs).
+        """
+        if self._request_gpa is None:
+            return
+        if not self.address_space.destroyed:  # execve dropped the old mm first
+            self.address_space.unmap(self._request_gva)
+        self._view[self._request_gpa:self._request_gpa + x86.PAGE_SIZE] = bytes(x86.PAGE_SIZE)
+        address_space.map(self._request_gva, self._request_gpa, writable=True, executable=False)
+
+    def _unbind_ring_page(self) -> None:
+        """The thread exited: unmap its request page and give the frame back.
+
+        The address space's other vCPUs may cache the entry: they flush
+        before they run on (kicked now), and the frame is freed like a
+        retired page table, after a flush. A poller that outlived its task
+        (KvmPlatform never waits for it forever) writes a host word instead.
+        """
+        if self._request_gpa is None:
+            return
+        address_space = self.address_space
+        if not address_space.destroyed:
+            address_space.unmap(self._request_gva)
+            for other in tuple(address_space.contexts):
+                if other is not self:
+                    other._tlb_stale = True
+                    other.kick()
+        self.platform.retire_tables([self._request_gpa])
+        self.ring_state = ffi.new("uint32_t *")
+        self._request_gpa = None
+
     def ring_request(self) -> tuple[int, tuple[int, ...]]:
         """The call in the request page: (number, six arguments), as the guest posted them."""
-        words = struct.unpack_from("<7Q", self._view, self._request_gpa + 8)
+        gpa = self._request_gpa
+        if gpa is None:  # the thread has exited (release): nothing to take
+            return -1, (0,) * 6
+        words = struct.unpack_from("<7Q", self._view, gpa + 8)
         return words[0], words[1:]
 
     def ring_answer(self, result: int) -> bool:
@@ -926,6 +992,7 @@ class Context:
     def switch_address_space(self, address_space: "AddressSpace") -> None:
         """Run in another address space from the next reset() on (execve)."""
         self._abandon_zap()
+        self._move_ring_page(address_space)
         self.address_space.contexts.discard(self)
         address_space.contexts.add(self)
         self.address_space = address_space
@@ -959,6 +1026,7 @@ class Context:
 
     def release(self) -> None:
         """Give the vCPU back to the platform's pool (the thread has exited)."""
+        self._unbind_ring_page()
         self._thread_id = None
         self._run_struct.immediate_exit = 0
         self._abandon_zap()
