@@ -648,13 +648,45 @@ class MemoryManager:
             return b"".join(out)
         return None
 
+    def _present_gpa(self, gva: int, need: int) -> int | None:
+        """The frame GPA of the page holding ``gva`` when it is present and
+        its VMA allows ``need`` (PROT_READ, or PROT_WRITE on a page that is
+        not copy-on-write); None when :meth:`_access` must decide (absent,
+        copy-on-write, outside user space, or a fault to raise)."""
+        vpn = gva >> PAGE_SHIFT
+        gpa = self.pages.get(vpn)
+        if gpa is None or gva < 0 or gva >= self.task_size:
+            return None
+        if need == PROT_WRITE and vpn in self.cow:
+            return None
+        # find_vma, inlined: this runs for every pointer a syscall touches.
+        i = bisect.bisect_right(self._starts, gva) - 1
+        if i < 0:
+            return None
+        vma = self.vmas[i]
+        if gva >= vma.end or not vma.prot & need:
+            return None
+        return gpa
+
     def copy_in(self, gva: int, length: int) -> bytes:
         """``length`` bytes of guest memory at ``gva``; GuestFault if not readable."""
+        offset = gva & (PAGE_SIZE - 1)
+        if 0 < length <= PAGE_SIZE - offset:  # one page, the common case
+            gpa = self._present_gpa(gva, PROT_READ)
+            if gpa is not None:
+                return self.view[gpa + offset:gpa + offset + length].tobytes()
         return self._access(gva, length, PROT_READ)
 
     def copy_out(self, gva: int, data) -> None:
         """Write ``data`` (bytes-like) at ``gva``; GuestFault if not writable."""
-        self._access(gva, len(data), PROT_WRITE, memoryview(data).cast("B"))
+        length = len(data)
+        offset = gva & (PAGE_SIZE - 1)
+        if 0 < length <= PAGE_SIZE - offset and type(data) in (bytes, bytearray):  # one page
+            gpa = self._present_gpa(gva, PROT_WRITE)
+            if gpa is not None:
+                self.view[gpa + offset:gpa + offset + length] = data
+                return
+        self._access(gva, length, PROT_WRITE, memoryview(data).cast("B"))
 
     def read_cstring(self, gva: int, limit: int = 4096) -> bytes:
         """The NUL-terminated string at ``gva`` (without the NUL).
@@ -662,15 +694,14 @@ class MemoryManager:
         Raises GuestFault for a bad pointer and SyscallError(ENAMETOOLONG)
         when no NUL appears within ``limit`` bytes.
         """
-        out = bytearray()
+        out = b""
         addr = gva
         while len(out) < limit:
             chunk = min(PAGE_SIZE - (addr & (PAGE_SIZE - 1)), limit - len(out))
             data = self.copy_in(addr, chunk)
             nul = data.find(b"\0")
             if nul >= 0:
-                out += data[:nul]
-                return bytes(out)
+                return out + data[:nul] if out else data[:nul]
             out += data
             addr += chunk
         from kvmsentry.kernel.syscalls.table import SyscallError

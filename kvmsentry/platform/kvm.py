@@ -53,6 +53,9 @@ _SYNC_REGS = lib.KVM_SYNC_X86_REGS
 _KERNEL_HALF = 0xFFFF_8000_0000_0000
 _USER_CS = layout.USER_CS
 _USER_DS = layout.USER_DS
+_SYSCALL_PORT = layout.SYSCALL_PORT
+_RING_WAIT_PORT = layout.RING_WAIT_PORT
+_get_ident = threading.get_ident
 # XCR0 features a Linux process may use without asking (x87, SSE, AVX,
 # AVX-512 opmask/ZMM state); not MPX (3-4), PKRU (9) or AMX (17-18).
 _XCR0_ALLOWED = 0xE7
@@ -530,7 +533,7 @@ class Context:
         a fault in ring 0).
         """
         regs = self.regs
-        self._thread_id = threading.get_ident()
+        self._thread_id = _get_ident()
         if self._resume_as_is and self._tlb_stale and not self.in_runtime:
             self._resume_as_is = False  # interrupted in ring 3: return through the flush
         if self._resume_as_is:
@@ -559,7 +562,7 @@ class Context:
             self.exits += 1
             if exit_.__class__ is ExitIo:
                 port = exit_.port
-                if port == layout.SYSCALL_PORT:
+                if port == _SYSCALL_PORT:
                     rip = regs.rip
                     if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
                             and rip != self._ring_syscall_return_rip):
@@ -568,7 +571,7 @@ class Context:
                     self.user_rflags = regs.r11
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
-                if port == layout.RING_WAIT_PORT:
+                if port == _RING_WAIT_PORT:
                     if regs.rip != self._ring_wait_return_rip:
                         return self._forged_exit()
                     self.user_rip = regs.rcx
