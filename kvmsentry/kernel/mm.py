@@ -262,11 +262,11 @@ class MemoryManager:
             vpns = [v for v in pages if start >> PAGE_SHIFT <= v < end >> PAGE_SHIFT]
         else:
             vpns = [v for v in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT) if v in pages]
-        freed = []
-        for vpn in vpns:
-            freed.append(pages.pop(vpn))
-            self.cow.discard(vpn)
-            self.address_space.unmap(vpn << PAGE_SHIFT)
+        freed = [pages.pop(vpn) for vpn in vpns]
+        cow = self.cow
+        if cow:
+            cow.difference_update(vpns)
+        self.address_space.unmap_pages([vpn << PAGE_SHIFT for vpn in vpns])
         self.memory.put_frames(freed)
 
     def protect(self, start: int, end: int, prot: int) -> None:
@@ -349,23 +349,29 @@ class MemoryManager:
         if last - first > 1:
             mapping.read_pages(vma.file_index(first), last - first)
         entries = {}
+        # Up to FAULT_AROUND_PAGES per fault: the lookups are hoisted.
+        index_shift = vma.pgoff - (vma.start >> PAGE_SHIFT)  # vma.file_index(vpn) - vpn
+        get_page = mapping.get_page
+        get_frame = memory.get_frame
+        cow = self.cow
+        view = self.view
         for vpn in range(first, last):
             if vpn in pages:
                 continue
-            index = vma.file_index(vpn)
-            gpa = mapping.get_page(index)
+            index = vpn + index_shift
+            gpa = get_page(index)
             entry = flags
             if private:
                 if vpn == write_vpn or copy_all:
                     new = memory.alloc_frame()
-                    self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
+                    view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
                     gpa = new
                 else:
-                    memory.get_frame(gpa)
-                    self.cow.add(vpn)
+                    get_frame(gpa)
+                    cow.add(vpn)
                     entry &= ~PTE_RW
             else:
-                memory.get_frame(gpa)
+                get_frame(gpa)
                 if writable_shared:
                     mapping.mark_dirty(index)
             pages[vpn] = gpa

@@ -170,6 +170,25 @@ class PageTable:
                 table = table_of[key] = self._leaf_slot(gva, True) - indices(gva)[3] * 8
             _U64.pack_into(view, table + ((gva >> 12) & 511) * 8, entries[gva])
 
+    def clear_entries(self, gvas) -> None:
+        """set_entry(gva, 0) for every page address in ``gvas``, walking the
+        tree once per page table, not once per page (munmap, exit)."""
+        view = self.memory.view
+        table_of: dict[int, int | None] = {}
+        for gva in gvas:
+            key = gva >> 21
+            if key in table_of:
+                table = table_of[key]
+            else:
+                slot = self._leaf_slot(gva, False)
+                table = table_of[key] = None if slot is None else slot - ((gva >> 12) & 511) * 8
+            if table is None:
+                continue
+            slot = table + ((gva >> 12) & 511) * 8
+            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
+                self.dirty_tables.add(table)
+            _U64.pack_into(view, slot, 0)
+
     def set_entry(self, gva: int, entry: int) -> None:
         """Write a raw leaf entry (0 unmaps) for ``gva``."""
         slot = self._leaf_slot(gva, entry != 0)

@@ -43,6 +43,10 @@ class FakeAddressSpace:
     def unmap(self, gva):
         self.entries.pop(gva, None)
 
+    def unmap_pages(self, gvas):
+        for gva in gvas:
+            self.entries.pop(gva, None)
+
     def map_huge(self, gva, entry):
         self.huge = getattr(self, "huge", []) + [gva]
         base = entry & PTE_ADDR_MASK
