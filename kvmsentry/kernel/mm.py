@@ -287,6 +287,7 @@ class MemoryManager:
             addr = vma.end
         if addr < end:
             raise MmError(errno.ENOMEM)
+        entries = {}  # the new leaf entries of present pages, written at once
         for vma in self._split_range(start, end):
             vma.prot = prot
             flags = vma.pte_flags()
@@ -299,7 +300,11 @@ class MemoryManager:
                         entry &= ~PTE_RW
                     elif dirty is not None:
                         dirty.mark_dirty(vma.file_index(vpn))
-                    self.address_space.set_entry(vpn << PAGE_SHIFT, entry)
+                    entries[vpn << PAGE_SHIFT] = entry
+        if prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+            self.address_space.set_entries(entries)
+        else:  # PROT_NONE: no entry at all
+            self.address_space.unmap_pages(list(entries))
 
     def populate(self, start: int, end: int) -> None:
         """Back every page of [start, end) with a frame now (no faults later).
@@ -508,9 +513,10 @@ class MemoryManager:
                     # copy its shared pages at once, one fault not one each.
                     # (Not pages of a file that can change: one not written
                     # yet must keep seeing write(2) to it, as on Linux.)
-                    for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
-                        if other in self.cow:
-                            self._break_cow(other)
+                    cow = self.cow
+                    self._break_cows(vma, [other for other in range(vma.start >> PAGE_SHIFT,
+                                                                     vma.end >> PAGE_SHIFT)
+                                           if other in cow])
                     if vma.mapping is not None:
                         self._map_file_pages(vma, vma.start, vma.end, copy_all=True)
                 else:
@@ -565,9 +571,8 @@ class MemoryManager:
         start = max(vma.start, gva & ~(window - 1))
         end = min(vma.end, start + window)
         cow = self.cow
-        for other in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
-            if other in cow:
-                self._break_cow(other)
+        self._break_cows(vma, [other for other in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+                               if other in cow])
         self._map_file_pages(vma, start, end, copy_all=True)
         return 0
 
@@ -762,15 +767,24 @@ class MemoryManager:
 
     def _break_cow(self, vpn: int) -> None:
         """Give page ``vpn`` a frame of its own and make it writable (after a fork)."""
-        gpa = self.pages[vpn]
-        vma = self.find_vma(vpn << PAGE_SHIFT)
-        if self.memory.refcount(gpa) > 1:
-            new = self.memory.alloc_frame()
-            self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
-            self.memory.put_frame(gpa)
-            gpa = self.pages[vpn] = new
-        self.cow.discard(vpn)
-        self.address_space.set_entry(vpn << PAGE_SHIFT, gpa | vma.pte_flags())
+        self._break_cows(self.find_vma(vpn << PAGE_SHIFT), [vpn])
+
+    def _break_cows(self, vma: Vma, vpns: list[int]) -> None:
+        """_break_cow for copy-on-write pages ``vpns`` of ``vma``; their page-table
+        entries are written at once (a small VMA's pages break together)."""
+        memory, pages, view = self.memory, self.pages, self.view
+        flags = vma.pte_flags()
+        entries = {}
+        for vpn in vpns:
+            gpa = pages[vpn]
+            if memory.refcount(gpa) > 1:
+                new = memory.alloc_frame()
+                view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
+                memory.put_frame(gpa)
+                gpa = pages[vpn] = new
+            self.cow.discard(vpn)
+            entries[vpn << PAGE_SHIFT] = gpa | flags
+        self.address_space.set_entries(entries)
 
     def fork(self, address_space) -> "MemoryManager":
         """fork(2)'s copy of this address space into ``address_space``.
@@ -787,9 +801,11 @@ class MemoryManager:
             if vma.mapping is not None:
                 vma.mapping.mms.add(child)
         child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
-        memory = self.memory
-        parent_as = self.address_space
+        get_frame = self.memory.get_frame
+        pages, cow = self.pages, self.cow
+        child_pages, child_cow = child.pages, child.cow
         child_entries = {}
+        parent_entries = {}  # the parent's pages made read-only (copy-on-write)
         for vma in self.vmas:
             if vma.dontfork:
                 continue
@@ -799,21 +815,23 @@ class MemoryManager:
             # process write the other's page.
             private_writable = not vma.shared
             for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
-                gpa = self.pages.get(vpn)
+                gpa = pages.get(vpn)
                 if gpa is None:
                     continue
-                memory.get_frame(gpa)
-                child.pages[vpn] = gpa
+                get_frame(gpa)
+                child_pages[vpn] = gpa
                 entry = gpa | flags if flags else 0
                 if private_writable:
                     entry &= ~PTE_RW
-                    if vpn not in self.cow:
-                        self.cow.add(vpn)
+                    if vpn not in cow:
+                        cow.add(vpn)
                         if flags & PTE_RW:
-                            parent_as.set_entry(vpn << PAGE_SHIFT, entry)
-                    child.cow.add(vpn)
+                            parent_entries[vpn << PAGE_SHIFT] = entry
+                    child_cow.add(vpn)
                 if entry:
                     child_entries[vpn << PAGE_SHIFT] = entry
+        if parent_entries:
+            self.address_space.set_entries(parent_entries)
         address_space.map_entries(child_entries)
         return child
 

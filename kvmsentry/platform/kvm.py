@@ -195,6 +195,10 @@ class AddressSpace:
     def unmap(self, gva: int) -> None:
         self.page_table.set_entry(gva, 0)
 
+    def set_entries(self, entries: dict[int, int]) -> None:
+        """set_entry() each of {gva: entry} (one walk per page table)."""
+        self.page_table.set_entries(entries)
+
     def unmap_pages(self, gvas) -> None:
         """unmap() each page address in ``gvas`` (one walk per page table)."""
         self.page_table.clear_entries(gvas)

@@ -170,6 +170,23 @@ class PageTable:
                 table = table_of[key] = self._leaf_slot(gva, True) - indices(gva)[3] * 8
             _U64.pack_into(view, table + ((gva >> 12) & 511) * 8, entries[gva])
 
+    def set_entries(self, entries: dict[int, int]) -> None:
+        """set_entry(gva, entry) for each of {gva: entry} (non-zero entries,
+        present before or not; clear_entries unmaps), walking the tree once
+        per page table, not once per page (fork's write-protection of the
+        parent)."""
+        view = self.memory.view
+        table_of: dict[int, int] = {}
+        for gva, entry in entries.items():
+            key = gva >> 21
+            table = table_of.get(key)
+            if table is None:
+                table = table_of[key] = self._leaf_slot(gva, True) - ((gva >> 12) & 511) * 8
+            slot = table + ((gva >> 12) & 511) * 8
+            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
+                self.dirty_tables.add(table)
+            _U64.pack_into(view, slot, entry)
+
     def clear_entries(self, gvas) -> None:
         """set_entry(gva, 0) for every page address in ``gvas``, walking the
         tree once per page table, not once per page (munmap, exit)."""

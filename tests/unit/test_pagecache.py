@@ -43,6 +43,9 @@ class FakeAddressSpace:
     def unmap(self, gva):
         self.entries.pop(gva, None)
 
+    def set_entries(self, entries):
+        self.entries.update(entries)
+
     def unmap_pages(self, gvas):
         for gva in gvas:
             self.entries.pop(gva, None)
