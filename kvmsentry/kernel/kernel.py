@@ -711,9 +711,17 @@ class Kernel:
                                interruptible=False)
 
     def _wake(self, task: Task) -> None:
+        """Make ``task`` notice a signal soon (BKL held).
+
+        Asleep on a wait queue, it is in the sentry and looks at its
+        signals before ring 3 runs again: waking the queue is enough (a
+        kick would leave immediate_exit set, one spurious exit later: one
+        per child reaped by a shell's wait4). Else its vCPU may be running:
+        kick it out of KVM_RUN (or out of a blocking host call).
+        """
         if task.waiting_on is not None:
             task.waiting_on.wake_all()
-        if task.context is not None:
+        elif task.context is not None:
             task.context.kick()
 
     def kill_process(self, process, signo: int) -> None:
