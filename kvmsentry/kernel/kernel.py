@@ -866,6 +866,8 @@ class Kernel:
                     result = handler(task, regs.rdi, regs.rsi)
                 elif n == 3:
                     result = handler(task, regs.rdi, regs.rsi, regs.rdx)
+                elif n == 4:
+                    result = handler(task, regs.rdi, regs.rsi, regs.rdx, regs.r10)
                 else:
                     args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
                     result = handler(task, *args[:n])

@@ -14,10 +14,10 @@ into EINTR or a restart, signal(7)).
 
 Wake-ups are deferred to the BKL's release: ``wake_all`` (always called
 with the BKL held) hands its sleepers to the lock, which wakes them once
-it is free. A sleeper woken earlier would only find the lock taken and
-sleep again on it, and on Python's GIL while the waker still runs
-Python: each of those is another host wake-up, ~6 µs here (the pipe
-ping-pong paid two or three per hand-off; BENCHMARKS.md, issue 6).
+it is free. A sleeper woken earlier could only find the lock taken and
+sleep on it again: a second host wake-up for one hand-off. (The one
+that remains, from the release to the sleeper running, is the host's:
+~18 µs between two task threads here; BENCHMARKS.md, issue 6.)
 """
 
 from __future__ import annotations
