@@ -50,9 +50,13 @@ KICK_SIGNAL = signal.SIGUSR2
 _FRAME = struct.Struct("<5Q")  # rip, cs, rflags, rsp, ss
 _EXCEPTION_FRAME = struct.Struct("<6Q")  # error_code, rip, cs, rflags, rsp, ss
 _SYNC_REGS = lib.KVM_SYNC_X86_REGS
+_SYNC_SREGS = lib.KVM_SYNC_X86_SREGS
 _KERNEL_HALF = 0xFFFF_8000_0000_0000
 _USER_CS = layout.USER_CS
 _USER_DS = layout.USER_DS
+_SYSCALL_PORT = layout.SYSCALL_PORT
+_RING_WAIT_PORT = layout.RING_WAIT_PORT
+_get_ident = threading.get_ident
 # XCR0 features a Linux process may use without asking (x87, SSE, AVX,
 # AVX-512 opmask/ZMM state); not MPX (3-4), PKRU (9) or AMX (17-18).
 _XCR0_ALLOWED = 0xE7
@@ -195,6 +199,14 @@ class AddressSpace:
 
     def unmap(self, gva: int) -> None:
         self.page_table.set_entry(gva, 0)
+
+    def set_entries(self, entries: dict[int, int]) -> None:
+        """set_entry() each of {gva: entry} (one walk per page table)."""
+        self.page_table.set_entries(entries)
+
+    def unmap_pages(self, gvas) -> None:
+        """unmap() each page address in ``gvas`` (one walk per page table)."""
+        self.page_table.clear_entries(gvas)
 
     def defer_release(self, gpas: list[int]) -> bool:
         """Keep the references on frames just unmapped from this tree until a flush.
@@ -480,6 +492,7 @@ class Context:
         self.ring_enabled = True
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
+        self._sync_sregs = vcpu.sync.sregs  # current after every exit (reset: kvm_valid_regs)
         self._run_struct = vcpu.run_struct
         self._dirty_tables = address_space.page_table.dirty_tables
         self._retired_tables = platform._retired_tables
@@ -563,7 +576,10 @@ class Context:
         regs.rsp = rsp
         regs.rflags = USER_RFLAGS_INIT
         vcpu.run_struct.kvm_dirty_regs = _SYNC_REGS
-        vcpu.run_struct.kvm_valid_regs = _SYNC_REGS
+        # Exits also copy out the special registers (kvm_run's s.regs.sregs):
+        # a page fault reads CR2 there instead of a KVM_GET_SREGS ioctl
+        # (~9 µs each here; the copy costs no measurable time per exit).
+        vcpu.run_struct.kvm_valid_regs = _SYNC_REGS | _SYNC_SREGS
         self._started = False
         self._resume_as_is = False
 
@@ -589,7 +605,7 @@ class Context:
         a fault in ring 0).
         """
         regs = self.regs
-        self._thread_id = threading.get_ident()
+        self._thread_id = _get_ident()
         if self._resume_as_is and self._tlb_stale and not self.in_runtime:
             self._resume_as_is = False  # interrupted in ring 3: return through the flush
         if self._resume_as_is:
@@ -623,7 +639,7 @@ class Context:
                     # flush_handler has run and returned to ring 3.
                     self._confirm_zap()
                 port = exit_.port
-                if port == layout.SYSCALL_PORT:
+                if port == _SYSCALL_PORT:
                     rip = regs.rip
                     if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
                             and rip != self._ring_syscall_return_rip):
@@ -632,7 +648,7 @@ class Context:
                     self.user_rflags = regs.r11
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
-                if port == layout.RING_WAIT_PORT:
+                if port == _RING_WAIT_PORT:
                     if regs.rip != self._ring_wait_return_rip:
                         return self._forged_exit()
                     self.user_rip = regs.rcx
@@ -742,7 +758,7 @@ class Context:
             raise PlatformError(
                 f"CPU exception {x86.TRAP_NAMES.get(vector, vector)} in ring 0 at {rip:#x} "
                 f"(error code {error_code:#x}): a fault inside the runtime")
-        cr2 = self.vcpu.get_sregs().cr2 if vector == x86.X86_TRAP_PF else 0
+        cr2 = self._sync_sregs.cr2 if vector == x86.X86_TRAP_PF else 0
         self.user_rip = rip
         self.user_rsp = rsp
         self.user_rflags = rflags

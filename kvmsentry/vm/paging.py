@@ -205,6 +205,48 @@ class PageTable:
                 table = table_of[key] = self._leaf_slot(gva, True) - indices(gva)[3] * 8
             _U64.pack_into(view, table + ((gva >> 12) & 511) * 8, entries[gva])
 
+    def set_entries(self, entries: dict[int, int]) -> None:
+        """set_entry(gva, entry) for each of {gva: entry} (non-zero entries,
+        present before or not; clear_entries unmaps), walking the tree once
+        per page table, not once per page (fork's write-protection of the
+        parent)."""
+        view = self.memory.view
+        table_of: dict[int, int] = {}
+        changed = set()
+        for gva, entry in entries.items():
+            key = gva >> 21
+            table = table_of.get(key)
+            if table is None:
+                table = table_of[key] = self._leaf_slot(gva, True) - ((gva >> 12) & 511) * 8
+            slot = table + ((gva >> 12) & 511) * 8
+            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
+                changed.add(table)
+            _U64.pack_into(view, slot, entry)
+        for table in changed:  # after the writes (module docstring)
+            self.mark_dirty(table)
+
+    def clear_entries(self, gvas) -> None:
+        """set_entry(gva, 0) for every page address in ``gvas``, walking the
+        tree once per page table, not once per page (munmap, exit)."""
+        view = self.memory.view
+        table_of: dict[int, int | None] = {}
+        changed = set()
+        for gva in gvas:
+            key = gva >> 21
+            if key in table_of:
+                table = table_of[key]
+            else:
+                slot = self._leaf_slot(gva, False)
+                table = table_of[key] = None if slot is None else slot - ((gva >> 12) & 511) * 8
+            if table is None:
+                continue
+            slot = table + ((gva >> 12) & 511) * 8
+            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
+                changed.add(table)
+            _U64.pack_into(view, slot, 0)
+        for table in changed:  # after the writes (module docstring)
+            self.mark_dirty(table)
+
     def set_entry(self, gva: int, entry: int) -> None:
         """Write a raw leaf entry (0 unmaps) for ``gva``."""
         slot = self._leaf_slot(gva, entry != 0)

@@ -46,6 +46,13 @@ class FakeAddressSpace:
     def defer_release(self, gpas):
         return False
 
+    def set_entries(self, entries):
+        self.entries.update(entries)
+
+    def unmap_pages(self, gvas):
+        for gva in gvas:
+            self.entries.pop(gva, None)
+
     def map_huge(self, gva, entry):
         self.huge = getattr(self, "huge", []) + [gva]
         base = entry & PTE_ADDR_MASK

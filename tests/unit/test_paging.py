@@ -290,3 +290,52 @@ def test_mark_stale_every_level_marks_each_table_on_the_walk(memory):
     # PML4, PDPT, PD and the PT that holds the leaf entry.
     assert len(pt.dirty_tables) == 4
     assert pt.cr3 in pt.dirty_tables and leaf_page <= set(pt.dirty_tables)
+
+
+def test_clear_entries_is_set_entry_zero_for_each_page(memory):
+    """clear_entries (one walk per table) leaves the tree, the translations
+    and dirty_tables exactly as set_entry(gva, 0) page by page does:
+    present pages cleared and their tables dirty, absent ones ignored, a
+    2 MiB page split first."""
+    def build():
+        pt = PageTable(memory)
+        small = 0x400000
+        for i in range(6):
+            pt.map(small + i * PAGE_SIZE, 0x100000 + i * PAGE_SIZE, writable=True, executable=False)
+        huge = 0x40000000
+        pt.map_huge_user(huge, 0x200000 | PTE_PRESENT | PTE_RW | PTE_USER | x86.PTE_PSE)
+        pt.dirty_tables.clear()
+        return pt
+    gvas = [0x400000 + i * PAGE_SIZE for i in (0, 2, 3, 9)] + [0x40000000 + PAGE_SIZE, 0x7000_0000]
+    one_by_one, batched = build(), build()
+    for gva in gvas:
+        one_by_one.set_entry(gva, 0)
+    batched.clear_entries(gvas)
+    probes = [0x400000 + i * PAGE_SIZE for i in range(10)] + [0x40000000 + i * PAGE_SIZE for i in range(4)]
+    assert [batched.entry(g) for g in probes] == [one_by_one.entry(g) for g in probes]
+    assert batched.entry(0x400000 + PAGE_SIZE) != 0 and batched.entry(0x400000) == 0
+    assert len(batched.dirty_tables) == len(one_by_one.dirty_tables) == 3  # small PT; huge: PD + new PT
+    assert _leaf_table(batched, 0x400000) in batched.dirty_tables
+
+
+def test_set_entries_is_set_entry_for_each_page(memory):
+    """set_entries writes what set_entry writes, page by page, and marks
+    dirty the tables whose present entries changed (only those)."""
+    def build():
+        pt = PageTable(memory)
+        for i in range(4):
+            pt.map(0x400000 + i * PAGE_SIZE, 0x100000 + i * PAGE_SIZE, writable=True, executable=False)
+        pt.dirty_tables.clear()
+        return pt
+    ro = PTE_PRESENT | PTE_USER
+    entries = {0x400000 + i * PAGE_SIZE: (0x100000 + i * PAGE_SIZE) | ro for i in (1, 3)}
+    entries[0x80000000] = 0x300000 | ro  # nothing mapped there yet: no flush needed
+    one_by_one, batched = build(), build()
+    for gva, entry in entries.items():
+        one_by_one.set_entry(gva, entry)
+    batched.set_entries(entries)
+    probes = [0x400000 + i * PAGE_SIZE for i in range(4)] + [0x80000000]
+    assert [batched.entry(g) for g in probes] == [one_by_one.entry(g) for g in probes]
+    assert batched.entry(0x400000 + PAGE_SIZE) == 0x101000 | ro
+    for pt in (one_by_one, batched):  # each tree's leaf table of 0x400000, only
+        assert set(pt.dirty_tables) == {_leaf_table(pt, 0x400000)}
