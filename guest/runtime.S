@@ -41,9 +41,11 @@
 #define FAST_READ_FRAME 8
 /* In the frame page: the served-fd mask of the exit-free read (u64). */
 #define FAST_READ_MASK_OFFSET 0x180
-/* The ring path (vcpu_ring_entry): the request page, its states, and the
- * spin budget the sentry keeps in the frame page. */
-#define RING_REQUEST_OFFSET 0x1000
+/* The ring path (vcpu_ring_entry): the request pages (vCPU i's at
+ * RING_AREA_GVA + i * VCPU_STRIDE, in PML4 slot 510, mapped only in the
+ * address space vCPU i runs; runtime.ld's vcpu0_ring_request), their
+ * states, and the spin budget the sentry keeps in the frame page. */
+#define RING_AREA_GVA 0xffffff7fff000000
 #define RING_SPIN_OFFSET 0x200
 /* The request's state word: bits, each set by one side only. */
 #define RING_POSTED 1
@@ -250,8 +252,9 @@ vcpu_stub_end:
 /*
  * The ring path (kvmsentry boot --syscall-path=ring): LSTAR of a vCPU is
  * this entry's copy in its slot. After the exit-free calls above, the
- * call is posted in the slot's request page (U=1, writable: see
- * layout.py for what that trade-off means) and the vCPU spins with
+ * call is posted in the vCPU's request page (U=1, writable, at the same
+ * RIP-relative distance from every slot's stub, but mapped only in the
+ * address space this vCPU runs: layout.py RING_AREA_GVA) and the vCPU spins with
  * `pause` while a host thread of the sentry polls the page
  * (kvmsentry/kernel/ring.py, in C: kvmsentry_ring_poll):
  * The state word: the guest stores RING_POSTED; the poller claims the
@@ -274,7 +277,19 @@ vcpu_stub_end:
     .globl vcpu_ring_entry
 vcpu_ring_entry:
     FAST_DISPATCH ring_fast_read
-ring_post:
+    jmp vcpu_ring_post
+/* read(2) on the ring path: the trampoline for a served fd, else posted
+ * to the ring like any other call. */
+ring_fast_read:
+    cmp $64, %rdi
+    jae vcpu_ring_post
+    bt %rdi, vcpu0_fast_frames - FAST_FRAMES_OFFSET + FAST_READ_MASK_OFFSET(%rip)
+    jnc vcpu_ring_post
+    jmp vcpu_fast_read_go
+    /* Kicked before this label, the call is handed to the sentry as a
+     * plain syscall (kvm.py Context._interrupted): nothing is posted yet. */
+    .globl vcpu_ring_post
+vcpu_ring_post:
     mov %rax, vcpu0_ring_request + 0x08(%rip)
     mov %rdi, vcpu0_ring_request + 0x10(%rip)
     mov %rsi, vcpu0_ring_request + 0x18(%rip)
@@ -314,13 +329,5 @@ ring_done:
     mov %rsp, %rax
     lea vcpu0_fast_frames + 7 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-/* read(2) on the ring path: the trampoline for a served fd, else posted
- * to the ring like any other call. */
-ring_fast_read:
-    cmp $64, %rdi
-    jae ring_post
-    bt %rdi, vcpu0_fast_frames - FAST_FRAMES_OFFSET + FAST_READ_MASK_OFFSET(%rip)
-    jnc ring_post
-    jmp vcpu_fast_read_go
     .globl vcpu_ring_end
 vcpu_ring_end:

@@ -50,9 +50,13 @@ KICK_SIGNAL = signal.SIGUSR2
 _FRAME = struct.Struct("<5Q")  # rip, cs, rflags, rsp, ss
 _EXCEPTION_FRAME = struct.Struct("<6Q")  # error_code, rip, cs, rflags, rsp, ss
 _SYNC_REGS = lib.KVM_SYNC_X86_REGS
+_SYNC_SREGS = lib.KVM_SYNC_X86_SREGS
 _KERNEL_HALF = 0xFFFF_8000_0000_0000
 _USER_CS = layout.USER_CS
 _USER_DS = layout.USER_DS
+_SYSCALL_PORT = layout.SYSCALL_PORT
+_RING_WAIT_PORT = layout.RING_WAIT_PORT
+_get_ident = threading.get_ident
 # XCR0 features a Linux process may use without asking (x87, SSE, AVX,
 # AVX-512 opmask/ZMM state); not MPX (3-4), PKRU (9) or AMX (17-18).
 _XCR0_ALLOWED = 0xE7
@@ -169,6 +173,11 @@ class AddressSpace:
         # The contexts (vCPUs) running in this address space: after one of
         # them flushes, the others must too (a TLB shootdown).
         self.contexts: set = set()
+        # Frames unmapped while other vCPUs may still reach them through a
+        # cached translation, freed after a flush (defer_release).
+        self._pending_release: list[int] = []
+        # After destroy(): its table frames may be reused, so nothing walks it.
+        self.destroyed = False
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool) -> None:
         self.page_table.map(gva, gpa, writable=writable, executable=executable, user=True)
@@ -195,13 +204,58 @@ class AddressSpace:
     def unmap(self, gva: int) -> None:
         self.page_table.set_entry(gva, 0)
 
+    def set_entries(self, entries: dict[int, int]) -> None:
+        """set_entry() each of {gva: entry} (one walk per page table)."""
+        self.page_table.set_entries(entries)
+
+    def unmap_pages(self, gvas) -> None:
+        """unmap() each page address in ``gvas`` (one walk per page table)."""
+        self.page_table.clear_entries(gvas)
+
+    def defer_release(self, gpas: list[int]) -> bool:
+        """Keep the references on frames just unmapped from this tree until a flush.
+
+        Returns False when no other vCPU runs in this address space: the
+        caller drops them now (the one vCPU, if any, is in the sentry and
+        flushes before it runs). Otherwise the frames stay referenced until
+        a vCPU's flush, written after the unmapping, has run
+        (Context._confirm_zap): a thread running meanwhile could still reach
+        them through a cached translation, and a frame reused by another
+        process must not be (Linux frees pages after the TLB shootdown:
+        mm/mmu_gather.c). Kernel lock held.
+        """
+        if len(self.contexts) <= 1:
+            return False
+        with self.platform._lock:
+            self._pending_release.extend(gpas)
+        return True
+
+    def take_pending_release(self) -> list[int]:
+        """The frames waiting for a flush (a vCPU about to flush takes them)."""
+        with self.platform._lock:
+            pending, self._pending_release = self._pending_release, []
+        return pending
+
+    def give_back_release(self, gpas: list[int]) -> None:
+        """Frames a vCPU took but never flushed (it left): wait for another."""
+        if self.destroyed:
+            self.platform.memory.free_later(gpas)
+            return
+        with self.platform._lock:
+            self._pending_release.extend(gpas)
+
     def mark_stale(self, gva: int, *, every_level: bool = False) -> None:
         """The MMU faulted on ``gva`` although its entry allows the access: flush it
         (``every_level``: each page-table page on the walk, see PageTable.mark_stale)."""
         self.page_table.mark_stale(gva, every_level=every_level)
 
     def destroy(self) -> None:
-        """Drop the tree; its table frames are freed after a guest flush."""
+        """Drop the tree; its table frames are freed after a guest flush.
+
+        No vCPU runs in it any more, so pending releases happen now.
+        """
+        self.destroyed = True
+        self.platform.memory.put_frames(self.take_pending_release())
         self.platform.retire_tables(self.page_table.destroy())
 
 
@@ -295,12 +349,13 @@ class KvmPlatform:
         eax, _, _, edx = self._cpuid_leaf(0xD, 0)
         return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
 
-    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int], int]:
-        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST, zap-list and request pages.
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int]]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST and zap-list pages.
 
         Returns the GPAs of the GDT page and the frame page, the GVA base
-        of its slot, the GPAs of the zap-list pages and of the ring path's
-        request page.
+        of its slot and the GPAs of the zap-list pages. (The ring path's
+        request page is not in the shared kernel half: each Context maps
+        its own into its address space, see Context._bind_ring_page.)
         """
         base = layout.vcpu_base(index)
         gdt_gpa = self.memory.alloc_frame()
@@ -335,9 +390,7 @@ class KvmPlatform:
         gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
         self.memory.write(gdt_gpa, gdt)
         self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
-        request_gpa = self.memory.alloc_frame()
-        t.map(base + layout.RING_REQUEST_OFFSET, request_gpa, writable=True, executable=False, user=True)
-        return gdt_gpa, frame_gpa, base, zap_gpas, request_gpa
+        return gdt_gpa, frame_gpa, base, zap_gpas
 
     # -- public -----------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -396,16 +449,22 @@ class Context:
         self.platform = platform
         self.vcpu = vcpu
         self.pages = pages
-        gdt_gpa, frame_gpa, base, zap_gpas, request_gpa = pages
-        self._request_gpa = request_gpa
-        # The request page's state word, for the poller's C spin (no GIL).
-        self.ring_state = ffi.cast("uint32_t *", platform.memory.hva + request_gpa)
+        gdt_gpa, frame_gpa, base, zap_gpas = pages
+        self.address_space = address_space
+        # The ring path's request page: this vCPU's own frame, mapped only in
+        # the address space it runs (layout.RING_AREA_GVA), and only with
+        # --syscall-path=ring; ring_state is its state word, for the
+        # poller's C spin (no GIL).
+        self._request_gva = base - layout.VCPU_AREA_GVA + layout.RING_AREA_GVA
+        self._request_gpa = None
+        self.ring_state = ffi.new("uint32_t *")
+        if platform.syscall_path == "ring":
+            self._bind_ring_page()
         self.ring_stop = ffi.new("uint32_t *")
         self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
         struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
                          max(1, platform.ring_guest_spin))
         self._zap_gpas = zap_gpas
-        self.address_space = address_space
         self._view = platform.memory.view
         self._frame_gpa = frame_gpa + layout.FRAME_OFFSET
         self._frame_gva = base + layout.FRAME_PAGE_OFFSET + layout.FRAME_OFFSET
@@ -422,6 +481,7 @@ class Context:
         self._vcpu_syscall_return_rip = self._vcpu_syscall_out + 2
         self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
         self._ring_entry = symbols["vcpu_ring_entry"] + slot_shift
+        self._ring_post = symbols["vcpu_ring_post"] + slot_shift
         self._ring_wait_return_rip = symbols["vcpu_ring_wait_out"] + slot_shift + 2
         self._ring_syscall_return_rip = symbols["vcpu_ring_syscall_out"] + slot_shift + 2
         self._plain_entry = symbols["syscall_entry"]
@@ -447,6 +507,7 @@ class Context:
         self.ring_enabled = True
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
+        self._sync_sregs = vcpu.sync.sregs  # current after every exit (reset: kvm_valid_regs)
         self._run_struct = vcpu.run_struct
         self._dirty_tables = address_space.page_table.dirty_tables
         self._retired_tables = platform._retired_tables
@@ -462,6 +523,17 @@ class Context:
         self.in_runtime = False
         # Another vCPU of this address space flushed: flush before running on.
         self._tlb_stale = False
+        # What the zap list last written holds, until the guest has certainly
+        # run flush_handler over it (_confirm_zap): this address space's
+        # dirty tables {page: generation} (settled then), retired table
+        # frames and frames of AddressSpace.defer_release (freed then).
+        self._zap_snapshot: dict[int, int] = {}
+        self._zap_retired: list[int] = []
+        self._zap_released: list[int] = []
+        self._zap_unconfirmed = False
+        # The newest dirty-table generation this vCPU has flushed: newer
+        # ones are news the other vCPUs of the address space must hear.
+        self._zap_seen_generation = 0
         self._base = base
         self._gdt_gpa = gdt_gpa
         self.exits = 0
@@ -519,7 +591,10 @@ class Context:
         regs.rsp = rsp
         regs.rflags = USER_RFLAGS_INIT
         vcpu.run_struct.kvm_dirty_regs = _SYNC_REGS
-        vcpu.run_struct.kvm_valid_regs = _SYNC_REGS
+        # Exits also copy out the special registers (kvm_run's s.regs.sregs):
+        # a page fault reads CR2 there instead of a KVM_GET_SREGS ioctl
+        # (~9 µs each here; the copy costs no measurable time per exit).
+        vcpu.run_struct.kvm_valid_regs = _SYNC_REGS | _SYNC_SREGS
         self.set_fast_read(0)  # a new program: the kernel serves its reads anew
         self._started = False
         self._resume_as_is = False
@@ -546,7 +621,7 @@ class Context:
         a fault in ring 0).
         """
         regs = self.regs
-        self._thread_id = threading.get_ident()
+        self._thread_id = _get_ident()
         if self._resume_as_is and self._tlb_stale and not self.in_runtime:
             self._resume_as_is = False  # interrupted in ring 3: return through the flush
         if self._resume_as_is:
@@ -558,7 +633,8 @@ class Context:
             _FRAME.pack_into(self._view, self._frame_gpa, rip, _USER_CS,
                              self.user_rflags, self.user_rsp, _USER_DS)
             regs.rsp = self._frame_gva
-            if self._dirty_tables or self._retired_tables or self._tlb_stale:
+            if (self._dirty_tables or self._retired_tables or self._tlb_stale or self._zap_unconfirmed
+                    or self.address_space._pending_release):
                 self._write_zap_list()
                 regs.rip = self._flush_return
             else:
@@ -574,8 +650,12 @@ class Context:
             exit_ = vcpu_run()
             self.exits += 1
             if exit_.__class__ is ExitIo:
+                if self._zap_unconfirmed:
+                    # An `out` comes from ring 3 or a stub it entered, so
+                    # flush_handler has run and returned to ring 3.
+                    self._confirm_zap()
                 port = exit_.port
-                if port == layout.SYSCALL_PORT:
+                if port == _SYSCALL_PORT:
                     rip = regs.rip
                     rcx = regs.rcx
                     # Ring 3 can reach these `out`s with registers of its own
@@ -591,7 +671,7 @@ class Context:
                     self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
-                if port == layout.RING_WAIT_PORT:
+                if port == _RING_WAIT_PORT:
                     rcx = regs.rcx
                     if regs.rip != self._ring_wait_return_rip or (rcx >> 47 and rcx >> 47 != 0x1FFFF):
                         return self._forged_exit()
@@ -608,15 +688,28 @@ class Context:
             raise PlatformError(f"unexpected exit: {exit_.detail}")
 
     def _write_zap_list(self) -> None:
-        """Fill this vCPU's zap list with the table pages flush_handler must poke."""
+        """Fill this vCPU's zap list with the table pages flush_handler must poke.
+
+        That is every unsettled dirty table of the address space (see
+        kvmsentry/vm/paging.py: records stay until a flush has run) and the
+        retired table frames this vCPU takes. Frames are freed only after
+        the poke (_confirm_zap): flush_handler's `orq $0` rewrites 8 bytes
+        of each page, so a frame freed earlier and reused (by another thread
+        filling a page-cache page, say) would get them back as they were.
+        """
         platform = self.platform
-        dirty = self.address_space.page_table.dirty_tables
+        address_space = self.address_space
         # vCPUs flush without the kernel lock: exactly one takes each
         # retired table (two would free its frame twice).
         with platform._lock:
             retired = platform._retired_tables[:]
             platform._retired_tables.clear()
-        pages = list(dirty) + retired
+        released = address_space.take_pending_release()
+        snapshot = address_space.page_table.dirty_snapshot()
+        self._zap_snapshot = snapshot
+        self._zap_retired.extend(retired)
+        self._zap_released.extend(released)
+        pages = list(snapshot) + self._zap_retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
             raise PlatformError(f"{len(pages)} page-table pages to flush at once "
                                 f"(the zap list holds {layout.ZAP_LIST_CAPACITY})")
@@ -628,17 +721,46 @@ class Context:
             if not chunk:
                 break
             view[gpa:gpa + len(chunk)] = chunk
-        dirty.clear()
-        for gpa in retired:
-            platform.memory.put_frame(gpa)
+        self._zap_unconfirmed = True
         self._tlb_stale = False
-        if pages:
-            # A snapshot: other threads add and remove contexts (clone, exit,
-            # exec) while this one runs without the kernel lock.
-            for other in tuple(self.address_space.contexts):
+        newest = max(snapshot.values(), default=0)
+        if newest > self._zap_seen_generation:
+            # Tell the others only of changes new to this vCPU: telling again
+            # would let two vCPUs that interrupt each other before their
+            # flushes run do so forever. A snapshot of the set: other threads
+            # add and remove contexts (clone, exit, exec) without the kernel lock.
+            self._zap_seen_generation = max(newest, self._zap_seen_generation)
+            for other in tuple(address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
+
+    def _confirm_zap(self) -> None:
+        """The guest ran flush_handler over the zap list: settle its tables, free its frames."""
+        if self._zap_snapshot:
+            self.address_space.page_table.settle(self._zap_snapshot)
+            self._zap_snapshot = {}
+        if self._zap_retired or self._zap_released:
+            # No kernel lock here: GuestMemory frees them at its next allocation.
+            self.platform.memory.free_later(self._zap_retired + self._zap_released)
+            self._zap_retired = []
+            self._zap_released = []
+        self._zap_unconfirmed = False
+
+    def _abandon_zap(self) -> None:
+        """Leave this address space (execve) or the vCPU (exit) with a zap list
+        the guest may not have run: what it would have freed waits for others
+        (its dirty tables stay recorded until some flush settles them)."""
+        if not self._zap_unconfirmed:
+            return
+        self._zap_snapshot = {}
+        if self._zap_retired:
+            self.platform.retire_tables(self._zap_retired)
+            self._zap_retired = []
+        if self._zap_released:
+            self.address_space.give_back_release(self._zap_released)
+            self._zap_released = []
+        self._zap_unconfirmed = False
 
     def _exception(self, vector: int) -> int:
         if self._exception_frame_gpa is None:
@@ -660,7 +782,7 @@ class Context:
             raise PlatformError(
                 f"CPU exception {x86.TRAP_NAMES.get(vector, vector)} in ring 0 at {rip:#x} "
                 f"(error code {error_code:#x}): a fault inside the runtime")
-        cr2 = self.vcpu.get_sregs().cr2 if vector == x86.X86_TRAP_PF else 0
+        cr2 = self._sync_sregs.cr2 if vector == x86.X86_TRAP_PF else 0
         self.user_rip = rip
         self.user_rsp = rsp
         self.user_rflags = rflags
@@ -675,18 +797,46 @@ class Context:
         rip = self.regs.rip
         if self._vcpu_entry <= rip < self._vcpu_stub_end:
             return self._interrupted_in_stub(rip)
+        if self._ring_entry <= rip < self._ring_post:
+            # In the ring entry's FAST_DISPATCH: as in vcpu_syscall_entry's,
+            # the call goes to the exit path, so that a pending signal is
+            # delivered (resumed as is, a loop of exit-free calls would be
+            # kicked back into the stub again and again: fast_ids under a
+            # 1 ms ITIMER_REAL took seconds per tick).
+            return self._interrupted_in_stub(self._vcpu_entry)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
-            if self._fast_read <= rip < self._fast_read_end:
-                return self.fast_read_unwind(rip)
             if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
                 self._finish_fast_return()
+                return TRAP_INTERRUPT
+            if self._fast_read <= rip < self._fast_read_end:
+                if not self._event_in_flight():
+                    return self.fast_read_unwind(rip)
+                # An exception in flight, as below: resumed as is it traps
+                # at once, and the fault path unwinds the trampoline.
+                self.in_runtime = True
+                return TRAP_INTERRUPT
+            if self._event_in_flight():
+                # KVM stopped while delivering an exception (a page fault of
+                # this RIP, say): the frame it will push names the RIP that
+                # KVM_RUN resumes at, so neither a flush nor a signal may move
+                # it. Treat it as inside the runtime: resumed as is, it traps
+                # at once. (Moving it sent such a #PF's frame to flush_return,
+                # which then became the "user" RIP and looped there.)
+                self.in_runtime = True
                 return TRAP_INTERRUPT
             # Stopped in ring 3: its registers are the user state.
             self.user_rip = rip
             self.user_rsp = self.regs.rsp
             self.user_rflags = self.regs.rflags
         return TRAP_INTERRUPT
+
+    def _event_in_flight(self) -> bool:
+        """Whether KVM holds an exception or interrupt it has begun to deliver
+        (KVM_GET_VCPU_EVENTS, api.rst 4.31)."""
+        events = self.vcpu.get_vcpu_events()
+        return bool(events.exception.injected or events.exception.pending
+                    or events.interrupt.injected or events.nmi.injected)
 
     def _finish_fast_return(self) -> None:
         """Complete the vDSO's __kvmsentry_fast_return for a vCPU stopped inside it.
@@ -721,9 +871,61 @@ class Context:
         self._run_struct.kvm_dirty_regs = _SYNC_REGS
 
     # -- the ring path (kvmsentry/kernel/ring.py drives these) --------------
+    def _bind_ring_page(self) -> None:
+        """Map a fresh zeroed request page for this vCPU into its address space only.
+
+        A process can then post calls only on the vCPUs of its own threads
+        (layout.RING_AREA_GVA). A fresh frame for each vCPU's life: the
+        frame of an earlier life may still be cached by a vCPU of the
+        address space it was in until that vCPU flushes.
+        """
+        memory = self.platform.memory
+        gpa = memory.alloc_frame()
+        self._request_gpa = gpa
+        self.ring_state = ffi.cast("uint32_t *", memory.hva + gpa)
+        self.address_space.map(self._request_gva, gpa, writable=True, executable=False)
+
+    def _move_ring_page(self, address_space: "AddressSpace") -> None:
+        """execve: the request page leaves the old address space for ``address_space``.
+
+        Zeroed, so nothing posted before the exec is taken after it. The
+        frame stays: execve left no other thread in the old address space
+        (a vfork parent waits in the sentry and flushes before it runs).
+        """
+        if self._request_gpa is None:
+            return
+        if not self.address_space.destroyed:  # execve dropped the old mm first
+            self.address_space.unmap(self._request_gva)
+        self._view[self._request_gpa:self._request_gpa + x86.PAGE_SIZE] = bytes(x86.PAGE_SIZE)
+        address_space.map(self._request_gva, self._request_gpa, writable=True, executable=False)
+
+    def _unbind_ring_page(self) -> None:
+        """The thread exited: unmap its request page and give the frame back.
+
+        The address space's other vCPUs may cache the entry: they flush
+        before they run on (kicked now), and the frame is freed like a
+        retired page table, after a flush. A poller that outlived its task
+        (KvmPlatform never waits for it forever) writes a host word instead.
+        """
+        if self._request_gpa is None:
+            return
+        address_space = self.address_space
+        if not address_space.destroyed:
+            address_space.unmap(self._request_gva)
+            for other in tuple(address_space.contexts):
+                if other is not self:
+                    other._tlb_stale = True
+                    other.kick()
+        self.platform.retire_tables([self._request_gpa])
+        self.ring_state = ffi.new("uint32_t *")
+        self._request_gpa = None
+
     def ring_request(self) -> tuple[int, tuple[int, ...]]:
         """The call in the request page: (number, six arguments), as the guest posted them."""
-        words = struct.unpack_from("<7Q", self._view, self._request_gpa + 8)
+        gpa = self._request_gpa
+        if gpa is None:  # the thread has exited (release): nothing to take
+            return -1, (0,) * 6
+        words = struct.unpack_from("<7Q", self._view, gpa + 8)
         return words[0], words[1:]
 
     def ring_answer(self, result: int) -> bool:
@@ -759,7 +961,8 @@ class Context:
 
     def needs_flush(self) -> bool:
         """Page-table changes wait for this vCPU's next return through flush_return."""
-        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale)
+        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale or self._zap_unconfirmed
+                    or self.address_space._pending_release)
 
     def _wanted_lstar(self) -> int:
         """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
@@ -927,10 +1130,13 @@ class Context:
 
     def switch_address_space(self, address_space: "AddressSpace") -> None:
         """Run in another address space from the next reset() on (execve)."""
+        self._abandon_zap()
+        self._move_ring_page(address_space)
         self.address_space.contexts.discard(self)
         address_space.contexts.add(self)
         self.address_space = address_space
         self._dirty_tables = address_space.page_table.dirty_tables
+        self._zap_seen_generation = 0
 
     def copy_cpu_state(self, parent: "Context") -> None:
         """Take ``parent``'s registers, FS/GS base and FPU state (fork, clone).
@@ -959,8 +1165,10 @@ class Context:
 
     def release(self) -> None:
         """Give the vCPU back to the platform's pool (the thread has exited)."""
+        self._unbind_ring_page()
         self._thread_id = None
         self._run_struct.immediate_exit = 0
+        self._abandon_zap()
         self.set_fast_read(0)
         self.platform.release_context(self)
 

@@ -34,7 +34,7 @@ def _defines():
     ("FAST_READ_FRAME", layout.FAST_READ_FRAME),
     ("FAST_READ_MASK_OFFSET", layout.FAST_READ_MASK_OFFSET),
     ("RING_WAIT_PORT", layout.RING_WAIT_PORT),
-    ("RING_REQUEST_OFFSET", layout.RING_REQUEST_OFFSET),
+    ("RING_AREA_GVA", layout.RING_AREA_GVA),
     ("RING_SPIN_OFFSET", layout.RING_SPIN_OFFSET),
     ("RING_POSTED", layout.RING_POSTED),
     ("RING_DONE", layout.RING_DONE),
@@ -61,6 +61,20 @@ def test_vcpu_slot_regions_fit_the_stride():
     assert end <= layout.VCPU_STRIDE
     assert layout.IST_TOP_OFFSET <= layout.ZAP_LIST_OFFSET
     assert layout.GDT_TSS_OFFSET + 104 + 33 <= 0x1000
+
+
+def test_ring_request_pages_are_per_address_space_and_reachable():
+    """vCPU i's request page is in PML4 slot 510 (not the shared 511), and the
+    stub's RIP-relative operands reach it from every slot."""
+    from kvmsentry.platform.kvm import Runtime
+    rt = Runtime.load()
+    assert rt.symbols["vcpu0_ring_request"] == layout.RING_AREA_GVA
+    for index in (0, layout.MAX_VCPUS - 1):
+        gva = layout.ring_request_gva(index)
+        assert (gva >> 39) & 511 == layout.RING_PML4_SLOT != layout.KERNEL_PML4_SLOT
+        stub = layout.vcpu_base(index) + layout.VCPU_STUB_OFFSET
+        assert gva - stub == layout.RING_AREA_GVA - (layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET)
+        assert abs(gva - stub) < 1 << 31
 
 
 def test_ring_withdrawn_bit_matches_layout():
