@@ -267,7 +267,8 @@ class MemoryManager:
         if cow:
             cow.difference_update(vpns)
         self.address_space.unmap_pages([vpn << PAGE_SHIFT for vpn in vpns])
-        self.memory.put_frames(freed)
+        if not self.address_space.defer_release(freed):
+            self.memory.put_frames(freed)
 
     def protect(self, start: int, end: int, prot: int) -> None:
         """mprotect(2)'s core.

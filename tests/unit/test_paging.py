@@ -102,7 +102,7 @@ def test_set_entry_zero_where_nothing_is_mapped_allocates_nothing(memory):
     before = memory.frames_in_use
     pt.set_entry(0x1234_5000_0000, 0)
     assert memory.frames_in_use == before
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
 
 
 def test_shared_pml4_slot(memory):
@@ -127,22 +127,22 @@ def test_dirty_tables_only_when_a_present_entry_changes(memory):
     gva = 0x60_0000
     # A new mapping where nothing was present: nothing to flush.
     pt.map(gva, a, writable=True, executable=False)
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
     pt.set_entry(gva + PAGE_SIZE, pte(b, writable=True, executable=False, user=True))
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
     leaf_table = _leaf_table(pt, gva)
     # Downgrading a present entry: its table page must be flushed.
     pt.set_entry(gva, pte(a, writable=False, executable=False, user=True))
-    assert pt.dirty_tables == {leaf_table}
+    assert set(pt.dirty_tables) == {leaf_table}
     pt.dirty_tables.clear()
     # Unmapping a present entry.
     pt.unmap(gva + PAGE_SIZE)
-    assert pt.dirty_tables == {leaf_table}
+    assert set(pt.dirty_tables) == {leaf_table}
     pt.dirty_tables.clear()
     # Unmapping what is already absent, then mapping into the hole: nothing.
     pt.unmap(gva + PAGE_SIZE)
     pt.set_entry(gva + PAGE_SIZE, pte(b, writable=True, executable=False, user=True))
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
 
 
 def test_dirty_tables_names_the_leaf_table_page_of_each_change(memory):
@@ -152,24 +152,24 @@ def test_dirty_tables_names_the_leaf_table_page_of_each_change(memory):
         pt.map(gva, memory.alloc_frame(), writable=True, executable=False)
     pt.unmap(low)
     pt.unmap(high)
-    assert pt.dirty_tables == {_leaf_table(pt, low), _leaf_table(pt, high)}
+    assert set(pt.dirty_tables) == {_leaf_table(pt, low), _leaf_table(pt, high)}
     assert all(t % PAGE_SIZE == 0 for t in pt.dirty_tables)
 
 
 def test_mark_stale(memory):
     pt = PageTable(memory)
     pt.mark_stale(0x5000)  # nothing mapped: no table, nothing recorded
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
     pt.map(0x5000, memory.alloc_frame(), writable=True, executable=False)
     pt.mark_stale(0x5000)
-    assert pt.dirty_tables == {_leaf_table(pt, 0x5000)}
+    assert set(pt.dirty_tables) == {_leaf_table(pt, 0x5000)}
 
 
 def test_map_over_a_present_entry_records_dirty_table(memory):
     pt = PageTable(memory)
     pt.map(0x5000, memory.alloc_frame(), writable=True, executable=False)
     pt.map(0x5000, memory.alloc_frame(), writable=True, executable=False)
-    assert pt.dirty_tables == {_leaf_table(pt, 0x5000)}
+    assert set(pt.dirty_tables) == {_leaf_table(pt, 0x5000)}
 
 
 def test_map_huge(memory):
@@ -289,7 +289,7 @@ def test_mark_stale_every_level_marks_each_table_on_the_walk(memory):
     pt.mark_stale(gva, every_level=True)
     # PML4, PDPT, PD and the PT that holds the leaf entry.
     assert len(pt.dirty_tables) == 4
-    assert pt.cr3 in pt.dirty_tables and leaf_page <= pt.dirty_tables
+    assert pt.cr3 in pt.dirty_tables and leaf_page <= set(pt.dirty_tables)
 
 
 def test_clear_entries_is_set_entry_zero_for_each_page(memory):
@@ -338,4 +338,4 @@ def test_set_entries_is_set_entry_for_each_page(memory):
     assert [batched.entry(g) for g in probes] == [one_by_one.entry(g) for g in probes]
     assert batched.entry(0x400000 + PAGE_SIZE) == 0x101000 | ro
     for pt in (one_by_one, batched):  # each tree's leaf table of 0x400000, only
-        assert pt.dirty_tables == {_leaf_table(pt, 0x400000)}
+        assert set(pt.dirty_tables) == {_leaf_table(pt, 0x400000)}
