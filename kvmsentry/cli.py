@@ -89,9 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                       default=os.environ.get("KVMSENTRY_SYSCALL_PATH", "exit"),
                       help="how syscalls reach the sentry: exit (default) leaves the VM for "
                            "each; ring posts each in a page that a host thread polls while the "
-                           "vCPU spins, falling back to an exit (faster, costs a spinning core; "
-                           "the request page is writable by the guest: processes of one sandbox "
-                           "can post calls for each other); auto picks ring when a core is idle. "
+                           "vCPU spins, falling back to an exit (faster with an idle core, "
+                           "costs a spinning core, slower under load); auto picks ring when a "
+                           "core is idle. "
                            "--strace implies exit (default: $KVMSENTRY_SYSCALL_PATH, else exit)")
     boot.add_argument("binary", metavar="BINARY")
     boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",

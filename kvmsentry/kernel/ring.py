@@ -25,6 +25,16 @@ What stays on the exit path:
   and a poller that cannot get a core costs each call at most the
   guest's spin budget before the exit.
 
+What the guest can write: its request pages (one per vCPU, mapped only
+in the address space that vCPU runs: layout.RING_AREA_GVA) hold the
+number, the arguments and the state word. The number and arguments are
+read once and treated as registers are; the state word is only a hint to
+the sentry: a poller claims a call only by its own compare-and-swap, the
+task thread waits for the poller's own record of that claim
+(:meth:`RingPoller.collect`), never for bits the guest could withhold,
+and a call posted while the task thread is in the sentry (not spinning in
+the stub: a forged post) is handed back unrun.
+
 Costs reported by ``--profile``: calls answered in the ring, handed
 back, the exits the ring still took, and the host CPU seconds the
 pollers spent spinning (``thread_time`` around the C spin: the price of
@@ -97,6 +107,14 @@ class RingPoller:
         # (kind, value) of the last call taken: ("result", rax), ("bounce", None)
         # or ("raise", exception); None once the task thread took it.
         self._outcome = None
+        # Under _cond: whether the poller is running a claimed call, and how
+        # many of its C polls ended without a claim (collect's proof that a
+        # CLAIMED state word it sees was not the poller's).
+        self._busy = False
+        self._idle_polls = 0
+        # Set by the task thread (BKL held) while it is in the sentry, not
+        # in KVM_RUN nor waiting in collect: a post then cannot be its vCPU's.
+        self.task_in_sentry = False
         self._hot = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._main, daemon=True,
@@ -141,6 +159,8 @@ class RingPoller:
         self._stopping = True
         self.context.ring_stop[0] = 1
         self._hot.set()
+        with self._cond:
+            self._cond.notify_all()
         if self._thread.ident is None or self._thread is threading.current_thread():
             return
         sched.BKL.release()
@@ -155,22 +175,41 @@ class RingPoller:
         Returns its outcome: ("result", rax), ("bounce", None), ("raise",
         exception), or None when the poller never claimed it (the task
         thread then runs it, as after a plain exit).
+
+        The state word is guest-writable: a CLAIMED bit the poller did not
+        set, or answer bits the guest cleared, must not hold this thread
+        forever. It waits until the answer bits are set while the poller is
+        not busy, or until a whole C poll ended without a claim (a claimed
+        call keeps the poller busy until it is answered, so no claim of the
+        poller's is pending then: the task thread runs the call itself).
         """
         context = self.context
         if not context.ring_claimed():
             return None
         with self._cond:
-            if not context.ring_answered():
+            idle = self._idle_polls
+            if not self._settled(idle):
                 sched.BKL.release()
                 try:
-                    while not context.ring_answered():
+                    while not self._settled(idle):
+                        self._hot.set()  # a cold poller looks once more, then counts an idle poll
                         self._cond.wait()
                 finally:
                     self._cond.release()
                     sched.BKL.acquire()
                     self._cond.acquire()
-            outcome, self._outcome = self._outcome, None
+            if self._busy or not self.context.ring_answered():
+                outcome = None
+            else:
+                outcome = self._outcome
+            self._outcome = None
         return outcome
+
+    def _settled(self, idle: int) -> bool:
+        """collect's wait is over (``_cond`` held): see :meth:`collect`."""
+        if self._busy:
+            return False
+        return self.context.ring_answered() or self._idle_polls != idle or self._stopping
 
     # -- the poller thread ----------------------------------------------
     def _main(self) -> None:
@@ -189,7 +228,10 @@ class RingPoller:
             if claimed < 0:
                 break
             if claimed == 0:
-                self._hot.clear()
+                with self._cond:
+                    self._idle_polls += 1
+                    self._hot.clear()  # under _cond: collect sets it under _cond too
+                    self._cond.notify_all()
                 continue
             self._take()
 
@@ -199,12 +241,13 @@ class RingPoller:
         task = self.task
         with self._cond:
             self._outcome = None
+            self._busy = True
         nr, args = context.ring_request()
         kind = "exit"
         fast = False
         with sched.BKL:
             try:
-                if nr in _BOUNCE or task.exited:
+                if nr in _BOUNCE or task.exited or self.task_in_sentry:
                     outcome = ("bounce", None)
                 else:
                     outcome = ("result", self.kernel.dispatch(task, nr, args))
@@ -223,6 +266,7 @@ class RingPoller:
                     kind = "answered"
                 else:
                     context.ring_exit()
+                self._busy = False
                 self._cond.notify_all()
         if self.auto and kind == "answered":
             self._judge(True)

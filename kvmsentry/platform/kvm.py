@@ -64,6 +64,10 @@ _XCR0_ALLOWED = 0xE7
 _SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
                  | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
 USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+# RFLAGS bits a ring-3 program may change itself (popf): CF PF AF ZF SF TF
+# DF OF AC ID. What the sentry takes from a register or memory the program
+# controls is masked with this (plus IF and the fixed bit): never IOPL, NT, VM.
+_USER_RFLAGS_MASK = 0x240DD5
 # How long the ring path's guest spins for an answer before it exits (ns):
 # about one exit's cost here (DESIGN.md), enough for the sentry to run a
 # simple call, and what a call costs at worst beyond its exit when the
@@ -172,6 +176,7 @@ class AddressSpace:
         # Frames unmapped while other vCPUs may still reach them through a
         # cached translation, freed after a flush (defer_release).
         self._pending_release: list[int] = []
+        # After destroy(): its table frames may be reused, so nothing walks it.
         self.destroyed = False
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool) -> None:
@@ -344,12 +349,13 @@ class KvmPlatform:
         eax, _, _, edx = self._cpuid_leaf(0xD, 0)
         return ((edx << 32) | eax) & _XCR0_ALLOWED | x86.XFEATURE_MASK_FP | x86.XFEATURE_MASK_SSE
 
-    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int], int]:
-        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST, zap-list and request pages.
+    def _map_vcpu_pages(self, index: int) -> tuple[int, int, int, list[int]]:
+        """Allocate and map vCPU ``index``'s GDT/TSS, frame, IST and zap-list pages.
 
         Returns the GPAs of the GDT page and the frame page, the GVA base
-        of its slot, the GPAs of the zap-list pages and of the ring path's
-        request page.
+        of its slot and the GPAs of the zap-list pages. (The ring path's
+        request page is not in the shared kernel half: each Context maps
+        its own into its address space, see Context._bind_ring_page.)
         """
         base = layout.vcpu_base(index)
         gdt_gpa = self.memory.alloc_frame()
@@ -384,9 +390,7 @@ class KvmPlatform:
         gdt[layout.GDT_ENTRY_TSS * 8:layout.GDT_ENTRY_TSS * 8 + 16] = x86.tss_descriptor(tss_gva, self._tss_limit)
         self.memory.write(gdt_gpa, gdt)
         self.memory.write(gdt_gpa + layout.GDT_TSS_OFFSET, tss)
-        request_gpa = self.memory.alloc_frame()
-        t.map(base + layout.RING_REQUEST_OFFSET, request_gpa, writable=True, executable=False, user=True)
-        return gdt_gpa, frame_gpa, base, zap_gpas, request_gpa
+        return gdt_gpa, frame_gpa, base, zap_gpas
 
     # -- public -----------------------------------------------------------
     def new_address_space(self) -> AddressSpace:
@@ -445,16 +449,22 @@ class Context:
         self.platform = platform
         self.vcpu = vcpu
         self.pages = pages
-        gdt_gpa, frame_gpa, base, zap_gpas, request_gpa = pages
-        self._request_gpa = request_gpa
-        # The request page's state word, for the poller's C spin (no GIL).
-        self.ring_state = ffi.cast("uint32_t *", platform.memory.hva + request_gpa)
+        gdt_gpa, frame_gpa, base, zap_gpas = pages
+        self.address_space = address_space
+        # The ring path's request page: this vCPU's own frame, mapped only in
+        # the address space it runs (layout.RING_AREA_GVA), and only with
+        # --syscall-path=ring; ring_state is its state word, for the
+        # poller's C spin (no GIL).
+        self._request_gva = base - layout.VCPU_AREA_GVA + layout.RING_AREA_GVA
+        self._request_gpa = None
+        self.ring_state = ffi.new("uint32_t *")
+        if platform.syscall_path == "ring":
+            self._bind_ring_page()
         self.ring_stop = ffi.new("uint32_t *")
         self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
         struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
                          max(1, platform.ring_guest_spin))
         self._zap_gpas = zap_gpas
-        self.address_space = address_space
         self._view = platform.memory.view
         self._frame_gpa = frame_gpa + layout.FRAME_OFFSET
         self._frame_gva = base + layout.FRAME_PAGE_OFFSET + layout.FRAME_OFFSET
@@ -471,6 +481,7 @@ class Context:
         self._vcpu_syscall_return_rip = self._vcpu_syscall_out + 2
         self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
         self._ring_entry = symbols["vcpu_ring_entry"] + slot_shift
+        self._ring_post = symbols["vcpu_ring_post"] + slot_shift
         self._ring_wait_return_rip = symbols["vcpu_ring_wait_out"] + slot_shift + 2
         self._ring_syscall_return_rip = symbols["vcpu_ring_syscall_out"] + slot_shift + 2
         self._plain_entry = symbols["syscall_entry"]
@@ -480,6 +491,17 @@ class Context:
         self._fast_frames_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET
         self._fast_return = 0
         self._fast_ids: tuple | None = None
+        # The exit-free read(2) (set_fast_read): the read frame, the vDSO's
+        # __kvmsentry_fast_read (0: off), the process's fast-read page.
+        self._fast_read_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + layout.FAST_READ_FRAME * layout.FAST_FRAME_SIZE
+        self._fast_read_mask_gpa = frame_gpa + layout.FAST_READ_MASK_OFFSET
+        self._vcpu_fast_read = symbols["vcpu_fast_read"] + slot_shift
+        self._vcpu_fast_read_go = symbols["vcpu_fast_read_go"] + slot_shift
+        self._fast_read = 0
+        self._fast_read_end = 0
+        self._fast_read_out_rip = -1
+        self._fast_read_page_gpa = 0
+        self.fast_read_rollbacks = 0
         # With syscall_path "ring": whether this vCPU uses it now (--syscall-path=auto
         # turns it off while the poller cannot keep up; kvmsentry/kernel/ring.py).
         self.ring_enabled = True
@@ -573,6 +595,7 @@ class Context:
         # a page fault reads CR2 there instead of a KVM_GET_SREGS ioctl
         # (~9 µs each here; the copy costs no measurable time per exit).
         vcpu.run_struct.kvm_valid_regs = _SYNC_REGS | _SYNC_SREGS
+        self.set_fast_read(0)  # a new program: the kernel serves its reads anew
         self._started = False
         self._resume_as_is = False
 
@@ -634,18 +657,26 @@ class Context:
                 port = exit_.port
                 if port == _SYSCALL_PORT:
                     rip = regs.rip
-                    if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
-                            and rip != self._ring_syscall_return_rip):
+                    rcx = regs.rcx
+                    # Ring 3 can reach these `out`s with registers of its own
+                    # (the stub pages are U=1; the fast-read trampoline restores
+                    # RCX/R11 from the process's page): a non-canonical return
+                    # address is the #GP it would be, and only flags a program
+                    # may set with popf are taken (never IOPL).
+                    if ((rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
+                            and rip != self._ring_syscall_return_rip and rip != self._fast_read_out_rip)
+                            or (rcx >> 47 and rcx >> 47 != 0x1FFFF)):
                         return self._forged_exit()
-                    self.user_rip = regs.rcx
-                    self.user_rflags = regs.r11
+                    self.user_rip = rcx
+                    self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
                 if port == _RING_WAIT_PORT:
-                    if regs.rip != self._ring_wait_return_rip:
+                    rcx = regs.rcx
+                    if regs.rip != self._ring_wait_return_rip or (rcx >> 47 and rcx >> 47 != 0x1FFFF):
                         return self._forged_exit()
-                    self.user_rip = regs.rcx
-                    self.user_rflags = regs.r11
+                    self.user_rip = rcx
+                    self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
                     self.user_rsp = regs.rsp
                     return TRAP_RING_WAIT
                 vector = port - layout.EXCEPTION_PORT_BASE
@@ -766,8 +797,17 @@ class Context:
         rip = self.regs.rip
         if self._vcpu_entry <= rip < self._vcpu_stub_end:
             return self._interrupted_in_stub(rip)
+        if self._ring_entry <= rip < self._ring_post:
+            # In the ring entry's FAST_DISPATCH: as in vcpu_syscall_entry's,
+            # the call goes to the exit path, so that a pending signal is
+            # delivered (resumed as is, a loop of exit-free calls would be
+            # kicked back into the stub again and again: fast_ids under a
+            # 1 ms ITIMER_REAL took seconds per tick).
+            return self._interrupted_in_stub(self._vcpu_entry)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
+            if self._fast_read <= rip < self._fast_read_end:
+                return self.fast_read_unwind(rip)
             if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
                 self._finish_fast_return()
                 return TRAP_INTERRUPT
@@ -814,6 +854,7 @@ class Context:
                 flags = flags & ~0xFFFF | (flags & 0xFF) << 8 | (flags >> 8) & 0xFF
         else:
             answer, user_rsp, flags = regs.rax, regs.rsp, regs.r11
+        flags = flags & _USER_RFLAGS_MASK | USER_RFLAGS_INIT  # a register the program controls
         regs.rax = answer
         regs.r11 = flags
         regs.rsp = user_rsp
@@ -825,9 +866,61 @@ class Context:
         self._run_struct.kvm_dirty_regs = _SYNC_REGS
 
     # -- the ring path (kvmsentry/kernel/ring.py drives these) --------------
+    def _bind_ring_page(self) -> None:
+        """Map a fresh zeroed request page for this vCPU into its address space only.
+
+        A process can then post calls only on the vCPUs of its own threads
+        (layout.RING_AREA_GVA). A fresh frame for each vCPU's life: the
+        frame of an earlier life may still be cached by a vCPU of the
+        address space it was in until that vCPU flushes.
+        """
+        memory = self.platform.memory
+        gpa = memory.alloc_frame()
+        self._request_gpa = gpa
+        self.ring_state = ffi.cast("uint32_t *", memory.hva + gpa)
+        self.address_space.map(self._request_gva, gpa, writable=True, executable=False)
+
+    def _move_ring_page(self, address_space: "AddressSpace") -> None:
+        """execve: the request page leaves the old address space for ``address_space``.
+
+        Zeroed, so nothing posted before the exec is taken after it. The
+        frame stays: execve left no other thread in the old address space
+        (a vfork parent waits in the sentry and flushes before it runs).
+        """
+        if self._request_gpa is None:
+            return
+        if not self.address_space.destroyed:  # execve dropped the old mm first
+            self.address_space.unmap(self._request_gva)
+        self._view[self._request_gpa:self._request_gpa + x86.PAGE_SIZE] = bytes(x86.PAGE_SIZE)
+        address_space.map(self._request_gva, self._request_gpa, writable=True, executable=False)
+
+    def _unbind_ring_page(self) -> None:
+        """The thread exited: unmap its request page and give the frame back.
+
+        The address space's other vCPUs may cache the entry: they flush
+        before they run on (kicked now), and the frame is freed like a
+        retired page table, after a flush. A poller that outlived its task
+        (KvmPlatform never waits for it forever) writes a host word instead.
+        """
+        if self._request_gpa is None:
+            return
+        address_space = self.address_space
+        if not address_space.destroyed:
+            address_space.unmap(self._request_gva)
+            for other in tuple(address_space.contexts):
+                if other is not self:
+                    other._tlb_stale = True
+                    other.kick()
+        self.platform.retire_tables([self._request_gpa])
+        self.ring_state = ffi.new("uint32_t *")
+        self._request_gpa = None
+
     def ring_request(self) -> tuple[int, tuple[int, ...]]:
         """The call in the request page: (number, six arguments), as the guest posted them."""
-        words = struct.unpack_from("<7Q", self._view, self._request_gpa + 8)
+        gpa = self._request_gpa
+        if gpa is None:  # the thread has exited (release): nothing to take
+            return -1, (0,) * 6
+        words = struct.unpack_from("<7Q", self._view, gpa + 8)
         return words[0], words[1:]
 
     def ring_answer(self, result: int) -> bool:
@@ -883,13 +976,19 @@ class Context:
         RAX may already hold the user RSP; the block says which call it was.
         """
         regs = self.regs
-        if rip > self._vcpu_syscall_out:
+        if rip >= self._vcpu_fast_read:
+            if rip > self._vcpu_fast_read_go:  # the mov saved the user RSP in RAX
+                regs.rsp = regs.rax
+            regs.rax = 0
+        elif rip > self._vcpu_syscall_out:
             block, offset = divmod(rip - (self._vcpu_syscall_out + 3), 12)
             if offset:
                 regs.rsp = regs.rax
             regs.rax = layout.FAST_SYSCALLS[block][1]
+        if regs.rcx >> 47 and regs.rcx >> 47 != 0x1FFFF:
+            regs.rcx = 0  # ring 3 jumped into the stub: a fault at 0, not a sentry error
         self.user_rip = regs.rcx
-        self.user_rflags = regs.r11
+        self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
         self.user_rsp = regs.rsp
         self._resume_as_is = False
         self.in_runtime = False
@@ -918,6 +1017,91 @@ class Context:
                              value & 0xFFFF_FFFF_FFFF_FFFF)
         self._fast_ids = ids
 
+    def set_fast_read(self, trampoline: int, page_gva: int = 0, page_gpa: int = 0) -> None:
+        """Serve read(2) through the vDSO's __kvmsentry_fast_read, or not (``trampoline`` 0).
+
+        ``trampoline`` is the guest address of the process's
+        __kvmsentry_fast_read; ``page_gva``/``page_gpa`` locate its
+        fast-read page (kvmsentry/kernel/fastread.py), whose top holds the
+        trampoline's scratch stack. Writes this vCPU's read frame
+        (runtime.S vcpu_fast_read); call with the BKL held while the
+        task is stopped (its own thread, or before it first runs).
+        """
+        if trampoline:
+            vdso = self.platform.vdso
+            self._fast_read_page_gpa = page_gpa
+            self._fast_read_end = trampoline + vdso.fast_read_marks["end"]
+            self._fast_read_out_rip = trampoline + vdso.fast_read_marks["out"] + 2
+            _FRAME.pack_into(self._view, self._fast_read_frame_gpa, trampoline, _USER_CS,
+                             USER_RFLAGS_INIT, page_gva + x86.PAGE_SIZE, _USER_DS)
+        else:
+            struct.pack_into("<Q", self._view, self._fast_read_mask_gpa, 0)
+            struct.pack_into("<Q", self._view, self._fast_read_frame_gpa, 0)
+            self._fast_read_end = 0
+            self._fast_read_out_rip = -1
+        self._fast_read = trampoline
+
+    def set_fast_read_fds(self, mask: int) -> None:
+        """The fds whose read(2) goes to the trampoline: bit n for fd n (< layout.FAST_READ_MAX_FD).
+
+        One aligned 8-byte store in the frame page (read-only to the
+        guest); callable while the vCPU runs. Does nothing while
+        set_fast_read is off (released contexts included).
+        """
+        if self._fast_read:
+            struct.pack_into("<Q", self._view, self._fast_read_mask_gpa,
+                             mask & ((1 << layout.FAST_READ_MAX_FD) - 1))
+
+    def fast_read_on(self) -> bool:
+        """Whether read(2) goes to the vDSO's fast-read trampoline on this vCPU."""
+        return self._fast_read != 0
+
+    def in_fast_read(self, rip: int) -> bool:
+        """Whether ``rip`` is inside this vCPU's fast-read trampoline."""
+        return self._fast_read <= rip < self._fast_read_end
+
+    def fast_read_unwind(self, rip: int) -> int:
+        """Leave the vDSO's __kvmsentry_fast_read, stopped (a kick or a fault) at ``rip``.
+
+        Before its commit (the offset's update) the call is rolled back:
+        the registers are the `syscall`'s again (RAX 0 = read, from the
+        trampoline's scratch stack or its registers) and TRAP_SYSCALL is
+        returned, for the sentry to run the read as if it had exited. At
+        or after it, the call is finished: RAX is the result, the other
+        registers come from the scratch stack, the caller resumes
+        (TRAP_INTERRUPT). The scratch stack is the process's own memory,
+        read as guest input: a process that scribbles there only changes
+        its own registers, as it could anyway.
+        """
+        regs = self.regs
+        marks = self.platform.vdso.fast_read_marks
+        at = rip - self._fast_read
+        if at < marks["saved"]:
+            # Still pushing: RAX is the user RSP, the call's registers are intact.
+            regs.rsp = regs.rax
+            regs.rax = 0
+            finished = False
+        else:
+            top = self._fast_read_page_gpa + x86.PAGE_SIZE
+            rdx, rsi, rdi, rcx, r11, user_rsp = struct.unpack_from("<6Q", self._view, top - 48)
+            finished = marks["commit"] < at < marks["undone"]
+            if not finished:
+                regs.rax = 0
+            if rcx >> 47 and rcx >> 47 != 0x1FFFF:
+                rcx = 0  # the process wrote its scratch stack: a fault at 0, not a sentry error
+            r11 = r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
+            regs.rdx, regs.rsi, regs.rdi, regs.rcx, regs.r11, regs.rsp = rdx, rsi, rdi, rcx, r11, user_rsp
+        self.user_rip = regs.rcx
+        self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
+        self.user_rsp = regs.rsp
+        self.in_runtime = False
+        self._resume_as_is = False
+        self._run_struct.kvm_dirty_regs = _SYNC_REGS
+        if finished:
+            return TRAP_INTERRUPT
+        self.fast_read_rollbacks += 1
+        return TRAP_SYSCALL
+
     def set_user_state(self, rip: int, rsp: int) -> None:
         """Make the thread resume at ``rip`` with stack ``rsp`` (signal delivery, sigreturn)."""
         self.user_rip = rip
@@ -942,6 +1126,7 @@ class Context:
     def switch_address_space(self, address_space: "AddressSpace") -> None:
         """Run in another address space from the next reset() on (execve)."""
         self._abandon_zap()
+        self._move_ring_page(address_space)
         self.address_space.contexts.discard(self)
         address_space.contexts.add(self)
         self.address_space = address_space
@@ -975,9 +1160,11 @@ class Context:
 
     def release(self) -> None:
         """Give the vCPU back to the platform's pool (the thread has exited)."""
+        self._unbind_ring_page()
         self._thread_id = None
         self._run_struct.immediate_exit = 0
         self._abandon_zap()
+        self.set_fast_read(0)
         self.platform.release_context(self)
 
 

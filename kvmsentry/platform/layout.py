@@ -1,15 +1,21 @@
 """Every guest address and port the KVM platform uses, in one place.
 
 Guest-virtual layout (one PML4 slot, 511, shared by every address space;
-user programs own slots 0-255, i.e. addresses below 0x0000_8000_0000_0000):
+user programs own slots 0-255, i.e. addresses below 0x0000_8000_0000_0000;
+slot 510 is each address space's own, for the ring path's request pages):
+
+    RING_AREA_GVA     KERNEL_TEXT_GVA - 16 MiB   (PML4 slot 510, per address
+                                             space) vCPU i's request page at
+                                             RING_AREA_GVA + i * VCPU_STRIDE,
+                                             mapped only in the address space
+                                             vCPU i runs (U=1, writable; see
+                                             RING_AREA_GVA below)
 
     KERNEL_TEXT_GVA   0xffff_ff80_0000_0000  the ring-0 runtime (guest/runtime.S),
                                              linked here; read-only, executable
     IDT_GVA           KERNEL_TEXT_GVA + 1 MiB    the IDT, 256 gates (4 KiB), read-only
     VCPU_AREA_GVA     KERNEL_TEXT_GVA + 2 MiB    one VCPU_STRIDE slot per vCPU:
         + 0x0000  GDT (first 0x80 bytes) and TSS (at GDT_TSS_OFFSET), read-write
-        + 0x1000  the ring path's request page (--syscall-path=ring only;
-                  U=1, writable, see RING_REQUEST_OFFSET)
         + 0x2000  the frame page: the sentry writes the iret frame here
                   (FRAME_OFFSET) and the vCPU returns to ring 3 through it
         + 0x4000  IST1 stack (2 pages, top at + 0x6000): every exception
@@ -56,16 +62,24 @@ IST_STACK_PAGES = 2
 IST_TOP_OFFSET = IST_STACK_OFFSET + IST_STACK_PAGES * 0x1000
 
 VCPU_STUB_OFFSET = 0x7000
-# The ring path's request page (runtime.S vcpu_ring_entry), U=1 and
+# The ring path's request pages (runtime.S vcpu_ring_entry), U=1 and
 # WRITABLE: the natively run stub under PVM can only write U=1 pages, so
-# ring 3 can write it too, and it is mapped in every address space (PML4
-# slot 511 is shared). A program can therefore post a call in another
-# thread's page, its own or another process's: the ring path is an
-# opt-in mode (--syscall-path=ring), not the default. The page carries
-# only the call number and arguments; answers and return frames stay in
-# the read-only frame page. Layout: state (u32), then at 8 the number,
-# at 0x10 the six arguments (rdi rsi rdx r10 r8 r9).
-RING_REQUEST_OFFSET = 0x1000
+# ring 3 can write them too. So they are not in the shared slot 511: vCPU
+# i's page is at RING_AREA_GVA + i * VCPU_STRIDE in PML4 slot 510, which
+# every address space has to itself, and is mapped only in the address
+# space vCPU i runs now (Context binds it at creation, execve and exit),
+# and only with --syscall-path=ring (auto's ring included).
+# A program can thus post calls only for its own threads (the vCPUs of
+# its address space), as it could make them with `syscall` anyway. The
+# stride is the vCPU slots' so that the stub's RIP-relative operands,
+# shifted by i * VCPU_STRIDE in slot i, reach page i; the area ends where
+# slot 511 begins, 16 MiB below the stubs (well within rel32). The page
+# carries only the call number and arguments, which the sentry reads as
+# it reads registers; answers and return frames stay in the read-only
+# frame page. Layout: state (u32), then at 8 the number, at 0x10 the six
+# arguments (rdi rsi rdx r10 r8 r9).
+RING_PML4_SLOT = 510
+RING_AREA_GVA = KERNEL_TEXT_GVA - MAX_VCPUS * VCPU_STRIDE
 # State bits (runtime.S): the guest posts, the poller claims (a
 # compare-and-swap from exactly POSTED), then adds DONE or EXIT; the
 # guest sets WITHDRAWN (lock bts) when its spin budget runs out.
@@ -81,6 +95,14 @@ FAST_FRAME_SIZE = 40
 # (name, x86-64 number): answered by vcpu_syscall_entry without an exit.
 FAST_SYSCALLS = (("getpid", 39), ("getppid", 110), ("gettid", 186), ("getuid", 102),
                  ("geteuid", 107), ("getgid", 104), ("getegid", 108))
+# The exit-free read(2)'s frame (runtime.S fast_read): rip = the vDSO's
+# __kvmsentry_fast_read (0: read exits as any call), rsp = the top of the
+# process's fast-read page (kvmsentry/kernel/fastread.py), cs/ss the user's.
+FAST_READ_FRAME = len(FAST_SYSCALLS) + 1
+# In the frame page: the served-fd mask (u64): bit n set sends read(2) of
+# fd n to the trampoline through the read frame; every other read exits.
+FAST_READ_MASK_OFFSET = 0x180
+FAST_READ_MAX_FD = 64
 # Inside the frame page: [FRAME_OFFSET, +40) is the iret frame rip, cs,
 # rflags, rsp, ss. guest/runtime.S repeats these offsets (a unit test checks).
 FRAME_OFFSET = 0xF00
@@ -127,3 +149,8 @@ TASK_SIZE = 0x0000_7FFF_FFFF_F000
 def vcpu_base(index: int) -> int:
     """Guest-virtual base of vCPU ``index``'s private pages."""
     return VCPU_AREA_GVA + index * VCPU_STRIDE
+
+
+def ring_request_gva(index: int) -> int:
+    """Guest-virtual address of vCPU ``index``'s ring request page (PML4 slot 510)."""
+    return RING_AREA_GVA + index * VCPU_STRIDE

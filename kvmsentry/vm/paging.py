@@ -212,7 +212,7 @@ class PageTable:
         parent)."""
         view = self.memory.view
         table_of: dict[int, int] = {}
-        changed = set()  # tables with a present entry replaced
+        changed = set()
         for gva, entry in entries.items():
             key = gva >> 21
             table = table_of.get(key)
@@ -222,15 +222,15 @@ class PageTable:
             if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
                 changed.add(table)
             _U64.pack_into(view, slot, entry)
-        for table in changed:
-            self.mark_dirty(table)  # after the writes (module docstring)
+        for table in changed:  # after the writes (module docstring)
+            self.mark_dirty(table)
 
     def clear_entries(self, gvas) -> None:
         """set_entry(gva, 0) for every page address in ``gvas``, walking the
         tree once per page table, not once per page (munmap, exit)."""
         view = self.memory.view
         table_of: dict[int, int | None] = {}
-        changed = set()  # tables with a present entry cleared
+        changed = set()
         for gva in gvas:
             key = gva >> 21
             if key in table_of:
@@ -244,8 +244,8 @@ class PageTable:
             if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
                 changed.add(table)
             _U64.pack_into(view, slot, 0)
-        for table in changed:
-            self.mark_dirty(table)  # after the writes (module docstring)
+        for table in changed:  # after the writes (module docstring)
+            self.mark_dirty(table)
 
     def set_entry(self, gva: int, entry: int) -> None:
         """Write a raw leaf entry (0 unmaps) for ``gva``."""

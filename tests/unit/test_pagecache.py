@@ -43,15 +43,15 @@ class FakeAddressSpace:
     def unmap(self, gva):
         self.entries.pop(gva, None)
 
+    def defer_release(self, gpas):
+        return False
+
     def set_entries(self, entries):
         self.entries.update(entries)
 
     def unmap_pages(self, gvas):
         for gva in gvas:
             self.entries.pop(gva, None)
-
-    def defer_release(self, gpas):
-        return False
 
     def map_huge(self, gva, entry):
         self.huge = getattr(self, "huge", []) + [gva]

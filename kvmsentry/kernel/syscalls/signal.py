@@ -2,8 +2,8 @@
 
 rt_sigreturn (arch/x86/kernel/signal.c), rt_sigsuspend/pause/
 rt_sigtimedwait/rt_sigpending (kernel/signal.c), alarm/setitimer/
-getitimer for ITIMER_REAL (kernel/time/itimer.c): a host timer thread
-sends SIGALRM to the process.
+getitimer for ITIMER_REAL (kernel/time/itimer.c): the sandbox's timer
+thread (kernel/hrtimer.py) sends SIGALRM to the process.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 import errno
 import signal as _signal
 import struct
-import threading
 import time
 
-from kvmsentry.kernel import sched, signals
+from kvmsentry.kernel import hrtimer, sched, signals
 from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.syscalls.table import SyscallError, syscall
 
@@ -134,7 +133,13 @@ def sys_rt_sigtimedwait(task, set_gva: int, info_gva: int, timeout_gva: int, sig
 
 # -- ITIMER_REAL and alarm --------------------------------------------------------
 class RealTimer:
-    """A process's ITIMER_REAL: SIGALRM after ``value`` s, then every ``interval`` s."""
+    """A process's ITIMER_REAL: SIGALRM after ``value`` s, then every ``interval`` s.
+
+    Expiries come from the sandbox's timer thread (kernel/hrtimer.py), not
+    a host thread each; an interval timer re-arms from its own expiry
+    (kernel/time/itimer.c it_real_fn: one SIGALRM per expiry, the next
+    deadline ``interval`` after the one that fired, never in the past).
+    """
 
     def __init__(self, kernel, process):
         self.kernel = kernel
@@ -142,6 +147,7 @@ class RealTimer:
         self.deadline = 0.0  # time.monotonic() of the next expiry; 0: disarmed
         self.interval = 0.0
         self._generation = 0
+        self._hrtimer = None
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic()) if self.deadline else 0.0
@@ -149,37 +155,35 @@ class RealTimer:
     def arm(self, value: float, interval: float) -> None:
         """setitimer(ITIMER_REAL)/alarm: expire after ``value`` s, then every
         ``interval`` s (0: once); ``value`` 0 disarms (BKL held)."""
-        timer = self._rearm(value, interval)
-        if timer is not None:
-            timer.start()
-
-    def _rearm(self, value: float, interval: float) -> threading.Timer | None:
-        """The new expiry (BKL held); returns its host timer, not started yet."""
         self._generation += 1
         self.interval = interval
+        base = hrtimer.base_of(self.kernel)
+        base.cancel(self._hrtimer)
+        self._hrtimer = None
         if value <= 0:
             self.deadline = 0.0
-            return None
+            return
         self.deadline = time.monotonic() + value
-        timer = threading.Timer(value, self._fire, args=(self._generation,))
-        timer.daemon = True
-        return timer
+        self._hrtimer = base.start(value, self._fire, self._generation)
 
     def _fire(self, generation: int) -> None:
-        timer = None
+        """The timer thread: SIGALRM, and the next expiry of an interval timer."""
         with sched.BKL:
             if generation != self._generation or self.process.wait_status is not None:
                 return
             self.kernel.send_signal(self.process, _signal.SIGALRM)
             if self.interval > 0:
-                timer = self._rearm(self.interval, self.interval)
+                # From the deadline that fired (it_real_fn's hrtimer_forward),
+                # skipping whole periods the sentry was late for.
+                now = time.monotonic()
+                deadline = self.deadline + self.interval
+                if deadline <= now:
+                    deadline += ((now - deadline) // self.interval + 1) * self.interval
+                self.deadline = deadline
+                self._hrtimer = hrtimer.base_of(self.kernel).start(deadline - now, self._fire, generation)
             else:
                 self.deadline = 0.0
-        # Started without the kernel lock: Thread.start waits for the new
-        # thread, and a 1 ms interval timer doing that under the lock kept
-        # the task's own thread from getting it (a livelock seen once).
-        if timer is not None:
-            timer.start()
+                self._hrtimer = None
 
 
 def _timer(task) -> RealTimer:

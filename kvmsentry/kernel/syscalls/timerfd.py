@@ -5,8 +5,9 @@ is read, polled or queried: ``ticks`` grows by one per expiry (one for a
 one-shot timer, 1 + elapsed // interval for a periodic one), which is
 exact however late the sentry looks. Only a task that waits for an expiry
 (a blocking read, poll/select/epoll finding the timer not ready) needs to
-be woken; for it a host ``threading.Timer`` fires at the next expiry and,
-under the BKL, wakes the file's wait queue and ``POLL_WAITQUEUE``.
+be woken; for it the sandbox's timer thread (kernel/hrtimer.py) calls
+back at the next expiry and, under the BKL, wakes the file's wait queue
+and ``POLL_WAITQUEUE``.
 
 Importing this module registers the handlers.
 """
@@ -15,11 +16,10 @@ from __future__ import annotations
 
 import errno
 import struct
-import threading
 import time
 
 from kvmsentry.abi.structs import Stat
-from kvmsentry.kernel import sched
+from kvmsentry.kernel import hrtimer, sched
 from kvmsentry.kernel.fd import O_CLOEXEC, O_NONBLOCK, O_RDWR, File, nofile_limit
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.pipe import PIPEFS_DEV, POLL_WAITQUEUE, POLLIN
@@ -85,8 +85,10 @@ class TimerFd(File):
     EPOLLET).
     """
 
-    def __init__(self, clockid: int, flags: int):
+    def __init__(self, clockid: int, flags: int, timers: hrtimer.HrtimerBase | None = None):
         super().__init__(O_RDWR | (flags & O_NONBLOCK), b"anon_inode:[timerfd]")
+        # The sandbox's timer thread (sys_timerfd_create passes it).
+        self._timers = timers if timers is not None else hrtimer.HrtimerBase()
         self.clockid = clockid
         self.host_clock = HOST_CLOCKS[clockid]
         self.expires_ns = 0
@@ -128,9 +130,7 @@ class TimerFd(File):
             return
         self._host_timers.add(expires)
         delay = max(0.0, (expires - self.now_ns()) / NSEC_PER_SEC)
-        timer = threading.Timer(delay, self._fire, args=(expires,))
-        timer.daemon = True
-        timer.start()
+        self._timers.start(delay, self._fire, expires)
 
     def _fire(self, expires: int) -> None:
         with sched.BKL:
@@ -219,7 +219,7 @@ def sys_timerfd_create(task, clockid, flags):
     clockid, flags = to_int(clockid), to_int(flags)
     if flags & ~TFD_CREATE_FLAGS or clockid not in HOST_CLOCKS:
         raise SyscallError(errno.EINVAL)
-    file = TimerFd(clockid, flags)
+    file = TimerFd(clockid, flags, hrtimer.base_of(task.kernel))
     try:
         return task.fds.install(file, bool(flags & TFD_CLOEXEC), limit=nofile_limit(task.process))
     except SyscallError:

@@ -2,8 +2,8 @@
 
 timer_create/settime/gettime/getoverrun/delete (kernel/time/posix-timers.c,
 timer_create(2)): per-process timers numbered from 0 whose expiries are
-signals, sent from a host ``threading.Timer`` under the BKL with an
-SI_TIMER siginfo. getrusage, times (kernel/sys.c), sched_setaffinity,
+signals, sent under the BKL with an SI_TIMER siginfo by the sandbox's
+timer thread (kernel/hrtimer.py). getrusage, times (kernel/sys.c), sched_setaffinity,
 sched_getscheduler/setscheduler/getparam/setparam,
 sched_get_priority_max/min (kernel/sched/syscalls.c), getpriority and
 setpriority (kernel/sys.c).
@@ -16,10 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import threading
 import time
 
-from kvmsentry.kernel import sched
+from kvmsentry.kernel import hrtimer, sched
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.kernel.syscalls.timerfd import pack_itimerspec, read_itimerspec
@@ -101,6 +100,7 @@ class PosixTimer:
         self.last_overrun = 0
         self.deleted = False
         self._generation = 0
+        self._hrtimer = None  # the timer thread's callback for the next expiry
         self._queued: bytes | None = None  # the siginfo of our signal, while pending
 
     def now_ns(self) -> int:
@@ -131,6 +131,8 @@ class PosixTimer:
     def arm(self, value_ns: int, interval_ns: int, absolute: bool) -> None:
         """common_timer_set: expire at ``value_ns`` (0: disarm), then every ``interval_ns``."""
         self._generation += 1
+        hrtimer.base_of(self.kernel).cancel(self._hrtimer)
+        self._hrtimer = None
         self.interval_ns = interval_ns
         self.overrun = 0
         if value_ns == 0:
@@ -141,15 +143,16 @@ class PosixTimer:
             self._start(self._generation)
 
     def _start(self, generation: int) -> None:
+        """Have the timer thread call _fire at ``expires_ns`` (BKL held)."""
         delay = max(0.0, (self.expires_ns - self.now_ns()) / NSEC_PER_SEC)
-        timer = threading.Timer(delay, self._fire, args=(generation,))
-        timer.daemon = True
-        timer.start()
+        self._hrtimer = hrtimer.base_of(self.kernel).start(delay, self._fire, generation)
 
     def delete(self) -> None:
         self.deleted = True
         self._generation += 1
         self.expires_ns = 0
+        hrtimer.base_of(self.kernel).cancel(self._hrtimer)
+        self._hrtimer = None
 
     def _fire(self, generation: int) -> None:
         with sched.BKL:
