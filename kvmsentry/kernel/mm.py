@@ -263,7 +263,9 @@ class MemoryManager:
         hidden = False
         for vma in self._split_range(start, end):
             self._drop_pages(vma.start, vma.end)
-            i = self.vmas.index(vma)
+            # Its place by its start (unique, sorted), not list.index: that
+            # compares VMAs field by field (dataclass __eq__).
+            i = bisect.bisect_left(self._starts, vma.start)
             del self.vmas[i]
             del self._starts[i]
             hidden = hidden or vma.hidden
