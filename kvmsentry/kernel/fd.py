@@ -25,6 +25,7 @@ import errno
 import fcntl
 import os
 import select
+import sys
 
 from kvmsentry.kernel import sched
 import stat as _stat
@@ -103,7 +104,11 @@ def host_call(fn: Callable[..., T], *args, **kwargs) -> T:
         raise SyscallError(e.errno or errno.EIO) from None
 
 
-@dataclasses.dataclass
+# os.fsencode's codec, named once: a directory listing encodes every name.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+@dataclasses.dataclass(slots=True)
 class Dirent:
     """One directory entry as getdents64(2) reports it (d_type is DT_*)."""
 
@@ -223,11 +228,12 @@ class HostFile(File):
     full_reads = True
 
     def __init__(self, host_fd: int, host_path: bytes, guest_path: bytes, flags: int,
-                 parent_ino: int | None = None):
+                 parent_ino: int | None = None, st: os.stat_result | None = None):
         super().__init__(flags, guest_path)
         self.host_fd = host_fd
         self._host_path = host_path
-        self._st = os.fstat(host_fd)
+        # ``st``: the fstat the opener already made of ``host_fd``.
+        self._st = os.fstat(host_fd) if st is None else st
         self._parent_ino = parent_ino
         self._dir_entries: list[Dirent] | None = None
         self._dir_pos = 0
@@ -245,7 +251,7 @@ class HostFile(File):
         if not (_stat.S_ISREG(st.st_mode) or _stat.S_ISDIR(st.st_mode)):
             os.close(fd)
             raise SyscallError(errno.EACCES)
-        return cls(fd, host_path, guest_path, flags, parent_ino)
+        return cls(fd, host_path, guest_path, flags, parent_ino, st)
 
     def is_dir(self) -> bool:
         return _stat.S_ISDIR(self._st.st_mode)
@@ -309,7 +315,7 @@ class HostFile(File):
                         d_type = dt_from_mode(e.stat(follow_symlinks=False).st_mode)
                     except OSError:
                         d_type = DT_UNKNOWN
-                entries.append(Dirent(e.inode(), d_type, os.fsencode(e.name)))
+                entries.append(Dirent(e.inode(), d_type, e.name.encode(_FS_ENCODING, _FS_ERRORS)))
         return entries
 
     def getdents(self) -> Iterator[tuple[int, Dirent]]:

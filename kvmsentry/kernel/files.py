@@ -78,7 +78,7 @@ DEV_LINKS = {
 }
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Node:
     """What a guest path names.
 
@@ -292,7 +292,7 @@ def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
         last = not stack
         follow_this = follow or not last
         cur = w.cur
-        special = _special(task, cur, name) if cur else None
+        special = _special(task, cur, name) if cur and cur[0] in _SENTRY_DIRS else None
         if special is not None:
             kind, value = special
             if kind == "link":
@@ -331,7 +331,7 @@ def _walk(task, ns: MountNamespace, w: _Walk, stack: list[bytes], follow: bool,
             # The sentry's, whatever the root has there (never the host's).
             w.push(name, None, None)
             continue
-        mount = ns.mount_at(cur, name)
+        mount = ns.mount_at(cur, name) if name in ns.point_names else None
         if mount is not None:
             w.push(name, mount.root, mount)
             continue
@@ -367,11 +367,12 @@ def _node_of(task, w: _Walk) -> Node:
     parent = w.nodes[-2] if len(w.nodes) > 1 else node
     if parent is None:
         parent = node
-    common = dict(path=list(w.cur), inode=node, parent=parent, mount=w.mnts[-1],
-                  mount_depth=w.mount_depth())
+    path = list(w.cur)
     if type(node) is HostInode:
-        return Node(HOST, _guest_of(w.cur), host_path=node.host_path, st=node.st, **common)
-    return Node(MEM, _guest_of(w.cur), **common)
+        return Node(HOST, _guest_of(path), node.host_path, node.st, inode=node, parent=parent,
+                    path=path, mount=w.mnts[-1], mount_depth=w.mount_depth())
+    return Node(MEM, _guest_of(path), inode=node, parent=parent, path=path, mount=w.mnts[-1],
+                mount_depth=w.mount_depth())
 
 
 def lookup_parent(task, dirfd: int, path: bytes) -> tuple[Node, bytes, bool]:
@@ -404,6 +405,10 @@ def child_of(task, parent: Node, name: bytes) -> Node:
     """The entry ``name`` of directory ``parent``, not followed (MISSING if absent)."""
     base = parent.guest_path.rstrip(b"/")
     return lookup(task, AT_FDCWD, base + b"/" + name, follow=False, allow_missing=True)
+
+
+# The top directories whose contents the sentry makes (_special).
+_SENTRY_DIRS = frozenset((b"proc", b"dev"))
 
 
 def _special(task, cur: list[bytes], name: bytes):
@@ -543,7 +548,7 @@ def _open_host(node: Node, file_flags: int) -> HostFile:
     if not (_stat.S_ISREG(st.st_mode) or _stat.S_ISDIR(st.st_mode)):
         os.close(fd)
         raise SyscallError(errno.EACCES)
-    return HostFile(fd, node.host_path, node.guest_path, file_flags, node.parent.ino)
+    return HostFile(fd, node.host_path, node.guest_path, file_flags, node.parent.ino, st)
 
 
 def _open_mask(flags: int) -> int:

@@ -13,7 +13,6 @@ Exit statuses of ``run`` follow a shell's convention: the exit code, or
 
 from __future__ import annotations
 
-import collections
 import errno
 import os
 import secrets
@@ -94,8 +93,12 @@ PID_MAX = 4194304  # /proc/sys/kernel/pid_max on 64-bit
 # has at most this many: what one fault would map anyway (fault-around).
 PREFAULT_SEGMENT_PAGES = 64
 
-_HANDLERS: list = [None] * (max(e.number for e in systable.TABLE) + 1)
+# The dispatcher's table: rows by number (syscalls/table.py ROWS).
+_ROWS = systable.ROWS
+_NR_LIMIT = len(_ROWS)
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
+# How many of the last syscalls a bug report names.
+RECENT_SYSCALLS = 16
 _RESTART_CODES = frozenset({signals.ERESTARTSYS, signals.ERESTARTNOINTR, signals.ERESTARTNOHAND,
                             signals.ERESTART_RESTARTBLOCK})
 _SIGPIPE_SYSCALLS = frozenset(systable.NUMBERS[name] for name in (
@@ -141,8 +144,10 @@ class Kernel:
         self.stderr = stderr or sys.stderr
         self.reported_unsupported: set[int] = set()
         self._unknown_reports = 0
-        self.recent = collections.deque(maxlen=16)  # (nr, result) of the last syscalls
-        self.syscall_count = 0
+        # (nr, result) of the last syscalls, round-robin (_finish_syscall).
+        self._recent_nrs: list[int | None] = [None] * RECENT_SYSCALLS
+        self._recent_results: list[int | None] = [None] * RECENT_SYSCALLS
+        self._recent_next = 0
         self.tasks: dict[int, Task] = {}
         self.processes: dict[int, Process] = {}
         self.next_pid = 1
@@ -489,14 +494,15 @@ class Kernel:
                 if self.platform.syscall_path == "ring" and self.platform.fast_syscalls:
                     poller = ring.RingPoller(self, task, self.ring_stats, auto=self.ring_auto)
                     poller.start()
+                bkl = sched.BKL
                 while process.wait_status is None and not task.exited:
                     if poller is not None:
                         poller.task_in_sentry = False
-                    sched.BKL.release()
+                    bkl.release()
                     try:
                         kind = ctx.run()
                     finally:
-                        sched.BKL.acquire()
+                        bkl.acquire()
                     if poller is not None:
                         # A call posted while this thread runs a call or a
                         # fault is not one its vCPU made (ring.py).
@@ -504,7 +510,8 @@ class Kernel:
                     if kind == TRAP_SYSCALL:
                         nr = ctx.regs.rax
                         self.syscall(task)
-                        self.after_syscall(task, nr)
+                        if nr in _ID_SYSCALLS:
+                            self.after_syscall(task, nr)
                         if poller is not None:
                             poller.wake()
                     elif kind == TRAP_RING_WAIT:
@@ -710,9 +717,17 @@ class Kernel:
                                interruptible=False)
 
     def _wake(self, task: Task) -> None:
+        """Make ``task`` notice a signal soon (BKL held).
+
+        Asleep on a wait queue, it is in the sentry and looks at its
+        signals before ring 3 runs again: waking the queue is enough (a
+        kick would leave immediate_exit set, one spurious exit later: one
+        per child reaped by a shell's wait4). Else its vCPU may be running:
+        kick it out of KVM_RUN (or out of a blocking host call).
+        """
         if task.waiting_on is not None:
             task.waiting_on.wake_all()
-        if task.context is not None:
+        elif task.context is not None:
             task.context.kick()
 
     def kill_process(self, process, signo: int) -> None:
@@ -841,9 +856,8 @@ class Kernel:
         """Dispatch the syscall in ``task``'s registers and write rax."""
         regs = task.context.regs
         nr = regs.rax
-        row = systable.entry(nr) if nr < len(_HANDLERS) else None
+        row = _ROWS[nr] if nr < _NR_LIMIT else None
         handler = row.handler if row is not None else None
-        self.syscall_count += 1
         start = time.perf_counter() if self.strace else 0.0
         if handler is None:
             result = self._unsupported(nr, row)
@@ -858,6 +872,8 @@ class Kernel:
                     result = handler(task, regs.rdi, regs.rsi)
                 elif n == 3:
                     result = handler(task, regs.rdi, regs.rsi, regs.rdx)
+                elif n == 4:
+                    result = handler(task, regs.rdi, regs.rsi, regs.rdx, regs.r10)
                 else:
                     args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
                     result = handler(task, *args[:n])
@@ -877,13 +893,20 @@ class Kernel:
         """After call ``nr`` returned ``result`` (an int, -errno on error):
         record it, raise SIGPIPE for EPIPE, note a restartable interruption
         for handle_signals; returns the 64-bit value for rax."""
-        self.recent.append((nr, result))
+        # The last RECENT_SYSCALLS calls, for bug_report: two fixed lists
+        # written round-robin (no allocation per call).
+        i = self._recent_next
+        self._recent_nrs[i] = nr
+        self._recent_results[i] = result
+        self._recent_next = (i + 1) % RECENT_SYSCALLS
+        if result >= 0:
+            return result & _U64
         if result == -errno.EPIPE and nr in _SIGPIPE_SYSCALLS:
             self._sigpipe(task)
         if -result in _RESTART_CODES:
             task.restart = (nr, result)  # handle_signals decides: restart or EINTR
             result = -errno.EINTR
-        return result & 0xFFFF_FFFF_FFFF_FFFF
+        return result & _U64
 
     def _unsupported(self, nr: int, row) -> int:
         """-ENOSYS for a call without a handler, named on stderr once per number."""
@@ -904,9 +927,8 @@ class Kernel:
         the request page while the vCPU spins. Never used with --strace.
         The answer is the 64-bit value for rax (-errno as two's complement).
         """
-        row = systable.entry(nr) if nr < len(_HANDLERS) else None
+        row = _ROWS[nr] if nr < _NR_LIMIT else None
         handler = row.handler if row is not None else None
-        self.syscall_count += 1
         if handler is None:
             result = self._unsupported(nr, row)
         else:
@@ -1001,12 +1023,19 @@ class Kernel:
         print("\n".join(lines), file=self.stderr, flush=True)
         raise _Killed(signo)
 
+    def recent_syscalls(self) -> list[tuple[int, int]]:
+        """(number, result) of the last RECENT_SYSCALLS syscalls, oldest first."""
+        i = self._recent_next
+        pairs = zip(self._recent_nrs[i:] + self._recent_nrs[:i],
+                    self._recent_results[i:] + self._recent_results[:i])
+        return [(nr, result) for nr, result in pairs if nr is not None]
+
     def bug_report(self, task: Task, exc: BaseException) -> str:
         """Registers, the instruction at the user RIP and the last syscalls, for a sentry bug."""
         import traceback
         ctx = task.context
         names = []
-        for nr, result in self.recent:
+        for nr, result in self.recent_syscalls():
             row = systable.entry(nr)
             names.append(f"{row.name if row else nr}={result}")
         lines = ["kvmsentry: internal error (a bug in the sentry), the guest was stopped:",

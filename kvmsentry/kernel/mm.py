@@ -262,12 +262,13 @@ class MemoryManager:
             vpns = [v for v in pages if start >> PAGE_SHIFT <= v < end >> PAGE_SHIFT]
         else:
             vpns = [v for v in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT) if v in pages]
-        freed = []
-        for vpn in vpns:
-            freed.append(pages.pop(vpn))
-            self.cow.discard(vpn)
-            self.address_space.unmap(vpn << PAGE_SHIFT)
-        self.memory.put_frames(freed)
+        freed = [pages.pop(vpn) for vpn in vpns]
+        cow = self.cow
+        if cow:
+            cow.difference_update(vpns)
+        self.address_space.unmap_pages([vpn << PAGE_SHIFT for vpn in vpns])
+        if not self.address_space.defer_release(freed):
+            self.memory.put_frames(freed)
 
     def protect(self, start: int, end: int, prot: int) -> None:
         """mprotect(2)'s core.
@@ -287,6 +288,7 @@ class MemoryManager:
             addr = vma.end
         if addr < end:
             raise MmError(errno.ENOMEM)
+        entries = {}  # the new leaf entries of present pages, written at once
         for vma in self._split_range(start, end):
             vma.prot = prot
             flags = vma.pte_flags()
@@ -299,7 +301,11 @@ class MemoryManager:
                         entry &= ~PTE_RW
                     elif dirty is not None:
                         dirty.mark_dirty(vma.file_index(vpn))
-                    self.address_space.set_entry(vpn << PAGE_SHIFT, entry)
+                    entries[vpn << PAGE_SHIFT] = entry
+        if prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+            self.address_space.set_entries(entries)
+        else:  # PROT_NONE: no entry at all
+            self.address_space.unmap_pages(list(entries))
 
     def populate(self, start: int, end: int) -> None:
         """Back every page of [start, end) with a frame now (no faults later).
@@ -349,23 +355,29 @@ class MemoryManager:
         if last - first > 1:
             mapping.read_pages(vma.file_index(first), last - first)
         entries = {}
+        # Up to FAULT_AROUND_PAGES per fault: the lookups are hoisted.
+        index_shift = vma.pgoff - (vma.start >> PAGE_SHIFT)  # vma.file_index(vpn) - vpn
+        get_page = mapping.get_page
+        get_frame = memory.get_frame
+        cow = self.cow
+        view = self.view
         for vpn in range(first, last):
             if vpn in pages:
                 continue
-            index = vma.file_index(vpn)
-            gpa = mapping.get_page(index)
+            index = vpn + index_shift
+            gpa = get_page(index)
             entry = flags
             if private:
                 if vpn == write_vpn or copy_all:
                     new = memory.alloc_frame()
-                    self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
+                    view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
                     gpa = new
                 else:
-                    memory.get_frame(gpa)
-                    self.cow.add(vpn)
+                    get_frame(gpa)
+                    cow.add(vpn)
                     entry &= ~PTE_RW
             else:
-                memory.get_frame(gpa)
+                get_frame(gpa)
                 if writable_shared:
                     mapping.mark_dirty(index)
             pages[vpn] = gpa
@@ -502,9 +514,10 @@ class MemoryManager:
                     # copy its shared pages at once, one fault not one each.
                     # (Not pages of a file that can change: one not written
                     # yet must keep seeing write(2) to it, as on Linux.)
-                    for other in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
-                        if other in self.cow:
-                            self._break_cow(other)
+                    cow = self.cow
+                    self._break_cows(vma, [other for other in range(vma.start >> PAGE_SHIFT,
+                                                                     vma.end >> PAGE_SHIFT)
+                                           if other in cow])
                     if vma.mapping is not None:
                         self._map_file_pages(vma, vma.start, vma.end, copy_all=True)
                 else:
@@ -559,9 +572,8 @@ class MemoryManager:
         start = max(vma.start, gva & ~(window - 1))
         end = min(vma.end, start + window)
         cow = self.cow
-        for other in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
-            if other in cow:
-                self._break_cow(other)
+        self._break_cows(vma, [other for other in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+                               if other in cow])
         self._map_file_pages(vma, start, end, copy_all=True)
         return 0
 
@@ -648,13 +660,45 @@ class MemoryManager:
             return b"".join(out)
         return None
 
+    def _present_gpa(self, gva: int, need: int) -> int | None:
+        """The frame GPA of the page holding ``gva`` when it is present and
+        its VMA allows ``need`` (PROT_READ, or PROT_WRITE on a page that is
+        not copy-on-write); None when :meth:`_access` must decide (absent,
+        copy-on-write, outside user space, or a fault to raise)."""
+        vpn = gva >> PAGE_SHIFT
+        gpa = self.pages.get(vpn)
+        if gpa is None or gva < 0 or gva >= self.task_size:
+            return None
+        if need == PROT_WRITE and vpn in self.cow:
+            return None
+        # find_vma, inlined: this runs for every pointer a syscall touches.
+        i = bisect.bisect_right(self._starts, gva) - 1
+        if i < 0:
+            return None
+        vma = self.vmas[i]
+        if gva >= vma.end or not vma.prot & need:
+            return None
+        return gpa
+
     def copy_in(self, gva: int, length: int) -> bytes:
         """``length`` bytes of guest memory at ``gva``; GuestFault if not readable."""
+        offset = gva & (PAGE_SIZE - 1)
+        if 0 < length <= PAGE_SIZE - offset:  # one page, the common case
+            gpa = self._present_gpa(gva, PROT_READ)
+            if gpa is not None:
+                return self.view[gpa + offset:gpa + offset + length].tobytes()
         return self._access(gva, length, PROT_READ)
 
     def copy_out(self, gva: int, data) -> None:
         """Write ``data`` (bytes-like) at ``gva``; GuestFault if not writable."""
-        self._access(gva, len(data), PROT_WRITE, memoryview(data).cast("B"))
+        length = len(data)
+        offset = gva & (PAGE_SIZE - 1)
+        if 0 < length <= PAGE_SIZE - offset and type(data) in (bytes, bytearray):  # one page
+            gpa = self._present_gpa(gva, PROT_WRITE)
+            if gpa is not None:
+                self.view[gpa + offset:gpa + offset + length] = data
+                return
+        self._access(gva, length, PROT_WRITE, memoryview(data).cast("B"))
 
     def read_cstring(self, gva: int, limit: int = 4096) -> bytes:
         """The NUL-terminated string at ``gva`` (without the NUL).
@@ -662,15 +706,14 @@ class MemoryManager:
         Raises GuestFault for a bad pointer and SyscallError(ENAMETOOLONG)
         when no NUL appears within ``limit`` bytes.
         """
-        out = bytearray()
+        out = b""
         addr = gva
         while len(out) < limit:
             chunk = min(PAGE_SIZE - (addr & (PAGE_SIZE - 1)), limit - len(out))
             data = self.copy_in(addr, chunk)
             nul = data.find(b"\0")
             if nul >= 0:
-                out += data[:nul]
-                return bytes(out)
+                return out + data[:nul] if out else data[:nul]
             out += data
             addr += chunk
         from kvmsentry.kernel.syscalls.table import SyscallError
@@ -725,15 +768,24 @@ class MemoryManager:
 
     def _break_cow(self, vpn: int) -> None:
         """Give page ``vpn`` a frame of its own and make it writable (after a fork)."""
-        gpa = self.pages[vpn]
-        vma = self.find_vma(vpn << PAGE_SHIFT)
-        if self.memory.refcount(gpa) > 1:
-            new = self.memory.alloc_frame()
-            self.view[new:new + PAGE_SIZE] = self.view[gpa:gpa + PAGE_SIZE]
-            self.memory.put_frame(gpa)
-            gpa = self.pages[vpn] = new
-        self.cow.discard(vpn)
-        self.address_space.set_entry(vpn << PAGE_SHIFT, gpa | vma.pte_flags())
+        self._break_cows(self.find_vma(vpn << PAGE_SHIFT), [vpn])
+
+    def _break_cows(self, vma: Vma, vpns: list[int]) -> None:
+        """_break_cow for copy-on-write pages ``vpns`` of ``vma``; their page-table
+        entries are written at once (a small VMA's pages break together)."""
+        memory, pages, view = self.memory, self.pages, self.view
+        flags = vma.pte_flags()
+        entries = {}
+        for vpn in vpns:
+            gpa = pages[vpn]
+            if memory.refcount(gpa) > 1:
+                new = memory.alloc_frame()
+                view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
+                memory.put_frame(gpa)
+                gpa = pages[vpn] = new
+            self.cow.discard(vpn)
+            entries[vpn << PAGE_SHIFT] = gpa | flags
+        self.address_space.set_entries(entries)
 
     def fork(self, address_space) -> "MemoryManager":
         """fork(2)'s copy of this address space into ``address_space``.
@@ -750,9 +802,11 @@ class MemoryManager:
             if vma.mapping is not None:
                 vma.mapping.mms.add(child)
         child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
-        memory = self.memory
-        parent_as = self.address_space
+        get_frame = self.memory.get_frame
+        pages, cow = self.pages, self.cow
+        child_pages, child_cow = child.pages, child.cow
         child_entries = {}
+        parent_entries = {}  # the parent's pages made read-only (copy-on-write)
         for vma in self.vmas:
             if vma.dontfork:
                 continue
@@ -762,21 +816,23 @@ class MemoryManager:
             # process write the other's page.
             private_writable = not vma.shared
             for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
-                gpa = self.pages.get(vpn)
+                gpa = pages.get(vpn)
                 if gpa is None:
                     continue
-                memory.get_frame(gpa)
-                child.pages[vpn] = gpa
+                get_frame(gpa)
+                child_pages[vpn] = gpa
                 entry = gpa | flags if flags else 0
                 if private_writable:
                     entry &= ~PTE_RW
-                    if vpn not in self.cow:
-                        self.cow.add(vpn)
+                    if vpn not in cow:
+                        cow.add(vpn)
                         if flags & PTE_RW:
-                            parent_as.set_entry(vpn << PAGE_SHIFT, entry)
-                    child.cow.add(vpn)
+                            parent_entries[vpn << PAGE_SHIFT] = entry
+                    child_cow.add(vpn)
                 if entry:
                     child_entries[vpn << PAGE_SHIFT] = entry
+        if parent_entries:
+            self.address_space.set_entries(parent_entries)
         address_space.map_entries(child_entries)
         return child
 

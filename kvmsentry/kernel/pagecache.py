@@ -280,9 +280,11 @@ class AnonMapping(FileMapping):
                 view[gpa:gpa + PAGE_SIZE] = bytes(PAGE_SIZE)
 
     def __del__(self):
+        # A finalizer runs on whichever thread the collector does, maybe
+        # without the kernel lock: the frames are freed by the next allocation.
         memory = self.cache.memory
         if self.pages and not memory.closed:
-            memory.put_frames(self.pages.values())
+            memory.free_later(list(self.pages.values()))
         self.pages = {}
 
 
@@ -387,7 +389,7 @@ class HostSharedMapping(FileMapping):
         if not memory.closed:
             self.writeback_all()
             if self.pages:
-                memory.put_frames(self.pages.values())
+                memory.free_later(list(self.pages.values()))  # see AnonMapping.__del__
         self.pages = {}
         os.close(self.host_fd)
 

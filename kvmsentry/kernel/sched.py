@@ -11,6 +11,13 @@ sleep) waits on a ``WaitQueue``, which releases the BKL while it sleeps,
 or wraps a blocking host call in ``blocking()``. A wait ends early with
 ``Interrupted`` when the task has a signal to handle (the caller turns it
 into EINTR or a restart, signal(7)).
+
+Wake-ups are deferred to the BKL's release: ``wake_all`` (always called
+with the BKL held) hands its sleepers to the lock, which wakes them once
+it is free. A sleeper woken earlier could only find the lock taken and
+sleep on it again: a second host wake-up for one hand-off. (The one
+that remains, from the release to the sleeper running, is the host's:
+~18 µs between two task threads here; BENCHMARKS.md, issue 6.)
 """
 
 from __future__ import annotations
@@ -19,29 +26,47 @@ import contextlib
 import threading
 import time
 
+_get_ident = threading.get_ident
+_allocate_lock = threading.Lock
+
+
 class BigKernelLock:
     """A mutex that knows which thread holds it (for blocking() and WaitQueue).
 
     Works as the lock of a threading.Condition (acquire/release/_is_owned).
+    ``wake_later`` queues sleepers' locks to release right after the lock
+    itself is (see the module docstring).
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self.owner: int | None = None
+        self._wakeups: list = []  # sleepers' locks, released after ours
+
+    def wake_later(self, waiters: list) -> None:
+        """Release each lock in ``waiters`` once the BKL is released (BKL held)."""
+        self._wakeups += waiters
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if self._lock.acquire(blocking, timeout):
-            self.owner = threading.get_ident()
+            self.owner = _get_ident()
             return True
         return False
 
     def release(self) -> None:
         self.owner = None
+        wakeups = self._wakeups
+        if not wakeups:
+            self._lock.release()
+            return
+        self._wakeups = []
         self._lock.release()
+        for waiter in wakeups:
+            waiter.release()
 
     def held(self) -> bool:
         """True when the calling thread holds the lock."""
-        return self.owner == threading.get_ident()
+        return self.owner == _get_ident()
 
     _is_owned = held
 
@@ -82,7 +107,8 @@ class WaitQueue:
     """
 
     def __init__(self):
-        self._cond = threading.Condition(BKL)
+        # One held lock per sleeper; waking releases it (as threading.Condition).
+        self._waiters: list = []
 
     def wait(self, task, predicate, timeout: float | None = None,
              interruptible: bool = True) -> bool:
@@ -98,17 +124,33 @@ class WaitQueue:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
+            waiter = _allocate_lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
             if task is not None:
                 task.waiting_on = self
+            BKL.release()
             try:
-                self._cond.wait(remaining)
+                woken = waiter.acquire(True, -1 if remaining is None else remaining)
             finally:
+                BKL.acquire()
                 if task is not None:
                     task.waiting_on = None
+            if not woken and waiter in self._waiters:  # timed out, not woken
+                self._waiters.remove(waiter)
         return True
 
     def wake_all(self) -> None:
-        self._cond.notify_all()
+        """Wake every sleeper: once the BKL is released when the caller holds
+        it (the rule), at once otherwise."""
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            if BKL.held():
+                BKL.wake_later(waiters)
+            else:
+                for waiter in waiters:
+                    waiter.release()
 
 
 @contextlib.contextmanager

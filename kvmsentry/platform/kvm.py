@@ -50,9 +50,13 @@ KICK_SIGNAL = signal.SIGUSR2
 _FRAME = struct.Struct("<5Q")  # rip, cs, rflags, rsp, ss
 _EXCEPTION_FRAME = struct.Struct("<6Q")  # error_code, rip, cs, rflags, rsp, ss
 _SYNC_REGS = lib.KVM_SYNC_X86_REGS
+_SYNC_SREGS = lib.KVM_SYNC_X86_SREGS
 _KERNEL_HALF = 0xFFFF_8000_0000_0000
 _USER_CS = layout.USER_CS
 _USER_DS = layout.USER_DS
+_SYSCALL_PORT = layout.SYSCALL_PORT
+_RING_WAIT_PORT = layout.RING_WAIT_PORT
+_get_ident = threading.get_ident
 # XCR0 features a Linux process may use without asking (x87, SSE, AVX,
 # AVX-512 opmask/ZMM state); not MPX (3-4), PKRU (9) or AMX (17-18).
 _XCR0_ALLOWED = 0xE7
@@ -165,6 +169,9 @@ class AddressSpace:
         # The contexts (vCPUs) running in this address space: after one of
         # them flushes, the others must too (a TLB shootdown).
         self.contexts: set = set()
+        # Frames unmapped while other vCPUs may still reach them through a
+        # cached translation, freed after a flush (defer_release).
+        self._pending_release: list[int] = []
         # After destroy(): its table frames may be reused, so nothing walks it.
         self.destroyed = False
 
@@ -193,14 +200,58 @@ class AddressSpace:
     def unmap(self, gva: int) -> None:
         self.page_table.set_entry(gva, 0)
 
+    def set_entries(self, entries: dict[int, int]) -> None:
+        """set_entry() each of {gva: entry} (one walk per page table)."""
+        self.page_table.set_entries(entries)
+
+    def unmap_pages(self, gvas) -> None:
+        """unmap() each page address in ``gvas`` (one walk per page table)."""
+        self.page_table.clear_entries(gvas)
+
+    def defer_release(self, gpas: list[int]) -> bool:
+        """Keep the references on frames just unmapped from this tree until a flush.
+
+        Returns False when no other vCPU runs in this address space: the
+        caller drops them now (the one vCPU, if any, is in the sentry and
+        flushes before it runs). Otherwise the frames stay referenced until
+        a vCPU's flush, written after the unmapping, has run
+        (Context._confirm_zap): a thread running meanwhile could still reach
+        them through a cached translation, and a frame reused by another
+        process must not be (Linux frees pages after the TLB shootdown:
+        mm/mmu_gather.c). Kernel lock held.
+        """
+        if len(self.contexts) <= 1:
+            return False
+        with self.platform._lock:
+            self._pending_release.extend(gpas)
+        return True
+
+    def take_pending_release(self) -> list[int]:
+        """The frames waiting for a flush (a vCPU about to flush takes them)."""
+        with self.platform._lock:
+            pending, self._pending_release = self._pending_release, []
+        return pending
+
+    def give_back_release(self, gpas: list[int]) -> None:
+        """Frames a vCPU took but never flushed (it left): wait for another."""
+        if self.destroyed:
+            self.platform.memory.free_later(gpas)
+            return
+        with self.platform._lock:
+            self._pending_release.extend(gpas)
+
     def mark_stale(self, gva: int, *, every_level: bool = False) -> None:
         """The MMU faulted on ``gva`` although its entry allows the access: flush it
         (``every_level``: each page-table page on the walk, see PageTable.mark_stale)."""
         self.page_table.mark_stale(gva, every_level=every_level)
 
     def destroy(self) -> None:
-        """Drop the tree; its table frames are freed after a guest flush."""
+        """Drop the tree; its table frames are freed after a guest flush.
+
+        No vCPU runs in it any more, so pending releases happen now.
+        """
         self.destroyed = True
+        self.platform.memory.put_frames(self.take_pending_release())
         self.platform.retire_tables(self.page_table.destroy())
 
 
@@ -441,6 +492,7 @@ class Context:
         self.ring_enabled = True
         self._flush_return = platform.runtime.symbols["flush_return"]
         self.regs = vcpu.regs
+        self._sync_sregs = vcpu.sync.sregs  # current after every exit (reset: kvm_valid_regs)
         self._run_struct = vcpu.run_struct
         self._dirty_tables = address_space.page_table.dirty_tables
         self._retired_tables = platform._retired_tables
@@ -456,6 +508,17 @@ class Context:
         self.in_runtime = False
         # Another vCPU of this address space flushed: flush before running on.
         self._tlb_stale = False
+        # What the zap list last written holds, until the guest has certainly
+        # run flush_handler over it (_confirm_zap): this address space's
+        # dirty tables {page: generation} (settled then), retired table
+        # frames and frames of AddressSpace.defer_release (freed then).
+        self._zap_snapshot: dict[int, int] = {}
+        self._zap_retired: list[int] = []
+        self._zap_released: list[int] = []
+        self._zap_unconfirmed = False
+        # The newest dirty-table generation this vCPU has flushed: newer
+        # ones are news the other vCPUs of the address space must hear.
+        self._zap_seen_generation = 0
         self._base = base
         self._gdt_gpa = gdt_gpa
         self.exits = 0
@@ -513,7 +576,10 @@ class Context:
         regs.rsp = rsp
         regs.rflags = USER_RFLAGS_INIT
         vcpu.run_struct.kvm_dirty_regs = _SYNC_REGS
-        vcpu.run_struct.kvm_valid_regs = _SYNC_REGS
+        # Exits also copy out the special registers (kvm_run's s.regs.sregs):
+        # a page fault reads CR2 there instead of a KVM_GET_SREGS ioctl
+        # (~9 µs each here; the copy costs no measurable time per exit).
+        vcpu.run_struct.kvm_valid_regs = _SYNC_REGS | _SYNC_SREGS
         self._started = False
         self._resume_as_is = False
 
@@ -539,7 +605,7 @@ class Context:
         a fault in ring 0).
         """
         regs = self.regs
-        self._thread_id = threading.get_ident()
+        self._thread_id = _get_ident()
         if self._resume_as_is and self._tlb_stale and not self.in_runtime:
             self._resume_as_is = False  # interrupted in ring 3: return through the flush
         if self._resume_as_is:
@@ -551,7 +617,8 @@ class Context:
             _FRAME.pack_into(self._view, self._frame_gpa, rip, _USER_CS,
                              self.user_rflags, self.user_rsp, _USER_DS)
             regs.rsp = self._frame_gva
-            if self._dirty_tables or self._retired_tables or self._tlb_stale:
+            if (self._dirty_tables or self._retired_tables or self._tlb_stale or self._zap_unconfirmed
+                    or self.address_space._pending_release):
                 self._write_zap_list()
                 regs.rip = self._flush_return
             else:
@@ -567,8 +634,12 @@ class Context:
             exit_ = vcpu_run()
             self.exits += 1
             if exit_.__class__ is ExitIo:
+                if self._zap_unconfirmed:
+                    # An `out` comes from ring 3 or a stub it entered, so
+                    # flush_handler has run and returned to ring 3.
+                    self._confirm_zap()
                 port = exit_.port
-                if port == layout.SYSCALL_PORT:
+                if port == _SYSCALL_PORT:
                     rip = regs.rip
                     if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
                             and rip != self._ring_syscall_return_rip):
@@ -577,7 +648,7 @@ class Context:
                     self.user_rflags = regs.r11
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
-                if port == layout.RING_WAIT_PORT:
+                if port == _RING_WAIT_PORT:
                     if regs.rip != self._ring_wait_return_rip:
                         return self._forged_exit()
                     self.user_rip = regs.rcx
@@ -593,15 +664,28 @@ class Context:
             raise PlatformError(f"unexpected exit: {exit_.detail}")
 
     def _write_zap_list(self) -> None:
-        """Fill this vCPU's zap list with the table pages flush_handler must poke."""
+        """Fill this vCPU's zap list with the table pages flush_handler must poke.
+
+        That is every unsettled dirty table of the address space (see
+        kvmsentry/vm/paging.py: records stay until a flush has run) and the
+        retired table frames this vCPU takes. Frames are freed only after
+        the poke (_confirm_zap): flush_handler's `orq $0` rewrites 8 bytes
+        of each page, so a frame freed earlier and reused (by another thread
+        filling a page-cache page, say) would get them back as they were.
+        """
         platform = self.platform
-        dirty = self.address_space.page_table.dirty_tables
+        address_space = self.address_space
         # vCPUs flush without the kernel lock: exactly one takes each
         # retired table (two would free its frame twice).
         with platform._lock:
             retired = platform._retired_tables[:]
             platform._retired_tables.clear()
-        pages = list(dirty) + retired
+        released = address_space.take_pending_release()
+        snapshot = address_space.page_table.dirty_snapshot()
+        self._zap_snapshot = snapshot
+        self._zap_retired.extend(retired)
+        self._zap_released.extend(released)
+        pages = list(snapshot) + self._zap_retired
         if len(pages) > layout.ZAP_LIST_CAPACITY:
             raise PlatformError(f"{len(pages)} page-table pages to flush at once "
                                 f"(the zap list holds {layout.ZAP_LIST_CAPACITY})")
@@ -613,17 +697,46 @@ class Context:
             if not chunk:
                 break
             view[gpa:gpa + len(chunk)] = chunk
-        dirty.clear()
-        for gpa in retired:
-            platform.memory.put_frame(gpa)
+        self._zap_unconfirmed = True
         self._tlb_stale = False
-        if pages:
-            # A snapshot: other threads add and remove contexts (clone, exit,
-            # exec) while this one runs without the kernel lock.
-            for other in tuple(self.address_space.contexts):
+        newest = max(snapshot.values(), default=0)
+        if newest > self._zap_seen_generation:
+            # Tell the others only of changes new to this vCPU: telling again
+            # would let two vCPUs that interrupt each other before their
+            # flushes run do so forever. A snapshot of the set: other threads
+            # add and remove contexts (clone, exit, exec) without the kernel lock.
+            self._zap_seen_generation = max(newest, self._zap_seen_generation)
+            for other in tuple(address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
+
+    def _confirm_zap(self) -> None:
+        """The guest ran flush_handler over the zap list: settle its tables, free its frames."""
+        if self._zap_snapshot:
+            self.address_space.page_table.settle(self._zap_snapshot)
+            self._zap_snapshot = {}
+        if self._zap_retired or self._zap_released:
+            # No kernel lock here: GuestMemory frees them at its next allocation.
+            self.platform.memory.free_later(self._zap_retired + self._zap_released)
+            self._zap_retired = []
+            self._zap_released = []
+        self._zap_unconfirmed = False
+
+    def _abandon_zap(self) -> None:
+        """Leave this address space (execve) or the vCPU (exit) with a zap list
+        the guest may not have run: what it would have freed waits for others
+        (its dirty tables stay recorded until some flush settles them)."""
+        if not self._zap_unconfirmed:
+            return
+        self._zap_snapshot = {}
+        if self._zap_retired:
+            self.platform.retire_tables(self._zap_retired)
+            self._zap_retired = []
+        if self._zap_released:
+            self.address_space.give_back_release(self._zap_released)
+            self._zap_released = []
+        self._zap_unconfirmed = False
 
     def _exception(self, vector: int) -> int:
         if self._exception_frame_gpa is None:
@@ -645,7 +758,7 @@ class Context:
             raise PlatformError(
                 f"CPU exception {x86.TRAP_NAMES.get(vector, vector)} in ring 0 at {rip:#x} "
                 f"(error code {error_code:#x}): a fault inside the runtime")
-        cr2 = self.vcpu.get_sregs().cr2 if vector == x86.X86_TRAP_PF else 0
+        cr2 = self._sync_sregs.cr2 if vector == x86.X86_TRAP_PF else 0
         self.user_rip = rip
         self.user_rsp = rsp
         self.user_rflags = rflags
@@ -672,11 +785,27 @@ class Context:
             if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
                 self._finish_fast_return()
                 return TRAP_INTERRUPT
+            if self._event_in_flight():
+                # KVM stopped while delivering an exception (a page fault of
+                # this RIP, say): the frame it will push names the RIP that
+                # KVM_RUN resumes at, so neither a flush nor a signal may move
+                # it. Treat it as inside the runtime: resumed as is, it traps
+                # at once. (Moving it sent such a #PF's frame to flush_return,
+                # which then became the "user" RIP and looped there.)
+                self.in_runtime = True
+                return TRAP_INTERRUPT
             # Stopped in ring 3: its registers are the user state.
             self.user_rip = rip
             self.user_rsp = self.regs.rsp
             self.user_rflags = self.regs.rflags
         return TRAP_INTERRUPT
+
+    def _event_in_flight(self) -> bool:
+        """Whether KVM holds an exception or interrupt it has begun to deliver
+        (KVM_GET_VCPU_EVENTS, api.rst 4.31)."""
+        events = self.vcpu.get_vcpu_events()
+        return bool(events.exception.injected or events.exception.pending
+                    or events.interrupt.injected or events.nmi.injected)
 
     def _finish_fast_return(self) -> None:
         """Complete the vDSO's __kvmsentry_fast_return for a vCPU stopped inside it.
@@ -800,7 +929,8 @@ class Context:
 
     def needs_flush(self) -> bool:
         """Page-table changes wait for this vCPU's next return through flush_return."""
-        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale)
+        return bool(self._dirty_tables or self._retired_tables or self._tlb_stale or self._zap_unconfirmed
+                    or self.address_space._pending_release)
 
     def _wanted_lstar(self) -> int:
         """This vCPU's vcpu_syscall_entry once the exit-free frames are set, else syscall_entry."""
@@ -877,11 +1007,13 @@ class Context:
 
     def switch_address_space(self, address_space: "AddressSpace") -> None:
         """Run in another address space from the next reset() on (execve)."""
+        self._abandon_zap()
         self._move_ring_page(address_space)
         self.address_space.contexts.discard(self)
         address_space.contexts.add(self)
         self.address_space = address_space
         self._dirty_tables = address_space.page_table.dirty_tables
+        self._zap_seen_generation = 0
 
     def copy_cpu_state(self, parent: "Context") -> None:
         """Take ``parent``'s registers, FS/GS base and FPU state (fork, clone).
@@ -913,6 +1045,7 @@ class Context:
         self._unbind_ring_page()
         self._thread_id = None
         self._run_struct.immediate_exit = 0
+        self._abandon_zap()
         self.platform.release_context(self)
 
 

@@ -21,7 +21,7 @@ KVM_SET_IDENTITY_MAP_ADDR
 KVM_RUN KVM_GET_REGS KVM_SET_REGS KVM_GET_SREGS KVM_SET_SREGS
 KVM_SET_CPUID2 KVM_GET_CPUID2 KVM_GET_MSRS KVM_SET_MSRS KVM_GET_XCRS KVM_SET_XCRS
 KVM_GET_XSAVE KVM_SET_XSAVE KVM_GET_FPU KVM_SET_FPU KVM_GET_STATS_FD
-KVM_SET_SIGNAL_MASK KVM_GET_TSC_KHZ
+KVM_SET_SIGNAL_MASK KVM_GET_TSC_KHZ KVM_GET_VCPU_EVENTS
 """.split()
 
 _CONSTANTS = """
@@ -181,6 +181,31 @@ typedef struct {
     struct kvm_sregs sregs;
     ...;
 } kvmsentry_sync_regs;
+
+/* The events KVM holds for a vCPU (api.rst, KVM_GET_VCPU_EVENTS): an
+ * exception or interrupt it has begun to deliver when KVM_RUN returned. */
+struct kvm_vcpu_events {
+    struct {
+        __u8 injected;
+        __u8 nr;
+        __u8 has_error_code;
+        __u8 pending;
+        __u32 error_code;
+    } exception;
+    struct {
+        __u8 injected;
+        __u8 nr;
+        __u8 soft;
+        __u8 shadow;
+    } interrupt;
+    struct {
+        __u8 injected;
+        __u8 pending;
+        __u8 masked;
+        __u8 pad;
+    } nmi;
+    ...;
+};
 
 struct kvm_run {
     __u8 request_interrupt_window;

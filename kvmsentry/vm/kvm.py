@@ -211,6 +211,12 @@ class Vcpu:
         _check("KVM_GET_SREGS", lib.ioctl(self.fd, lib.KVM_GET_SREGS, sregs))
         return sregs
 
+    def get_vcpu_events(self):
+        """Wraps KVM_GET_VCPU_EVENTS (api.rst 4.31): a new ``struct kvm_vcpu_events *``."""
+        events = ffi.new("struct kvm_vcpu_events *")
+        _check("KVM_GET_VCPU_EVENTS", lib.ioctl(self.fd, lib.KVM_GET_VCPU_EVENTS, events))
+        return events
+
     def set_sregs(self, sregs) -> None:
         """Wraps KVM_SET_SREGS (api.rst 4.14)."""
         _check("KVM_SET_SREGS", lib.ioctl(self.fd, lib.KVM_SET_SREGS, sregs))

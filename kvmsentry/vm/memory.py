@@ -15,6 +15,7 @@ from __future__ import annotations
 import array
 import mmap
 import os
+import threading
 
 from kvmsentry.vm._kvm import ffi, lib
 from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
@@ -53,6 +54,10 @@ class GuestMemory:
         self._free: list[int] = []
         self._next = 0  # frames below this were handed out at least once
         self.frames_in_use = 0
+        # Frames released by threads that do not hold the kernel lock
+        # (free_later); the next allocation frees them.
+        self._deferred: list[int] = []
+        self._deferred_lock = threading.Lock()
         # Called with a number of frames wanted when none is free (the page
         # cache's shrink); returns how many it freed.
         self.reclaim = None
@@ -86,6 +91,8 @@ class GuestMemory:
         Raises OutOfGuestMemory when every frame is in use and ``reclaim``
         (if set) frees none.
         """
+        if self._deferred:
+            self.free_deferred()
         if not self._free and self._next >= self.nframes and self.reclaim is not None:
             self.reclaim(64)
         if self._free:
@@ -106,6 +113,8 @@ class GuestMemory:
         2 MiB run is left (freed frames are not coalesced). Frames are
         freed one by one with put_frame, as any other.
         """
+        if self._deferred:
+            self.free_deferred()
         first = (self._next + 511) & ~511
         if first + 512 > self.nframes:
             return None
@@ -142,6 +151,24 @@ class GuestMemory:
         self._map.madvise(mmap.MADV_DONTNEED, start << PAGE_SHIFT, (prev + 1 - start) << PAGE_SHIFT)
         self._free.extend(freed)
         self.frames_in_use -= len(freed)
+
+    def free_later(self, gpas) -> None:
+        """put_frames for a caller that may not hold the kernel lock.
+
+        Every other frame operation runs under the kernel lock
+        (kvmsentry/kernel/sched.py BKL); a vCPU thread confirming a guest
+        flush, or a garbage-collector finalizer, may run on any thread at
+        any time. Their frames are queued here and dropped by the next
+        allocation, which holds the lock.
+        """
+        with self._deferred_lock:
+            self._deferred.extend(gpas)
+
+    def free_deferred(self) -> None:
+        """Free what free_later queued (kernel lock held; allocations do it first)."""
+        with self._deferred_lock:
+            gpas, self._deferred = self._deferred, []
+        self.put_frames(gpas)
 
     def refcount(self, gpa: int) -> int:
         return self._refcount[gpa >> PAGE_SHIFT]

@@ -11,12 +11,22 @@ Host writes to guest page tables are invisible to a shadow MMU (PVM, or
 KVM without EPT), which only tracks the guest's own writes; so the tree
 records in ``dirty_tables`` every table page whose present entries it
 changed, and the platform has the guest poke those pages before it runs
-again. Adding a mapping where there was none needs no flush.
+again. Adding a mapping where there was none needs no flush (a shadow
+MMU walks the guest's tables on a fault).
+
+With several vCPUs in one address space, a record stays until a poke
+issued after the change has certainly run (``settle``): every vCPU that
+returns to the guest meanwhile pokes the page itself. Removing it when a
+vCPU merely *wrote* its list would let another vCPU run on a shadow of
+the old entry (and reach a frame a new mapping replaced) before that list
+ran. Each record carries a generation, so a change made after a list was
+written is not settled by it; a page is recorded after its entry is written.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 
 from kvmsentry.vm.memory import GuestMemory
 from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SIZE, PTE_ADDR_MASK, PTE_NX,
@@ -56,11 +66,35 @@ class PageTable:
         self.cr3 = memory.alloc_frame()
         self._shared = dict(shared_pml4 or {})
         self._tables: list[int] = [self.cr3]
-        # GPAs of table pages whose present entries were changed since the
-        # guest last flushed (the platform empties it).
-        self.dirty_tables: set[int] = set()
+        # {GPA of a table page whose present entries changed: generation of
+        # the last change}, until a guest flush settles it (see the module
+        # docstring). Changed under the kernel lock, settled by vCPU
+        # threads without it: both under _dirty_lock.
+        self.dirty_tables: dict[int, int] = {}
+        self._dirty_generation = 0
+        self._dirty_lock = threading.Lock()
         for slot, pdpt_gpa in self._shared.items():
             self._set(self.cr3 + slot * 8, pdpt_gpa | _TABLE_FLAGS)
+
+    def mark_dirty(self, table: int) -> None:
+        """Record that table page ``table`` (a GPA) changed: the guest must poke it."""
+        with self._dirty_lock:
+            self._dirty_generation += 1
+            self.dirty_tables[table] = self._dirty_generation
+
+    def dirty_snapshot(self) -> dict[int, int]:
+        """{table page: generation} of every unsettled change, for a zap list."""
+        with self._dirty_lock:
+            return dict(self.dirty_tables)
+
+    def settle(self, snapshot: dict[int, int]) -> None:
+        """A guest flush poked the pages of ``snapshot``: drop the records it covers
+        (those not changed again since it was taken)."""
+        dirty = self.dirty_tables
+        with self._dirty_lock:
+            for table, generation in snapshot.items():
+                if dirty.get(table) == generation:
+                    del dirty[table]
 
     def _get(self, gpa: int) -> int:
         return _U64.unpack_from(self.memory.view, gpa)[0]
@@ -101,7 +135,7 @@ class PageTable:
                          *[(base + i * PAGE_SIZE) | flags for i in range(512)])
         table_entry = child | _TABLE_FLAGS
         self._set(slot, table_entry)
-        self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
+        self.mark_dirty(slot & ~(PAGE_SIZE - 1))  # after the write (module docstring)
         return table_entry
 
     def map_huge_user(self, gva: int, entry: int) -> None:
@@ -111,9 +145,10 @@ class PageTable:
         left there is dropped from the directory (flushed, freed with the tree).
         """
         slot = self._directory(gva) + indices(gva)[2] * 8
-        if self._get(slot) & PTE_PRESENT:
-            self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
+        was_present = self._get(slot) & PTE_PRESENT
         self._set(slot, entry)
+        if was_present:
+            self.mark_dirty(slot & ~(PAGE_SIZE - 1))
 
     def map(self, gva: int, gpa: int, *, writable: bool, executable: bool, user: bool = True) -> None:
         """Map the 4 KiB page at ``gva`` (page aligned) to the frame at ``gpa``."""
@@ -170,13 +205,57 @@ class PageTable:
                 table = table_of[key] = self._leaf_slot(gva, True) - indices(gva)[3] * 8
             _U64.pack_into(view, table + ((gva >> 12) & 511) * 8, entries[gva])
 
+    def set_entries(self, entries: dict[int, int]) -> None:
+        """set_entry(gva, entry) for each of {gva: entry} (non-zero entries,
+        present before or not; clear_entries unmaps), walking the tree once
+        per page table, not once per page (fork's write-protection of the
+        parent)."""
+        view = self.memory.view
+        table_of: dict[int, int] = {}
+        changed = set()
+        for gva, entry in entries.items():
+            key = gva >> 21
+            table = table_of.get(key)
+            if table is None:
+                table = table_of[key] = self._leaf_slot(gva, True) - ((gva >> 12) & 511) * 8
+            slot = table + ((gva >> 12) & 511) * 8
+            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
+                changed.add(table)
+            _U64.pack_into(view, slot, entry)
+        for table in changed:  # after the writes (module docstring)
+            self.mark_dirty(table)
+
+    def clear_entries(self, gvas) -> None:
+        """set_entry(gva, 0) for every page address in ``gvas``, walking the
+        tree once per page table, not once per page (munmap, exit)."""
+        view = self.memory.view
+        table_of: dict[int, int | None] = {}
+        changed = set()
+        for gva in gvas:
+            key = gva >> 21
+            if key in table_of:
+                table = table_of[key]
+            else:
+                slot = self._leaf_slot(gva, False)
+                table = table_of[key] = None if slot is None else slot - ((gva >> 12) & 511) * 8
+            if table is None:
+                continue
+            slot = table + ((gva >> 12) & 511) * 8
+            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
+                changed.add(table)
+            _U64.pack_into(view, slot, 0)
+        for table in changed:  # after the writes (module docstring)
+            self.mark_dirty(table)
+
     def set_entry(self, gva: int, entry: int) -> None:
         """Write a raw leaf entry (0 unmaps) for ``gva``."""
         slot = self._leaf_slot(gva, entry != 0)
-        if slot is not None:
-            if self._get(slot) & PTE_PRESENT:
-                self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
-            self._set(slot, entry)
+        if slot is None:
+            return
+        was_present = self._get(slot) & PTE_PRESENT
+        self._set(slot, entry)
+        if was_present:
+            self.mark_dirty(slot & ~(PAGE_SIZE - 1))  # after the write (module docstring)
 
     def mark_stale(self, gva: int, *, every_level: bool = False) -> None:
         """Record that the MMU may hold an outdated entry for ``gva``.
@@ -187,11 +266,11 @@ class PageTable:
         """
         slot = self._leaf_slot(gva, False)
         if slot is not None:
-            self.dirty_tables.add(slot & ~(PAGE_SIZE - 1))
+            self.mark_dirty(slot & ~(PAGE_SIZE - 1))
         if every_level:
             table = self.cr3
             for index in indices(gva)[:3]:
-                self.dirty_tables.add(table)
+                self.mark_dirty(table)
                 entry = self._get(table + index * 8)
                 if not entry & PTE_PRESENT or entry & PTE_PSE:
                     break

@@ -25,6 +25,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "errname.h"
+
 /* statx through the raw syscall: musl has no statx() wrapper. */
 struct kstatx {
     unsigned int stx_mask, stx_blksize;
@@ -44,32 +46,19 @@ struct kstatx {
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
-static const char *en(int e) {
-    static char buf[32];
-    switch (e) {
-#define E(x) case x: return #x;
-    E(EPERM) E(ENOENT) E(EBADF) E(EACCES) E(EEXIST) E(EXDEV) E(ENOTDIR) E(EISDIR)
-    E(EINVAL) E(EMFILE) E(ENOSPC) E(ESPIPE) E(EROFS) E(EMLINK) E(ERANGE) E(ENAMETOOLONG)
-    E(ENOSYS) E(ENOTEMPTY) E(ELOOP) E(EAGAIN) E(EBUSY) E(ENXIO) E(EFAULT) E(EFBIG)
-    E(EOPNOTSUPP) E(ETXTBSY) E(EOVERFLOW) E(ENODEV) E(EINTR) E(EIO) E(ENOTTY)
-#undef E
-    default: snprintf(buf, sizeof buf, "E%d", e); return buf;
-    }
-}
-
 /* T: print the call's return value; F: a file descriptor (printed as "fd",
  * its number kept in the variable). */
 #define T(expr) do { errno = 0; long _r = (long)(expr); int _e = errno; \
-    if (_r == -1) printf("%s = -1 %s\n", #expr, en(_e)); \
+    if (_r == -1) printf("%s = -1 %s\n", #expr, errname(_e)); \
     else printf("%s = %ld\n", #expr, _r); } while (0)
 #define F(var, expr) do { errno = 0; var = (expr); int _e = errno; \
-    if (var < 0) printf("%s = -1 %s\n", #expr, en(_e)); \
+    if (var < 0) printf("%s = -1 %s\n", #expr, errname(_e)); \
     else printf("%s = fd\n", #expr); } while (0)
 
 static struct stat st;
 static void pstat(const char *what, int rc) {
     int e = errno;
-    if (rc < 0) { printf("  %s: -1 %s\n", what, en(e)); return; }
+    if (rc < 0) { printf("  %s: -1 %s\n", what, errname(e)); return; }
     const char *type = S_ISREG(st.st_mode) ? "reg" : S_ISDIR(st.st_mode) ? "dir"
         : S_ISLNK(st.st_mode) ? "lnk" : S_ISFIFO(st.st_mode) ? "fifo"
         : S_ISCHR(st.st_mode) ? "chr" : "other";
@@ -93,7 +82,7 @@ static void show(const char *name) {
     int fd = open(name, O_RDONLY);
     ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
     if (fd >= 0) close(fd);
-    if (n < 0) { printf("  %s: unreadable %s\n", name, en(errno)); return; }
+    if (n < 0) { printf("  %s: unreadable %s\n", name, errname(errno)); return; }
     buf[n] = 0;
     printf("  %s: \"", name);
     for (ssize_t i = 0; i < n; i++)

@@ -19,28 +19,18 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-static const char *en(int e) {
-    static char buf[32];
-    switch (e) {
-#define E(x) case x: return #x;
-    E(EPERM) E(ENOENT) E(EBADF) E(EACCES) E(EEXIST) E(EXDEV) E(ENOTDIR) E(EISDIR)
-    E(EINVAL) E(EROFS) E(ENOTEMPTY) E(ELOOP) E(EBUSY) E(EOPNOTSUPP) E(ENOSYS)
-    E(ENODATA) E(ERANGE)
-#undef E
-    default: snprintf(buf, sizeof buf, "E%d", e); return buf;
-    }
-}
+#include "errname.h"
 
 #define T(expr) do { errno = 0; long _r = (long)(expr); int _e = errno; \
-    if (_r == -1) printf("%s = -1 %s\n", #expr, en(_e)); \
+    if (_r == -1) printf("%s = -1 %s\n", #expr, errname(_e)); \
     else printf("%s = %ld\n", #expr, _r); } while (0)
 #define F(var, expr) do { errno = 0; var = (expr); int _e = errno; \
-    if (var < 0) printf("%s = -1 %s\n", #expr, en(_e)); \
+    if (var < 0) printf("%s = -1 %s\n", #expr, errname(_e)); \
     else printf("%s = fd\n", #expr); } while (0)
 
 static void show(const char *path) {
     struct stat st;
-    if (lstat(path, &st) < 0) { printf("  %s: -1 %s\n", path, en(errno)); return; }
+    if (lstat(path, &st) < 0) { printf("  %s: -1 %s\n", path, errname(errno)); return; }
     printf("  %s: mode %04o uid %d gid %d\n", path, (unsigned)(st.st_mode & 07777),
            (int)st.st_uid, (int)st.st_gid);
 }
@@ -52,7 +42,7 @@ static void run(const char *prog) {
         char *argv[] = {(char *)prog, "exec-probe", NULL};
         char *envp[] = {NULL};
         execve(prog, argv, envp);
-        printf("execve(%s) = -1 %s\n", prog, en(errno));
+        printf("execve(%s) = -1 %s\n", prog, errname(errno));
         fflush(stdout);
         _exit(127);
     }

@@ -14,34 +14,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *en(int e) {
-    static char buf[32];
-    switch (e) {
-#define E(x) case x: return #x;
-    E(EPERM) E(ENOENT) E(EBADF) E(EACCES) E(EEXIST) E(EXDEV) E(ENOTDIR) E(EISDIR)
-    E(EINVAL) E(EROFS) E(EOPNOTSUPP) E(ENOSYS)
-#undef E
-    default: snprintf(buf, sizeof buf, "E%d", e); return buf;
-    }
-}
+#include "errname.h"
 
 #define T(expr) do { errno = 0; long _r = (long)(expr); int _e = errno; \
-    if (_r == -1) printf("%s = -1 %s\n", #expr, en(_e)); \
+    if (_r == -1) printf("%s = -1 %s\n", #expr, errname(_e)); \
     else printf("%s = %ld\n", #expr, _r); } while (0)
 #define F(var, expr) do { errno = 0; var = (expr); int _e = errno; \
-    if (var < 0) printf("%s = -1 %s\n", #expr, en(_e)); \
+    if (var < 0) printf("%s = -1 %s\n", #expr, errname(_e)); \
     else printf("%s = fd\n", #expr); } while (0)
 
 static void fshow(int fd) {
     struct stat st;
-    if (fstat(fd, &st) < 0) { printf("  fstat: -1 %s\n", en(errno)); return; }
+    if (fstat(fd, &st) < 0) { printf("  fstat: -1 %s\n", errname(errno)); return; }
     printf("  fstat: %s mode %04o nlink %ld size %lld\n", S_ISREG(st.st_mode) ? "reg" : "other",
            (unsigned)(st.st_mode & 07777), (long)st.st_nlink, (long long)st.st_size);
 }
 
 static void show(const char *path) {
     struct stat st;
-    if (stat(path, &st) < 0) { printf("  %s: -1 %s\n", path, en(errno)); return; }
+    if (stat(path, &st) < 0) { printf("  %s: -1 %s\n", path, errname(errno)); return; }
     printf("  %s: mode %04o nlink %ld size %lld\n", path, (unsigned)(st.st_mode & 07777),
            (long)st.st_nlink, (long long)st.st_size);
 }
@@ -59,7 +50,7 @@ static void fdlink(int fd) {
     char p[64], t[512];
     snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(p, t, sizeof t - 1);
-    if (n < 0) { printf("  readlink: -1 %s\n", en(errno)); return; }
+    if (n < 0) { printf("  readlink: -1 %s\n", errname(errno)); return; }
     t[n] = 0;
     char *hash = strrchr(t, '/');
     printf("  link: name starts with #: %d, ends with (deleted): %d\n",

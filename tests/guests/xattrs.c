@@ -14,19 +14,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-static const char *en(int e) {
-    static char buf[32];
-    switch (e) {
-#define E(x) case x: return #x;
-    E(EPERM) E(ENOENT) E(EBADF) E(EACCES) E(EEXIST) E(EINVAL) E(EROFS) E(ERANGE)
-    E(E2BIG) E(ENODATA) E(EOPNOTSUPP) E(ENOSYS) E(EFAULT) E(ENOTDIR)
-#undef E
-    default: snprintf(buf, sizeof buf, "E%d", e); return buf;
-    }
-}
+#include "errname.h"
 
 #define T(expr) do { errno = 0; long _r = (long)(expr); int _e = errno; \
-    if (_r == -1) printf("%s = -1 %s\n", #expr, en(_e)); \
+    if (_r == -1) printf("%s = -1 %s\n", #expr, errname(_e)); \
     else printf("%s = %ld\n", #expr, _r); } while (0)
 
 static char buf[1024];

@@ -341,7 +341,7 @@ def test_remap_is_seen_after_the_flush(snippet, platform, how):
         s.space.map_entry(DATA_GVA, entry)
     assert s.space.page_table.dirty_tables
     assert ctx.run() == TRAP_SYSCALL
-    assert not s.space.page_table.dirty_tables  # the zap list took them
+    assert not s.space.page_table.dirty_tables  # the flush ran: settled
     assert ctx.regs.rbx == VALUE_B
     assert ctx.regs.rsi == DATA_GVA  # flush_handler restores what it used
     # A later plain resume (iret_return) keeps seeing B.

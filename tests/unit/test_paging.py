@@ -102,7 +102,7 @@ def test_set_entry_zero_where_nothing_is_mapped_allocates_nothing(memory):
     before = memory.frames_in_use
     pt.set_entry(0x1234_5000_0000, 0)
     assert memory.frames_in_use == before
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
 
 
 def test_shared_pml4_slot(memory):
@@ -127,22 +127,22 @@ def test_dirty_tables_only_when_a_present_entry_changes(memory):
     gva = 0x60_0000
     # A new mapping where nothing was present: nothing to flush.
     pt.map(gva, a, writable=True, executable=False)
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
     pt.set_entry(gva + PAGE_SIZE, pte(b, writable=True, executable=False, user=True))
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
     leaf_table = _leaf_table(pt, gva)
     # Downgrading a present entry: its table page must be flushed.
     pt.set_entry(gva, pte(a, writable=False, executable=False, user=True))
-    assert pt.dirty_tables == {leaf_table}
+    assert set(pt.dirty_tables) == {leaf_table}
     pt.dirty_tables.clear()
     # Unmapping a present entry.
     pt.unmap(gva + PAGE_SIZE)
-    assert pt.dirty_tables == {leaf_table}
+    assert set(pt.dirty_tables) == {leaf_table}
     pt.dirty_tables.clear()
     # Unmapping what is already absent, then mapping into the hole: nothing.
     pt.unmap(gva + PAGE_SIZE)
     pt.set_entry(gva + PAGE_SIZE, pte(b, writable=True, executable=False, user=True))
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
 
 
 def test_dirty_tables_names_the_leaf_table_page_of_each_change(memory):
@@ -152,24 +152,24 @@ def test_dirty_tables_names_the_leaf_table_page_of_each_change(memory):
         pt.map(gva, memory.alloc_frame(), writable=True, executable=False)
     pt.unmap(low)
     pt.unmap(high)
-    assert pt.dirty_tables == {_leaf_table(pt, low), _leaf_table(pt, high)}
+    assert set(pt.dirty_tables) == {_leaf_table(pt, low), _leaf_table(pt, high)}
     assert all(t % PAGE_SIZE == 0 for t in pt.dirty_tables)
 
 
 def test_mark_stale(memory):
     pt = PageTable(memory)
     pt.mark_stale(0x5000)  # nothing mapped: no table, nothing recorded
-    assert pt.dirty_tables == set()
+    assert set(pt.dirty_tables) == set()
     pt.map(0x5000, memory.alloc_frame(), writable=True, executable=False)
     pt.mark_stale(0x5000)
-    assert pt.dirty_tables == {_leaf_table(pt, 0x5000)}
+    assert set(pt.dirty_tables) == {_leaf_table(pt, 0x5000)}
 
 
 def test_map_over_a_present_entry_records_dirty_table(memory):
     pt = PageTable(memory)
     pt.map(0x5000, memory.alloc_frame(), writable=True, executable=False)
     pt.map(0x5000, memory.alloc_frame(), writable=True, executable=False)
-    assert pt.dirty_tables == {_leaf_table(pt, 0x5000)}
+    assert set(pt.dirty_tables) == {_leaf_table(pt, 0x5000)}
 
 
 def test_map_huge(memory):
@@ -289,4 +289,53 @@ def test_mark_stale_every_level_marks_each_table_on_the_walk(memory):
     pt.mark_stale(gva, every_level=True)
     # PML4, PDPT, PD and the PT that holds the leaf entry.
     assert len(pt.dirty_tables) == 4
-    assert pt.cr3 in pt.dirty_tables and leaf_page <= pt.dirty_tables
+    assert pt.cr3 in pt.dirty_tables and leaf_page <= set(pt.dirty_tables)
+
+
+def test_clear_entries_is_set_entry_zero_for_each_page(memory):
+    """clear_entries (one walk per table) leaves the tree, the translations
+    and dirty_tables exactly as set_entry(gva, 0) page by page does:
+    present pages cleared and their tables dirty, absent ones ignored, a
+    2 MiB page split first."""
+    def build():
+        pt = PageTable(memory)
+        small = 0x400000
+        for i in range(6):
+            pt.map(small + i * PAGE_SIZE, 0x100000 + i * PAGE_SIZE, writable=True, executable=False)
+        huge = 0x40000000
+        pt.map_huge_user(huge, 0x200000 | PTE_PRESENT | PTE_RW | PTE_USER | x86.PTE_PSE)
+        pt.dirty_tables.clear()
+        return pt
+    gvas = [0x400000 + i * PAGE_SIZE for i in (0, 2, 3, 9)] + [0x40000000 + PAGE_SIZE, 0x7000_0000]
+    one_by_one, batched = build(), build()
+    for gva in gvas:
+        one_by_one.set_entry(gva, 0)
+    batched.clear_entries(gvas)
+    probes = [0x400000 + i * PAGE_SIZE for i in range(10)] + [0x40000000 + i * PAGE_SIZE for i in range(4)]
+    assert [batched.entry(g) for g in probes] == [one_by_one.entry(g) for g in probes]
+    assert batched.entry(0x400000 + PAGE_SIZE) != 0 and batched.entry(0x400000) == 0
+    assert len(batched.dirty_tables) == len(one_by_one.dirty_tables) == 3  # small PT; huge: PD + new PT
+    assert _leaf_table(batched, 0x400000) in batched.dirty_tables
+
+
+def test_set_entries_is_set_entry_for_each_page(memory):
+    """set_entries writes what set_entry writes, page by page, and marks
+    dirty the tables whose present entries changed (only those)."""
+    def build():
+        pt = PageTable(memory)
+        for i in range(4):
+            pt.map(0x400000 + i * PAGE_SIZE, 0x100000 + i * PAGE_SIZE, writable=True, executable=False)
+        pt.dirty_tables.clear()
+        return pt
+    ro = PTE_PRESENT | PTE_USER
+    entries = {0x400000 + i * PAGE_SIZE: (0x100000 + i * PAGE_SIZE) | ro for i in (1, 3)}
+    entries[0x80000000] = 0x300000 | ro  # nothing mapped there yet: no flush needed
+    one_by_one, batched = build(), build()
+    for gva, entry in entries.items():
+        one_by_one.set_entry(gva, entry)
+    batched.set_entries(entries)
+    probes = [0x400000 + i * PAGE_SIZE for i in range(4)] + [0x80000000]
+    assert [batched.entry(g) for g in probes] == [one_by_one.entry(g) for g in probes]
+    assert batched.entry(0x400000 + PAGE_SIZE) == 0x101000 | ro
+    for pt in (one_by_one, batched):  # each tree's leaf table of 0x400000, only
+        assert set(pt.dirty_tables) == {_leaf_table(pt, 0x400000)}

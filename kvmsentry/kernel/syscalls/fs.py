@@ -541,6 +541,10 @@ def sys_statx(task, dirfd, pathname, flags, mask, statxbuf):
 
 # -- directories --------------------------------------------------------------
 
+_DIRENT64_HEADER_SIZE = LINUX_DIRENT64_HEADER.size  # 19: d_ino, d_off, d_reclen, d_type
+_ZEROS = bytes(8)
+
+
 @syscall("getdents64")
 def sys_getdents64(task, fd, dirp, count):
     """Implements Linux syscall getdents64(2).
@@ -557,15 +561,19 @@ def sys_getdents64(task, fd, dirp, count):
     count = min(count & 0xFFFFFFFF, MAX_RW_COUNT)
     out = bytearray()
     last_off = 0
+    pack = LINUX_DIRENT64_HEADER.pack
     for d_off, ent in file.getdents():
-        reclen = (LINUX_DIRENT64_HEADER.size + len(ent.d_name) + 1 + 7) & ~7
+        name = ent.d_name
+        # The name, its NUL and zeros up to the next 8-byte boundary.
+        padded = len(name) + 8 - (_DIRENT64_HEADER_SIZE + len(name)) % 8
+        reclen = _DIRENT64_HEADER_SIZE + padded
         if len(out) + reclen > count:
             if not out:
                 raise SyscallError(errno.EINVAL)
             break
-        out += LINUX_DIRENT64_HEADER.pack(ent.d_ino, d_off, reclen, ent.d_type)
-        out += ent.d_name
-        out += bytes(reclen - LINUX_DIRENT64_HEADER.size - len(ent.d_name))
+        out += pack(ent.d_ino, d_off, reclen, ent.d_type)
+        out += name
+        out += _ZEROS[:padded - len(name)]
         last_off = d_off
     if not out:
         return 0

@@ -41,7 +41,7 @@ class SyscallError(Exception):
         self.errno = errno
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class SyscallEntry:
     """One row of the table: the Linux number, name, handler and support level."""
 
@@ -57,8 +57,11 @@ class SyscallEntry:
 TABLE: list[SyscallEntry] = [
     SyscallEntry(number=nr, name=name) for nr, name in sorted(SYSCALLS.items())
 ]
-# The table is indexed by number: rows exist for every number up to the highest.
 _BY_NUMBER: dict[int, SyscallEntry] = {e.number: e for e in TABLE}
+# The rows indexed by number, None where x86-64 has no call (335-423): the
+# dispatcher's table, ``ROWS[nr] if nr < len(ROWS)``. The rows themselves
+# are shared with TABLE, so a handler registered later is seen here too.
+ROWS: list[SyscallEntry | None] = [_BY_NUMBER.get(nr) for nr in range(max(_BY_NUMBER) + 1)]
 
 
 def entry(number: int) -> SyscallEntry | None:

@@ -52,6 +52,9 @@ class MountNamespace:
         self.root = Mount(root_fs, ())
         self._by_depth: dict[int, dict[tuple[bytes, ...], Mount]] = {}
         self.mounts: list[Mount] = [self.root]
+        # The last name of every mount point: a walk asks mount_at only
+        # for these (kept with _by_depth; mounts are only ever added).
+        self.point_names: set[bytes] = set()
 
     @classmethod
     def for_host_root(cls, host_root: str | bytes, binds=()) -> "MountNamespace":
@@ -80,6 +83,8 @@ class MountNamespace:
         m = Mount(fs, point, source, readonly)
         self._by_depth.setdefault(len(point), {})[point] = m
         self.mounts.append(m)
+        if point:
+            self.point_names.add(point[-1])
         return m
 
     def _make_point(self, point: tuple[bytes, ...]) -> None:

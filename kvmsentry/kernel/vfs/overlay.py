@@ -44,6 +44,8 @@ from kvmsentry.kernel.vfs.inode import (
 )
 
 EXT4_SUPER_MAGIC = 0xEF53
+_S_IFMT = 0o170000  # stat(7): the file type bits of st_mode
+_S_IFDIR, _S_IFLNK = _stat.S_IFDIR, _stat.S_IFLNK
 
 
 class HostInode:
@@ -84,11 +86,13 @@ class HostInode:
     def dev(self) -> int:
         return self.st.st_dev
 
+    # The file type bits tested directly (as S_ISDIR, S_ISLNK): every
+    # component of a path walk asks both.
     def is_dir(self) -> bool:
-        return _stat.S_ISDIR(self.st.st_mode)
+        return self.st.st_mode & _S_IFMT == _S_IFDIR
 
     def is_symlink(self) -> bool:
-        return _stat.S_ISLNK(self.st.st_mode)
+        return self.st.st_mode & _S_IFMT == _S_IFLNK
 
     def is_reg(self) -> bool:
         return _stat.S_ISREG(self.st.st_mode)
@@ -105,9 +109,15 @@ class HostInode:
         return host_call(os.readlink, self.host_path)
 
     def lookup(self, name: bytes) -> "HostInode | None":
-        """The host entry ``name`` in this host directory, or None."""
+        """The host entry ``name`` in this host directory, or None (lookup_host)."""
         base = self.host_path
-        return HostInode.lookup_host((b"" if base == b"/" else base) + b"/" + name)
+        host_path = (b"" if base == b"/" else base) + b"/" + name
+        try:
+            return HostInode(host_path, os.lstat(host_path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
 
     def empty(self) -> bool:
         with host_call(os.scandir, self.host_path) as it:
