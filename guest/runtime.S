@@ -36,6 +36,11 @@
 #define FRAME_PAGE_OFFSET 0x2000
 #define FAST_FRAMES_OFFSET 0x000
 #define FAST_FRAME_SIZE 40
+/* The exit-free read's frame: after the 7 getpid-family frames and the
+ * ring path's answer frame (layout.FAST_READ_FRAME). */
+#define FAST_READ_FRAME 8
+/* In the frame page: the served-fd mask of the exit-free read (u64). */
+#define FAST_READ_MASK_OFFSET 0x180
 /* The ring path (vcpu_ring_entry): the request pages (vCPU i's at
  * RING_AREA_GVA + i * VCPU_STRIDE, in PML4 slot 510, mapped only in the
  * address space vCPU i runs; runtime.ld's vcpu0_ring_request), their
@@ -160,7 +165,11 @@ runtime_end:
 /* vcpu0_fast_frames is defined by runtime.ld (an absolute address, so that
  * the RIP-relative displacement is the linker's). */
 /* getpid first: the most frequent of them. */
-.macro FAST_DISPATCH
+.macro FAST_DISPATCH read_label
+    /* read(2) first (nr 0): the exit-free read of a cached regular file
+     * (vcpu_fast_read below); one test+jz more for every other call. */
+    test %rax, %rax
+    jz \read_label
     cmp $39, %rax
     je fast_0
     cmp $186, %rax
@@ -180,7 +189,7 @@ runtime_end:
     .section .vcpu_stub, "ax"
     .globl vcpu_syscall_entry
 vcpu_syscall_entry:
-    FAST_DISPATCH
+    FAST_DISPATCH vcpu_fast_read
     .globl vcpu_syscall_out
 vcpu_syscall_out:
     out %al, $SYSCALL_PORT
@@ -214,6 +223,29 @@ fast_6:
     mov %rsp, %rax
     lea vcpu0_fast_frames + 6 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
+/*
+ * read(2): the sentry serves reads of some fds without an exit
+ * (kvmsentry/kernel/fastread.py). Their numbers (below 64) are the bits
+ * of the served-fd mask in the frame page (FAST_READ_MASK_OFFSET); for
+ * those the read frame (fast frame number FAST_READ_FRAME) has RIP = the
+ * vDSO's __kvmsentry_fast_read and RSP = the top of the process's
+ * fast-read page (its per-process table and the trampoline's scratch
+ * stack; U=1, writable by that process only). The trampoline copies from
+ * the file's window in ring 3, or leaves through an `out` of its own;
+ * ring 0 loads nothing the program wrote. Any other fd exits here as any
+ * other call (RAX is 0 = read).
+ */
+    .globl vcpu_fast_read
+vcpu_fast_read:
+    cmp $64, %rdi
+    jae vcpu_syscall_out
+    bt %rdi, vcpu0_fast_frames - FAST_FRAMES_OFFSET + FAST_READ_MASK_OFFSET(%rip)
+    jnc vcpu_syscall_out
+    .globl vcpu_fast_read_go
+vcpu_fast_read_go:
+    mov %rsp, %rax
+    lea vcpu0_fast_frames + FAST_READ_FRAME * FAST_FRAME_SIZE(%rip), %rsp
+    iretq
     .globl vcpu_stub_end
 vcpu_stub_end:
 
@@ -244,7 +276,7 @@ vcpu_stub_end:
  */
     .globl vcpu_ring_entry
 vcpu_ring_entry:
-    FAST_DISPATCH
+    FAST_DISPATCH ring_fast_read
     /* Kicked before this label, the call is handed to the sentry as a
      * plain syscall (kvm.py Context._interrupted): nothing is posted yet. */
     .globl vcpu_ring_post
@@ -288,5 +320,13 @@ ring_done:
     mov %rsp, %rax
     lea vcpu0_fast_frames + 7 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
+/* read(2) on the ring path: the trampoline for a served fd, else posted
+ * to the ring like any other call. */
+ring_fast_read:
+    cmp $64, %rdi
+    jae vcpu_ring_post
+    bt %rdi, vcpu0_fast_frames - FAST_FRAMES_OFFSET + FAST_READ_MASK_OFFSET(%rip)
+    jnc vcpu_ring_post
+    jmp vcpu_fast_read_go
     .globl vcpu_ring_end
 vcpu_ring_end:

@@ -159,3 +159,105 @@ __asm__(
     "    jmp *%rcx\n"
     "__kvmsentry_fr_end:\n"
     ".size __kvmsentry_fast_return, . - __kvmsentry_fast_return\n");
+
+/*
+ * The ring-3 half of the exit-free read(2) of a cached regular file
+ * (guest/runtime.S fast_read; the sentry side is
+ * kvmsentry/kernel/fastread.py). The runtime irets here with RAX = the
+ * user's RSP, RSP = the top of this process's fast-read page (from the
+ * sentry-written read frame), RCX = the user's RIP, R11 = the user's
+ * RFLAGS, RDI/RSI/RDX = fd, buf, count, and RFLAGS = IF (DF clear).
+ *
+ * The page (process-private, writable by the process: fastread.py says
+ * why that is safe): one 32-byte entry per fd below FR_MAX_FD, {window
+ * (the address where the sentry mapped the file's cached pages
+ * read-only; 0: fd not served), size (bytes), offset (the open file's
+ * offset: the truth while the entry is set)}; a count of served reads at
+ * FR_COUNT_OFFSET; the top 48 bytes are this trampoline's scratch stack,
+ * where it saves the user's registers.
+ *
+ * Served: n = min(count, size - offset) bytes (0 at or past EOF) copied
+ * with `rep movsb`, then the offset advanced (the commit), then every
+ * register but RAX (= n) restored and a jump to the caller. Anything
+ * else (fd not served, count > MAX_RW_COUNT, a buffer past TASK_SIZE_MAX)
+ * restores the call's registers and leaves through `out` on the syscall
+ * port: the sentry runs the read as if it had exited at `syscall`. A
+ * fault or a kick before the commit is rolled back by the sentry the same
+ * way (kvmsentry/platform/kvm.py, Context.fast_read_unwind); one after
+ * it finishes the call from the saved registers. The labels
+ * __kvmsentry_frd_* mark those ranges for the sentry.
+ */
+#define FR_MAX_FD 64
+#define FR_COUNT_OFFSET 0xF00
+#define FR_PAGE 4096
+#define FR_SAVED 48
+#define FR_MAX_COUNT 0x7ffff000
+#define FR_TASK_SIZE_MAX 0x7ffffffff000
+#define FR_STR2(x) #x
+#define FR_STR(x) FR_STR2(x)
+__asm__(
+    ".text\n"
+    ".globl __kvmsentry_fast_read\n"
+    ".type __kvmsentry_fast_read, @function\n"
+    "__kvmsentry_fast_read:\n"
+    "    push %rax\n"                       /* T-8:  user RSP */
+    "    push %r11\n"                       /* T-16: user RFLAGS */
+    "    push %rcx\n"                       /* T-24: user RIP */
+    "    push %rdi\n"                       /* T-32: fd */
+    "    push %rsi\n"                       /* T-40: buf */
+    "    push %rdx\n"                       /* T-48: count */
+    "__kvmsentry_frd_saved:\n"
+    "    cmp $" FR_STR(FR_MAX_FD) ", %rdi\n"
+    "    jae 9f\n"
+    "    cmp $" FR_STR(FR_MAX_COUNT) ", %rdx\n"
+    "    ja 9f\n"
+    "    movabs $" FR_STR(FR_TASK_SIZE_MAX) ", %rax\n"
+    "    cmp %rax, %rsi\n"
+    "    ja 9f\n"
+    "    sub %rdx, %rax\n"
+    "    cmp %rax, %rsi\n"                  /* buf + count > TASK_SIZE_MAX */
+    "    ja 9f\n"
+    "    shl $5, %rdi\n"
+    "    lea (" FR_STR(FR_SAVED) " - " FR_STR(FR_PAGE) ")(%rsp,%rdi), %rdi\n"  /* the fd's entry */
+    "    mov (%rdi), %rax\n"                /* window */
+    "    test %rax, %rax\n"
+    "    jz 9f\n"
+    "    mov 8(%rdi), %rcx\n"               /* size */
+    "    mov 16(%rdi), %r11\n"              /* offset */
+    "    sub %r11, %rcx\n"
+    "    jbe __kvmsentry_frd_undone\n"      /* offset >= size: EOF, 0 */
+    "    cmp %rdx, %rcx\n"
+    "    cmova %rdx, %rcx\n"                /* n = min(count, size - offset) */
+    "    add %r11, %rax\n"                  /* source = window + offset */
+    "    mov %rdi, %r11\n"
+    "    mov %rsi, %rdi\n"
+    "    mov %rax, %rsi\n"
+    "    mov %rcx, %rax\n"
+    "    rep movsb\n"
+    "__kvmsentry_frd_commit:\n"
+    "    add %rax, 16(%r11)\n"              /* the offset: done from here on */
+    "    incq (" FR_STR(FR_COUNT_OFFSET) " + " FR_STR(FR_SAVED) " - " FR_STR(FR_PAGE) ")(%rsp)\n"
+    "__kvmsentry_frd_return:\n"
+    "    pop %rdx\n"
+    "    pop %rsi\n"
+    "    pop %rdi\n"
+    "    pop %rcx\n"
+    "    mov (%rsp), %r11\n"
+    "    popfq\n"                           /* the user's RFLAGS, from the scratch stack */
+    "    mov (%rsp), %rsp\n"
+    "    jmp *%rcx\n"
+    "__kvmsentry_frd_undone:\n"
+    "    xor %eax, %eax\n"
+    "    jmp __kvmsentry_frd_return\n"
+    "9:  pop %rdx\n"
+    "    pop %rsi\n"
+    "    pop %rdi\n"
+    "    pop %rcx\n"
+    "    pop %r11\n"
+    "    pop %rsp\n"
+    "    xor %eax, %eax\n"
+    "__kvmsentry_frd_out:\n"
+    "    out %al, $0x10\n"
+    "    hlt\n"
+    "__kvmsentry_frd_end:\n"
+    ".size __kvmsentry_fast_read, . - __kvmsentry_fast_read\n");

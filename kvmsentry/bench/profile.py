@@ -46,6 +46,9 @@ class Profile:
         self._local = threading.local()
         # The kernel's RingStats (--syscall-path=ring): calls answered without an exit.
         self.ring_stats = None
+        # The kernel, for its count of read(2) calls served without an exit
+        # (kvmsentry/kernel/fastread.py; added up as each process's memory goes).
+        self.kernel = None
 
     # -- the wrappers ---------------------------------------------------------
     def wrap_vcpu_run(self, run):
@@ -138,6 +141,10 @@ class Profile:
                 # by the poller but finished through an exit, handed back unrun;
                 # the exits on RING_WAIT_PORT; the pollers' spinning CPU seconds.
                 "ring": ring,
+                # read(2) calls the vDSO's fast-read trampoline served without an
+                # exit (their count is kept by the guest side: a process may lie
+                # about its own; exits above are the sentry's own count).
+                "fast_reads": self.kernel.fast_reads if self.kernel is not None else 0,
             }
 
 
@@ -161,6 +168,8 @@ def format_profile(data: dict, top: int = 12) -> str:
                  + ("  (" + ", ".join(f"{k} {v}" for k, v in other.items()) + ")" if other else ""))
     lines.append(f"  interrupts        {data['interrupts']:>10,}")
     lines.append(f"  other exits       {data['other_exits']:>10,}")
+    if data.get("fast_reads"):
+        lines.append(f"  read(2) served without an exit {data['fast_reads']:>10,}")
     ring = data.get("ring")
     if ring is not None:
         lines.append(f"  ring path: {ring['answered']:,} calls answered without an exit, "
@@ -202,6 +211,7 @@ def install(kernel) -> Profiler:
              getattr(platform_kvm, "TRAP_RING_WAIT", 3): "ring_wait"}
     if kernel.platform.syscall_path == "ring":
         profile.ring_stats = kernel.ring_stats
+    profile.kernel = kernel
     vm_kvm.Vcpu.run = profile.wrap_vcpu_run(vm_kvm.Vcpu.run)
     platform_kvm.Context.run = profile.wrap_context_run(platform_kvm.Context.run, kinds)
     kernel.syscall = profile.wrap_syscall(kernel.syscall)

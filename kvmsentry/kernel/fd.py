@@ -27,7 +27,7 @@ import os
 import select
 import sys
 
-from kvmsentry.kernel import sched
+from kvmsentry.kernel import fastread, sched
 import stat as _stat
 from typing import Callable, Iterator, TypeVar
 
@@ -142,6 +142,9 @@ class File:
     # (st_dev, st_ino) of the file while this description holds a flock(2)
     # lock (kvmsentry.kernel.vfs.flock), else None.
     flock_key = None
+    # The kvmsentry.kernel.fastread.FastRead that serves this description's
+    # reads inside the guest (its offset is there then), else None.
+    fast = None
 
     def __init__(self, flags: int = O_RDWR, guest_path: bytes = b""):
         self.flags = flags
@@ -163,6 +166,11 @@ class File:
         return bool(self.flags & O_NONBLOCK)
 
     def is_dir(self) -> bool:
+        return False
+
+    def fast_readable(self) -> bool:
+        """Whether read(2) may be served inside the guest from the page cache
+        (kvmsentry/kernel/fastread.py): a regular file whose cached pages are its content."""
         return False
 
     # -- I/O ------------------------------------------------------------
@@ -258,6 +266,10 @@ class HostFile(File):
 
     def host_path(self) -> bytes:
         return self._host_path
+
+    def fast_readable(self) -> bool:
+        # Its page cache is the immutable HostMapping of the file as first cached.
+        return not self.flags & O_DIRECT and _stat.S_ISREG(self._st.st_mode)
 
     def _check_dir_io(self) -> None:
         if self.is_dir():
@@ -594,9 +606,12 @@ class FdTable:
 
     def get(self, fd: int) -> File:
         try:
-            return self._files[fd]
+            file = self._files[fd]
         except KeyError:
             raise SyscallError(errno.EBADF) from None
+        if getattr(file, "fast", None) is not None:  # its offset is in the guest: take it back first
+            fastread.touched(file)
+        return file
 
     def get_cloexec(self, fd: int) -> bool:
         self.get(fd)
@@ -627,6 +642,8 @@ class FdTable:
     def install_at(self, fd: int, file: File, cloexec: bool = False) -> int:
         """Put ``file`` at ``fd``, closing what was there (dup2's semantics)."""
         old = self._files.get(fd)
+        if old is not None:
+            fastread.closing(self, old)
         self._set(fd, file, cloexec)
         if old is not None:
             self._closing(old)
@@ -646,6 +663,8 @@ class FdTable:
 
     def _set(self, fd: int, file: File, cloexec: bool) -> None:
         file.refs += 1
+        if getattr(file, "fast", None) is not None:  # a second reference (dup, fork): not served any more
+            fastread.shared(file)
         self._files[fd] = file
         if cloexec:
             self._cloexec.add(fd)
@@ -663,9 +682,11 @@ class FdTable:
 
     def close(self, fd: int) -> None:
         """close(2): EBADF when ``fd`` is not open."""
-        file = self._files.pop(fd, None)
+        file = self._files.get(fd)
         if file is None:
             raise SyscallError(errno.EBADF)
+        fastread.closing(self, file)
+        del self._files[fd]
         self._cloexec.discard(fd)
         self._closing(file)
         self._unref(file)
@@ -711,6 +732,7 @@ class FdTable:
 
     def close_all(self) -> None:
         """Close everything (process exit)."""
+        fastread.detach(self)  # the windows go with the memory, not one by one
         for fd in sorted(self._files):
             self.close(fd)
 

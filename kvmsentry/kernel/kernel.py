@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from kvmsentry.kernel import faults, ring, sched, signals
+from kvmsentry.kernel import fastread, faults, ring, sched, signals
 from kvmsentry.kernel.fd import FdTable
 from kvmsentry.kernel.pagecache import page_cache_of
 from kvmsentry.kernel.mm import (BUS_ADRERR, FAULT_SIGBUS, PROT_EXEC, PROT_READ, PROT_WRITE,
@@ -137,6 +137,9 @@ class Kernel:
         platform.syscall_path = "exit" if strace else ring.choose_path(syscall_path)
         self.ring_auto = syscall_path == "auto"
         self.ring_stats = ring.RingStats()
+        # read(2) calls served inside the guest (kvmsentry/kernel/fastread.py),
+        # added up as each process's memory goes; for --profile.
+        self.fast_reads = 0
         self.boot_time = time.monotonic()  # the sandbox's boot (/proc/uptime)
         self.strace = strace
         self.root = root
@@ -838,6 +841,7 @@ class Kernel:
         """One task stops using ``mm``; the last one frees it."""
         mm.users -= 1
         if mm.users == 0:
+            fastread.drop_mm(mm)
             mm.destroy()
 
     def _release_vfork(self, task: Task) -> None:
@@ -952,6 +956,9 @@ class Kernel:
     def fault(self, task: Task) -> None:
         """Resolve a CPU exception: supply the page, or kill as Linux's default action."""
         ctx = task.context
+        if ctx.in_fast_read(ctx.user_rip):  # in the exit-free read's trampoline
+            fastread.fault(self, task)
+            return
         f = ctx.fault
         if f.vector == x86.X86_TRAP_PF:
             try:

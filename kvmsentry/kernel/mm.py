@@ -92,6 +92,9 @@ class Vma:
     may_write: bool = True
     dontfork: bool = False
     denywrite: bool = False
+    # The sentry's own mapping (kvmsentry/kernel/fastread.py): not shown in
+    # /proc/PID/maps or counted in its status.
+    hidden: bool = False
 
     def file_index(self, vpn: int) -> int:
         """The file page index mapped at virtual page ``vpn`` of this file VMA."""
@@ -140,6 +143,11 @@ class MemoryManager:
         # Calls of _drop_pages: a fault that comes back after one is a new
         # fault, not a loop (Kernel._check_fault_loop).
         self.drops = 0
+        # The exit-free read's per-process state (kvmsentry/kernel/fastread.py
+        # FastRead), made on first use; ``fastread_refused`` when its page
+        # has no room after the vDSO.
+        self.fastread = None
+        self.fastread_refused = False
 
     # -- VMA bookkeeping ------------------------------------------------
     def find_vma(self, gva: int) -> Vma | None:
@@ -247,12 +255,20 @@ class MemoryManager:
         return vma
 
     def unmap_range(self, start: int, end: int) -> None:
-        """munmap(2)'s core: drop VMAs and pages in [start, end) (page aligned)."""
+        """munmap(2)'s core: drop VMAs and pages in [start, end) (page aligned).
+
+        A hidden VMA going (the guest unmapped or mapped over the sentry's
+        fast-read page or a window) is reported to kvmsentry.kernel.fastread.
+        """
+        hidden = False
         for vma in self._split_range(start, end):
             self._drop_pages(vma.start, vma.end)
             i = self.vmas.index(vma)
             del self.vmas[i]
             del self._starts[i]
+            hidden = hidden or vma.hidden
+        if hidden and self.fastread is not None:
+            self.fastread.unmapped(start, end)
 
     def _drop_pages(self, start: int, end: int) -> None:
         self.drops += 1
@@ -386,6 +402,70 @@ class MemoryManager:
         if entries:
             self.address_space.map_entries(entries)
         return True
+
+    def map_file_huge(self, vma: Vma, block: int, recycle: int | None = None) -> bool:
+        """Map the 2 MiB-aligned ``block`` of a shared read-only file VMA with one 2 MiB page.
+
+        The page cache must hold (or read) the block's file pages in one
+        aligned run of frames (HostMapping.read_huge); each frame gains a
+        reference. ``recycle``: another block of the VMA whose run the
+        cache may reuse if nothing else maps it (:meth:`take_huge`; a
+        sequential reader is done with the block two behind). For the
+        fast-read windows (kvmsentry/kernel/fastread.py). Returns False,
+        changing nothing else, when it cannot.
+        """
+        if (block & (HUGE_PAGE_SIZE - 1) or block < vma.start or block + HUGE_PAGE_SIZE > vma.end
+                or not vma.shared or vma.prot & PROT_WRITE or not vma.prot & PROT_READ):
+            return False
+        read_huge = getattr(vma.mapping, "read_huge", None)
+        first = block >> PAGE_SHIFT
+        span = range(first, first + 512)
+        if read_huge is None or not self.pages.keys().isdisjoint(span):
+            return False
+        spare = self.take_huge(vma, recycle) if recycle is not None else None
+        gpa = read_huge(vma.file_index(first), spare)
+        if gpa is None:
+            return False
+        gpas = range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)
+        get_frame = self.memory.get_frame
+        for frame in gpas:
+            get_frame(frame)
+        self.pages.update(zip(span, gpas))
+        self.address_space.map_huge(block, gpa | vma.pte_flags() | PTE_PSE)
+        return True
+
+    def take_huge(self, vma: Vma, block: int) -> int | None:
+        """Unmap the 2 MiB ``block`` of shared read-only file VMA ``vma`` and take
+        its frames out of the page cache, for reuse: returns the run's GPA
+        (one reference per frame, now the caller's), or None (nothing done).
+
+        Only a block mapped from one aligned run of the cache's frames that
+        nothing but this VMA maps (reference count 2: the cache and us);
+        its page-directory entry is cleared (the guest flushes before it
+        runs again). The file's pages are read again if touched again.
+        """
+        if (block & (HUGE_PAGE_SIZE - 1) or block < vma.start or block + HUGE_PAGE_SIZE > vma.end
+                or not vma.shared or vma.prot & PROT_WRITE or vma.mapping is None
+                or not hasattr(vma.mapping, "forget_huge")):
+            return None
+        first = block >> PAGE_SHIFT
+        pages = self.pages
+        gpa = pages.get(first)
+        if gpa is None or gpa & (HUGE_PAGE_SIZE - 1):
+            return None
+        index = vma.file_index(first)
+        frames = list(range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE))
+        if (list(map(pages.get, range(first, first + 512))) != frames
+                or list(map(vma.mapping.pages.get, range(index, index + 512))) != frames
+                or set(map(self.memory.refcount, frames)) != {2}):
+            return None
+        for vpn in range(first, first + 512):
+            del pages[vpn]
+        vma.mapping.forget_huge(index)
+        self.drops += 1
+        self.address_space.map_huge(block, 0)  # the whole directory entry: 2 MiB page or table
+        self.memory.put_frames(range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE))  # 2 -> 1
+        return gpa
 
     def unmap_file_pages(self, mapping, npages: int) -> None:
         """Unmap this mm's pages of ``mapping`` at file page ``npages`` and beyond

@@ -43,7 +43,7 @@ import errno
 import os
 import weakref
 
-from kvmsentry.vm.x86 import PAGE_SHIFT, PAGE_SIZE
+from kvmsentry.vm.x86 import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE
 
 # Reclaimable cached pages kept before the least recently used are freed.
 DEFAULT_LIMIT_PAGES = 32768  # 128 MiB
@@ -151,9 +151,15 @@ class FileMapping:
 
 
 class InodeMapping(FileMapping):
-    """The page cache of an in-memory ``RegularInode`` (tmpfs, overlay copies)."""
+    """The page cache of an in-memory ``RegularInode`` (tmpfs, overlay copies).
+
+    ``fast_readers``: the kvmsentry.kernel.fastread.FastRead objects that
+    serve reads of this file inside the guest (a WeakSet, made on first
+    use); every change of the data or the size tells them (refresh).
+    """
 
     writable = True
+    fast_readers = None
 
     def __init__(self, cache: "PageCache", inode):
         super().__init__(cache, inode.dev, inode.ino)
@@ -197,8 +203,12 @@ class InodeMapping(FileMapping):
         """Copy the inode's data over cached frames of [offset, offset+length).
 
         Bytes past the end of the file read as zeros (mmap(2): the rest
-        of the last page is zero-filled).
+        of the last page is zero-filled). The fast readers learn the new
+        size (every write and truncate comes here).
         """
+        if self.fast_readers:
+            for reader in list(self.fast_readers):
+                reader.file_changed(self)
         if not self.pages or length <= 0:
             return
         data = self.inode.data
@@ -307,21 +317,98 @@ class HostMapping(FileMapping):
     def read_page(self, index: int) -> bytes:
         return self.read_run(index, 1)
 
-    def read_run(self, index: int, count: int) -> bytes:
+    def _open(self) -> int | None:
+        """The host fd, reopened by path if the cache closed it; None when the
+        file is gone or replaced since it was mapped (its pages read as zeros)."""
         if self.host_fd is None:
             try:
                 fd = os.open(self.host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             except OSError:
-                return b""  # gone since it was mapped: its pages read as zeros
+                return None
             if host_key(os.fstat(fd)) != self.key:
-                os.close(fd)  # replaced since it was mapped: likewise
-                return b""
+                os.close(fd)
+                return None
             self.host_fd = fd
             self.cache.opened(self)
+        return self.host_fd
+
+    def read_run(self, index: int, count: int) -> bytes:
+        fd = self._open()
+        if fd is None:
+            return b""
         try:
-            return os.pread(self.host_fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
+            return os.pread(fd, count << PAGE_SHIFT, index << PAGE_SHIFT)
         except OSError:
             return b""  # a host I/O error: zeros rather than a sentry failure
+
+    def read_huge(self, index: int, spare: int | None = None) -> int | None:
+        """Cache pages [index, index + 512) in one 2 MiB-aligned run of frames.
+
+        For a 2 MiB page of a read-only shared mapping (the fast-read
+        windows, kvmsentry/kernel/fastread.py): one read of the file
+        straight into the frames, no per-page work. Returns the run's
+        first GPA (the run already cached that way is reused), or None
+        when the run passes the end of the file, part of it is cached
+        otherwise, or no aligned run is free.
+
+        ``spare``: an aligned run of 512 frames the caller owns (one
+        reference each, any content; MemoryManager.take_huge), used
+        before fresh frames from GuestMemory.alloc_huge: writing fresh
+        guest memory costs the host a page fault per 4 KiB (~4x the read
+        itself here), memory already touched does not. An unused
+        ``spare`` is freed. (A host thread reading the next run ahead was
+        tried: its GIL hand-offs cost the sentry more than it saved on
+        this loaded 2-CPU machine; BENCHMARKS.md.)
+        """
+        memory = self.cache.memory
+        try:
+            if (index + 512) << PAGE_SHIFT > self._size:
+                return None
+            pages = self.pages
+            span = range(index, index + 512)
+            first = pages.get(index)
+            if first is not None:
+                if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
+                                                      for i in span):
+                    return None
+                self.cache.touch(self)
+                return first
+            if not pages.keys().isdisjoint(span):
+                return None
+            gpa, spare = (spare, None) if spare is not None else (memory.alloc_huge(), None)
+            if gpa is None:
+                return None
+            view = memory.view[gpa:gpa + HUGE_PAGE_SIZE]
+            n = 0
+            fd = self._open()
+            if fd is not None:
+                try:
+                    n = os.preadv(fd, [view], index << PAGE_SHIFT)
+                except OSError:
+                    n = 0  # a host I/O error: zeros rather than a sentry failure
+            if n < HUGE_PAGE_SIZE:  # a reused run holds old data
+                view[n:] = bytes(HUGE_PAGE_SIZE - n)
+            self._install_huge(index, gpa)
+            return gpa
+        finally:
+            if spare is not None:
+                memory.put_frames(range(spare, spare + HUGE_PAGE_SIZE, PAGE_SIZE))
+
+    def forget_huge(self, index: int) -> None:
+        """Drop pages [index, index + 512) from the cache without releasing
+        their frames (MemoryManager.take_huge hands them on)."""
+        pages = self.pages
+        for i in range(index, index + 512):
+            del pages[i]
+        self.cache.npages -= 512
+
+    def _install_huge(self, index: int, gpa: int) -> None:
+        cache = self.cache
+        self.pages.update(zip(range(index, index + 512), range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)))
+        cache.npages += 512
+        cache.touch(self)
+        if cache.npages > cache.limit_pages:
+            cache.shrink(cache.npages - cache.limit_pages, keep=self)
 
     def close(self) -> None:
         if self.host_fd is not None:

@@ -268,6 +268,8 @@ def maps_of(vmas) -> bytes:
     from kvmsentry.kernel.mm import PROT_EXEC, PROT_READ, PROT_WRITE
     lines = []
     for v in vmas:
+        if getattr(v, "hidden", False):
+            continue
         mapping = getattr(v, "mapping", None)
         if mapping is not None:
             pgoff, dev, ino = v.pgoff << 12, mapping.dev, mapping.ino
@@ -295,6 +297,8 @@ def _vm_kb(mm, process) -> dict:
         return out
     exe = process.exe
     for v in getattr(mm, "vmas", ()):
+        if v.hidden:
+            continue
         kb = (v.end - v.start) >> 10
         out["size"] += kb
         if v.name == "[stack]":
@@ -471,7 +475,8 @@ def fdinfo(fds, n: int) -> bytes:
     """fs/proc/fd.c seq_show: pos, flags (octal, O_CLOEXEC added), mnt_id, ino."""
     file = fds.get(n)
     try:
-        pos = file.lseek(0, fdmod.SEEK_CUR)
+        # Served inside the guest (kvmsentry/kernel/fastread.py): the offset is in its entry.
+        pos = file.fast.offset(file) if getattr(file, "fast", None) is not None else file.lseek(0, fdmod.SEEK_CUR)
     except SyscallError:
         pos = 0
     flags = file.flags

@@ -64,6 +64,10 @@ _XCR0_ALLOWED = 0xE7
 _SYSCALL_MASK = (x86.X86_EFLAGS_TF | x86.X86_EFLAGS_DF | x86.X86_EFLAGS_IF
                  | x86.X86_EFLAGS_IOPL | x86.X86_EFLAGS_NT | x86.X86_EFLAGS_AC)
 USER_RFLAGS_INIT = x86.X86_EFLAGS_IF | x86.X86_EFLAGS_FIXED
+# RFLAGS bits a ring-3 program may change itself (popf): CF PF AF ZF SF TF
+# DF OF AC ID. What the sentry takes from a register or memory the program
+# controls is masked with this (plus IF and the fixed bit): never IOPL, NT, VM.
+_USER_RFLAGS_MASK = 0x240DD5
 # How long the ring path's guest spins for an answer before it exits (ns):
 # about one exit's cost here (DESIGN.md), enough for the sentry to run a
 # simple call, and what a call costs at worst beyond its exit when the
@@ -487,6 +491,17 @@ class Context:
         self._fast_frames_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET
         self._fast_return = 0
         self._fast_ids: tuple | None = None
+        # The exit-free read(2) (set_fast_read): the read frame, the vDSO's
+        # __kvmsentry_fast_read (0: off), the process's fast-read page.
+        self._fast_read_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + layout.FAST_READ_FRAME * layout.FAST_FRAME_SIZE
+        self._fast_read_mask_gpa = frame_gpa + layout.FAST_READ_MASK_OFFSET
+        self._vcpu_fast_read = symbols["vcpu_fast_read"] + slot_shift
+        self._vcpu_fast_read_go = symbols["vcpu_fast_read_go"] + slot_shift
+        self._fast_read = 0
+        self._fast_read_end = 0
+        self._fast_read_out_rip = -1
+        self._fast_read_page_gpa = 0
+        self.fast_read_rollbacks = 0
         # With syscall_path "ring": whether this vCPU uses it now (--syscall-path=auto
         # turns it off while the poller cannot keep up; kvmsentry/kernel/ring.py).
         self.ring_enabled = True
@@ -580,6 +595,7 @@ class Context:
         # a page fault reads CR2 there instead of a KVM_GET_SREGS ioctl
         # (~9 µs each here; the copy costs no measurable time per exit).
         vcpu.run_struct.kvm_valid_regs = _SYNC_REGS | _SYNC_SREGS
+        self.set_fast_read(0)  # a new program: the kernel serves its reads anew
         self._started = False
         self._resume_as_is = False
 
@@ -641,18 +657,26 @@ class Context:
                 port = exit_.port
                 if port == _SYSCALL_PORT:
                     rip = regs.rip
-                    if (rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
-                            and rip != self._ring_syscall_return_rip):
+                    rcx = regs.rcx
+                    # Ring 3 can reach these `out`s with registers of its own
+                    # (the stub pages are U=1; the fast-read trampoline restores
+                    # RCX/R11 from the process's page): a non-canonical return
+                    # address is the #GP it would be, and only flags a program
+                    # may set with popf are taken (never IOPL).
+                    if ((rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
+                            and rip != self._ring_syscall_return_rip and rip != self._fast_read_out_rip)
+                            or (rcx >> 47 and rcx >> 47 != 0x1FFFF)):
                         return self._forged_exit()
-                    self.user_rip = regs.rcx
-                    self.user_rflags = regs.r11
+                    self.user_rip = rcx
+                    self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
                     self.user_rsp = regs.rsp
                     return TRAP_SYSCALL
                 if port == _RING_WAIT_PORT:
-                    if regs.rip != self._ring_wait_return_rip:
+                    rcx = regs.rcx
+                    if regs.rip != self._ring_wait_return_rip or (rcx >> 47 and rcx >> 47 != 0x1FFFF):
                         return self._forged_exit()
-                    self.user_rip = regs.rcx
-                    self.user_rflags = regs.r11
+                    self.user_rip = rcx
+                    self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
                     self.user_rsp = regs.rsp
                     return TRAP_RING_WAIT
                 vector = port - layout.EXCEPTION_PORT_BASE
@@ -782,6 +806,8 @@ class Context:
             return self._interrupted_in_stub(self._vcpu_entry)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
+            if self._fast_read <= rip < self._fast_read_end:
+                return self.fast_read_unwind(rip)
             if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
                 self._finish_fast_return()
                 return TRAP_INTERRUPT
@@ -828,6 +854,7 @@ class Context:
                 flags = flags & ~0xFFFF | (flags & 0xFF) << 8 | (flags >> 8) & 0xFF
         else:
             answer, user_rsp, flags = regs.rax, regs.rsp, regs.r11
+        flags = flags & _USER_RFLAGS_MASK | USER_RFLAGS_INIT  # a register the program controls
         regs.rax = answer
         regs.r11 = flags
         regs.rsp = user_rsp
@@ -949,13 +976,19 @@ class Context:
         RAX may already hold the user RSP; the block says which call it was.
         """
         regs = self.regs
-        if rip > self._vcpu_syscall_out:
+        if rip >= self._vcpu_fast_read:
+            if rip > self._vcpu_fast_read_go:  # the mov saved the user RSP in RAX
+                regs.rsp = regs.rax
+            regs.rax = 0
+        elif rip > self._vcpu_syscall_out:
             block, offset = divmod(rip - (self._vcpu_syscall_out + 3), 12)
             if offset:
                 regs.rsp = regs.rax
             regs.rax = layout.FAST_SYSCALLS[block][1]
+        if regs.rcx >> 47 and regs.rcx >> 47 != 0x1FFFF:
+            regs.rcx = 0  # ring 3 jumped into the stub: a fault at 0, not a sentry error
         self.user_rip = regs.rcx
-        self.user_rflags = regs.r11
+        self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
         self.user_rsp = regs.rsp
         self._resume_as_is = False
         self.in_runtime = False
@@ -983,6 +1016,91 @@ class Context:
             struct.pack_into("<Q", view, self._fast_frames_gpa + k * layout.FAST_FRAME_SIZE + 24,
                              value & 0xFFFF_FFFF_FFFF_FFFF)
         self._fast_ids = ids
+
+    def set_fast_read(self, trampoline: int, page_gva: int = 0, page_gpa: int = 0) -> None:
+        """Serve read(2) through the vDSO's __kvmsentry_fast_read, or not (``trampoline`` 0).
+
+        ``trampoline`` is the guest address of the process's
+        __kvmsentry_fast_read; ``page_gva``/``page_gpa`` locate its
+        fast-read page (kvmsentry/kernel/fastread.py), whose top holds the
+        trampoline's scratch stack. Writes this vCPU's read frame
+        (runtime.S vcpu_fast_read); call with the BKL held while the
+        task is stopped (its own thread, or before it first runs).
+        """
+        if trampoline:
+            vdso = self.platform.vdso
+            self._fast_read_page_gpa = page_gpa
+            self._fast_read_end = trampoline + vdso.fast_read_marks["end"]
+            self._fast_read_out_rip = trampoline + vdso.fast_read_marks["out"] + 2
+            _FRAME.pack_into(self._view, self._fast_read_frame_gpa, trampoline, _USER_CS,
+                             USER_RFLAGS_INIT, page_gva + x86.PAGE_SIZE, _USER_DS)
+        else:
+            struct.pack_into("<Q", self._view, self._fast_read_mask_gpa, 0)
+            struct.pack_into("<Q", self._view, self._fast_read_frame_gpa, 0)
+            self._fast_read_end = 0
+            self._fast_read_out_rip = -1
+        self._fast_read = trampoline
+
+    def set_fast_read_fds(self, mask: int) -> None:
+        """The fds whose read(2) goes to the trampoline: bit n for fd n (< layout.FAST_READ_MAX_FD).
+
+        One aligned 8-byte store in the frame page (read-only to the
+        guest); callable while the vCPU runs. Does nothing while
+        set_fast_read is off (released contexts included).
+        """
+        if self._fast_read:
+            struct.pack_into("<Q", self._view, self._fast_read_mask_gpa,
+                             mask & ((1 << layout.FAST_READ_MAX_FD) - 1))
+
+    def fast_read_on(self) -> bool:
+        """Whether read(2) goes to the vDSO's fast-read trampoline on this vCPU."""
+        return self._fast_read != 0
+
+    def in_fast_read(self, rip: int) -> bool:
+        """Whether ``rip`` is inside this vCPU's fast-read trampoline."""
+        return self._fast_read <= rip < self._fast_read_end
+
+    def fast_read_unwind(self, rip: int) -> int:
+        """Leave the vDSO's __kvmsentry_fast_read, stopped (a kick or a fault) at ``rip``.
+
+        Before its commit (the offset's update) the call is rolled back:
+        the registers are the `syscall`'s again (RAX 0 = read, from the
+        trampoline's scratch stack or its registers) and TRAP_SYSCALL is
+        returned, for the sentry to run the read as if it had exited. At
+        or after it, the call is finished: RAX is the result, the other
+        registers come from the scratch stack, the caller resumes
+        (TRAP_INTERRUPT). The scratch stack is the process's own memory,
+        read as guest input: a process that scribbles there only changes
+        its own registers, as it could anyway.
+        """
+        regs = self.regs
+        marks = self.platform.vdso.fast_read_marks
+        at = rip - self._fast_read
+        if at < marks["saved"]:
+            # Still pushing: RAX is the user RSP, the call's registers are intact.
+            regs.rsp = regs.rax
+            regs.rax = 0
+            finished = False
+        else:
+            top = self._fast_read_page_gpa + x86.PAGE_SIZE
+            rdx, rsi, rdi, rcx, r11, user_rsp = struct.unpack_from("<6Q", self._view, top - 48)
+            finished = marks["commit"] < at < marks["undone"]
+            if not finished:
+                regs.rax = 0
+            if rcx >> 47 and rcx >> 47 != 0x1FFFF:
+                rcx = 0  # the process wrote its scratch stack: a fault at 0, not a sentry error
+            r11 = r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
+            regs.rdx, regs.rsi, regs.rdi, regs.rcx, regs.r11, regs.rsp = rdx, rsi, rdi, rcx, r11, user_rsp
+        self.user_rip = regs.rcx
+        self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
+        self.user_rsp = regs.rsp
+        self.in_runtime = False
+        self._resume_as_is = False
+        self._run_struct.kvm_dirty_regs = _SYNC_REGS
+        if finished:
+            return TRAP_INTERRUPT
+        self.fast_read_rollbacks += 1
+        return TRAP_SYSCALL
 
     def set_user_state(self, rip: int, rsp: int) -> None:
         """Make the thread resume at ``rip`` with stack ``rsp`` (signal delivery, sigreturn)."""
@@ -1046,6 +1164,7 @@ class Context:
         self._thread_id = None
         self._run_struct.immediate_exit = 0
         self._abandon_zap()
+        self.set_fast_read(0)
         self.platform.release_context(self)
 
 

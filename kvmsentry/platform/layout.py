@@ -95,6 +95,14 @@ FAST_FRAME_SIZE = 40
 # (name, x86-64 number): answered by vcpu_syscall_entry without an exit.
 FAST_SYSCALLS = (("getpid", 39), ("getppid", 110), ("gettid", 186), ("getuid", 102),
                  ("geteuid", 107), ("getgid", 104), ("getegid", 108))
+# The exit-free read(2)'s frame (runtime.S fast_read): rip = the vDSO's
+# __kvmsentry_fast_read (0: read exits as any call), rsp = the top of the
+# process's fast-read page (kvmsentry/kernel/fastread.py), cs/ss the user's.
+FAST_READ_FRAME = len(FAST_SYSCALLS) + 1
+# In the frame page: the served-fd mask (u64): bit n set sends read(2) of
+# fd n to the trampoline through the read frame; every other read exits.
+FAST_READ_MASK_OFFSET = 0x180
+FAST_READ_MAX_FD = 64
 # Inside the frame page: [FRAME_OFFSET, +40) is the iret frame rip, cs,
 # rflags, rsp, ss. guest/runtime.S repeats these offsets (a unit test checks).
 FRAME_OFFSET = 0xF00

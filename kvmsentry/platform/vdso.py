@@ -76,6 +76,13 @@ class Vdso:
         self.fast_return_size = symbols["__kvmsentry_fr_end"] - start
         self.fast_return_marks = {name: symbols["__kvmsentry_fr_" + name] - start
                                   for name in ("swapped", "flags", "sahf", "unswapped", "jump")}
+        # The exit-free read(2)'s trampoline (guest/vdso.c __kvmsentry_fast_read):
+        # its offset and the offsets of its marks (saved, commit, return,
+        # undone, out, end), for Context.fast_read_unwind.
+        start = symbols["__kvmsentry_fast_read"]
+        self.fast_read_offset = start
+        self.fast_read_marks = {name: symbols["__kvmsentry_frd_" + name] - start
+                                for name in ("saved", "commit", "return", "undone", "out", "end")}
 
     @property
     def size(self) -> int:

@@ -31,6 +31,8 @@ def _defines():
     ("FRAME_PAGE_OFFSET", layout.FRAME_PAGE_OFFSET),
     ("FAST_FRAMES_OFFSET", layout.FAST_FRAMES_OFFSET),
     ("FAST_FRAME_SIZE", layout.FAST_FRAME_SIZE),
+    ("FAST_READ_FRAME", layout.FAST_READ_FRAME),
+    ("FAST_READ_MASK_OFFSET", layout.FAST_READ_MASK_OFFSET),
     ("RING_WAIT_PORT", layout.RING_WAIT_PORT),
     ("RING_AREA_GVA", layout.RING_AREA_GVA),
     ("RING_SPIN_OFFSET", layout.RING_SPIN_OFFSET),
@@ -80,9 +82,13 @@ def test_ring_withdrawn_bit_matches_layout():
 
 
 def test_fast_frames_fit_below_the_iret_frame():
-    # The fast frames, then the ring path's answer frame, then its spin budget.
-    end = layout.FAST_FRAMES_OFFSET + (len(layout.FAST_SYSCALLS) + 1) * layout.FAST_FRAME_SIZE
-    assert end <= layout.RING_SPIN_OFFSET and layout.RING_SPIN_OFFSET + 8 <= layout.FRAME_OFFSET
+    # The fast frames, the ring path's answer frame, the read frame, the
+    # served-fd mask, then the ring's spin budget.
+    end = layout.FAST_FRAMES_OFFSET + (layout.FAST_READ_FRAME + 1) * layout.FAST_FRAME_SIZE
+    assert end <= layout.FAST_READ_MASK_OFFSET
+    assert layout.FAST_READ_MASK_OFFSET + 8 <= layout.RING_SPIN_OFFSET
+    assert layout.RING_SPIN_OFFSET + 8 <= layout.FRAME_OFFSET
+    assert layout.FAST_READ_MAX_FD == 64  # the stub's `cmp $64, %rdi`
 
 
 def test_vcpu_stub_fast_blocks_are_where_the_platform_looks():
@@ -102,7 +108,24 @@ def test_vcpu_stub_fast_blocks_are_where_the_platform_looks():
         target = stub_base + out + 3 + 12 * k + 10 + disp
         assert target == (layout.VCPU_AREA_GVA + layout.FRAME_PAGE_OFFSET + layout.FAST_FRAMES_OFFSET
                           + k * layout.FAST_FRAME_SIZE)
-    assert rt.symbols["vcpu_stub_end"] - stub_base == out + 3 + 12 * len(layout.FAST_SYSCALLS)
+    # Then the read block: cmp $64, %rdi; jae out; bt %rdi, <mask>; jnc out;
+    # mov %rsp,%rax; lea <read frame>,%rsp; iretq.
+    read = out + 3 + 12 * len(layout.FAST_SYSCALLS)
+    code = rt.vcpu_stub
+    assert rt.symbols["vcpu_fast_read"] - stub_base == read
+    assert code[read:read + 4] == bytes.fromhex("4883ff40") and code[read + 4] == 0x73
+    assert code[read + 6:read + 10] == bytes.fromhex("480fa33d")  # bt %rdi, disp32(%rip)
+    disp = int.from_bytes(code[read + 10:read + 14], "little", signed=True)
+    assert stub_base + read + 14 + disp == (layout.VCPU_AREA_GVA + layout.FRAME_PAGE_OFFSET
+                                            + layout.FAST_READ_MASK_OFFSET)
+    assert code[read + 14] == 0x73  # jnc rel8
+    go = rt.symbols["vcpu_fast_read_go"] - stub_base
+    assert go == read + 16 and code[go:go + 3] == bytes.fromhex("4889e0")
+    disp = int.from_bytes(code[go + 6:go + 10], "little", signed=True)
+    assert stub_base + go + 10 + disp == (layout.VCPU_AREA_GVA + layout.FRAME_PAGE_OFFSET
+                                          + layout.FAST_FRAMES_OFFSET
+                                          + layout.FAST_READ_FRAME * layout.FAST_FRAME_SIZE)
+    assert rt.symbols["vcpu_stub_end"] - stub_base == go + 12
 
 
 def test_vcpu_stub_dispatches_each_fast_syscall_to_its_block():
@@ -113,7 +136,10 @@ def test_vcpu_stub_dispatches_each_fast_syscall_to_its_block():
     code = rt.vcpu_stub
     out = rt.symbols["vcpu_syscall_out"] - stub_base
     targets = {}
-    i = 0
+    # First `test %rax,%rax; jz rel32` to the read block.
+    assert code[0:5] == bytes.fromhex("4885c00f84")
+    assert 9 + int.from_bytes(code[5:9], "little", signed=True) == out + 3 + 12 * len(layout.FAST_SYSCALLS)
+    i = 9
     while i < out:
         if code[i:i + 3] == bytes.fromhex("4883f8"):  # cmp $imm8, %rax
             nr, i = code[i + 3], i + 4

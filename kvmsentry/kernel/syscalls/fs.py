@@ -24,6 +24,7 @@ from kvmsentry.abi.structs import (
     IOVEC, LINUX_DIRENT64_HEADER, PROC_SUPER_MAGIC, ST_VALID, STAT, STATX, STATX__RESERVED, STATX_BASIC_STATS, TMPFS_MAGIC,
     UIO_MAXIOV, Stat, pack_statfs,
 )
+from kvmsentry.kernel import fastread
 from kvmsentry.kernel import files as F
 from kvmsentry.kernel.fd import (
     FIOCLEX, FIONBIO, FIONCLEX, MAX_RW_COUNT, O_APPEND, O_CLOEXEC,
@@ -185,14 +186,19 @@ def sys_read(task, fd, buf, count):
     ``count`` bytes at most (clamped to MAX_RW_COUNT). EBADF for a fd not
     open for reading, EISDIR for a directory, EFAULT for a bad buffer.
     """
+    fd = to_int(fd)
     file = _readable(task, fd)
     count = _clamp(count, buf)
     if count <= CHUNK:  # the hot path: one host read, one copy
         data = file.read(count)
         if data:
             task.mm.copy_out(buf, data)
-        return len(data)
-    return _read_segments(task, file, [(buf, count)])
+        n = len(data)
+    else:
+        n = _read_segments(task, file, [(buf, count)])
+    # A cached regular file: serve its next reads inside the guest (fastread.py).
+    fastread.after_read(task, fd, file, n, count)
+    return n
 
 
 @syscall("write")

@@ -16,7 +16,7 @@ import signal
 import stat as _stat
 import struct
 
-from kvmsentry.kernel import sched, signals
+from kvmsentry.kernel import fastread, sched, signals
 from kvmsentry.kernel.files import (
     AT_FDCWD, HOST, MEM, lookup, may_exec, mounts_of, read_path, to_int,
 )
@@ -114,6 +114,7 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     if flags & CLONE_VM:
         mm = task.mm
         mm.users += 1
+        fastread.drop_entries(mm)  # a vfork child shares the memory: reads exit again
         if not flags & CLONE_VFORK:
             kernel.note_once("clone-vm", "CLONE_VM without CLONE_THREAD: two processes share memory")
     else:
@@ -146,6 +147,7 @@ def _clone_thread(task: Task, flags: int, stack: int, parent_tid: int, child_tid
     process = task.process
     mm = task.mm
     mm.users += 1
+    fastread.drop_entries(mm)  # two tasks in one memory: reads exit again
     child = Task(tid=tid, process=process, mm=mm, fds=_child_fds(task, flags),
                  sigmask=task.sigmask, comm=task.comm)
     _start_child_cpu(task, child, flags, stack, parent_tid, child_tid, tls)

@@ -15,7 +15,7 @@ import errno
 
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel.fd import (
-    DT_DIR, O_APPEND, O_LARGEFILE, OPEN_ONLY_FLAGS, SEEK_CUR, SEEK_DATA, SEEK_END,
+    DT_DIR, O_APPEND, O_DIRECT, O_LARGEFILE, OPEN_ONLY_FLAGS, SEEK_CUR, SEEK_DATA, SEEK_END,
     SEEK_HOLE, SEEK_SET, Dirent, File,
 )
 from kvmsentry.kernel.syscalls.table import SyscallError
@@ -140,6 +140,10 @@ class RegularFile(File):
         super().__init__(flags, guest_path)
         self.inode = inode
         self.pos = 0
+
+    def fast_readable(self) -> bool:
+        # Its InodeMapping tells the fast readers of every change (pagecache.py).
+        return not self.flags & O_DIRECT
 
     def read(self, n: int) -> bytes:
         pos = self.pos
