@@ -277,6 +277,15 @@ vcpu_stub_end:
     .globl vcpu_ring_entry
 vcpu_ring_entry:
     FAST_DISPATCH ring_fast_read
+    jmp vcpu_ring_post
+/* read(2) on the ring path: the trampoline for a served fd, else posted
+ * to the ring like any other call. */
+ring_fast_read:
+    cmp $64, %rdi
+    jae vcpu_ring_post
+    bt %rdi, vcpu0_fast_frames - FAST_FRAMES_OFFSET + FAST_READ_MASK_OFFSET(%rip)
+    jnc vcpu_ring_post
+    jmp vcpu_fast_read_go
     /* Kicked before this label, the call is handed to the sentry as a
      * plain syscall (kvm.py Context._interrupted): nothing is posted yet. */
     .globl vcpu_ring_post
@@ -320,13 +329,5 @@ ring_done:
     mov %rsp, %rax
     lea vcpu0_fast_frames + 7 * FAST_FRAME_SIZE(%rip), %rsp
     iretq
-/* read(2) on the ring path: the trampoline for a served fd, else posted
- * to the ring like any other call. */
-ring_fast_read:
-    cmp $64, %rdi
-    jae vcpu_ring_post
-    bt %rdi, vcpu0_fast_frames - FAST_FRAMES_OFFSET + FAST_READ_MASK_OFFSET(%rip)
-    jnc vcpu_ring_post
-    jmp vcpu_fast_read_go
     .globl vcpu_ring_end
 vcpu_ring_end:

@@ -452,8 +452,12 @@ def drop_mm(mm) -> None:
 def fault(kernel, task) -> None:
     """A CPU exception inside the trampoline (BKL held).
 
-    A page fault in a window maps WINDOW_FAULT_PAGES of it; any other is
-    resolved as usual if it can be. Then the call is rolled back and run
+    A page fault in a window maps its 2 MiB block (or WINDOW_FAULT_PAGES
+    of it); any other page fault is resolved as usual if it can be. A
+    resolved fault resumes the trampoline where it faulted, as any page
+    fault resumes the program, unless a signal is pending (its frame must
+    be built on the caller's state, not the trampoline's) or the same
+    fault comes back at once. Otherwise the call is rolled back and run
     through the exit path (its answer is Linux's: EFAULT for a bad
     buffer), or finished if it had committed.
     """
@@ -462,6 +466,7 @@ def fault(kernel, task) -> None:
     from kvmsentry.vm.memory import OutOfGuestMemory
     ctx = task.context
     f = ctx.fault
+    resolved = False
     if f.vector == x86.X86_TRAP_PF:
         mm = task.mm
         vma = mm.find_vma(f.cr2)
@@ -475,14 +480,20 @@ def fault(kernel, task) -> None:
             try:  # reusing the frames of the block two behind (a sequential reader is done with it)
                 if not mm.map_file_huge(vma, block, block - 2 * HUGE_PAGE_SIZE):
                     mm.populate(start, min(vma.end, start + span))
+                resolved = (f.cr2 >> 12) in mm.pages
             except OutOfGuestMemory:
                 fr.give_up(vma)
         else:
             try:
-                mm.handle_fault(f.cr2, write=bool(f.error_code & x86.X86_PF_WRITE),
-                                execute=bool(f.error_code & x86.X86_PF_INSTR))
+                resolved = mm.handle_fault(f.cr2, write=bool(f.error_code & x86.X86_PF_WRITE),
+                                           execute=bool(f.error_code & x86.X86_PF_INSTR)) == 0
             except OutOfGuestMemory:
                 pass  # the exit path's read answers (EFAULT, or the memory comes back)
+        key = (ctx.user_rip, f.cr2, mm.drops)
+        if resolved and key != task.fast_read_fault and not task.signal_pending():
+            task.fast_read_fault = key
+            return  # resume the trampoline at the faulting instruction
+    task.fast_read_fault = None
     if ctx.fast_read_unwind(ctx.user_rip) == TRAP_SYSCALL:
         kernel.syscall(task)
 

@@ -263,7 +263,9 @@ class MemoryManager:
         hidden = False
         for vma in self._split_range(start, end):
             self._drop_pages(vma.start, vma.end)
-            i = self.vmas.index(vma)
+            # Its place by its start (unique, sorted), not list.index: that
+            # compares VMAs field by field (dataclass __eq__).
+            i = bisect.bisect_left(self._starts, vma.start)
             del self.vmas[i]
             del self._starts[i]
             hidden = hidden or vma.hidden
@@ -424,6 +426,10 @@ class MemoryManager:
             return False
         spare = self.take_huge(vma, recycle) if recycle is not None else None
         gpa = read_huge(vma.file_index(first), spare)
+        if spare is not None and gpa != spare:  # unused: freed after the guest's flush
+            frames = list(range(spare, spare + HUGE_PAGE_SIZE, PAGE_SIZE))
+            if not self.address_space.defer_release(frames):
+                self.memory.put_frames(frames)
         if gpa is None:
             return False
         gpas = range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)
@@ -442,7 +448,9 @@ class MemoryManager:
         Only a block mapped from one aligned run of the cache's frames that
         nothing but this VMA maps (reference count 2: the cache and us);
         its page-directory entry is cleared (the guest flushes before it
-        runs again). The file's pages are read again if touched again.
+        runs again; a caller that frees the run instead of reusing it goes
+        through AddressSpace.defer_release, as _drop_pages). The file's
+        pages are read again if touched again.
         """
         if (block & (HUGE_PAGE_SIZE - 1) or block < vma.start or block + HUGE_PAGE_SIZE > vma.end
                 or not vma.shared or vma.prot & PROT_WRITE or vma.mapping is None

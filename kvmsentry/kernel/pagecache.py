@@ -355,44 +355,41 @@ class HostMapping(FileMapping):
         reference each, any content; MemoryManager.take_huge), used
         before fresh frames from GuestMemory.alloc_huge: writing fresh
         guest memory costs the host a page fault per 4 KiB (~4x the read
-        itself here), memory already touched does not. An unused
-        ``spare`` is freed. (A host thread reading the next run ahead was
+        itself here), memory already touched does not. The run returned
+        is ``spare`` when it was used; an unused one stays the caller's.
+        (A host thread reading the next run ahead was
         tried: its GIL hand-offs cost the sentry more than it saved on
         this loaded 2-CPU machine; BENCHMARKS.md.)
         """
         memory = self.cache.memory
-        try:
-            if (index + 512) << PAGE_SHIFT > self._size:
+        if (index + 512) << PAGE_SHIFT > self._size:
+            return None
+        pages = self.pages
+        span = range(index, index + 512)
+        first = pages.get(index)
+        if first is not None:
+            if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
+                                                  for i in span):
                 return None
-            pages = self.pages
-            span = range(index, index + 512)
-            first = pages.get(index)
-            if first is not None:
-                if first & (HUGE_PAGE_SIZE - 1) or any(pages.get(i) != first + ((i - index) << PAGE_SHIFT)
-                                                      for i in span):
-                    return None
-                self.cache.touch(self)
-                return first
-            if not pages.keys().isdisjoint(span):
-                return None
-            gpa, spare = (spare, None) if spare is not None else (memory.alloc_huge(), None)
-            if gpa is None:
-                return None
-            view = memory.view[gpa:gpa + HUGE_PAGE_SIZE]
-            n = 0
-            fd = self._open()
-            if fd is not None:
-                try:
-                    n = os.preadv(fd, [view], index << PAGE_SHIFT)
-                except OSError:
-                    n = 0  # a host I/O error: zeros rather than a sentry failure
-            if n < HUGE_PAGE_SIZE:  # a reused run holds old data
-                view[n:] = bytes(HUGE_PAGE_SIZE - n)
-            self._install_huge(index, gpa)
-            return gpa
-        finally:
-            if spare is not None:
-                memory.put_frames(range(spare, spare + HUGE_PAGE_SIZE, PAGE_SIZE))
+            self.cache.touch(self)
+            return first
+        if not pages.keys().isdisjoint(span):
+            return None
+        gpa = spare if spare is not None else memory.alloc_huge()
+        if gpa is None:
+            return None
+        view = memory.view[gpa:gpa + HUGE_PAGE_SIZE]
+        n = 0
+        fd = self._open()
+        if fd is not None:
+            try:
+                n = os.preadv(fd, [view], index << PAGE_SHIFT)
+            except OSError:
+                n = 0  # a host I/O error: zeros rather than a sentry failure
+        if n < HUGE_PAGE_SIZE:  # a reused run holds old data
+            view[n:] = bytes(HUGE_PAGE_SIZE - n)
+        self._install_huge(index, gpa)
+        return gpa
 
     def forget_huge(self, index: int) -> None:
         """Drop pages [index, index + 512) from the cache without releasing

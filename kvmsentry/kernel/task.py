@@ -188,6 +188,9 @@ class Task:
     # times in a row it came back (Kernel._check_fault_loop).
     fault_key: Any = None
     fault_repeats: int = 0
+    # The last fault resolved inside the exit-free read's trampoline
+    # (kvmsentry/kernel/fastread.py fault): the same again is rolled back.
+    fast_read_fault: Any = None
 
     @property
     def pid(self) -> int:

@@ -810,10 +810,15 @@ class Context:
             return self._interrupted_in_stub(self._vcpu_entry)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
-            if self._fast_read <= rip < self._fast_read_end:
-                return self.fast_read_unwind(rip)
             if self._fast_return <= rip < self._fast_return + self.platform.vdso.fast_return_size:
                 self._finish_fast_return()
+                return TRAP_INTERRUPT
+            if self._fast_read <= rip < self._fast_read_end:
+                if not self._event_in_flight():
+                    return self.fast_read_unwind(rip)
+                # An exception in flight, as below: resumed as is it traps
+                # at once, and the fault path unwinds the trampoline.
+                self.in_runtime = True
                 return TRAP_INTERRUPT
             if self._event_in_flight():
                 # KVM stopped while delivering an exception (a page fault of

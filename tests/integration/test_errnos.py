@@ -46,3 +46,11 @@ def test_errnos(guests, toolchain, run_native, run_sentry, assert_same, tmp_path
     assert native.returncode == 0, native.stderr.decode(errors="replace")
     assert native.stdout.endswith(b"\ndone\n")
     assert_same(native, sentry)
+
+
+def test_read_into_a_bad_buffer_keeps_the_offset(guests, run_both, assert_same):
+    """read(2)/readv(2) of a regular file into a bad buffer advance the
+    offset by the bytes stored only (tests/guests/read_efault.c)."""
+    native, sentry = run_both([guests["read_efault"]])
+    assert b"bad read -1" in native.stdout
+    assert_same(native, sentry)

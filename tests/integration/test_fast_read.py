@@ -79,9 +79,9 @@ def _profile(run_sentry, tmp_path, argv, options=()):
 
 
 def test_sha256sum_reads_take_no_exits(busybox, run_sentry, tmp_path):
-    # 8 MiB in 4 KiB reads: 2,049 reads. The first exits, as does one read
-    # per 2 MiB window block the trampoline faults on (rolled back to the
-    # exit path), and a few a kick stops in the trampoline.
+    # 8 MiB in 4 KiB reads: 2,049 reads. The first exits, and a few that a
+    # kick stops in the trampoline; a fault on a window block not mapped
+    # yet maps it and resumes the trampoline (one exit per 2 MiB, a fault).
     path = _data_file(tmp_path, 8 << 20)
     done, data = _profile(run_sentry, tmp_path, [busybox, "sha256sum", str(path)])
     assert data["fast_reads"] >= 1900, data

@@ -115,6 +115,17 @@ def _read_iovec(task, iov_gva: int, iovcnt: int) -> list[tuple[int, int]]:
     return iovs
 
 
+def _unread(file: File, n: int) -> None:
+    """Move ``file``'s offset back over ``n`` bytes read but not stored (a bad
+    buffer): Linux advances it by the bytes copied only (mm/filemap.c
+    filemap_read). Streams (pipes, terminals) cannot seek: left as they are."""
+    if n:
+        try:
+            file.lseek(-n, SEEK_CUR)
+        except (OSError, SyscallError):
+            pass
+
+
 def _read_segments(task, file: File, iovs: list[tuple[int, int]],
                    offset: int | None = None) -> int:
     """Read into guest buffers ``iovs`` (base, len) in CHUNK-sized host reads.
@@ -143,6 +154,8 @@ def _read_segments(task, file: File, iovs: list[tuple[int, int]],
                 if seg_off == length:
                     seg, seg_off = seg + 1, 0
         except GuestFault:
+            if offset is None:
+                _unread(file, len(data) - pos)
             if done + pos == 0:
                 raise
             return done + pos
@@ -192,7 +205,11 @@ def sys_read(task, fd, buf, count):
     if count <= CHUNK:  # the hot path: one host read, one copy
         data = file.read(count)
         if data:
-            task.mm.copy_out(buf, data)
+            try:
+                task.mm.copy_out(buf, data)
+            except GuestFault:
+                _unread(file, len(data))
+                raise
         n = len(data)
     else:
         n = _read_segments(task, file, [(buf, count)])
