@@ -482,9 +482,6 @@ class Context:
         self._vcpu_stub_end = symbols["vcpu_stub_end"] + slot_shift
         self._ring_entry = symbols["vcpu_ring_entry"] + slot_shift
         self._ring_post = symbols["vcpu_ring_post"] + slot_shift
-        # ring_fast_read (runtime.S) tests the fd and jumps: registers as at entry.
-        self._ring_fast_read = symbols["ring_fast_read"] + slot_shift
-        self._ring_end = symbols["vcpu_ring_end"] + slot_shift
         self._ring_wait_return_rip = symbols["vcpu_ring_wait_out"] + slot_shift + 2
         self._ring_syscall_return_rip = symbols["vcpu_ring_syscall_out"] + slot_shift + 2
         self._plain_entry = symbols["syscall_entry"]
@@ -800,13 +797,13 @@ class Context:
         rip = self.regs.rip
         if self._vcpu_entry <= rip < self._vcpu_stub_end:
             return self._interrupted_in_stub(rip)
-        if self._ring_entry <= rip < self._ring_post or self._ring_fast_read <= rip < self._ring_end:
+        if self._ring_entry <= rip < self._ring_post:
             # In the ring entry's FAST_DISPATCH: as in vcpu_syscall_entry's,
             # the call goes to the exit path, so that a pending signal is
             # delivered (resumed as is, a loop of exit-free calls would be
             # kicked back into the stub again and again: fast_ids under a
-            # 1 ms ITIMER_REAL took seconds per tick). The same in
-            # ring_fast_read, before it posts or jumps to the trampoline.
+            # 1 ms ITIMER_REAL took seconds per tick). ring_fast_read (the
+            # fd test before the trampoline) is in this range too.
             return self._interrupted_in_stub(self._vcpu_entry)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
