@@ -802,7 +802,8 @@ class Context:
             # the call goes to the exit path, so that a pending signal is
             # delivered (resumed as is, a loop of exit-free calls would be
             # kicked back into the stub again and again: fast_ids under a
-            # 1 ms ITIMER_REAL took seconds per tick).
+            # 1 ms ITIMER_REAL took seconds per tick). ring_fast_read (the
+            # fd test before the trampoline) is in this range too.
             return self._interrupted_in_stub(self._vcpu_entry)
         self.in_runtime = _KERNEL_HALF <= rip
         if not self.in_runtime:
@@ -903,20 +904,26 @@ class Context:
         """The thread exited: unmap its request page and give the frame back.
 
         The address space's other vCPUs may cache the entry: they flush
-        before they run on (kicked now), and the frame is freed like a
-        retired page table, after a flush. A poller that outlived its task
-        (KvmPlatform never waits for it forever) writes a host word instead.
+        before they run on (kicked now), and the frame is freed only after
+        such a flush (AddressSpace.defer_release, as munmap's frames), or,
+        with no other vCPU there, like a retired page table. A poller that
+        outlived its task (KvmPlatform never waits for it forever) writes a
+        host word instead.
         """
-        if self._request_gpa is None:
+        gpa = self._request_gpa
+        if gpa is None:
             return
         address_space = self.address_space
+        deferred = False
         if not address_space.destroyed:
             address_space.unmap(self._request_gva)
             for other in tuple(address_space.contexts):
                 if other is not self:
                     other._tlb_stale = True
                     other.kick()
-        self.platform.retire_tables([self._request_gpa])
+            deferred = address_space.defer_release([gpa])
+        if not deferred:
+            self.platform.retire_tables([gpa])
         self.ring_state = ffi.new("uint32_t *")
         self._request_gpa = None
 

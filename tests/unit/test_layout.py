@@ -166,3 +166,23 @@ def test_vdso_trampoline_marks_are_in_order():
     marks = vdso.fast_return_marks
     assert 0 < marks["swapped"] < marks["flags"] < marks["sahf"] < marks["unswapped"] < marks["jump"]
     assert marks["jump"] < vdso.fast_return_size
+
+
+def test_nothing_is_posted_before_vcpu_ring_post():
+    """Context._interrupted hands a call kicked in [vcpu_ring_entry, vcpu_ring_post)
+    to the exit path: no instruction there may touch the request page."""
+    capstone = pytest.importorskip("capstone")
+    from kvmsentry.platform.kvm import Runtime
+    rt = Runtime.load()
+    stub_base = layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET
+    start, post, end = (rt.symbols[n] for n in ("vcpu_ring_entry", "vcpu_ring_post", "vcpu_ring_end"))
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.detail = True
+    touches = []
+    for insn in md.disasm(rt.vcpu_stub[start - stub_base:end - stub_base], start):
+        for op in insn.operands:
+            if op.type == capstone.x86.X86_OP_MEM and op.mem.base == capstone.x86.X86_REG_RIP:
+                target = insn.address + insn.size + op.mem.disp
+                if layout.RING_AREA_GVA <= target < layout.RING_AREA_GVA + 0x1000:
+                    touches.append(insn.address)
+    assert touches and min(touches) >= post
