@@ -38,6 +38,7 @@ from kvmsentry.kernel.syscalls.pipe import pipe_fcntl
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.kernel.vfs import perm
 from kvmsentry.kernel.vfs.inode import DirInode
+from kvmsentry.kernel.vfs.hostbind import HostRWFile
 from kvmsentry.kernel.vfs.file import RegularFile, add_seals, check_size, copy_data, get_seals
 
 # include/uapi/linux/fcntl.h
@@ -1392,7 +1393,7 @@ def sys_ftruncate(task, fd, length):
     if file.flags & O_PATH:
         raise SyscallError(errno.EBADF)
     length = to_s64(length)
-    if length < 0 or not file.writable or not isinstance(file, RegularFile):
+    if length < 0 or not file.writable or not isinstance(file, (RegularFile, HostRWFile)):
         raise SyscallError(errno.EINVAL)
     file.truncate(length)
     return 0
