@@ -120,6 +120,13 @@ def _pass_through_user_isa(cpuid) -> None:
                 setattr(entry, register, getattr(entry, register) | host_bits)
 
 
+
+def _noncanonical(address: int) -> bool:
+    """Whether a 64-bit ``address`` is not canonical: bits 63..47 not all
+    equal (Intel SDM vol. 1, 3.3.7.1); loading one into RIP is a #GP."""
+    top = address >> 47
+    return top != 0 and top != 0x1FFFF
+
 class PlatformError(RuntimeError):
     """The VM did something the sentry cannot explain (a sentry bug or host failure)."""
 
@@ -628,7 +635,7 @@ class Context:
             self._resume_as_is = False
         elif self._started:
             rip = self.user_rip
-            if rip >> 47 and rip >> 47 != 0x1FFFF:
+            if _noncanonical(rip):
                 raise PlatformError(f"return to non-canonical RIP {rip:#x}")
             _FRAME.pack_into(self._view, self._frame_gpa, rip, _USER_CS,
                              self.user_rflags, self.user_rsp, _USER_DS)
@@ -665,7 +672,7 @@ class Context:
                     # may set with popf are taken (never IOPL).
                     if ((rip != self._vcpu_syscall_return_rip and rip != self._syscall_return_rip
                             and rip != self._ring_syscall_return_rip and rip != self._fast_read_out_rip)
-                            or (rcx >> 47 and rcx >> 47 != 0x1FFFF)):
+                            or _noncanonical(rcx)):
                         return self._forged_exit()
                     self.user_rip = rcx
                     self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
@@ -673,7 +680,7 @@ class Context:
                     return TRAP_SYSCALL
                 if port == _RING_WAIT_PORT:
                     rcx = regs.rcx
-                    if regs.rip != self._ring_wait_return_rip or (rcx >> 47 and rcx >> 47 != 0x1FFFF):
+                    if regs.rip != self._ring_wait_return_rip or _noncanonical(rcx):
                         return self._forged_exit()
                     self.user_rip = rcx
                     self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
@@ -944,7 +951,7 @@ class Context:
         answers with :meth:`ring_exit`.
         """
         value = result & 0xFFFF_FFFF_FFFF_FFFF
-        if value >> 47 and value >> 47 != 0x1FFFF:
+        if _noncanonical(value):
             return False
         struct.pack_into("<Q", self._view, self._ring_frame_gpa + 24, value)
         self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_DONE
@@ -997,7 +1004,7 @@ class Context:
             if offset:
                 regs.rsp = regs.rax
             regs.rax = layout.FAST_SYSCALLS[block][1]
-        if regs.rcx >> 47 and regs.rcx >> 47 != 0x1FFFF:
+        if _noncanonical(regs.rcx):
             regs.rcx = 0  # ring 3 jumped into the stub: a fault at 0, not a sentry error
         self.user_rip = regs.rcx
         self.user_rflags = regs.r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
@@ -1099,7 +1106,7 @@ class Context:
             finished = marks["commit"] < at < marks["undone"]
             if not finished:
                 regs.rax = 0
-            if rcx >> 47 and rcx >> 47 != 0x1FFFF:
+            if _noncanonical(rcx):
                 rcx = 0  # the process wrote its scratch stack: a fault at 0, not a sentry error
             r11 = r11 & _USER_RFLAGS_MASK | USER_RFLAGS_INIT
             regs.rdx, regs.rsi, regs.rdi, regs.rcx, regs.r11, regs.rsp = rdx, rsi, rdi, rcx, r11, user_rsp

@@ -111,13 +111,7 @@ class HostInode:
     def lookup(self, name: bytes) -> "HostInode | None":
         """The host entry ``name`` in this host directory, or None (lookup_host)."""
         base = self.host_path
-        host_path = (b"" if base == b"/" else base) + b"/" + name
-        try:
-            return HostInode(host_path, os.lstat(host_path))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as e:
-            raise SyscallError(e.errno or errno.EIO) from None
+        return self.lookup_host((b"" if base == b"/" else base) + b"/" + name)
 
     def empty(self) -> bool:
         with host_call(os.scandir, self.host_path) as it:
