@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -249,7 +248,10 @@ class Kernel:
         """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12) bytes."""
         if not self.randomize:
             return 0
-        return secrets.randbits(MMAP_RND_BITS) << 12
+        # os.urandom, not the secrets module: it would import hmac, hashlib
+        # and random (~4 ms of every start) for the same bits.
+        bits = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1)
+        return bits << 12
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe
