@@ -363,6 +363,7 @@ def _boot(args) -> int:
         return EXIT_SENTRY_FAILURE
     kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit,
                     binds=getattr(args, "binds", ()), syscall_path=args.syscall_path)
+    kernel.free_at_exit = False  # run() ends in os._exit: the host frees guest memory
     try:
         task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed,
                                  creds=Credentials(uid, uid, uid, gid, gid, gid))
