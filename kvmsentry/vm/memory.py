@@ -32,6 +32,9 @@ _ONES_512 = array.array("H", [1]) * 512
 # madvise(2) advice (Linux 5.14, include/uapi/asm-generic/mman-common.h);
 # Python's mmap module does not name it.
 MADV_POPULATE_WRITE = 23
+# alloc_huge has the host back the next 2 MiB block on another thread
+# (_Prefetcher); KVMSENTRY_PREFETCH_HUGE=0 turns that off (to measure it).
+PREFETCH_HUGE = os.environ.get("KVMSENTRY_PREFETCH_HUGE", "1") != "0"
 # The first extent of guest memory made known to KVM (bytes); each further
 # one doubles what is exposed, up to the guest's size.
 EXTENT_MIN = 64 << 20
@@ -85,12 +88,15 @@ class GuestMemory:
         # Called with a number of frames wanted when none is free (the page
         # cache's shrink); returns how many it freed.
         self.reclaim = None
+        self._prefetcher: _Prefetcher | None = None
 
     @property
     def closed(self) -> bool:
         return self._map.closed
 
     def close(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.stop()
         self.view.release()
         self._map.close()
 
@@ -162,6 +168,12 @@ class GuestMemory:
         self._free.extend(range(self._next, first))  # never touched: still zero
         self._refcount[first:first + 512] = _ONES_512
         self._populate(first << PAGE_SHIFT, 512 << PAGE_SHIFT)
+        if first + 1024 <= self.nframes and PREFETCH_HUGE:
+            # The next alloc_huge will most likely return the block just
+            # above: have the host back it meanwhile (see _Prefetcher).
+            if self._prefetcher is None:
+                self._prefetcher = _Prefetcher(self.hva)
+            self._prefetcher.request((first + 512) << PAGE_SHIFT, 512 << PAGE_SHIFT)
         self._next = first + 512
         self.frames_in_use += 512
         return first << PAGE_SHIFT
@@ -252,3 +264,64 @@ class GuestMemory:
 
     def zero(self, gpa: int, length: int) -> None:
         self.view[gpa:gpa + length] = bytes(length)
+
+
+class _Prefetcher:
+    """A host thread that populates the 2 MiB block alloc_huge will hand out next.
+
+    Huge frames come from the never-used top of guest memory in ascending
+    order, so after one the next is known. Populating a block (the host
+    allocates and zeroes its 512 pages: ~0.6-1 ms here) is most of what a
+    first touch of 2 MiB costs; done on this thread, it overlaps the guest
+    writing the block before, on another core when one is idle. The work
+    is the same (the sentry's CPU time does not drop); only the wait does.
+    A block it populated that is never handed out as a whole stays zero
+    (populating writes nothing), so the allocator may hand its frames out
+    one by one. madvise runs through ctypes, which releases the GIL
+    (mmap.madvise holds it). Errors (EINVAL before Linux 5.14, ENOMEM) are
+    ignored: alloc_huge populates what it hands out itself.
+    """
+
+    def __init__(self, hva: int):
+        import ctypes  # only for programs that use 2 MiB pages
+        self._madvise = ctypes.CDLL(None, use_errno=True).madvise
+        self._madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        self._hva = hva
+        self._want: tuple[int, int] | None = None
+        self._busy = False
+        self._cond = threading.Condition(threading.Lock())
+        threading.Thread(target=self._run, daemon=True, name="kvmsentry-prefetch").start()
+
+    def request(self, gpa: int, length: int) -> None:
+        """Populate [gpa, gpa + length) soon (replaces a request not started yet)."""
+        with self._cond:
+            self._want = (gpa, length)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        """End the thread once it is idle (the memory is about to go)."""
+        self.drain()
+        with self._cond:
+            self._want = (0, 0)  # the stop mark
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until no request is pending or being populated (for tests)."""
+        with self._cond:
+            while self._want is not None or self._busy:
+                self._cond.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._want is None:
+                    self._cond.wait()
+                gpa, length = self._want
+                self._want = None
+                if not length:
+                    return
+                self._busy = True
+            self._madvise(self._hva + gpa, length, MADV_POPULATE_WRITE)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()

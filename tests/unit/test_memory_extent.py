@@ -107,3 +107,28 @@ def test_without_expose_memory_still_grows_and_runs_out():
             memory.alloc_frame()
     finally:
         memory.close()
+
+
+def test_huge_prefetch_keeps_frames_handed_out_meanwhile(monkeypatch):
+    """alloc_huge has a host thread populate the next 2 MiB block
+    (vm.memory._Prefetcher); frames of that block handed out one by one
+    meanwhile keep what is written to them, and the rest stays zero."""
+    monkeypatch.setattr("kvmsentry.vm.memory.PREFETCH_HUGE", True)
+    memory = GuestMemory(16 << 20)
+    try:
+        first = memory.alloc_huge()
+        assert first == 0 and memory._prefetcher is not None
+        frames = [memory.alloc_frame() for _ in range(8)]
+        assert frames[0] == HUGE  # from the block being prefetched
+        for i, gpa in enumerate(frames):
+            memory.write(gpa, bytes([i + 1]) * PAGE_SIZE)
+        memory._prefetcher.request(HUGE, HUGE)  # again, over written frames
+        memory._prefetcher.drain()
+        for i, gpa in enumerate(frames):
+            assert memory.read(gpa, PAGE_SIZE) == bytes([i + 1]) * PAGE_SIZE
+        assert memory.read(HUGE + 8 * PAGE_SIZE, HUGE - 8 * PAGE_SIZE) == bytes(HUGE - 8 * PAGE_SIZE)
+        second = memory.alloc_huge()  # the next aligned block: zero
+        assert second == 2 * HUGE
+        assert memory.read(second, HUGE) == bytes(HUGE)
+    finally:
+        memory.close()
