@@ -259,8 +259,18 @@ class Kernel:
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe
-        reads): canonical, symlinks resolved, inside the guest root."""
+        reads): canonical, symlinks resolved, inside the guest root or
+        beneath the --mount that holds it."""
         real = os.path.realpath(host_path)
+        best = -1
+        guest = None
+        for bind in self.binds:  # a --mount's files are seen at its guest path
+            if len(bind.host) >= best and (real == bind.host
+                                           or real.startswith(bind.host.rstrip("/") + "/")):
+                best = len(bind.host)
+                guest = os.path.join(bind.guest, os.path.relpath(real, bind.host))
+        if guest is not None:
+            return os.path.normpath(guest)
         root = os.path.realpath(self.root or "/")
         if root == "/":
             return real
