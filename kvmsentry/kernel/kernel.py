@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -202,6 +203,11 @@ class Kernel:
                           argv=list(argv), envp=list(envp), cwd=cwd, root=self.root)
         if creds is not None:
             process.creds = creds
+        # execve(2) keeps ignored signals ignored: a guest started by
+        # nohup(1), or by a shell for a background job, ignores what
+        # kvmsentry was started ignoring (those it would forward).
+        for signo in host_ignored_signals():
+            process.sigactions[signo] = struct.pack("<QQQQ", SIG_IGN, 0, 0, 0)
         if self.binds:
             from kvmsentry.kernel.vfs.mount import MountNamespace
             process.mounts = MountNamespace.for_host_root(self.root, self.binds)
@@ -259,8 +265,18 @@ class Kernel:
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe
-        reads): canonical, symlinks resolved, inside the guest root."""
+        reads): canonical, symlinks resolved, inside the guest root or
+        beneath the --mount that holds it."""
         real = os.path.realpath(host_path)
+        best = -1
+        guest = None
+        for bind in self.binds:  # a --mount's files are seen at its guest path
+            if len(bind.host) >= best and (real == bind.host
+                                           or real.startswith(bind.host.rstrip("/") + "/")):
+                best = len(bind.host)
+                guest = os.path.join(bind.guest, os.path.relpath(real, bind.host))
+        if guest is not None:
+            return os.path.normpath(guest)
         root = os.path.realpath(self.root or "/")
         if root == "/":
             return real
@@ -462,7 +478,7 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in HOST_FORWARDED_SIGNALS:
+        for signo in HOST_FORWARDED_SIGNALS - host_ignored_signals():
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
@@ -1079,6 +1095,18 @@ _DEFAULT_TERMINATE = frozenset({
 
 # Signals whose default action stops the process.
 _DEFAULT_STOP = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+
+
+def host_ignored_signals() -> frozenset[int]:
+    """The forwarded signals (HOST_FORWARDED_SIGNALS) kvmsentry itself was
+    started with ignored (SIG_IGN kept across its execve; signal(7)).
+
+    Python leaves an inherited SIG_IGN of these in place at start-up.
+    Ignored, they reach neither kvmsentry nor the guest, which starts with
+    them ignored too, as a native child of the same parent would.
+    """
+    return frozenset(signo for signo in HOST_FORWARDED_SIGNALS
+                     if signal.getsignal(signo) == signal.SIG_IGN)
 
 
 def _interp_reason(err: int, interp: str) -> str:
