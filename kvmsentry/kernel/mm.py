@@ -19,10 +19,11 @@ import bisect
 import dataclasses
 import errno
 import mmap as _mmap
+import weakref
 
 from kvmsentry.vm.memory import OutOfGuestMemory
-from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, PTE_NX, PTE_PRESENT, PTE_PSE,
-                              PTE_RW, PTE_USER)
+from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, PTE_ACCESSED, PTE_DIRTY, PTE_NX,
+                              PTE_PRESENT, PTE_PSE, PTE_RW, PTE_USER)
 
 PROT_NONE = 0
 PROT_READ = _mmap.PROT_READ
@@ -38,6 +39,21 @@ HUGE_MIN_VMA = 4 << 20
 # (a data segment is written all over by relocations: one fault, not one
 # per page).
 SMALL_VMA = 32 * PAGE_SIZE
+# fork(2) gives the child its own copy of up to this many private pages the
+# parent wrote since its previous fork (dirty bit set in their entries)
+# instead of sharing them copy-on-write: a process that forks in a loop (a
+# shell) writes the same stack and heap pages after each fork, and so does
+# the child before it execs; a copy now costs a few µs, the two
+# copy-on-write faults it saves an exit and a guest flush each.
+FORK_COPY_DIRTY = 64
+# The working set of each program image (an immutable host file mapped by
+# execve, Vma.denywrite): {mapping: (file page indices its processes read,
+# those they wrote)}, from the accessed and dirty bits of their entries
+# when each address space is destroyed (exit, execve), a union over every
+# run. execve maps these pages of the new image at once (the written ones
+# as private copies): a program started again takes no fault for them.
+# Bounded by the file's size; only pages still in the page cache are mapped.
+_WORKING_SETS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
@@ -148,6 +164,8 @@ class MemoryManager:
         # has no room after the vDSO.
         self.fastread = None
         self.fastread_refused = False
+        # A 2 MiB page was mapped at some time (fork then copies page by page).
+        self.huge = False
 
     # -- VMA bookkeeping ------------------------------------------------
     def find_vma(self, gva: int) -> Vma | None:
@@ -250,9 +268,76 @@ class MemoryManager:
         """
         vma = self.map_region(start, length, prot, name=name, shared=shared, mapping=mapping,
                               pgoff=offset >> PAGE_SHIFT, may_write=may_write, denywrite=denywrite)
+        if denywrite and not shared and mapping in _WORKING_SETS:
+            self._map_working_set(vma)
         if populate:
             self.populate(vma.start, vma.end)
         return vma
+
+    def _map_working_set(self, vma: Vma) -> None:
+        """Map the pages of program image ``vma`` that earlier runs touched
+        (_WORKING_SETS) and the page cache holds: read ones shared
+        copy-on-write, written ones (in a writable VMA) as private copies.
+        Nothing is read from the file; a page not cached faults as before."""
+        read, written = _WORKING_SETS[vma.mapping]
+        mapping = vma.mapping
+        cached = mapping.pages
+        lo = vma.pgoff
+        hi = min(lo + ((vma.end - vma.start) >> PAGE_SHIFT),
+                 (mapping.size() + PAGE_SIZE - 1) >> PAGE_SHIFT)
+        copy = written if vma.prot & PROT_WRITE else ()
+        flags = vma.pte_flags()
+        if not flags:
+            return
+        shift = (vma.start >> PAGE_SHIFT) - lo  # vpn - file index
+        memory, pages, cow, view = self.memory, self.pages, self.cow, self.view
+        get_frame = memory.get_frame
+        entries = {}
+        try:
+            for index in read | written if copy else read:
+                if not lo <= index < hi:
+                    continue
+                gpa = cached.get(index)
+                vpn = index + shift
+                if gpa is None or vpn in pages:
+                    continue
+                if index in copy:
+                    new = memory.alloc_frame()
+                    view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
+                    entries[vpn << PAGE_SHIFT] = new | flags
+                    pages[vpn] = new
+                else:
+                    get_frame(gpa)
+                    cow.add(vpn)
+                    entries[vpn << PAGE_SHIFT] = gpa | flags & ~PTE_RW
+                    pages[vpn] = gpa
+        except OutOfGuestMemory:
+            pass  # what is mapped stays; the rest faults
+        if entries:
+            self.address_space.map_entries(entries)
+
+    def _note_working_set(self) -> None:
+        """Add the pages of this address space's program images that were
+        read or written (accessed and dirty bits) to _WORKING_SETS."""
+        images = [vma for vma in self.vmas if vma.denywrite and not vma.shared
+                  and vma.mapping is not None and vma.mapping.immutable]
+        if not images:
+            return
+        blocks = sorted({block for vma in images
+                         for block in range(vma.start >> 21, ((vma.end - 1) >> 21) + 1)})
+        leaves_with = self.address_space.leaves_with
+        for bit, which in ((PTE_ACCESSED, 0), (PTE_DIRTY, 1)):
+            vma = None
+            for gva in leaves_with(bit, blocks):
+                if vma is None or not vma.start <= gva < vma.end:
+                    vma = next((v for v in images if v.start <= gva < v.end), None)
+                    if vma is None:
+                        continue
+                    known = _WORKING_SETS.get(vma.mapping)
+                    if known is None:
+                        known = _WORKING_SETS[vma.mapping] = (set(), set())
+                    pages = known[which]
+                pages.add(vma.file_index(gva >> PAGE_SHIFT))
 
     def unmap_range(self, start: int, end: int) -> None:
         """munmap(2)'s core: drop VMAs and pages in [start, end) (page aligned).
@@ -437,6 +522,7 @@ class MemoryManager:
         for frame in gpas:
             get_frame(frame)
         self.pages.update(zip(span, gpas))
+        self.huge = True
         self.address_space.map_huge(block, gpa | vma.pte_flags() | PTE_PSE)
         return True
 
@@ -681,6 +767,7 @@ class MemoryManager:
         gpa = self.memory.alloc_huge()
         if gpa is None:
             return False
+        self.huge = True
         pages.update(zip(range(first, first + 512), range(gpa, gpa + HUGE_PAGE_SIZE, PAGE_SIZE)))
         self.address_space.map_huge(block, gpa | flags | PTE_PSE)
         return True
@@ -880,7 +967,10 @@ class MemoryManager:
 
         Every VMA is copied; present pages are shared: MAP_SHARED ones stay
         writable in both, private writable ones become copy-on-write in
-        both (kernel/fork.c dup_mmap, mm/memory.c copy_pte_range).
+        both (kernel/fork.c dup_mmap, mm/memory.c copy_pte_range), except
+        those fork copies at once (FORK_COPY_DIRTY). The page tables are
+        copied a table at a time (PageTable.fork_into) unless a VMA is
+        MADV_DONTFORK or a 2 MiB page was ever mapped: then page by page.
         """
         child = MemoryManager(address_space, self.memory, task_size=self.task_size,
                               mmap_base=self.mmap_base)
@@ -890,11 +980,68 @@ class MemoryManager:
             if vma.mapping is not None:
                 vma.mapping.mms.add(child)
         child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
-        get_frame = self.memory.get_frame
+        copies = self._fork_copies()
+        if (self.huge or any(v.dontfork for v in self.vmas)
+                or getattr(self.address_space, "fork_into", None) is None):
+            self._fork_pages(child, copies)
+        else:
+            self._fork_tables(child, copies)
+        return child
+
+    def _fork_tables(self, child: "MemoryManager", copies: dict[int, int]) -> None:
+        """fork's copy with no MADV_DONTFORK VMA and no 2 MiB page: the page
+        tables a table at a time, the bookkeeping by whole dicts and sets."""
+        memory, pages, view = self.memory, self.pages, self.view
+        child.pages.update(pages)
+        memory.get_frames(pages.values())
+        private = set(pages)
+        keep = []
+        for vma in self.vmas:
+            if vma.shared:
+                keep.append((vma.start, vma.end))
+                private.difference_update(self._present_vpns(vma.start, vma.end))
+        self.address_space.fork_into(child.address_space, keep)
+        parent_entries = {}
+        child_entries = {}
+        if copies:
+            vma = None
+            for vpn, new in copies.items():
+                gpa = pages[vpn]
+                view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
+                child.pages[vpn] = new
+                gva = vpn << PAGE_SHIFT
+                if vma is None or not vma.start <= gva < vma.end:
+                    vma = self.find_vma(gva)
+                flags = vma.pte_flags()
+                parent_entries[gva] = gpa | flags
+                child_entries[gva] = new | flags
+            private.difference_update(copies)
+            memory.put_frames([pages[vpn] for vpn in copies])  # the child's reference: 2 -> 1
+            self.address_space.set_entries(parent_entries)
+            child.address_space.map_entries(child_entries)
+        self.cow |= private
+        child.cow = private
+
+    def _present_vpns(self, start: int, end: int) -> list[int]:
+        """The page numbers of present pages in [start, end)."""
+        pages = self.pages
+        lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        if hi - lo > len(pages):
+            return [v for v in pages if lo <= v < hi]
+        return [v for v in range(lo, hi) if v in pages]
+
+    def _fork_pages(self, child: "MemoryManager", copies: dict[int, int]) -> None:
+        """fork's copy page by page (any VMA, any page size)."""
+        memory = self.memory
+        get_frame = memory.get_frame
+        view = self.view
         pages, cow = self.pages, self.cow
         child_pages, child_cow = child.pages, child.cow
         child_entries = {}
-        parent_entries = {}  # the parent's pages made read-only (copy-on-write)
+        # The parent's pages made read-only (copy-on-write), and its copied
+        # pages with the dirty bit cleared (only pages written again are
+        # copied at the next fork).
+        parent_entries = {}
         for vma in self.vmas:
             if vma.dontfork:
                 continue
@@ -906,6 +1053,13 @@ class MemoryManager:
             for vpn in range(vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
                 gpa = pages.get(vpn)
                 if gpa is None:
+                    continue
+                if copies and vpn in copies:
+                    new = copies[vpn]
+                    view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
+                    child_pages[vpn] = new
+                    child_entries[vpn << PAGE_SHIFT] = new | flags
+                    parent_entries[vpn << PAGE_SHIFT] = gpa | flags
                     continue
                 get_frame(gpa)
                 child_pages[vpn] = gpa
@@ -921,11 +1075,51 @@ class MemoryManager:
                     child_entries[vpn << PAGE_SHIFT] = entry
         if parent_entries:
             self.address_space.set_entries(parent_entries)
-        address_space.map_entries(child_entries)
-        return child
+        child.address_space.map_entries(child_entries)
+
+    def _fork_copies(self) -> dict[int, int]:
+        """{vpn: new frame} for the pages fork copies now (FORK_COPY_DIRTY).
+
+        Private pages of writable VMAs whose entry is dirty, that this
+        process alone maps (reference count 1, not copy-on-write): those it
+        wrote since the entry was written (at the previous fork, a
+        copy-on-write break, or the first touch). Only when no other task
+        uses this memory: another thread could write a page while it is
+        copied. Empty when guest memory runs short (the pages are shared
+        instead).
+        """
+        if self.users != 1 or not FORK_COPY_DIRTY or not self.pages:
+            return {}
+        dirty = self.address_space.leaves_with(PTE_RW | PTE_DIRTY)
+        pages, cow, refcount = self.pages, self.cow, self.memory.refcount
+        chosen = []
+        vma = None
+        for gva in dirty:
+            vpn = gva >> PAGE_SHIFT
+            gpa = pages.get(vpn)
+            if gpa is None or vpn in cow or refcount(gpa) != 1:
+                continue
+            if vma is None or not vma.start <= gva < vma.end:
+                vma = self.find_vma(gva)
+                if vma is None:
+                    continue
+            if vma.shared or vma.dontfork or vma.hidden or not vma.prot & PROT_WRITE:
+                continue
+            chosen.append(vpn)
+            if len(chosen) == FORK_COPY_DIRTY:
+                break
+        copies = {}
+        try:
+            for vpn in chosen:
+                copies[vpn] = self.memory.alloc_frame()
+        except OutOfGuestMemory:
+            self.memory.put_frames(copies.values())
+            return {}
+        return copies
 
     def destroy(self) -> None:
         """Free every frame and the page-table tree (exit, execve)."""
+        self._note_working_set()
         self.memory.put_frames(self.pages.values())
         self.pages.clear()
         self.cow.clear()

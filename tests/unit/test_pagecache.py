@@ -62,6 +62,20 @@ class FakeAddressSpace:
     def mark_stale(self, gva):
         pass
 
+    def fork_into(self, child, keep):
+        from kvmsentry.vm.x86 import PTE_ACCESSED, PTE_DIRTY
+        for gva, entry in list(self.entries.items()):
+            if any(start <= gva < end for start, end in keep):
+                child.entries[gva] = entry & ~(PTE_ACCESSED | PTE_DIRTY)
+            else:
+                child.entries[gva] = entry & ~(PTE_RW | PTE_ACCESSED | PTE_DIRTY)
+                self.entries[gva] = entry & ~(PTE_RW | PTE_DIRTY)
+
+    def leaves_with(self, bits, blocks=None):
+        want = bits | 1  # and present
+        return sorted(gva for gva, entry in self.entries.items()
+                      if (blocks is None or gva >> 21 in blocks) and entry & want == want)
+
     def destroy(self):
         self.entries.clear()
 
@@ -309,3 +323,82 @@ def test_a_write_to_a_small_private_host_file_vma_copies_it_whole(memory, tmp_pa
     # A host file never changes under its mapping: every page is copied now.
     assert not mm.cow and all(frame_of(mm, BASE + i * PAGE_SIZE) != mapping.pages[i] for i in range(4))
     assert read(mm, BASE + 3 * PAGE_SIZE, 4) == content(4)[3 * PAGE_SIZE:3 * PAGE_SIZE + 4]
+
+
+def _set_bits(mm, gva, bits):
+    mm.address_space.entries[gva] |= bits
+
+
+def test_fork_copies_pages_written_since_the_last_fork(memory):
+    """A private page whose entry is dirty is copied at fork (both keep it
+    writable, neither is copy-on-write); a clean one is shared
+    copy-on-write; each side then writes only its own."""
+    from kvmsentry.vm.x86 import PTE_DIRTY
+    mm = new_mm(memory)
+    mm.map_region(BASE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    for i in range(3):
+        mm.copy_out(BASE + i * PAGE_SIZE, bytes([65 + i]))
+    _set_bits(mm, BASE + PAGE_SIZE, PTE_DIRTY)  # written by the program
+    child = mm.fork(FakeAddressSpace())
+    dirty_vpn = (BASE + PAGE_SIZE) >> 12
+    assert child.pages[dirty_vpn] != mm.pages[dirty_vpn]
+    assert dirty_vpn not in mm.cow and dirty_vpn not in child.cow
+    assert mm.address_space.entries[BASE + PAGE_SIZE] & (PTE_RW | PTE_DIRTY) == PTE_RW  # dirty bit cleared
+    assert child.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
+    assert memory.refcount(child.pages[dirty_vpn]) == memory.refcount(mm.pages[dirty_vpn]) == 1
+    assert child.pages[BASE >> 12] == mm.pages[BASE >> 12] and BASE >> 12 in child.cow
+    assert read(child, BASE + PAGE_SIZE, 1) == b"B"
+    mm.copy_out(BASE + PAGE_SIZE, b"p")
+    child.copy_out(BASE + PAGE_SIZE, b"c")
+    child.copy_out(BASE, b"d")
+    assert read(mm, BASE, PAGE_SIZE * 2)[::PAGE_SIZE] == b"Ap"
+    assert read(child, BASE, PAGE_SIZE * 2)[::PAGE_SIZE] == b"dc"
+    # Not with another task in the memory (a thread could write meanwhile),
+    # nor for shared memory.
+    _set_bits(mm, BASE + PAGE_SIZE, PTE_DIRTY)
+    mm.users = 2
+    second = mm.fork(FakeAddressSpace())
+    assert second.pages[dirty_vpn] == mm.pages[dirty_vpn] and dirty_vpn in second.cow
+    mm.users = 1
+    for process in (child, second, mm):
+        process.destroy()
+
+
+def test_execve_maps_the_working_set_of_earlier_runs(memory, tmp_path):
+    """Pages of a program image the last run read (accessed bit) are mapped
+    copy-on-write at the next exec of the same file, written ones (dirty
+    bit) as private copies; other pages still fault."""
+    from kvmsentry.kernel import mm as mm_module
+    from kvmsentry.vm.x86 import PTE_ACCESSED, PTE_DIRTY
+    path = tmp_path / "prog"
+    path.write_bytes(content(8))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapping = page_cache_of(memory).host_mapping(os.fsencode(path), fd)
+    finally:
+        os.close(fd)
+    first = new_mm(memory)
+    first.map_file(BASE, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, denywrite=True)
+    assert first.pages == {}
+    assert first.handle_fault(BASE + 2 * PAGE_SIZE, write=False, execute=False) == 0  # the window
+    _set_bits(first, BASE + 2 * PAGE_SIZE, PTE_ACCESSED)
+    _set_bits(first, BASE + 5 * PAGE_SIZE, PTE_ACCESSED | PTE_DIRTY)
+    first.destroy()
+    assert mm_module._WORKING_SETS[mapping] == ({2, 5}, {5})
+    second = new_mm(memory)
+    second.map_file(BASE, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, denywrite=True)
+    vpn = BASE >> 12
+    assert set(second.pages) == {vpn + 2, vpn + 5}
+    assert second.pages[vpn + 2] == mapping.pages[2] and vpn + 2 in second.cow
+    assert second.pages[vpn + 5] != mapping.pages[5] and vpn + 5 not in second.cow
+    assert second.address_space.entries[BASE + 5 * PAGE_SIZE] & PTE_RW
+    assert read(second, BASE + 5 * PAGE_SIZE, 8) == content(8)[5 * PAGE_SIZE:5 * PAGE_SIZE + 8]
+    second.copy_out(BASE + 2 * PAGE_SIZE, b"x")
+    assert read(second, BASE + 2 * PAGE_SIZE, 1) == b"x"
+    assert memory.view[mapping.pages[2]:mapping.pages[2] + 1] == content(8)[2 * PAGE_SIZE:2 * PAGE_SIZE + 1]
+    # Not for a mapping without denywrite (a library, a data file).
+    other = new_mm(memory)
+    other.map_file(BASE, 8 * PAGE_SIZE, PROT_READ, mapping, 0)
+    assert other.pages == {}
+    second.destroy()
+    other.destroy()
