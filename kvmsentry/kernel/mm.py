@@ -46,6 +46,9 @@ SMALL_VMA = 32 * PAGE_SIZE
 # the child before it execs; a copy now costs a few µs, the two
 # copy-on-write faults it saves an exit and a guest flush each.
 FORK_COPY_DIRTY = 64
+# brk(2) growth maps at once the page holding the old break and the next
+# one (malloc writes a chunk header at the old break right away).
+BRK_PREFAULT_PAGES = 2
 # The working set of each program image (an immutable host file mapped by
 # execve, Vma.denywrite): {mapping: (file page indices its processes read,
 # those they wrote)}, from the accessed and dirty bits of their entries
@@ -166,6 +169,11 @@ class MemoryManager:
         self.fastread_refused = False
         # A 2 MiB page was mapped at some time (fork then copies page by page).
         self.huge = False
+        # fork: the parent (a weak reference), told at destroy which pages
+        # this copy wrote (the next fork copies them at once); and the pages
+        # the last child wrote (FORK_COPY_DIRTY).
+        self.forked_from = None
+        self.child_wrote: set[int] = set()
 
     # -- VMA bookkeeping ------------------------------------------------
     def find_vma(self, gva: int) -> Vma | None:
@@ -246,7 +254,27 @@ class MemoryManager:
         if mapping is not None:
             mapping.mms.add(self)
         self._insert(vma)
+        if mapping is None and not shared and _WORKING_SETS:
+            image = self.find_vma(start - 1)
+            if (image is not None and image.end == start and image.denywrite
+                    and image.mapping in _WORKING_SETS):
+                self._map_anon_working_set(image, vma)
         return vma
+
+    def _map_anon_working_set(self, image: Vma, vma: Vma) -> None:
+        """Back the pages of ``vma``, anonymous memory right after program
+        image VMA ``image`` (the bss, or the heap), that earlier runs
+        touched: _WORKING_SETS numbers them on from the image's last file
+        page index."""
+        read = _WORKING_SETS[image.mapping][0]
+        first = image.file_index(image.end >> PAGE_SHIFT)  # the index of vma.start
+        last = first + ((vma.end - vma.start) >> PAGE_SHIFT)
+        try:
+            for index in sorted(i for i in read if first <= i < last):
+                page = vma.start + ((index - first) << PAGE_SHIFT)
+                self._map_pages(vma, page, page + PAGE_SIZE)
+        except OutOfGuestMemory:
+            pass
 
     def map_file(self, start: int, length: int, prot: int, mapping, offset: int, *,
                  shared: bool = False, name: str = "", may_write: bool = True,
@@ -316,28 +344,49 @@ class MemoryManager:
         if entries:
             self.address_space.map_entries(entries)
 
-    def _note_working_set(self) -> None:
-        """Add the pages of this address space's program images that were
-        read or written (accessed and dirty bits) to _WORKING_SETS."""
-        images = [vma for vma in self.vmas if vma.denywrite and not vma.shared
-                  and vma.mapping is not None and vma.mapping.immutable]
-        if not images:
+    def _note_working_set(self, start: int = 0, end: int | None = None) -> None:
+        """Add the pages of this address space's program images in [start, end)
+        that were read or written (accessed and dirty bits) to _WORKING_SETS:
+        those of each image VMA (by file page index), and the read ones of
+        the anonymous VMA right after one (the bss, numbered on from the
+        image VMA's last index: see _map_anon_working_set)."""
+        end = self.task_size if end is None else end
+        spans = []  # (vma, image mapping, file index - vpn, anonymous)
+        image = None
+        for vma in self.vmas:
+            if vma.denywrite and not vma.shared and vma.mapping is not None and vma.mapping.immutable:
+                image = vma
+                span = (vma, vma.mapping, vma.pgoff - (vma.start >> PAGE_SHIFT), False)
+            elif image is not None and vma.mapping is None and not vma.shared and vma.start == image.end:
+                span = (vma, image.mapping,
+                        image.file_index(image.end >> PAGE_SHIFT) - (vma.start >> PAGE_SHIFT), True)
+                image = None
+            else:
+                image = None
+                continue
+            if vma.start < end and vma.end > start:
+                spans.append(span)
+        if not spans:
             return
-        blocks = sorted({block for vma in images
-                         for block in range(vma.start >> 21, ((vma.end - 1) >> 21) + 1)})
+        blocks = sorted({block for vma, *_ in spans
+                         for block in range(max(start, vma.start) >> 21, ((min(end, vma.end) - 1) >> 21) + 1)})
         leaves_with = self.address_space.leaves_with
         for bit, which in ((PTE_ACCESSED, 0), (PTE_DIRTY, 1)):
-            vma = None
+            span = None
             for gva in leaves_with(bit, blocks):
-                if vma is None or not vma.start <= gva < vma.end:
-                    vma = next((v for v in images if v.start <= gva < v.end), None)
-                    if vma is None:
+                if not start <= gva < end:
+                    continue
+                if span is None or not span[0].start <= gva < span[0].end:
+                    span = next((s for s in spans if s[0].start <= gva < s[0].end), None)
+                    if span is None:
                         continue
-                    known = _WORKING_SETS.get(vma.mapping)
-                    if known is None:
-                        known = _WORKING_SETS[vma.mapping] = (set(), set())
-                    pages = known[which]
-                pages.add(vma.file_index(gva >> PAGE_SHIFT))
+                _, mapping, shift, anonymous = span
+                if which and anonymous:
+                    continue
+                known = _WORKING_SETS.get(mapping)
+                if known is None:
+                    known = _WORKING_SETS[mapping] = (set(), set())
+                known[which].add((gva >> PAGE_SHIFT) + shift)
 
     def unmap_range(self, start: int, end: int) -> None:
         """munmap(2)'s core: drop VMAs and pages in [start, end) (page aligned).
@@ -391,6 +440,11 @@ class MemoryManager:
             addr = vma.end
         if addr < end:
             raise MmError(errno.ENOMEM)
+        # The new entries lose the accessed and dirty bits: what a program
+        # image's pages show (RELRO is written, then made read-only) is
+        # noted first.
+        if any(v.denywrite and v.start < end and v.end > start for v in self.vmas):
+            self._note_working_set(start, end)
         entries = {}  # the new leaf entries of present pages, written at once
         for vma in self._split_range(start, end):
             vma.prot = prot
@@ -409,6 +463,21 @@ class MemoryManager:
             self.address_space.set_entries(entries)
         else:  # PROT_NONE: no entry at all
             self.address_space.unmap_pages(list(entries))
+
+    def prefault_heap(self, old_brk: int, new_brk: int) -> None:
+        """brk(2) moved the break up from ``old_brk`` to ``new_brk`` (bytes):
+        back the page holding the old break and the next (BRK_PREFAULT_PAGES,
+        within the new break) now instead of on their first touch. Frames
+        that cannot be had are left to the fault."""
+        start = old_brk & PAGE_MASK
+        end = min(page_align_up(new_brk), start + BRK_PREFAULT_PAGES * PAGE_SIZE)
+        vma = self.find_vma(start)
+        if vma is None or end <= start or vma.name != "[heap]":
+            return
+        try:
+            self._map_pages(vma, start, min(end, vma.end))
+        except OutOfGuestMemory:
+            pass
 
     def populate(self, start: int, end: int) -> None:
         """Back every page of [start, end) with a frame now (no faults later).
@@ -980,6 +1049,7 @@ class MemoryManager:
             if vma.mapping is not None:
                 vma.mapping.mms.add(child)
         child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
+        child.forked_from = weakref.ref(self)
         copies = self._fork_copies()
         if (self.huge or any(v.dontfork for v in self.vmas)
                 or getattr(self.address_space, "fork_into", None) is None):
@@ -1016,6 +1086,7 @@ class MemoryManager:
                 parent_entries[gva] = gpa | flags
                 child_entries[gva] = new | flags
             private.difference_update(copies)
+            self.cow.difference_update(copies)  # ours alone now, writable
             memory.put_frames([pages[vpn] for vpn in copies])  # the child's reference: 2 -> 1
             self.address_space.set_entries(parent_entries)
             child.address_space.map_entries(child_entries)
@@ -1073,6 +1144,7 @@ class MemoryManager:
                     child_cow.add(vpn)
                 if entry:
                     child_entries[vpn << PAGE_SHIFT] = entry
+        cow.difference_update(copies)  # ours alone now, writable
         if parent_entries:
             self.address_space.set_entries(parent_entries)
         child.address_space.map_entries(child_entries)
@@ -1080,24 +1152,27 @@ class MemoryManager:
     def _fork_copies(self) -> dict[int, int]:
         """{vpn: new frame} for the pages fork copies now (FORK_COPY_DIRTY).
 
-        Private pages of writable VMAs whose entry is dirty, that this
-        process alone maps (reference count 1, not copy-on-write): those it
-        wrote since the entry was written (at the previous fork, a
-        copy-on-write break, or the first touch). Only when no other task
-        uses this memory: another thread could write a page while it is
-        copied. Empty when guest memory runs short (the pages are shared
+        Private pages of writable VMAs that this process alone maps
+        (reference count 1) and that it wrote since their entry was written
+        (dirty: at the previous fork, a copy-on-write break, or the first
+        touch) or that its last child wrote (``child_wrote``: a shell's
+        child writes the same pages before each exec). Only when no other
+        task uses this memory: another thread could write a page while it
+        is copied. Empty when guest memory runs short (the pages are shared
         instead).
         """
         if self.users != 1 or not FORK_COPY_DIRTY or not self.pages:
             return {}
-        dirty = self.address_space.leaves_with(PTE_RW | PTE_DIRTY)
-        pages, cow, refcount = self.pages, self.cow, self.memory.refcount
+        dirty = [gva >> PAGE_SHIFT for gva in self.address_space.leaves_with(PTE_RW | PTE_DIRTY)]
+        if self.child_wrote:
+            dirty = sorted(self.child_wrote.union(dirty))
+        pages, refcount = self.pages, self.memory.refcount
         chosen = []
         vma = None
-        for gva in dirty:
-            vpn = gva >> PAGE_SHIFT
+        for vpn in dirty:
+            gva = vpn << PAGE_SHIFT
             gpa = pages.get(vpn)
-            if gpa is None or vpn in cow or refcount(gpa) != 1:
+            if gpa is None or refcount(gpa) != 1:
                 continue
             if vma is None or not vma.start <= gva < vma.end:
                 vma = self.find_vma(gva)
@@ -1120,6 +1195,11 @@ class MemoryManager:
     def destroy(self) -> None:
         """Free every frame and the page-table tree (exit, execve)."""
         self._note_working_set()
+        parent = self.forked_from() if self.forked_from is not None else None
+        if parent is not None and FORK_COPY_DIRTY:
+            # What this child of a fork wrote, for the parent's next fork.
+            wrote = self.address_space.leaves_with(PTE_RW | PTE_DIRTY)
+            parent.child_wrote = {gva >> PAGE_SHIFT for gva in wrote[:FORK_COPY_DIRTY]}
         self.memory.put_frames(self.pages.values())
         self.pages.clear()
         self.cow.clear()

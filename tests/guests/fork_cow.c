@@ -95,7 +95,9 @@ int main(int argc, char **argv)
     char *fshared = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 2 * PAGE);
     char *ro = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     char *nofork = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (anon == MAP_FAILED || old_anon == MAP_FAILED || shared == MAP_FAILED || fpriv == MAP_FAILED
+    /* More writable pages than the sentry copies at a fork (64). */
+    char *big = mmap(NULL, 160 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (anon == MAP_FAILED || big == MAP_FAILED || old_anon == MAP_FAILED || shared == MAP_FAILED || fpriv == MAP_FAILED
         || fshared == MAP_FAILED || ro == MAP_FAILED || nofork == MAP_FAILED) {
         perror("mmap");
         return 1;
@@ -109,6 +111,9 @@ int main(int argc, char **argv)
     add("shared", shared + PAGE);
     add("fpriv", fpriv + PAGE);
     add("fshared", fshared);
+    add("big", big + 150 * PAGE);
+    for (unsigned long i = 0; i < 160; i++)
+        big[i * PAGE] = (char)i;
     *(volatile long *)(old_anon + PAGE) = 77;  /* written once, long before the forks */
     *(volatile long *)ro = 88;
     if (mprotect(ro, PAGE, PROT_READ) != 0 || madvise(nofork, PAGE, MADV_DONTFORK) != 0) {
@@ -118,6 +123,20 @@ int main(int argc, char **argv)
     *(volatile long *)nofork = 99;
 
     for (int round = 0; round < ROUNDS; round++) {
+        if (round == 2) {
+            /* The child writes what the parent did not touch since. */
+            pid_t pid = fork();
+            if (pid == 0) {
+                for (unsigned long i = 0; i < 160; i += 7)
+                    big[i * PAGE] = (char)(i + 1);
+                _exit(0);
+            }
+            waitpid(pid, NULL, 0);
+            long sum = 0;
+            for (unsigned long i = 0; i < 160; i++)
+                sum += big[i * PAGE];
+            printf("big sum %ld\n", sum);
+        }
         write_all(100 * (round + 1));
         fflush(stdout);
         pid_t pid = fork();

@@ -402,3 +402,86 @@ def test_execve_maps_the_working_set_of_earlier_runs(memory, tmp_path):
     assert other.pages == {}
     second.destroy()
     other.destroy()
+
+
+def test_fork_copies_what_the_last_child_wrote(memory):
+    """The pages a child of fork wrote (dirty bits when its memory goes, at
+    exec or exit) are copied at the parent's next fork even if the parent
+    did not write them: the child gets its own copy, the parent's page is
+    its alone again (writable, not copy-on-write)."""
+    from kvmsentry.vm.x86 import PTE_DIRTY
+    mm = new_mm(memory)
+    mm.map_region(BASE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    mm.copy_out(BASE, b"a")
+    mm.copy_out(BASE + PAGE_SIZE, b"b")
+    first = mm.fork(FakeAddressSpace())
+    first.copy_out(BASE + PAGE_SIZE, b"c")  # a copy-on-write break in the child
+    _set_bits(first, BASE + PAGE_SIZE, PTE_DIRTY)
+    first.destroy()
+    vpn = (BASE + PAGE_SIZE) >> 12
+    assert mm.child_wrote == {vpn}
+    assert vpn in mm.cow and memory.refcount(mm.pages[vpn]) == 1
+    second = mm.fork(FakeAddressSpace())
+    assert second.pages[vpn] != mm.pages[vpn] and vpn not in second.cow and vpn not in mm.cow
+    assert mm.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
+    assert BASE >> 12 in second.cow  # not written by anyone: shared
+    assert read(second, BASE + PAGE_SIZE, 1) == b"b"
+    second.copy_out(BASE + PAGE_SIZE, b"d")
+    mm.copy_out(BASE + PAGE_SIZE, b"e")
+    assert read(second, BASE + PAGE_SIZE, 1) == b"d" and read(mm, BASE + PAGE_SIZE, 1) == b"e"
+    second.destroy()
+    mm.destroy()
+
+
+def test_brk_prefault_maps_the_pages_at_the_old_break(memory):
+    mm = new_mm(memory)
+    mm.map_region(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, name="[heap]")
+    mm.prefault_heap(BASE + 100, BASE + 4 * PAGE_SIZE)
+    assert sorted(mm.pages) == [BASE >> 12, (BASE >> 12) + 1]
+    mm.prefault_heap(BASE, BASE + 100)  # the page holding the old break only
+    assert len(mm.pages) == 2
+    other = new_mm(memory)
+    other.map_region(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    other.prefault_heap(BASE, BASE + PAGE_SIZE)  # not the heap: nothing
+    assert other.pages == {}
+    mm.destroy()
+    other.destroy()
+
+
+def test_working_set_keeps_relro_writes_and_the_bss(memory, tmp_path):
+    """A page of the image written then made read-only (RELRO) counts as
+    written; pages read in the anonymous VMA right after the image (the
+    bss) are mapped at the next exec too, zeroed."""
+    from kvmsentry.kernel import mm as mm_module
+    from kvmsentry.vm.x86 import PTE_ACCESSED, PTE_DIRTY
+    path = tmp_path / "prog"
+    path.write_bytes(content(4))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapping = page_cache_of(memory).host_mapping(os.fsencode(path), fd)
+    finally:
+        os.close(fd)
+
+    def exec_image():
+        mm = new_mm(memory)
+        mm.map_file(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, denywrite=True)
+        mm.map_region(BASE + 4 * PAGE_SIZE, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE)  # the bss
+        return mm
+
+    first = exec_image()
+    assert first.handle_fault(BASE, write=True, execute=False) == 0
+    _set_bits(first, BASE + PAGE_SIZE, PTE_ACCESSED | PTE_DIRTY)
+    first.protect(BASE, BASE + 2 * PAGE_SIZE, PROT_READ)  # RELRO: the entries lose their bits
+    assert first.handle_fault(BASE + 6 * PAGE_SIZE, write=True, execute=False) == 0
+    _set_bits(first, BASE + 6 * PAGE_SIZE, PTE_ACCESSED | PTE_DIRTY)
+    first.copy_out(BASE + 6 * PAGE_SIZE, b"old")
+    first.destroy()
+    read_set, written = mm_module._WORKING_SETS[mapping]
+    assert 1 in written and 1 in read_set and 4 + 2 in read_set and 4 + 2 not in written
+    second = exec_image()
+    vpn = BASE >> 12
+    assert vpn + 1 in second.pages and vpn + 1 not in second.cow  # a private copy
+    assert vpn + 6 in second.pages and vpn + 5 not in second.pages
+    assert read(second, BASE + 6 * PAGE_SIZE, 3) == bytes(3)
+    assert read(second, BASE + PAGE_SIZE, 8) == content(4)[PAGE_SIZE:PAGE_SIZE + 8]
+    second.destroy()
