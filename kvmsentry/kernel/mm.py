@@ -39,13 +39,15 @@ HUGE_MIN_VMA = 4 << 20
 # (a data segment is written all over by relocations: one fault, not one
 # per page).
 SMALL_VMA = 32 * PAGE_SIZE
-# fork(2) gives the child its own copy of up to this many private pages the
-# parent wrote since its previous fork (dirty bit set in their entries)
-# instead of sharing them copy-on-write: a process that forks in a loop (a
-# shell) writes the same stack and heap pages after each fork, and so does
-# the child before it execs; a copy now costs a few µs, the two
-# copy-on-write faults it saves an exit and a guest flush each.
-FORK_COPY_DIRTY = 64
+# fork(2) gives the child its own copy of up to this many private pages
+# (MemoryManager._fork_copies: all the parent's writable ones when they fit,
+# else those it wrote since its previous fork, and those its last child
+# wrote) instead of sharing them copy-on-write: a process that forks in a
+# loop (a shell) writes the same stack and heap pages after each fork, and
+# so does the child before it execs; a copy now costs a few µs, each
+# copy-on-write fault it saves an exit and a guest flush, and when the
+# parent keeps every entry as it was it needs no flush at all.
+FORK_COPY_PAGES = 64
 # brk(2) growth maps at once the page holding the old break and the next
 # one (malloc writes a chunk header at the old break right away).
 BRK_PREFAULT_PAGES = 2
@@ -171,7 +173,7 @@ class MemoryManager:
         self.huge = False
         # fork: the parent (a weak reference), told at destroy which pages
         # this copy wrote (the next fork copies them at once); and the pages
-        # the last child wrote (FORK_COPY_DIRTY).
+        # the last child wrote (FORK_COPY_PAGES).
         self.forked_from = None
         self.child_wrote: set[int] = set()
 
@@ -1037,7 +1039,7 @@ class MemoryManager:
         Every VMA is copied; present pages are shared: MAP_SHARED ones stay
         writable in both, private writable ones become copy-on-write in
         both (kernel/fork.c dup_mmap, mm/memory.c copy_pte_range), except
-        those fork copies at once (FORK_COPY_DIRTY). The page tables are
+        those fork copies at once (FORK_COPY_PAGES). The page tables are
         copied a table at a time (PageTable.fork_into) unless a VMA is
         MADV_DONTFORK or a 2 MiB page was ever mapped: then page by page.
         """
@@ -1050,17 +1052,18 @@ class MemoryManager:
                 vma.mapping.mms.add(child)
         child.brk_start, child.brk, child.stack_limit = self.brk_start, self.brk, self.stack_limit
         child.forked_from = weakref.ref(self)
-        copies = self._fork_copies()
+        copies, keep_entries = self._fork_copies()
         if (self.huge or any(v.dontfork for v in self.vmas)
                 or getattr(self.address_space, "fork_into", None) is None):
-            self._fork_pages(child, copies)
+            self._fork_pages(child, copies, keep_entries)
         else:
-            self._fork_tables(child, copies)
+            self._fork_tables(child, copies, keep_entries)
         return child
 
-    def _fork_tables(self, child: "MemoryManager", copies: dict[int, int]) -> None:
+    def _fork_tables(self, child: "MemoryManager", copies: dict[int, int], keep_entries: bool) -> None:
         """fork's copy with no MADV_DONTFORK VMA and no 2 MiB page: the page
-        tables a table at a time, the bookkeeping by whole dicts and sets."""
+        tables a table at a time, the bookkeeping by whole dicts and sets.
+        ``keep_entries``: the parent's entries of ``copies`` stay as they are."""
         memory, pages, view = self.memory, self.pages, self.view
         child.pages.update(pages)
         memory.get_frames(pages.values())
@@ -1070,6 +1073,8 @@ class MemoryManager:
             if vma.shared:
                 keep.append((vma.start, vma.end))
                 private.difference_update(self._present_vpns(vma.start, vma.end))
+        if keep_entries:
+            keep += [(vpn << PAGE_SHIFT, (vpn + 1) << PAGE_SHIFT) for vpn in copies]
         self.address_space.fork_into(child.address_space, keep)
         parent_entries = {}
         child_entries = {}
@@ -1083,12 +1088,13 @@ class MemoryManager:
                 if vma is None or not vma.start <= gva < vma.end:
                     vma = self.find_vma(gva)
                 flags = vma.pte_flags()
-                parent_entries[gva] = gpa | flags
+                if not keep_entries and vpn not in self.cow:
+                    parent_entries[gva] = gpa | flags  # the dirty bit cleared
                 child_entries[gva] = new | flags
             private.difference_update(copies)
-            self.cow.difference_update(copies)  # ours alone now, writable
             memory.put_frames([pages[vpn] for vpn in copies])  # the child's reference: 2 -> 1
-            self.address_space.set_entries(parent_entries)
+            if parent_entries:
+                self.address_space.set_entries(parent_entries)
             child.address_space.map_entries(child_entries)
         self.cow |= private
         child.cow = private
@@ -1101,8 +1107,9 @@ class MemoryManager:
             return [v for v in pages if lo <= v < hi]
         return [v for v in range(lo, hi) if v in pages]
 
-    def _fork_pages(self, child: "MemoryManager", copies: dict[int, int]) -> None:
-        """fork's copy page by page (any VMA, any page size)."""
+    def _fork_pages(self, child: "MemoryManager", copies: dict[int, int], keep_entries: bool) -> None:
+        """fork's copy page by page (any VMA, any page size); ``keep_entries``:
+        the parent's entries of ``copies`` stay as they are."""
         memory = self.memory
         get_frame = memory.get_frame
         view = self.view
@@ -1130,7 +1137,8 @@ class MemoryManager:
                     view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
                     child_pages[vpn] = new
                     child_entries[vpn << PAGE_SHIFT] = new | flags
-                    parent_entries[vpn << PAGE_SHIFT] = gpa | flags
+                    if not keep_entries and vpn not in cow:
+                        parent_entries[vpn << PAGE_SHIFT] = gpa | flags  # the dirty bit cleared
                     continue
                 get_frame(gpa)
                 child_pages[vpn] = gpa
@@ -1144,62 +1152,76 @@ class MemoryManager:
                     child_cow.add(vpn)
                 if entry:
                     child_entries[vpn << PAGE_SHIFT] = entry
-        cow.difference_update(copies)  # ours alone now, writable
         if parent_entries:
             self.address_space.set_entries(parent_entries)
         child.address_space.map_entries(child_entries)
 
-    def _fork_copies(self) -> dict[int, int]:
-        """{vpn: new frame} for the pages fork copies now (FORK_COPY_DIRTY).
+    def _fork_copies(self) -> tuple[dict[int, int], bool]:
+        """({vpn: new frame} for the pages fork copies now, whether the parent's
+        entries of these pages stay as they are) (FORK_COPY_PAGES).
 
-        Private pages of writable VMAs that this process alone maps
-        (reference count 1) and that it wrote since their entry was written
-        (dirty: at the previous fork, a copy-on-write break, or the first
-        touch) or that its last child wrote (``child_wrote``: a shell's
-        child writes the same pages before each exec). Only when no other
-        task uses this memory: another thread could write a page while it
-        is copied. Empty when guest memory runs short (the pages are shared
-        instead).
+        Candidates: private pages of writable VMAs that this process alone
+        maps (reference count 1) with a writable entry, and those its last
+        child wrote (``child_wrote``: a shell's child writes the same pages
+        before each exec). When every writable one fits the budget, all are
+        copied and the parent keeps its entries as they are: none changes,
+        so the parent needs no flush after the fork. Otherwise only the
+        dirty ones (written since their entry was written: at the previous
+        fork, a copy-on-write break or the first touch), whose entries are
+        then rewritten with the dirty bit clear (second value False).
+        Only when no other task uses this memory: another thread could
+        write a page while it is copied. Empty when guest memory runs short
+        (the pages are shared instead).
         """
-        if self.users != 1 or not FORK_COPY_DIRTY or not self.pages:
-            return {}
-        dirty = [gva >> PAGE_SHIFT for gva in self.address_space.leaves_with(PTE_RW | PTE_DIRTY)]
-        if self.child_wrote:
-            dirty = sorted(self.child_wrote.union(dirty))
-        pages, refcount = self.pages, self.memory.refcount
-        chosen = []
-        vma = None
-        for vpn in dirty:
-            gva = vpn << PAGE_SHIFT
-            gpa = pages.get(vpn)
-            if gpa is None or refcount(gpa) != 1:
-                continue
-            if vma is None or not vma.start <= gva < vma.end:
-                vma = self.find_vma(gva)
-                if vma is None:
-                    continue
-            if vma.shared or vma.dontfork or vma.hidden or not vma.prot & PROT_WRITE:
-                continue
-            chosen.append(vpn)
-            if len(chosen) == FORK_COPY_DIRTY:
-                break
+        if self.users != 1 or not FORK_COPY_PAGES or not self.pages:
+            return {}, True
+        leaves_with = self.address_space.leaves_with
+        writable = self._exclusive_private([gva >> PAGE_SHIFT for gva in leaves_with(PTE_RW)])
+        keep_entries = len(writable) <= FORK_COPY_PAGES
+        if not keep_entries:
+            writable = self._exclusive_private([gva >> PAGE_SHIFT
+                                                for gva in leaves_with(PTE_RW | PTE_DIRTY)])
+        chosen = writable[:FORK_COPY_PAGES]
+        if self.child_wrote and len(chosen) < FORK_COPY_PAGES:
+            taken = set(chosen)
+            hints = self._exclusive_private(sorted(self.child_wrote.difference(taken)))
+            chosen += hints[:FORK_COPY_PAGES - len(chosen)]
         copies = {}
         try:
             for vpn in chosen:
                 copies[vpn] = self.memory.alloc_frame()
         except OutOfGuestMemory:
             self.memory.put_frames(copies.values())
-            return {}
-        return copies
+            return {}, True
+        return copies, keep_entries
+
+    def _exclusive_private(self, vpns: list[int]) -> list[int]:
+        """Those of ``vpns`` (sorted) that are present in a private writable VMA
+        (not MADV_DONTFORK, not the sentry's) with a frame only this process maps."""
+        pages, refcount = self.pages, self.memory.refcount
+        found = []
+        vma = None
+        for vpn in vpns:
+            gpa = pages.get(vpn)
+            if gpa is None or refcount(gpa) != 1:
+                continue
+            gva = vpn << PAGE_SHIFT
+            if vma is None or not vma.start <= gva < vma.end:
+                vma = self.find_vma(gva)
+                if vma is None:
+                    continue
+            if not (vma.shared or vma.dontfork or vma.hidden or not vma.prot & PROT_WRITE):
+                found.append(vpn)
+        return found
 
     def destroy(self) -> None:
         """Free every frame and the page-table tree (exit, execve)."""
         self._note_working_set()
         parent = self.forked_from() if self.forked_from is not None else None
-        if parent is not None and FORK_COPY_DIRTY:
+        if parent is not None and FORK_COPY_PAGES:
             # What this child of a fork wrote, for the parent's next fork.
             wrote = self.address_space.leaves_with(PTE_RW | PTE_DIRTY)
-            parent.child_wrote = {gva >> PAGE_SHIFT for gva in wrote[:FORK_COPY_DIRTY]}
+            parent.child_wrote = {gva >> PAGE_SHIFT for gva in wrote[:FORK_COPY_PAGES]}
         self.memory.put_frames(self.pages.values())
         self.pages.clear()
         self.cow.clear()

@@ -2,7 +2,7 @@
 (tests/guests/fork_cow.c), native vs kvmsentry.
 
 The sentry copies at fork the private pages the parent wrote since its
-previous fork instead of sharing them copy-on-write (mm.FORK_COPY_DIRTY),
+previous fork instead of sharing them copy-on-write (mm.FORK_COPY_PAGES),
 and maps at execve the pages earlier runs of the same program touched
 (mm._WORKING_SETS): what each process sees must stay Linux's.
 """

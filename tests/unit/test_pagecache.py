@@ -329,39 +329,64 @@ def _set_bits(mm, gva, bits):
     mm.address_space.entries[gva] |= bits
 
 
-def test_fork_copies_pages_written_since_the_last_fork(memory):
-    """A private page whose entry is dirty is copied at fork (both keep it
-    writable, neither is copy-on-write); a clean one is shared
-    copy-on-write; each side then writes only its own."""
+def test_fork_copies_the_writable_pages_when_they_fit(memory):
+    """With at most FORK_COPY_PAGES writable private pages, fork copies them
+    all: both keep them writable, neither copy-on-write, and the parent's
+    entries do not change (no flush); each side then writes only its own."""
     from kvmsentry.vm.x86 import PTE_DIRTY
     mm = new_mm(memory)
     mm.map_region(BASE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)
     for i in range(3):
         mm.copy_out(BASE + i * PAGE_SIZE, bytes([65 + i]))
     _set_bits(mm, BASE + PAGE_SIZE, PTE_DIRTY)  # written by the program
+    before = dict(mm.address_space.entries)
     child = mm.fork(FakeAddressSpace())
-    dirty_vpn = (BASE + PAGE_SIZE) >> 12
-    assert child.pages[dirty_vpn] != mm.pages[dirty_vpn]
-    assert dirty_vpn not in mm.cow and dirty_vpn not in child.cow
-    assert mm.address_space.entries[BASE + PAGE_SIZE] & (PTE_RW | PTE_DIRTY) == PTE_RW  # dirty bit cleared
-    assert child.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
-    assert memory.refcount(child.pages[dirty_vpn]) == memory.refcount(mm.pages[dirty_vpn]) == 1
-    assert child.pages[BASE >> 12] == mm.pages[BASE >> 12] and BASE >> 12 in child.cow
+    assert mm.address_space.entries == before
+    for i in range(3):
+        vpn = (BASE >> 12) + i
+        assert child.pages[vpn] != mm.pages[vpn]
+        assert vpn not in mm.cow and vpn not in child.cow
+        assert child.address_space.entries[BASE + i * PAGE_SIZE] & PTE_RW
+        assert memory.refcount(child.pages[vpn]) == memory.refcount(mm.pages[vpn]) == 1
     assert read(child, BASE + PAGE_SIZE, 1) == b"B"
     mm.copy_out(BASE + PAGE_SIZE, b"p")
     child.copy_out(BASE + PAGE_SIZE, b"c")
     child.copy_out(BASE, b"d")
     assert read(mm, BASE, PAGE_SIZE * 2)[::PAGE_SIZE] == b"Ap"
     assert read(child, BASE, PAGE_SIZE * 2)[::PAGE_SIZE] == b"dc"
-    # Not with another task in the memory (a thread could write meanwhile),
-    # nor for shared memory.
-    _set_bits(mm, BASE + PAGE_SIZE, PTE_DIRTY)
+    # Not with another task in the memory (a thread could write meanwhile).
     mm.users = 2
     second = mm.fork(FakeAddressSpace())
-    assert second.pages[dirty_vpn] == mm.pages[dirty_vpn] and dirty_vpn in second.cow
+    assert second.pages == mm.pages and BASE >> 12 in second.cow
     mm.users = 1
     for process in (child, second, mm):
         process.destroy()
+
+
+def test_fork_copies_the_dirty_pages_beyond_the_budget(memory, monkeypatch):
+    """More writable pages than FORK_COPY_PAGES: only those written since
+    their entry was written (dirty) are copied, their dirty bit cleared in
+    the parent; the others are shared copy-on-write."""
+    from kvmsentry.kernel import mm as mm_module
+    from kvmsentry.vm.x86 import PTE_DIRTY
+    monkeypatch.setattr(mm_module, "FORK_COPY_PAGES", 2)
+    mm = new_mm(memory)
+    mm.map_region(BASE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    for i in range(3):
+        mm.copy_out(BASE + i * PAGE_SIZE, bytes([65 + i]))
+    _set_bits(mm, BASE + PAGE_SIZE, PTE_DIRTY)
+    child = mm.fork(FakeAddressSpace())
+    dirty_vpn = (BASE + PAGE_SIZE) >> 12
+    assert child.pages[dirty_vpn] != mm.pages[dirty_vpn]
+    assert dirty_vpn not in mm.cow and dirty_vpn not in child.cow
+    assert mm.address_space.entries[BASE + PAGE_SIZE] & (PTE_RW | PTE_DIRTY) == PTE_RW
+    for clean in (BASE, BASE + 2 * PAGE_SIZE):
+        assert child.pages[clean >> 12] == mm.pages[clean >> 12] and clean >> 12 in mm.cow
+        assert not mm.address_space.entries[clean] & PTE_RW
+    child.copy_out(BASE, b"x")
+    assert read(mm, BASE, 1) == b"A" and read(child, BASE + PAGE_SIZE, 1) == b"B"
+    child.destroy()
+    mm.destroy()
 
 
 def test_execve_maps_the_working_set_of_earlier_runs(memory, tmp_path):
@@ -407,14 +432,16 @@ def test_execve_maps_the_working_set_of_earlier_runs(memory, tmp_path):
 def test_fork_copies_what_the_last_child_wrote(memory):
     """The pages a child of fork wrote (dirty bits when its memory goes, at
     exec or exit) are copied at the parent's next fork even if the parent
-    did not write them: the child gets its own copy, the parent's page is
-    its alone again (writable, not copy-on-write)."""
+    did not write them: the child gets its own copy, the parent keeps its
+    page (copy-on-write, read-only, but its alone)."""
     from kvmsentry.vm.x86 import PTE_DIRTY
     mm = new_mm(memory)
     mm.map_region(BASE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE)
     mm.copy_out(BASE, b"a")
     mm.copy_out(BASE + PAGE_SIZE, b"b")
+    mm.users = 2  # no copies at this fork: all copy-on-write
     first = mm.fork(FakeAddressSpace())
+    mm.users = 1
     first.copy_out(BASE + PAGE_SIZE, b"c")  # a copy-on-write break in the child
     _set_bits(first, BASE + PAGE_SIZE, PTE_DIRTY)
     first.destroy()
@@ -422,12 +449,14 @@ def test_fork_copies_what_the_last_child_wrote(memory):
     assert mm.child_wrote == {vpn}
     assert vpn in mm.cow and memory.refcount(mm.pages[vpn]) == 1
     second = mm.fork(FakeAddressSpace())
-    assert second.pages[vpn] != mm.pages[vpn] and vpn not in second.cow and vpn not in mm.cow
-    assert mm.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
-    assert BASE >> 12 in second.cow  # not written by anyone: shared
+    assert second.pages[vpn] != mm.pages[vpn] and vpn not in second.cow
+    assert second.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
+    assert vpn in mm.cow and not mm.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
+    assert BASE >> 12 in second.cow  # written by nobody: shared
     assert read(second, BASE + PAGE_SIZE, 1) == b"b"
     second.copy_out(BASE + PAGE_SIZE, b"d")
     mm.copy_out(BASE + PAGE_SIZE, b"e")
+    assert mm.pages[vpn] != second.pages[vpn]
     assert read(second, BASE + PAGE_SIZE, 1) == b"d" and read(mm, BASE + PAGE_SIZE, 1) == b"e"
     second.destroy()
     mm.destroy()
