@@ -1068,7 +1068,8 @@ class MemoryManager:
         tables a table at a time, the bookkeeping by whole dicts and sets.
         ``keep_entries``: the parent's entries of ``copies`` stay as they are."""
         memory, pages, view = self.memory, self.pages, self.view
-        child.pages.update(pages)
+        child_pages = child.pages
+        child_pages.update(pages)
         memory.get_frames(pages.values())
         private = set(pages)
         keep = []
@@ -1076,29 +1077,38 @@ class MemoryManager:
             if vma.shared:
                 keep.append((vma.start, vma.end))
                 private.difference_update(self._present_vpns(vma.start, vma.end))
-        if keep_entries:
-            keep += [(vpn << PAGE_SHIFT, (vpn + 1) << PAGE_SHIFT) for vpn in copies]
-        self.address_space.fork_into(child.address_space, keep)
         parent_entries = {}
         child_entries = {}
         if copies:
+            cow = self.cow
             vma = None
-            for vpn, new in copies.items():
+            run_start = run_end = -1
+            runs = []  # the copied pages as ranges (kept in the parent)
+            for vpn in sorted(copies):
+                new = copies[vpn]
                 gpa = pages[vpn]
                 view[new:new + PAGE_SIZE] = view[gpa:gpa + PAGE_SIZE]
-                child.pages[vpn] = new
+                child_pages[vpn] = new
                 gva = vpn << PAGE_SHIFT
                 if vma is None or not vma.start <= gva < vma.end:
                     vma = self.find_vma(gva)
-                flags = vma.pte_flags()
-                if not keep_entries and vpn not in self.cow:
+                    flags = vma.pte_flags()
+                if not keep_entries and vpn not in cow:
                     parent_entries[gva] = gpa | flags  # the dirty bit cleared
                 child_entries[gva] = new | flags
+                if gva != run_end:
+                    if run_end > 0:
+                        runs.append((run_start, run_end))
+                    run_start = gva
+                run_end = gva + PAGE_SIZE
+            runs.append((run_start, run_end))
             private.difference_update(copies)
             memory.put_frames([pages[vpn] for vpn in copies])  # the child's reference: 2 -> 1
-            if parent_entries:
-                self.address_space.set_entries(parent_entries)
-            child.address_space.map_entries(child_entries)
+            if keep_entries:
+                keep = sorted(keep + runs)
+        self.address_space.fork_into(child.address_space, keep, child_entries)
+        if parent_entries:
+            self.address_space.set_entries(parent_entries)
         self.cow |= private
         child.cow = private
 

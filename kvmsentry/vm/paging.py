@@ -41,6 +41,7 @@ _MATCH: dict[int, bytes] = {}
 _PRESENT_BYTE = bytes(b & PTE_PRESENT for b in range(256))
 _CLEAR_RW_D = bytes(b & ~(PTE_RW | PTE_DIRTY) for b in range(256))
 _CLEAR_RW_A_D = bytes(b & ~(PTE_RW | PTE_ACCESSED | PTE_DIRTY) for b in range(256))
+_CLEAR_A_D = bytes(b & ~(PTE_ACCESSED | PTE_DIRTY) for b in range(256))
 _TABLE_FLAGS = PTE_PRESENT | PTE_RW | PTE_USER  # permissions are set at the leaf
 
 
@@ -357,22 +358,31 @@ class PageTable:
                 found.extend([base + (i << 12) for i in self._slots_with(table, want)])
         return found
 
-    def fork_into(self, child: "PageTable", keep: list[tuple[int, int]]) -> None:
+    def fork_into(self, child: "PageTable", keep: list[tuple[int, int]],
+                  child_entries: dict[int, int] | None = None) -> None:
         """fork(2)'s copy of every 4 KiB leaf entry of this tree into ``child``
         (a new tree), a page table at a time (mm/memory.c copy_pte_range).
 
         The child's entries are write-protected (RW, accessed and dirty
         cleared), and so are this tree's (RW and dirty cleared, accessed
         kept; changed tables are recorded dirty for the guest's flush),
-        except the pages of ``keep``: [start, end) ranges (MAP_SHARED
-        memory) whose entries stay as they are here and are copied with
-        only accessed and dirty cleared. Per table: three bytes.translate
-        over the 512 low bytes and two 4 KiB writes, no work per page (the
-        caller counts the frames' references). The caller makes sure no
-        2 MiB page is mapped (they are not copied).
+        except the pages of ``keep``: sorted, disjoint [start, end) ranges
+        (MAP_SHARED memory, pages the child gets a copy of) whose entries
+        stay as they are here and are copied with only accessed and dirty
+        cleared. ``child_entries``: {gva: entry} written in the child
+        instead of the copy (its own frames). Per table: bytes.translate
+        over the 512 low bytes, extended-slice copies for the kept ranges
+        and two 4 KiB writes, no work per page. The caller counts the
+        frames' references and makes sure no 2 MiB page is mapped (they
+        are not copied).
         """
         view = self.memory.view
+        replace = sorted(child_entries or ())
+        written = set()
+        k = r = 0
         for block, table in list(self.page_tables()):
+            base = block << 21
+            limit = base + HUGE_PAGE_SIZE
             raw = view[table:table + PAGE_SIZE].tobytes()
             low = raw[::8]
             if not low.translate(_PRESENT_BYTE).count(1):
@@ -381,20 +391,30 @@ class PageTable:
             ours[::8] = low.translate(_CLEAR_RW_D)
             theirs = bytearray(raw)
             theirs[::8] = low.translate(_CLEAR_RW_A_D)
-            base = block << 21
-            for start, end in keep:
-                if end <= base or start >= base + HUGE_PAGE_SIZE:
-                    continue
-                for slot in range((max(start, base) - base) >> 12, (min(end, base + HUGE_PAGE_SIZE) - base) >> 12):
-                    at = slot * 8
-                    ours[at] = raw[at]
-                    theirs[at] = raw[at] & ~(PTE_ACCESSED | PTE_DIRTY)
+            while k < len(keep) and keep[k][1] <= base:
+                k += 1
+            j = k
+            while j < len(keep) and keep[j][0] < limit:
+                first = (max(keep[j][0], base) - base) >> 9  # byte offset of the first entry
+                last = (min(keep[j][1], limit) - base) >> 9
+                ours[first:last:8] = raw[first:last:8]
+                theirs[first:last:8] = raw[first:last:8].translate(_CLEAR_A_D)
+                j += 1
+            while r < len(replace) and replace[r] < base:
+                r += 1
+            while r < len(replace) and replace[r] < limit:
+                gva = replace[r]
+                _U64.pack_into(theirs, (gva - base) >> 9, child_entries[gva])
+                written.add(gva)
+                r += 1
             slot = child._leaf_slot(base, True)
             child_table = slot - indices(base)[3] * 8
             view[child_table:child_table + PAGE_SIZE] = theirs
             if ours != raw:
                 view[table:table + PAGE_SIZE] = ours
                 self.mark_dirty(table)  # after the write (module docstring)
+        if len(written) < len(replace):  # in a table with nothing present here
+            child.map_new({gva: child_entries[gva] for gva in replace if gva not in written})
 
     def entry(self, gva: int) -> int:
         """The raw leaf entry for ``gva`` (0 when not mapped)."""

@@ -62,14 +62,16 @@ class FakeAddressSpace:
     def mark_stale(self, gva):
         pass
 
-    def fork_into(self, child, keep):
+    def fork_into(self, child, keep, child_entries=None):
         from kvmsentry.vm.x86 import PTE_ACCESSED, PTE_DIRTY
+        assert keep == sorted(keep)
         for gva, entry in list(self.entries.items()):
             if any(start <= gva < end for start, end in keep):
                 child.entries[gva] = entry & ~(PTE_ACCESSED | PTE_DIRTY)
             else:
                 child.entries[gva] = entry & ~(PTE_RW | PTE_ACCESSED | PTE_DIRTY)
                 self.entries[gva] = entry & ~(PTE_RW | PTE_DIRTY)
+        child.entries.update(child_entries or {})
 
     def leaves_with(self, bits, blocks=None):
         want = bits | 1  # and present

@@ -407,3 +407,22 @@ def test_fork_into_copies_each_table_write_protected(memory):
     assert set(parent.dirty_tables) == {_leaf_table(parent, 0x400000), _leaf_table(parent, 0x7F00_0000_1000)}
     assert child.dirty_tables == {}
     assert _leaf_table(child, 0x400000) != _leaf_table(parent, 0x400000)
+
+
+def test_fork_into_writes_the_childs_own_entries(memory):
+    """``child_entries`` replace the copies in the child (also where the
+    parent has no table); a kept range spanning two tables stays writable
+    in both trees."""
+    parent = PageTable(memory)
+    user = PTE_PRESENT | PTE_USER | PTE_RW
+    gvas = [0x1FF000, 0x200000, 0x201000, 0x600000]
+    for i, gva in enumerate(gvas):
+        parent.set_entry(gva, (0x100000 + i * PAGE_SIZE) | user)
+    child = PageTable(memory)
+    own = {0x201000: 0x300000 | user, 0x600000: 0x301000 | user, 0x40000000: 0x302000 | user}
+    parent.fork_into(child, [(0x1FF000, 0x201000)], own)
+    assert child.entry(0x1FF000) == 0x100000 | user and parent.entry(0x1FF000) == 0x100000 | user
+    assert child.entry(0x200000) == 0x101000 | user and parent.entry(0x200000) == 0x101000 | user
+    assert child.entry(0x201000) == 0x300000 | user and parent.entry(0x201000) == 0x102000 | user & ~PTE_RW
+    assert child.entry(0x600000) == 0x301000 | user
+    assert child.entry(0x40000000) == 0x302000 | user and parent.entry(0x40000000) == 0
