@@ -105,8 +105,14 @@ _BY_INODE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _ABSTRACT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+# The abstract namespace of sockets made without a kernel (unit tests).
+_ABSTRACT_NO_KERNEL: dict = {}
+
+
 def abstract_table(kernel) -> dict:
     """The abstract namespace of ``kernel``'s sandbox: {sockaddr bytes: UnixSocket}."""
+    if kernel is None:
+        return _ABSTRACT_NO_KERNEL
     table = _ABSTRACT.get(kernel)
     if table is None:
         table = _ABSTRACT[kernel] = {}

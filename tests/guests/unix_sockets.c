@@ -354,6 +354,11 @@ static void path_names(void)
         struct sockaddr_un peer;
         socklen_t pl = sizeof peer;
         getpeername(c, (struct sockaddr *)&peer, &pl);
+        struct ucred uc;
+        socklen_t ul = sizeof uc;
+        getsockopt(c, SOL_SOCKET, SO_PEERCRED, &uc, &ul);
+        if (uc.pid != getppid())
+            _exit(4); /* the listener's, as of listen(2) */
         write(c, "hello", 5);
         char buf[16];
         ssize_t n = read(c, buf, sizeof buf);
@@ -366,6 +371,10 @@ static void path_names(void)
     char buf[16];
     ssize_t n = read(conn, buf, sizeof buf);
     printf("server read %.*s\n", (int)n, buf);
+    struct ucred uc;
+    socklen_t ul = sizeof uc;
+    getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &uc, &ul);
+    printf("accepted socket's peercred is the client %d\n", uc.pid == pid);
     write(conn, "world", 5);
     gl = sizeof got;
     getsockname(conn, (struct sockaddr *)&got, &gl);
@@ -891,9 +900,61 @@ static void signals(void)
     printf("writer status %d\n", shell_status(status));
 }
 
-int main(void)
+/* As uid/gid 1000 (run as root with "perm"): connect(2) needs write
+ * permission on the socket file, bind(2) may_create's on the directory. */
+static void permissions(void)
+{
+    printf("== permissions\n");
+    char dir[] = "/tmp/uxpermXXXXXX";
+    if (!mkdtemp(dir) || chmod(dir, 0755) != 0 || chdir(dir) != 0) {
+        printf("no temp dir\n");
+        return;
+    }
+    umask(0);
+    const char *names[] = {"open", "closed"};
+    int s[2];
+    for (int i = 0; i < 2; i++) {
+        s[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un a = sun_of(names[i]);
+        bind(s[i], (struct sockaddr *)&a, sun_len(names[i]));
+        listen(s[i], 4);
+    }
+    report("chmod closed 0755", chmod("closed", 0755));
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(1000) != 0 || setuid(1000) != 0)
+            _exit(2);
+        for (int i = 0; i < 2; i++) {
+            int c = socket(AF_UNIX, SOCK_STREAM, 0);
+            struct sockaddr_un a = sun_of(names[i]);
+            char label[64];
+            snprintf(label, sizeof label, "uid 1000 connect %s", names[i]);
+            report(label, connect(c, (struct sockaddr *)&a, sun_len(names[i])));
+            close(c);
+        }
+        int b = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un a = sun_of("new");
+        report("uid 1000 bind in a 0755 root dir", bind(b, (struct sockaddr *)&a, sun_len("new")));
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("child status %d\n", shell_status(status));
+    close(s[0]);
+    close(s[1]);
+    unlink("open");
+    unlink("closed");
+    chdir("/");
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 1 && strcmp(argv[1], "perm") == 0) {
+        permissions();
+        return 0;
+    }
     signal(SIGPIPE, on_sigpipe);
     pair_basics(SOCK_STREAM, "stream");
     pair_basics(SOCK_DGRAM, "dgram");

@@ -268,7 +268,7 @@ def sys_socketpair(task, family: int, type_: int, protocol: int, sv: int) -> int
 
 # -- naming and connecting ----------------------------------------------------------
 
-@syscall("bind")
+@syscall("bind", support="partial", note="AF_UNIX; a path beneath a rw --mount is EPERM (no host sockets)")
 def sys_bind(task, fd: int, addr: int, addrlen: int) -> int:
     """Implements Linux syscall bind(2) for AF_UNIX (unix_bind).
 
@@ -497,7 +497,7 @@ def _send(task, sock: UnixSocket, data: bytes, flags: int, raw_addr: bytes, file
         raise
 
 
-@syscall("sendto")
+@syscall("sendto", support="partial", note="AF_UNIX; MSG_OOB is EOPNOTSUPP (Linux streams carry one out-of-band byte)")
 def sys_sendto(task, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
     """Implements Linux syscall sendto(2) (and send(2)) on AF_UNIX sockets.
 
@@ -552,7 +552,7 @@ def _sendmsg(task, sock: UnixSocket, msg: int, flags: int) -> int:
     return _send(task, sock, data, flags, raw, files, creds)
 
 
-@syscall("sendmsg")
+@syscall("sendmsg", support="partial", note="AF_UNIX; SCM_RIGHTS, SCM_CREDENTIALS; MSG_OOB is EOPNOTSUPP (Linux streams carry one out-of-band byte)")
 def sys_sendmsg(task, fd: int, msg: int, flags: int) -> int:
     """Implements Linux syscall sendmsg(2) on AF_UNIX sockets.
 
@@ -566,7 +566,7 @@ def sys_sendmsg(task, fd: int, msg: int, flags: int) -> int:
     return _sendmsg(task, sock, msg, to_int(flags))
 
 
-@syscall("sendmmsg")
+@syscall("sendmmsg", support="partial", note="as sendmsg")
 def sys_sendmmsg(task, fd: int, mmsg: int, vlen: int, flags: int) -> int:
     """Implements Linux syscall sendmmsg(2): sendmsg for each struct mmsghdr
     (at most 1024), storing each msg_len; the count sent, or the first
@@ -664,7 +664,7 @@ def _recv(task, sock: UnixSocket, iovs, flags: int, control: int, controllen: in
     return result, msg_flags, addr, used
 
 
-@syscall("recvfrom")
+@syscall("recvfrom", support="partial", note="AF_UNIX; MSG_OOB is EOPNOTSUPP (Linux streams carry one out-of-band byte); SO_PEEK_OFF is not kept")
 def sys_recvfrom(task, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
     """Implements Linux syscall recvfrom(2) (and recv(2)) on AF_UNIX sockets.
 
@@ -702,7 +702,7 @@ def _recvmsg(task, sock: UnixSocket, msg: int, flags: int) -> int:
     return result
 
 
-@syscall("recvmsg")
+@syscall("recvmsg", support="partial", note="AF_UNIX; MSG_OOB is EOPNOTSUPP (Linux streams carry one out-of-band byte); SO_PEEK_OFF is not kept")
 def sys_recvmsg(task, fd: int, msg: int, flags: int) -> int:
     """Implements Linux syscall recvmsg(2) on AF_UNIX sockets.
 
@@ -716,7 +716,7 @@ def sys_recvmsg(task, fd: int, msg: int, flags: int) -> int:
     return _recvmsg(task, sock, msg, to_int(flags))
 
 
-@syscall("recvmmsg", support="partial", note="the timeout is not applied")
+@syscall("recvmmsg", support="partial", note="as recvmsg; the timeout is not applied")
 def sys_recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int) -> int:
     """Implements Linux syscall recvmmsg(2): recvmsg into each struct mmsghdr
     (at most 1024); MSG_WAITFORONE makes every one after the first
