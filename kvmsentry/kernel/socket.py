@@ -12,8 +12,10 @@ them.
 
 Names: a bound socket has ``addr``, the sockaddr_un bytes getsockname(2)
 returns. A filesystem name is a socket inode made in the sentry's VFS
-(``kvmsentry.kernel.files.bind_socket_node``); ``_BY_INODE`` maps that
-inode to its socket while it is bound, so connect(2) finds it by path.
+(``kvmsentry.kernel.files.bind_socket_node``), or a host socket file
+beneath a rw --mount; ``_BY_INODE`` (``_BY_HOST_FILE``) maps that inode
+(the host file's device and inode numbers) to its socket while it is
+bound, so connect(2) finds it by path.
 Abstract names (a sun_path starting with NUL) live in a per-kernel table.
 
 Waiting: every change of a socket's state wakes its ``wait`` queue and
@@ -101,6 +103,8 @@ SOCKFS_DEV = makedev(0, 8)
 
 # Bound filesystem names: socket inode -> the socket bound to it.
 _BY_INODE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Names bound beneath a rw --mount: (st_dev, st_ino) of the host socket file -> socket.
+_BY_HOST_FILE: dict = {}
 # Abstract names per kernel (sandbox): kernel -> {name bytes: socket}.
 _ABSTRACT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -120,7 +124,10 @@ def abstract_table(kernel) -> dict:
 
 
 def socket_of_inode(inode) -> "UnixSocket | None":
-    """The socket bound to filesystem socket ``inode``, if one still is."""
+    """The socket bound to filesystem socket ``inode`` (an Inode, or a host
+    file's (st_dev, st_ino)), if one still is."""
+    if isinstance(inode, tuple):
+        return _BY_HOST_FILE.get(inode)
     return _BY_INODE.get(inode)
 
 
@@ -224,7 +231,10 @@ class UnixSocket(File):
         """Be the socket behind the new filesystem socket ``inode`` (bind(2) by path)."""
         self.addr = addr
         self.inode = inode
-        _BY_INODE[inode] = self
+        if isinstance(inode, tuple):
+            _BY_HOST_FILE[inode] = self
+        else:
+            _BY_INODE[inode] = self
 
     def autobind(self) -> None:
         """unix_autobind: an abstract name of five hex digits ("\\0XXXXX")."""
@@ -431,9 +441,7 @@ class UnixSocket(File):
         return sent
 
     def _send_dgram(self, data, flags, to, files, cred, explicit_addr) -> int:
-        if self.type == SOCK_SEQPACKET:
-            if explicit_addr and self.state != TCP_ESTABLISHED:
-                raise SyscallError(errno.ENOTCONN)
+        if self.type == SOCK_SEQPACKET:  # unix_seqpacket_sendmsg: connected, no address
             if self.state != TCP_ESTABLISHED:
                 raise SyscallError(errno.ENOTCONN)
             to = None
@@ -448,10 +456,9 @@ class UnixSocket(File):
             if other.dead:
                 if self.type == SOCK_SEQPACKET:
                     raise SyscallError(errno.EPIPE)
-                if self.peer is other:
+                if self.peer is other:  # forget it: the next send is ENOTCONN
                     self.peer = None
                     self.state = TCP_CLOSE
-                    raise SyscallError(errno.ECONNREFUSED)
                 raise SyscallError(errno.ECONNREFUSED)
             if other is not self and other.peer is not None and other.peer is not self:
                 raise SyscallError(errno.EPERM)
@@ -625,21 +632,18 @@ class UnixSocket(File):
         return sum(skb.unread() for skb in self.queue)
 
     def ioctl(self, task, cmd: int, arg: int) -> int:
-        """FIONREAD (SIOCINQ) and TIOCOUTQ (SIOCOUTQ) as ints at ``arg``; else ENOIOCTLCMD's ENOTTY."""
+        """FIONREAD (SIOCINQ, ``inq``) and TIOCOUTQ (SIOCOUTQ: the bytes
+        charged for what this socket sent and nobody read, skb overhead
+        included as Linux's sk_wmem_alloc) as an int at ``arg``; other
+        commands ENOTTY (sock_do_ioctl)."""
         if cmd == FIONREAD:
             value = self.inq()
         elif cmd == TIOCOUTQ:
-            value = max(self.wmem - SKB_OVERHEAD * self._skbs_in_flight(), 0)
+            value = self.wmem
         else:
             raise SyscallError(errno.ENOTTY)
         task.mm.copy_out(arg, struct.pack("<i", min(value, 0x7FFFFFFF)))
         return 0
-
-    def _skbs_in_flight(self) -> int:
-        peer = self.peer
-        if peer is None:
-            return 0
-        return sum(1 for skb in peer.queue if isinstance(skb, _Skb) and skb.sender is self)
 
     def _writable(self) -> bool:
         """unix_writable: not listening and at most a quarter of SO_SNDBUF in use."""
@@ -680,11 +684,13 @@ class UnixSocket(File):
             table = abstract_table(self.kernel)
             if table.get(self.addr) is self:
                 del table[self.addr]
-        if self.inode is not None and _BY_INODE.get(self.inode) is self:
-            del _BY_INODE[self.inode]
+        if self.inode is not None and socket_of_inode(self.inode) is self:
+            if isinstance(self.inode, tuple):
+                del _BY_HOST_FILE[self.inode]
+            else:
+                del _BY_INODE[self.inode]
         peer = self.peer
         self.peer = None
-        embryo = self.state == TCP_LISTEN
         self.state = TCP_CLOSE
         if peer is not None and self.type != SOCK_DGRAM:
             peer.shutdown = SHUTDOWN_MASK
@@ -700,7 +706,6 @@ class UnixSocket(File):
                 _release_files(item.files)
                 item.files = None
                 self._uncharge(item)
-        del embryo
         self.wake()
 
     def release_embryo(self) -> None:

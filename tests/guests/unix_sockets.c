@@ -831,6 +831,13 @@ static void options_and_errors(void)
     }
     report("recvmmsg", recvmmsg(sv[1], mm, 3, MSG_DONTWAIT, NULL));
     printf("msg_len %u %u %u %.5s\n", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len, rb[2]);
+    send(sv[0], "a", 1, 0);
+    send(sv[0], "b", 1, 0);
+    struct timespec ts = {5, 0};
+    report("recvmmsg with a timeout", syscall(SYS_recvmmsg, sv[1], mm, 2, 0, &ts));
+    ts.tv_nsec = -1;
+    report("recvmmsg bad timeout", syscall(SYS_recvmmsg, sv[1], mm, 2, 0, &ts));
+    report("recvmmsg bad timeout EBADF", syscall(SYS_recvmmsg, 999, mm, 2, 0, &ts));
     close(sv[0]);
     close(sv[1]);
 }

@@ -92,3 +92,37 @@ def test_python_multiprocessing_pipe_and_fd_passing(run_both, assert_same):
     assert native.returncode == 0, native.stderr.decode(errors="replace")
     assert b"read through a passed fd" in native.stdout
     assert_same(native, sentry)
+
+
+RW_MOUNT_SCRIPT = r"""
+import os, socket
+s = socket.socket(socket.AF_UNIX)
+s.bind("/mnt/srv.sock")
+s.listen()
+c = socket.socket(socket.AF_UNIX)
+c.connect("/mnt/srv.sock")
+conn, _ = s.accept()
+c.sendall(b"over a name on the host")
+print(conn.recv(100).decode(), oct(os.stat("/mnt/srv.sock").st_mode))
+try:
+    socket.socket(socket.AF_UNIX).bind("/mnt/srv.sock")
+except OSError as e:
+    print(e.strerror)
+s.close()
+try:
+    socket.socket(socket.AF_UNIX).connect("/mnt/srv.sock")
+except OSError as e:
+    print(e.strerror)
+"""
+
+
+def test_python_bind_beneath_rw_mount(run_sentry, tmp_path):
+    """bind(2) beneath --mount HOST:GUEST:rw makes a socket file on the host
+    (mknod(S_IFSOCK)); connect(2) by that name reaches the sandbox's socket."""
+    _need_python()
+    cp = run_sentry(["/usr/bin/python3", "-c", RW_MOUNT_SCRIPT],
+                    options=["--mount", f"{tmp_path}:/mnt:rw"])
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    assert cp.stdout.decode().splitlines() == [
+        "over a name on the host 0o140755", "Address already in use", "Connection refused"]
+    assert os.stat(tmp_path / "srv.sock").st_mode & 0o170000 == 0o140000

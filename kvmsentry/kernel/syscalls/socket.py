@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import struct
+import time
 
 from kvmsentry.kernel import socket as unix
 from kvmsentry.kernel.fd import FdTable, nofile_limit
@@ -50,6 +51,7 @@ SCM_MAX_FD = 253  # include/net/scm.h
 UCRED = struct.Struct("<iII")  # struct ucred: pid, uid, gid
 INT = struct.Struct("<i")
 TIMEVAL = struct.Struct("<qq")
+TIMESPEC = struct.Struct("<qq")  # struct __kernel_timespec
 INT_MAX = 0x7FFFFFFF
 MSG_WAITFORONE = 0x10000
 
@@ -268,11 +270,12 @@ def sys_socketpair(task, family: int, type_: int, protocol: int, sv: int) -> int
 
 # -- naming and connecting ----------------------------------------------------------
 
-@syscall("bind", support="partial", note="AF_UNIX; a path beneath a rw --mount is EPERM (no host sockets)")
+@syscall("bind", support="partial", note="AF_UNIX only")
 def sys_bind(task, fd: int, addr: int, addrlen: int) -> int:
     """Implements Linux syscall bind(2) for AF_UNIX (unix_bind).
 
-    A path makes a socket file in the sentry's VFS (EADDRINUSE when the
+    A path makes a socket file in the sentry's VFS (beneath a rw --mount,
+    on the host: a name only, reached from the sandbox alone; EADDRINUSE when the
     name exists; mknod's ENOENT, EACCES, EROFS); an abstract name (a
     leading NUL) is EADDRINUSE when taken; a bare sun_family (addrlen 2)
     autobinds to a five-hex-digit abstract name. EINVAL for a socket
@@ -716,12 +719,22 @@ def sys_recvmsg(task, fd: int, msg: int, flags: int) -> int:
     return _recvmsg(task, sock, msg, to_int(flags))
 
 
-@syscall("recvmmsg", support="partial", note="as recvmsg; the timeout is not applied")
+@syscall("recvmmsg", support="partial", note="as recvmsg")
 def sys_recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int) -> int:
     """Implements Linux syscall recvmmsg(2): recvmsg into each struct mmsghdr
     (at most 1024); MSG_WAITFORONE makes every one after the first
-    nonblocking. The count received, or the first one's error. The
-    timeout is not applied."""
+    nonblocking. The count received, or the first one's error.
+
+    ``timeout`` (a struct __kernel_timespec, EINVAL when invalid) is
+    checked after each message, as Linux does (do_recvmmsg: a wait for
+    one message is not cut short); the time left is written back.
+    """
+    deadline = None
+    if timeout:
+        sec, nsec = TIMESPEC.unpack(_copy_in(task, timeout, TIMESPEC.size))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise SyscallError(errno.EINVAL)
+        deadline = time.monotonic() + sec + nsec / 1e9
     sock = sock_of(task, fd)
     vlen = min(vlen & _U32, UIO_MAXIOV)
     flags = to_int(flags)
@@ -738,6 +751,11 @@ def sys_recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int) 
         got += 1
         if flags & MSG_WAITFORONE:
             flags |= MSG_DONTWAIT
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    if deadline is not None:
+        left = max(0, int((deadline - time.monotonic()) * 1e9))
+        _copy_out(task, timeout, TIMESPEC.pack(left // 1_000_000_000, left % 1_000_000_000))
     return got
 
 
