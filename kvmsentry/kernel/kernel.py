@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import signal
 import struct
 import sys
@@ -165,6 +164,10 @@ class Kernel:
         # /proc/sys/kernel/randomize_va_space != 0: exec randomizes the
         # mmap base and the load base of a PIE with an interpreter.
         self.randomize = True
+        # False when kvmsentry exits as soon as run() returns (the boot
+        # command): pid 1's memory is then left to the host to reclaim in
+        # one go (MemoryManager.abandon) instead of freed frame by frame.
+        self.free_at_exit = True
         self._hwcap = self._cpuid(1)[3]
         self._hwcap2 = HWCAP2_FSGSBASE if platform._cr4 & x86.CR4_FSGSBASE else 0
 
@@ -256,7 +259,10 @@ class Kernel:
         """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12) bytes."""
         if not self.randomize:
             return 0
-        return secrets.randbits(MMAP_RND_BITS) << 12
+        # os.urandom, not the secrets module: it would import hmac, hashlib
+        # and random (~4 ms of every start) for the same bits.
+        bits = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1)
+        return bits << 12
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe
@@ -794,7 +800,8 @@ class Kernel:
         task.fds.users = getattr(task.fds, "users", 1) - 1
         if task.fds.users == 0:
             task.fds.close_all()
-        self.drop_mm(task.mm)
+        self.drop_mm(task.mm, final=process.pid == 1 and not process.tasks
+                     and not self.free_at_exit)
         if process.tasks:
             return
         if process.wait_status is None:
@@ -854,12 +861,17 @@ class Kernel:
             self._notes.add(key)
             print(f"kvmsentry: {message}", file=self.stderr, flush=True)
 
-    def drop_mm(self, mm: MemoryManager) -> None:
-        """One task stops using ``mm``; the last one frees it."""
+    def drop_mm(self, mm: MemoryManager, final: bool = False) -> None:
+        """One task stops using ``mm``; the last one frees it. ``final``:
+        the sandbox ends with it (pid 1's exit, Kernel.free_at_exit False):
+        its frames are left to the host (MemoryManager.abandon)."""
         mm.users -= 1
         if mm.users == 0:
             fastread.drop_mm(mm)
-            mm.destroy()
+            if final:
+                mm.abandon()
+            else:
+                mm.destroy()
 
     def _release_vfork(self, task: Task) -> None:
         """A vfork child exec'd or exited: its parent may run again."""

@@ -924,6 +924,16 @@ class MemoryManager:
         address_space.map_entries(child_entries)
         return child
 
+    def abandon(self) -> None:
+        """destroy() at the sandbox's end, when kvmsentry exits next
+        (Kernel.free_at_exit False): the VMAs go, so a shared mapping of a
+        host file writes back as at munmap, but the frames and the
+        page-table tree stay for the host to reclaim with the whole guest
+        mapping at exit. Freeing a 1 GiB guest frame by frame took ~80 ms
+        of Python and ~130 ms of MADV_DONTNEED (KVM's MMU notifier)."""
+        self.vmas.clear()
+        self._starts.clear()
+
     def destroy(self) -> None:
         """Free every frame and the page-table tree (exit, execve)."""
         self.memory.put_frames(self.pages.values())
