@@ -211,15 +211,16 @@ static void fork_and_talk(void)
     printf("child status %d\n", shell_status(status));
     close(sv[0]);
 
-    /* A blocked writer: the child sends 1 MiB, the parent reads it all. */
+    /* A blocked writer: the child writes 1 MiB and sends 3 MiB, the parent reads it all. */
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        static char big[1 << 20];
+        static char big[3 << 20];
         memset(big, 'z', sizeof big);
-        ssize_t w = write(sv[1], big, sizeof big);
-        _exit(w == (ssize_t)sizeof big ? 0 : 1);
+        ssize_t w = write(sv[1], big, 1 << 20);
+        ssize_t s = send(sv[1], big, sizeof big, 0);
+        _exit(w == 1 << 20 && s == (ssize_t)sizeof big ? 0 : 1);
     }
     close(sv[1]);
     long total = 0;

@@ -26,7 +26,7 @@ from kvmsentry.kernel.socket import (AF_INET, AF_INET6, AF_MAX, AF_UNIX, AF_UNSP
                                      SOCK_NONBLOCK, SOCK_RAW, SOCK_SEQPACKET, SOCK_STREAM,
                                      SOCK_TYPE_MASK, SUN_PATH_OFFSET, SOCKADDR_UN_SIZE,
                                      TCP_LISTEN, UnixSocket, make_socketpair)
-from kvmsentry.kernel.syscalls.fs import IOVEC, UIO_MAXIOV, _read_iovec
+from kvmsentry.kernel.syscalls.fs import CHUNK, TASK_SIZE_MAX, UIO_MAXIOV, _read_iovec
 from kvmsentry.kernel.syscalls.table import SyscallError, syscall
 from kvmsentry.kernel.task import CAP_SETGID, CAP_SETUID
 
@@ -429,7 +429,7 @@ def _parse_control(task, control: bytes):
                 if type_ == SCM_RIGHTS:
                     count = len(data) // 4
                     if count > 0:
-                        if files or count > SCM_MAX_FD:
+                        if len(files) + count > SCM_MAX_FD:  # several are merged (scm_fp_copy)
                             raise SyscallError(errno.EINVAL)
                         for (fd,) in INT.iter_unpack(data[:count * 4]):
                             file = task.fds.get(fd)
@@ -469,12 +469,47 @@ def _gather(task, iovs) -> bytes:
     return b"".join(_copy_in(task, base, length) for base, length in iovs if length)
 
 
-def _send(task, sock: UnixSocket, data: bytes, flags: int, raw_addr: bytes, files, creds) -> int:
-    """The socket-level part of sendto/sendmsg: the destination, then send."""
+def _pieces(task, iovs):
+    """The bytes of ``iovs`` in pieces of at most CHUNK (a stream's huge
+    send is never one Python copy); EFAULT for a bad buffer."""
+    piece: list[bytes] = []
+    size = 0
+    for base, length in iovs:
+        while length:
+            take = min(length, CHUNK - size)
+            piece.append(_copy_in(task, base, take))
+            size += take
+            base += take
+            length -= take
+            if size == CHUNK:
+                yield b"".join(piece)
+                piece, size = [], 0
+    if size or not piece:
+        yield b"".join(piece)
+
+
+class _Oversized:
+    """Stands for a message too big to send (only its length is looked at:
+    EMSGSIZE), so that it is never copied in."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def _drop(files) -> None:
+    for file in files or ():
+        FdTable._unref(file)
+
+
+def _send(task, sock: UnixSocket, iovs, flags: int, raw_addr: bytes, files, creds) -> int:
+    """The socket-level part of sendto/sendmsg: the destination, then send
+    the bytes of ``iovs`` (a stream's in CHUNK pieces, stopping at a short
+    one; the Files of an SCM_RIGHTS go with the first)."""
     if flags & MSG_OOB:
-        if files:
-            for file in files:
-                FdTable._unref(file)
+        _drop(files)
         raise SyscallError(errno.EOPNOTSUPP)
     to = None
     explicit = bool(raw_addr)
@@ -486,15 +521,42 @@ def _send(task, sock: UnixSocket, data: bytes, flags: int, raw_addr: bytes, file
         if sock.passcred and sock.addr is None and sock.type == SOCK_DGRAM:
             sock.autobind()
     except BaseException:
-        if files:
-            for file in files:
-                FdTable._unref(file)
+        _drop(files)
         raise
     if sock.nonblocking:
         flags |= MSG_DONTWAIT
+    creds = creds or _scm_cred(task)
+    total = sum(length for _, length in iovs)
+    sent = 0
     try:
-        return sock.sendmsg(data, flags, to, files, creds or _scm_cred(task), explicit)
+        if sock.type != SOCK_STREAM:
+            if total > sock.sndbuf:
+                return sock.sendmsg(_Oversized(total), flags, to, files, creds, explicit)
+            try:
+                data = _gather(task, iovs)
+            except SyscallError:
+                _drop(files)
+                raise
+            return sock.sendmsg(data, flags, to, files, creds, explicit)
+        pieces = _pieces(task, iovs)
+        while True:
+            try:
+                piece = next(pieces, None)
+            except SyscallError:
+                _drop(files)
+                if sent:
+                    return sent
+                raise
+            if piece is None:
+                return sent
+            n = sock.sendmsg(piece, flags, None, files, creds, explicit)
+            files = None
+            sent += n
+            if n < len(piece):
+                return sent
     except SyscallError as e:
+        if sent:
+            return sent
         if e.errno == errno.EPIPE:
             _sigpipe(task, sock, flags)
         raise
@@ -513,9 +575,10 @@ def sys_sendto(task, fd: int, buf: int, length: int, flags: int, addr: int, addr
     sock = sock_of(task, fd)
     flags = to_int(flags)
     length = min(length, INT_MAX)
-    data = _copy_in(task, buf, length) if length else b""
+    if buf + length > TASK_SIZE_MAX:
+        raise SyscallError(errno.EFAULT)  # import_ubuf's access_ok
     raw = move_addr_to_kernel(task, addr, addrlen) if addr else b""
-    return _send(task, sock, data, flags, raw, None, None)
+    return _send(task, sock, [(buf, length)], flags, raw, None, None)
 
 
 def _read_msghdr(task, msg: int):
@@ -545,14 +608,7 @@ def _sendmsg(task, sock: UnixSocket, msg: int, flags: int) -> int:
         if sock.type == SOCK_SEQPACKET and sock.state != unix.TCP_ESTABLISHED:
             raise SyscallError(errno.ENOTCONN)
         files, creds = _parse_control(task, _copy_in(task, control, controllen))
-    try:
-        data = _gather(task, iovs)
-    except SyscallError:
-        if files:
-            for file in files:
-                FdTable._unref(file)
-        raise
-    return _send(task, sock, data, flags, raw, files, creds)
+    return _send(task, sock, iovs, flags, raw, files, creds)
 
 
 @syscall("sendmsg", support="partial", note="AF_UNIX; SCM_RIGHTS, SCM_CREDENTIALS; MSG_OOB is EOPNOTSUPP (Linux streams carry one out-of-band byte)")
@@ -608,7 +664,22 @@ def _put_cmsg(task, control: int, room: int, level: int, type_: int, data: bytes
 
 def _deliver(task, sock: UnixSocket, data: bytes, msg_flags: int, files, creds, peek: bool,
              iovs, control: int, controllen: int, flags: int):
-    """Copy a received message to the guest: (bytes stored, msg_flags, control used)."""
+    """Copy a received message to the guest, the data first (EFAULT drops
+    the fds, as Linux), then the control messages (scm_recv): (bytes
+    stored, msg_flags, control used)."""
+    stored = 0
+    try:
+        for base, length in iovs:
+            if stored >= len(data):
+                break
+            piece = data[stored:stored + length]
+            if piece:
+                _copy_out(task, base, piece)
+            stored += len(piece)
+    except SyscallError:
+        if files and not peek:
+            _drop(files)
+        raise
     used = 0
     if control and controllen:
         if sock.passcred and creds is not None:
@@ -638,16 +709,7 @@ def _deliver(task, sock: UnixSocket, data: bytes, msg_flags: int, files, creds, 
     elif files:
         msg_flags |= MSG_CTRUNC
     if files and not peek:
-        for file in files:
-            FdTable._unref(file)  # the in-flight references (installed ones hold their own)
-    stored = 0
-    for base, length in iovs:
-        if stored >= len(data):
-            break
-        piece = data[stored:stored + length]
-        if piece:
-            _copy_out(task, base, piece)
-        stored += len(piece)
+        _drop(files)  # the in-flight references (the installed fds hold their own)
     return stored, msg_flags, used
 
 
