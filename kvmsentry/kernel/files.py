@@ -735,6 +735,8 @@ def open_path(task, dirfd: int, path: bytes, flags: int, mode: int = 0o666) -> F
         if isinstance(inode, FifoInode):
             from kvmsentry.kernel.vfs.fifo import open_fifo
             return open_fifo(inode, file_flags, node.guest_path)
+        if _stat.S_ISSOCK(inode.mode):
+            raise SyscallError(errno.ENXIO)  # open(2) of a UNIX domain socket
         if not inode.is_reg():
             raise SyscallError(errno.EACCES)  # a copied-up FIFO or device node
         if flags & O_TRUNC:
@@ -917,6 +919,50 @@ def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int) -> None:
         fs.create(d, last, perm, uid, gid)
     else:
         fs.mknod(d, last, kind | perm, 0, uid, gid)
+
+
+def bind_socket_node(task, path: bytes):
+    """bind(2) of an AF_UNIX socket to ``path`` (net/unix/af_unix.c unix_bind_bsd):
+    a new socket inode, mode 0777 less the umask, as mknod(S_IFSOCK) makes.
+
+    Returns what ``lookup_socket_node`` will find by that name: the
+    in-memory Inode, or (st_dev, st_ino) of the host socket file made
+    beneath a rw --mount. EADDRINUSE when the name exists, else mknod's
+    errors (ENOENT, ENOTDIR, EACCES, EROFS).
+    """
+    try:
+        parent, last, node = _new_name(task, AT_FDCWD, path)
+    except SyscallError as e:
+        if e.errno == errno.EEXIST:
+            raise SyscallError(errno.EADDRINUSE) from None
+        raise
+    _may_create(task, parent)
+    fs, d = _parent_dir(node)
+    uid, gid = _creds(task)
+    inode = fs.mknod(d, last, _stat.S_IFSOCK | (0o777 & ~task.process.umask), 0, uid, gid)
+    if inode is None:  # a rw host mount: the name is a host socket file
+        st = lookup(task, AT_FDCWD, path, follow=False).st
+        return (st.st_dev, st.st_ino)
+    return inode
+
+
+def lookup_socket_node(task, path: bytes):
+    """The socket inode connect(2)/sendto(2) name by ``path`` (unix_find_bsd):
+    an Inode, or (st_dev, st_ino) of a host socket file (see bind_socket_node).
+
+    Follows symlinks; the lookup's errors (ENOENT, ENOTDIR, ELOOP),
+    EACCES without write permission on the socket, ECONNREFUSED for a
+    name that is not a socket or not one of the sentry's.
+    """
+    node = lookup(task, AT_FDCWD, path, follow=True)
+    creds = task.process.creds
+    if not _perm.privileged(creds) and node.kind in (HOST, MEM):
+        _perm.permission(creds, node.inode, MAY_WRITE)
+    if node.kind == HOST and _stat.S_ISSOCK(node.st.st_mode):
+        return (node.st.st_dev, node.st.st_ino)  # a name bound beneath a rw --mount
+    if node.kind != MEM or not _stat.S_ISSOCK(node.inode.mode):
+        raise SyscallError(errno.ECONNREFUSED)
+    return node.inode
 
 
 def do_unlink(task, dirfd: int, path: bytes) -> None:

@@ -102,8 +102,9 @@ _U64 = 0xFFFF_FFFF_FFFF_FFFF
 RECENT_SYSCALLS = 16
 _RESTART_CODES = frozenset({signals.ERESTARTSYS, signals.ERESTARTNOINTR, signals.ERESTARTNOHAND,
                             signals.ERESTART_RESTARTBLOCK})
+# sendto/sendmsg raise SIGPIPE themselves (MSG_NOSIGNAL; kernel/syscalls/socket.py).
 _SIGPIPE_SYSCALLS = frozenset(systable.NUMBERS[name] for name in (
-    "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile", "sendto", "sendmsg", "splice"))
+    "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile", "splice"))
 
 
 class ExecError(Exception):
@@ -938,7 +939,9 @@ class Kernel:
         if result >= 0:
             return result & _U64
         if result == -errno.EPIPE and nr in _SIGPIPE_SYSCALLS:
-            self._sigpipe(task)
+            # A seqpacket socket's EPIPE comes without SIGPIPE (kernel/socket.py).
+            if not task.__dict__.pop("epipe_quiet", False):
+                self._sigpipe(task)
         if -result in _RESTART_CODES:
             task.restart = (nr, result)  # handle_signals decides: restart or EINTR
             result = -errno.EINTR

@@ -189,6 +189,10 @@ class HostBind(Filesystem):
         os.close(fd)
 
     def mknod(self, parent, name, mode, rdev, uid, gid):
+        if _stat.S_ISSOCK(mode):  # a bound AF_UNIX socket's name (no host socket behind it)
+            with self._at(parent, name) as (dfd, leaf):
+                host_call(os.mknod, leaf, _stat.S_IFSOCK | (mode & 0o7777), dir_fd=dfd)
+            return None
         if not _stat.S_ISFIFO(mode):
             raise SyscallError(errno.EPERM)
         with self._at(parent, name) as (dfd, leaf):
