@@ -204,6 +204,17 @@ class AddressSpace:
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 
+    def fork_into(self, child: "AddressSpace", keep: list[tuple[int, int]],
+                  child_entries: dict[int, int] | None = None) -> None:
+        """fork: copy every 4 KiB user entry into ``child``, write-protected here
+        and there except in ``keep`` ranges, ``child_entries`` the child's
+        own (PageTable.fork_into)."""
+        self.page_table.fork_into(child.page_table, keep, child_entries)
+
+    def leaves_with(self, bits: int, blocks=None) -> list[int]:
+        """Page addresses whose leaf entry has ``bits`` (PageTable.leaves_with)."""
+        return self.page_table.leaves_with(bits, blocks)
+
     def set_entry(self, gva: int, entry: int) -> None:
         """Replace a leaf entry (0 unmaps); the guest flushes before it runs again."""
         self.page_table.set_entry(gva, entry)

@@ -199,6 +199,12 @@ class GuestMemory:
         """Take one more reference on the frame at ``gpa``."""
         self._refcount[gpa >> PAGE_SHIFT] += 1
 
+    def get_frames(self, gpas) -> None:
+        """get_frame for each frame GPA of ``gpas`` (fork's shared pages)."""
+        refcount = self._refcount
+        for gpa in gpas:
+            refcount[gpa >> PAGE_SHIFT] += 1
+
     def put_frames(self, gpas) -> None:
         """put_frame for many frames; the freed ones go back to the host in
         runs of contiguous frames (one madvise per run, not per page)."""
