@@ -281,7 +281,8 @@ class _Prefetcher:
     allocates and zeroes its 512 pages: ~0.6-1 ms here) is most of what a
     first touch of 2 MiB costs; done on this thread, it overlaps the guest
     writing the block before, on another core when one is idle. The work
-    is the same (the sentry's CPU time does not drop); only the wait does.
+    is the same, plus the hand-offs (pagefault: ~5% more CPU), so it pays
+    only when a core is free (BENCHMARKS.md, issue 6, fixed costs).
     A block it populated that is never handed out as a whole stays zero
     (populating writes nothing), so the allocator may hand its frames out
     one by one. madvise runs through ctypes, which releases the GIL
