@@ -167,7 +167,8 @@ class GuestMemory:
             self._expose(first + 512)
         self._free.extend(range(self._next, first))  # never touched: still zero
         self._refcount[first:first + 512] = _ONES_512
-        self._populate(first << PAGE_SHIFT, 512 << PAGE_SHIFT)
+        if self._prefetcher is None or not self._prefetcher.claim(first << PAGE_SHIFT):
+            self._populate(first << PAGE_SHIFT, 512 << PAGE_SHIFT)
         if first + 1024 <= self.nframes and PREFETCH_HUGE:
             # The next alloc_huge will most likely return the block just
             # above: have the host back it meanwhile (see _Prefetcher).
@@ -280,7 +281,8 @@ class _Prefetcher:
     allocates and zeroes its 512 pages: ~0.6-1 ms here) is most of what a
     first touch of 2 MiB costs; done on this thread, it overlaps the guest
     writing the block before, on another core when one is idle. The work
-    is the same (the sentry's CPU time does not drop); only the wait does.
+    is the same, plus the hand-offs (pagefault: ~5% more CPU), so it pays
+    only when a core is free (BENCHMARKS.md, issue 6, fixed costs).
     A block it populated that is never handed out as a whole stays zero
     (populating writes nothing), so the allocator may hand its frames out
     one by one. madvise runs through ctypes, which releases the GIL
@@ -295,6 +297,8 @@ class _Prefetcher:
         self._hva = hva
         self._want: tuple[int, int] | None = None
         self._busy = False
+        self._current: int | None = None  # the gpa being populated
+        self._done: int | None = None  # the gpa populated last
         self._cond = threading.Condition(threading.Lock())
         threading.Thread(target=self._run, daemon=True, name="kvmsentry-prefetch").start()
 
@@ -303,6 +307,18 @@ class _Prefetcher:
         with self._cond:
             self._want = (gpa, length)
             self._cond.notify_all()
+
+    def claim(self, gpa: int) -> bool:
+        """The block at ``gpa`` is being handed out: True once this thread
+        has populated it (waiting, without the GIL, if it is at it), False
+        when the caller must (not requested, or not started: withdrawn)."""
+        with self._cond:
+            if self._want is not None and self._want[0] == gpa:
+                self._want = None
+                return False
+            while self._current == gpa:
+                self._cond.wait()
+            return self._done == gpa
 
     def stop(self) -> None:
         """End the thread once it is idle (the memory is about to go)."""
@@ -327,7 +343,10 @@ class _Prefetcher:
                 if not length:
                     return
                 self._busy = True
-            self._madvise(self._hva + gpa, length, MADV_POPULATE_WRITE)
+                self._current = gpa
+            done = self._madvise(self._hva + gpa, length, MADV_POPULATE_WRITE) == 0
             with self._cond:
                 self._busy = False
+                self._current = None
+                self._done = gpa if done else None
                 self._cond.notify_all()
