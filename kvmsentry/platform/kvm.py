@@ -23,8 +23,8 @@ import signal
 import struct
 import threading
 
-from elftools.elf.elffile import ELFFile
 
+from kvmsentry.loader.elf import sections_and_symbols
 from kvmsentry.platform import layout
 from kvmsentry.platform.vdso import Vdso
 from kvmsentry.vm import x86
@@ -154,14 +154,13 @@ class Runtime:
     def load(cls) -> "Runtime":
         """Read runtime.elf (package data, built from guest/runtime.S)."""
         # A plain path: importlib.resources costs ~5 ms of imports at start-up.
-        with open(os.path.join(os.path.dirname(__file__), "runtime.elf"), "rb") as f:
-            elf = ELFFile(f)
-            text = elf.get_section_by_name(".text")
-            symbols = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name}
-            stub = elf.get_section_by_name(".vcpu_stub")
-            if stub is None or stub["sh_addr"] != layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET:
-                raise PlatformError("runtime.elf has no .vcpu_stub section in vCPU 0's slot")
-            return cls(text.data(), text["sh_addr"], symbols, stub.data())
+        sections, symbols = sections_and_symbols(
+            os.path.join(os.path.dirname(__file__), "runtime.elf"))
+        base, text = sections[".text"]
+        stub = sections.get(".vcpu_stub")
+        if stub is None or stub[0] != layout.VCPU_AREA_GVA + layout.VCPU_STUB_OFFSET:
+            raise PlatformError("runtime.elf has no .vcpu_stub section in vCPU 0's slot")
+        return cls(text, base, symbols, stub[1])
 
 
 class AddressSpace:

@@ -21,6 +21,7 @@ import os
 import struct
 import time
 
+from kvmsentry.loader.elf import sections_and_symbols
 from kvmsentry.vm.x86 import MSR_IA32_TSC, PAGE_SIZE
 
 # struct vvar_data (guest/vdso.c): magic, tsc_base, monotonic_ns,
@@ -38,14 +39,6 @@ def tsc_scale(tsc_khz: int) -> tuple[int, int]:
         if mult < 1 << 32:
             return mult, shift
         shift -= 1
-
-
-def _local_symbols(path: str) -> dict[str, int]:
-    """{name: value} of the image's .symtab (its local labels included)."""
-    from elftools.elf.elffile import ELFFile
-    with open(path, "rb") as f:
-        symtab = ELFFile(f).get_section_by_name(".symtab")
-        return {sym.name: sym["st_value"] for sym in symtab.iter_symbols() if sym.name}
 
 
 class Vdso:
@@ -70,7 +63,7 @@ class Vdso:
         self.calibrated = False
         # The exit-free getpid family's ring-3 trampoline (guest/vdso.c):
         # its offset in the image, its size, and its instruction marks.
-        symbols = _local_symbols(path)
+        symbols = sections_and_symbols(path)[1]
         start = symbols["__kvmsentry_fast_return"]
         self.fast_return_offset = start
         self.fast_return_size = symbols["__kvmsentry_fr_end"] - start

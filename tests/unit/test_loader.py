@@ -549,3 +549,24 @@ def test_stack_matches_native_linux(tmp_path):
     assert st.rsp == rsp
     assert p.argv_ptrs == native_argv and p.envp_ptrs == native_envp
     assert st.auxv[:-1] == native_aux  # incl. AT_RANDOM/AT_EXECFN/AT_PLATFORM addresses
+
+
+@pytest.mark.parametrize("image", ["runtime.elf", "vdso64.elf"])
+def test_sections_and_symbols_match_pyelftools(image):
+    """The sentry's own images are read with struct at start-up
+    (sections_and_symbols): the same sections and symbols as ELFFile's."""
+    from elftools.elf.elffile import ELFFile
+    import kvmsentry.platform
+    from kvmsentry.loader.elf import sections_and_symbols
+    path = os.path.join(os.path.dirname(kvmsentry.platform.__file__), image)
+    sections, symbols = sections_and_symbols(path)
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        assert symbols == {s.name: s["st_value"]
+                           for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name}
+        for section in elf.iter_sections():
+            if section.name:
+                addr, data = sections[section.name]
+                assert addr == section["sh_addr"]
+                if section["sh_type"] != "SHT_NOBITS":
+                    assert data == section.data()
