@@ -25,15 +25,66 @@ What stays on the exit path:
   and a poller that cannot get a core costs each call at most the
   guest's spin budget before the exit.
 
+The state machine (the request page's state word, u32: flag bits
+POSTED 1, CLAIMED 2, DONE 4, EXIT 8, WITHDRAWN 16, and above
+layout.RING_SEQ_SHIFT the post's sequence number ``seq``). Each
+transition has one owner and is one store or one atomic operation:
+
+- post (guest, runtime.S vcpu_ring_post): ``seq += 1`` in its post word
+  (layout.RING_POST_OFFSET) first, then the number and arguments, last
+  the plain store ``state = seq | POSTED``. The guest owns the word
+  here: no claim of the poller's is open (see below).
+- claim (poller, C): compare-and-swap from any word whose flags are
+  exactly POSTED to ``claimed = seq | POSTED | CLAIMED``. The poller
+  then checks the post word against ``seq`` (a post made outside the stub,
+  or one whose arguments were not all written for this ``seq``, is
+  handed back unrun).
+- finish (poller, C ``kvmsentry_ring_finish``): compare-and-swap from
+  ``claimed`` or ``claimed | WITHDRAWN`` to the same plus DONE (the answer
+  already in the ring frame) or EXIT. Nothing else: a word that no longer
+  holds that claim is left alone, so an answer can reach no other call.
+- spin (guest): it acts only on ``state ^ (seq << RING_SEQ_SHIFT)`` =
+  POSTED|CLAIMED|DONE (return the ring frame's answer) or
+  POSTED|CLAIMED|EXIT (exit on RING_WAIT_PORT); a word of another
+  sequence number (an earlier call's answer) is not its answer.
+- withdraw (guest, after its spin budget): ``lock bts`` WITHDRAWN, after
+  which no claim can succeed (flags are no longer exactly POSTED), then
+  one look: DONE for its seq: the answer; CLAIMED for its seq: exit on
+  RING_WAIT_PORT (the poller runs or ran it: :meth:`RingPoller.collect`);
+  anything else: the plain syscall exit (the task thread runs it).
+- collect (task thread, after RING_WAIT_PORT): waits for the poller's
+  own record of the claim the word names (its outcome carries the
+  claimed word), never for bits the guest could withhold.
+
+The bug this replaced (issue 6): the state word had no sequence number,
+the poller stored whole words (DONE, EXIT) with plain stores, and the
+guest took any DONE it saw as its answer. A thread reading a file one
+byte per read(2) in a two-thread process (so not served by the
+exit-free read) got, 8-11 times per 3 MiB on a loaded machine, the
+previous read's answer (1) without the read having run. Instrumented
+(a per-page post and return count the guest kept, the poller's stores
+numbered): the poller answered call N once (DONE); the guest returned
+through it, stored 0 and then its post of call N+1 (and read the word
+back as POSTED), and a moment later its spin read the word of call N's
+answer again, the very value of the poller's one store; the poller
+never claimed N+1. No host thread stored that value again (every store
+was logged): the guest's view of the word went back to an older value
+after its own stores, under this machine's nested PVM; what below the
+VM does that is not known. With a sequence number the
+older answer is not the guest's: it spins on, withdraws and exits, and
+the call runs once on the exit path; and since the poller's finish is
+a compare-and-swap on its own claim, no answer of its lands on a later
+post whatever the guest's view does.
+
 What the guest can write: its request pages (one per vCPU, mapped only
 in the address space that vCPU runs: layout.RING_AREA_GVA) hold the
-number, the arguments and the state word. The number and arguments are
-read once and treated as registers are; the state word is only a hint to
-the sentry: a poller claims a call only by its own compare-and-swap, the
-task thread waits for the poller's own record of that claim
-(:meth:`RingPoller.collect`), never for bits the guest could withhold,
-and a call posted while the task thread is in the sentry (not spinning in
-the stub: a forged post) is handed back unrun.
+number, the arguments, the post word and the state word. The number and
+arguments are read once and treated as registers are; the state word is
+only a hint to the sentry: a poller claims a call only by its own
+compare-and-swap, the task thread waits for the poller's own record of
+that claim (:meth:`RingPoller.collect`), never for bits the guest could
+withhold, and a call posted while the task thread is in the sentry (not
+spinning in the stub: a forged post) is handed back unrun.
 
 Costs reported by ``--profile``: calls answered in the ring, handed
 back, the exits the ring still took, and the host CPU seconds the
@@ -104,8 +155,9 @@ class RingPoller:
         self.context = task.context
         self.stats = stats
         self._cond = threading.Condition(threading.Lock())
-        # (kind, value) of the last call taken: ("result", rax), ("bounce", None)
-        # or ("raise", exception); None once the task thread took it.
+        # (claimed word, kind, value) of the last call taken: kind and value
+        # ("result", rax), ("bounce", None) or ("raise", exception); None
+        # while it runs and once the task thread took it.
         self._outcome = None
         # Under _cond: whether the poller is running a claimed call, and how
         # many of its C polls ended without a claim (collect's proof that a
@@ -177,39 +229,41 @@ class RingPoller:
         thread then runs it, as after a plain exit).
 
         The state word is guest-writable: a CLAIMED bit the poller did not
-        set, or answer bits the guest cleared, must not hold this thread
-        forever. It waits until the answer bits are set while the poller is
-        not busy, or until a whole C poll ended without a claim (a claimed
-        call keeps the poller busy until it is answered, so no claim of the
-        poller's is pending then: the task thread runs the call itself).
+        set, or a sequence number it never claimed, must not hold this
+        thread forever, nor hand it another call's outcome. It waits until
+        the poller, not busy, has recorded the outcome of exactly the claim
+        the word names, or until a whole C poll ended without a claim (a
+        claimed call keeps the poller busy until it is answered, so no
+        claim of the poller's is pending then: the task thread runs the
+        call itself).
         """
-        context = self.context
-        if not context.ring_claimed():
+        claimed = self.context.ring_waiting_claim()
+        if not claimed:
             return None
         with self._cond:
             idle = self._idle_polls
-            if not self._settled(idle):
+            if not self._settled(claimed, idle):
                 sched.BKL.release()
                 try:
-                    while not self._settled(idle):
+                    while not self._settled(claimed, idle):
                         self._hot.set()  # a cold poller looks once more, then counts an idle poll
                         self._cond.wait()
                 finally:
                     self._cond.release()
                     sched.BKL.acquire()
                     self._cond.acquire()
-            if self._busy or not self.context.ring_answered():
-                outcome = None
-            else:
-                outcome = self._outcome
+            outcome = self._outcome
+            if self._busy or outcome is None or outcome[0] != claimed:
+                return None
             self._outcome = None
-        return outcome
+        return outcome[1:]
 
-    def _settled(self, idle: int) -> bool:
+    def _settled(self, claimed: int, idle: int) -> bool:
         """collect's wait is over (``_cond`` held): see :meth:`collect`."""
         if self._busy:
             return False
-        return self.context.ring_answered() or self._idle_polls != idle or self._stopping
+        outcome = self._outcome
+        return (outcome is not None and outcome[0] == claimed) or self._idle_polls != idle or self._stopping
 
     # -- the poller thread ----------------------------------------------
     def _main(self) -> None:
@@ -233,23 +287,24 @@ class RingPoller:
                     self._hot.clear()  # under _cond: collect sets it under _cond too
                     self._cond.notify_all()
                 continue
-            self._take()
+            self._take(claimed)
 
-    def _take(self) -> None:
-        """Run the claimed call and answer it (RING_DONE or RING_EXIT)."""
+    def _take(self, claimed: int) -> None:
+        """Run the call claimed as ``claimed`` (ring_poll's word) and answer it (RING_DONE or RING_EXIT)."""
         context = self.context
         task = self.task
         with self._cond:
             self._outcome = None
             self._busy = True
-        nr, args = context.ring_request()
+        request = context.ring_request(claimed)
         kind = "exit"
         fast = False
         with sched.BKL:
             try:
-                if nr in _BOUNCE or task.exited or self.task_in_sentry:
+                if request is None or request[0] in _BOUNCE or task.exited or self.task_in_sentry:
                     outcome = ("bounce", None)
                 else:
+                    nr, args = request
                     outcome = ("result", self.kernel.dispatch(task, nr, args))
                     self.kernel.after_syscall(task, nr)
             except BaseException as e:  # TaskExit, a sentry bug: the task thread raises it
@@ -259,13 +314,13 @@ class RingPoller:
                 fast = (task.restart is None and not task.signal_pending() and not process.stopped
                         and process.wait_status is None and not task.exited
                         and not context.needs_flush())
-            # The outcome first, then the state bit the task thread waits for.
+            # The outcome first, then the state bit the guest acts on.
             with self._cond:
-                self._outcome = outcome
-                if outcome[0] == "result" and fast and context.ring_answer(outcome[1]):
+                self._outcome = (claimed,) + outcome
+                if outcome[0] == "result" and fast and context.ring_answer(claimed, outcome[1]):
                     kind = "answered"
                 else:
-                    context.ring_exit()
+                    context.ring_exit(claimed)
                 self._busy = False
                 self._cond.notify_all()
         if self.auto and kind == "answered":

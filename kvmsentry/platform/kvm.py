@@ -934,44 +934,67 @@ class Context:
         self.ring_state = ffi.new("uint32_t *")
         self._request_gpa = None
 
-    def ring_request(self) -> tuple[int, tuple[int, ...]]:
-        """The call in the request page: (number, six arguments), as the guest posted them."""
+    def ring_request(self, claimed: int) -> tuple[int, tuple[int, ...]] | None:
+        """The call claimed as ``claimed``: (number, six arguments), as the guest posted them.
+
+        None when the guest's post word (layout.RING_POST_OFFSET, written
+        before the arguments) carries another sequence number than the
+        claimed state word (written after them): a post made outside the
+        stub, or one whose arguments may belong to another call. The
+        caller hands such a call back unrun (the task thread runs it from
+        the registers, if it was a real call).
+        """
         gpa = self._request_gpa
         if gpa is None:  # the thread has exited (release): nothing to take
-            return -1, (0,) * 6
+            return None
+        post, = struct.unpack_from("<I", self._view, gpa + layout.RING_POST_OFFSET)
+        if post >> layout.RING_SEQ_SHIFT != claimed >> layout.RING_SEQ_SHIFT:
+            return None
         words = struct.unpack_from("<7Q", self._view, gpa + 8)
         return words[0], words[1:]
 
-    def ring_answer(self, result: int) -> bool:
-        """Let the spinning guest return ``result`` to ring 3 (state RING_DONE).
+    def ring_answer(self, claimed: int, result: int) -> bool:
+        """Let the spinning guest return ``result`` to ring 3 (adds RING_DONE to ``claimed``).
 
         The answer travels as the RSP of the ring frame (runtime.S
         ring_done, then the vDSO trampoline), so it must be a canonical
         address: False (nothing written) when it is not; the caller then
-        answers with :meth:`ring_exit`.
+        answers with :meth:`ring_exit`. The state word changes only if it
+        still holds this claim (kvmsentry_ring_finish), so the answer can
+        reach no other call than the one claimed; True either way.
         """
         value = result & 0xFFFF_FFFF_FFFF_FFFF
         if _noncanonical(value):
             return False
         struct.pack_into("<Q", self._view, self._ring_frame_gpa + 24, value)
-        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_DONE
+        lib.kvmsentry_ring_finish(self.ring_state, claimed, layout.RING_DONE)
         return True
 
-    def ring_exit(self) -> None:
-        """Make the spinning guest exit on RING_WAIT_PORT (state RING_EXIT)."""
-        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_EXIT
+    def ring_exit(self, claimed: int) -> None:
+        """Make the spinning guest exit on RING_WAIT_PORT (adds RING_EXIT to ``claimed``, if still there)."""
+        lib.kvmsentry_ring_finish(self.ring_state, claimed, layout.RING_EXIT)
 
     def ring_poll(self, spin_ns: int) -> int:
-        """Spin (no GIL) until the guest posts a call and claim it: 1; 0 after ``spin_ns``; -1 once stopped."""
+        """Spin (no GIL) until the guest posts a call and claim it.
+
+        Returns the claimed state word (> 0: flags POSTED|CLAIMED and the
+        post's sequence number), 0 after ``spin_ns`` ns without a post,
+        -1 once stopped (kvmsentry_ring_poll).
+        """
         return lib.kvmsentry_ring_poll(self.ring_state, spin_ns, self.ring_stop)
 
-    def ring_claimed(self) -> bool:
-        """After TRAP_RING_WAIT: whether the poller claimed the call (else the task thread runs it)."""
-        return bool(self.ring_state[0] & layout.RING_CLAIMED)
+    def ring_waiting_claim(self) -> int:
+        """After TRAP_RING_WAIT: the claimed word the guest waits on, or 0 if the word says unclaimed.
 
-    def ring_answered(self) -> bool:
-        """Whether the poller has finished the claimed call (RING_DONE or RING_EXIT set)."""
-        return bool(self.ring_state[0] & (layout.RING_DONE | layout.RING_EXIT))
+        That is the state word without DONE, EXIT and WITHDRAWN, when it
+        has CLAIMED: the same value :meth:`ring_poll` returned for that
+        claim (guest-writable: a hint, matched against the poller's own
+        record in RingPoller.collect).
+        """
+        state = self.ring_state[0]
+        if not state & layout.RING_CLAIMED:
+            return 0
+        return state & ~(layout.RING_DONE | layout.RING_EXIT | layout.RING_WITHDRAWN)
 
     def needs_flush(self) -> bool:
         """Page-table changes wait for this vCPU's next return through flush_return."""
