@@ -32,12 +32,12 @@ static void *reader(void *arg) {
         return NULL;
     }
     unsigned char *got = calloc(size + 4096, 1);
-    unsigned char *want = calloc(size + 1, 1);
     size_t n = 0;
     ssize_t r;
-    while (n < (size_t)size + 4096 && (r = read(fd, got + n, 1)) > 0)
+    while ((r = read(fd, got + n, 1)) > 0 && n < (size_t)size + 4096)
         n += r;
     off_t end = lseek(fd, 0, SEEK_CUR);
+    unsigned char *want = calloc(size + 1, 1);
     ssize_t whole = pread(fd, want, size, 0);
     size_t differ = 0;
     long first = -1;
