@@ -50,12 +50,41 @@ def _parse_user(text: str) -> tuple[int, int]:
     return ids
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout with the terminal width found without shutil.
+
+    argparse builds a formatter for every add_argument, and its default
+    imports shutil for get_terminal_size (with zlib, bz2, lzma: ~2 ms of
+    every start). The width is found by shutil.get_terminal_size's rule:
+    $COLUMNS when a positive number, else the terminal of stdout, else 80;
+    minus 2, as argparse does.
+    """
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kvmsentry", description=(
+    parser = argparse.ArgumentParser(prog="kvmsentry", formatter_class=_HelpFormatter, description=(
         "Run a static x86-64 Linux program in ring 3 of a KVM VM, every system call "
         "emulated by a userspace kernel in Python."))
     sub = parser.add_subparsers(dest="command", required=True)
-    boot = sub.add_parser("boot", help="run a program in the sandbox")
+    boot = sub.add_parser("boot", help="run a program in the sandbox", formatter_class=_HelpFormatter)
     boot.add_argument("--strace", action="store_true", help="print every syscall to stderr")
     boot.add_argument("--env", action="append", default=[], metavar="K=V",
                       help="add K=V to the guest's environment (repeatable); the guest "
@@ -96,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("binary", metavar="BINARY")
     boot.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                       help="arguments for the program (argv[1:])")
-    syscalls = sub.add_parser("syscalls", help="print the syscall table and its support levels")
+    syscalls = sub.add_parser("syscalls", help="print the syscall table and its support levels",
+                              formatter_class=_HelpFormatter)
     syscalls.add_argument("--all", action="store_true", help="include unimplemented syscalls")
     _bench_parser(sub)
     return parser
@@ -105,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
 def _bench_parser(sub) -> None:
     from kvmsentry.bench import PLATFORM_NAMES, WORKLOAD_NAMES
     bench = sub.add_parser(
-        "bench", help="run the benchmark workloads natively, under kvmsentry and under runsc",
+        "bench", formatter_class=_HelpFormatter,
+        help="run the benchmark workloads natively, under kvmsentry and under runsc",
         description="Run each workload natively, under kvmsentry and under gVisor's runsc "
                     "(each platform that answers here), interleaved, and report medians and "
                     "the ratio to native; then profile each under kvmsentry (exits by kind).")
@@ -148,10 +179,14 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"--profile-json {args.profile_json}: cannot write there")
         if args.syscall_path not in ("exit", "ring", "auto"):  # from $KVMSENTRY_SYSCALL_PATH
             parser.error(f"KVMSENTRY_SYSCALL_PATH={args.syscall_path}: expected exit, ring or auto")
-        for option, path in (("--cwd", args.cwd), ("--root", args.root)):
-            if path is not None and not os.path.isdir(path):
-                parser.error(f"{option} {path}: not a directory")
+        if args.root is not None and not os.path.isdir(args.root):
+            parser.error(f"--root {args.root}: not a directory")
         args.binds = [_parse_mount(parser, item) for item in args.mount]
+        if args.cwd is not None:
+            # In the sandbox's tree: inside --root, or a --mount target.
+            cwd = _resolve_in_guest(args, _guest_cwd(args))
+            if cwd is None or not os.path.isdir(cwd):
+                parser.error(f"--cwd {args.cwd}: not a directory in the sandbox")
     if args.command == "bench":
         if args.n < 1:
             parser.error("-n must be at least 1")
@@ -221,11 +256,33 @@ def _error(message: str) -> None:
 _MAXSYMLINKS = 40  # include/linux/namei.h: ELOOP beyond
 
 
-def _resolve_in_root(root: str, guest: str) -> str | None:
-    """The host path of the absolute guest path ``guest`` with ``root`` as
-    its /: ".." stops at the root and a symlink's absolute target starts
-    from it (openat2's RESOLVE_IN_ROOT, as the guest's own lookups do).
-    None after 40 symlinks (ELOOP)."""
+def _guest_cwd(args) -> str:
+    """The guest's working directory: --cwd, relative to the host's cwd
+    when the sandbox's / is the host's; "/" (or the host's cwd) by default."""
+    if args.root in ("/", None):
+        return os.path.abspath(args.cwd) if args.cwd else os.getcwd()
+    return os.path.join("/", args.cwd) if args.cwd else "/"
+
+
+def _resolve_in_guest(args, guest: str) -> str | None:
+    """The host path behind the absolute guest path ``guest``, resolved as
+    the guest's own lookups would: --root as / (".." stops there, a
+    symlink's absolute target starts from it: openat2's RESOLVE_IN_ROOT),
+    each --mount's host directory at its guest path (the deepest one
+    wins; a later one over an earlier one at the same place). None after
+    40 symlinks (ELOOP)."""
+    root = os.path.realpath(args.root or "/")
+    points = [([n for n in bind.guest.split("/") if n], bind.host)
+              for bind in getattr(args, "binds", ())]
+
+    def host_of(names: list[str]) -> str:
+        where, rest = root, names
+        depth = -1
+        for point, host in points:
+            if len(point) >= depth and names[:len(point)] == point:
+                where, rest, depth = host, names[len(point):], len(point)
+        return os.path.join(where, *rest)
+
     todo = [n for n in guest.split("/") if n not in ("", ".")]
     todo.reverse()
     done: list[str] = []
@@ -236,7 +293,7 @@ def _resolve_in_root(root: str, guest: str) -> str | None:
             if done:
                 done.pop()
             continue
-        host = os.path.join(root, *done, name)
+        host = host_of(done + [name])
         if os.path.islink(host):
             links += 1
             if links > _MAXSYMLINKS:
@@ -247,19 +304,17 @@ def _resolve_in_root(root: str, guest: str) -> str | None:
             todo.extend(reversed([n for n in target.split("/") if n not in ("", ".")]))
             continue
         done.append(name)
-    return os.path.join(root, *done)
+    return host_of(done)
 
 
 def _host_path(args) -> str | None:
     """The host file BINARY names: a host path, or a guest path inside --root
-    (relative to --cwd there, "/" by default), resolved as the guest would;
-    None for a symlink loop."""
+    or a --mount (relative to --cwd), resolved as the guest would; None for
+    a symlink loop."""
     binary = args.binary
-    if args.root in ("/", None):
+    if args.root in ("/", None) and not getattr(args, "binds", ()):
         return binary
-    root = os.path.realpath(args.root)
-    guest = binary if binary.startswith("/") else os.path.join(args.cwd or "/", binary)
-    return _resolve_in_root(root, guest)
+    return _resolve_in_guest(args, os.path.join(_guest_cwd(args), binary))
 
 
 def _parse_mount(parser, item: str):
@@ -278,6 +333,8 @@ def _parse_mount(parser, item: str):
         parser.error(f"--mount {item}: {host}: not a directory")
     if not guest.startswith("/"):
         parser.error(f"--mount {item}: the guest path {guest} must be absolute")
+    if ".." in guest.split("/"):
+        parser.error(f"--mount {item}: the guest path {guest} must not contain ..")
     norm = os.path.normpath(guest)
     if norm in ("/", "//") or norm.split("/")[1] in ("proc", "dev"):
         parser.error(f"--mount {item}: cannot mount over {norm}")
@@ -339,10 +396,7 @@ def _boot(args) -> int:
         env[key] = value
     envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
     argv = [os.fsencode(a) for a in [args.binary, *prefix, *args.args]]
-    if args.root in ("/", None):
-        cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
-    else:
-        cwd = args.cwd or "/"
+    cwd = _guest_cwd(args)
     # Keep fds 0-2 taken while KVM opens its fds, so that a closed stdio
     # fd stays closed for the guest instead of aliasing /dev/kvm.
     closed = _fill_closed_stdio()
@@ -363,6 +417,7 @@ def _boot(args) -> int:
         return EXIT_SENTRY_FAILURE
     kernel = Kernel(platform, strace=args.strace, root=args.root, pids_limit=args.pids_limit,
                     binds=getattr(args, "binds", ()), syscall_path=args.syscall_path)
+    kernel.free_at_exit = False  # run() ends in os._exit: the host frees guest memory
     try:
         task = kernel.exec_first(binary, argv, envp, cwd, closed_stdio=closed,
                                  creds=Credentials(uid, uid, uid, gid, gid, gid))

@@ -13,10 +13,11 @@ Exit statuses of ``run`` follow a shell's convention: the exit code, or
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
-import secrets
 import signal
+import struct
 import sys
 import threading
 import time
@@ -163,6 +164,10 @@ class Kernel:
         # /proc/sys/kernel/randomize_va_space != 0: exec randomizes the
         # mmap base and the load base of a PIE with an interpreter.
         self.randomize = True
+        # False when kvmsentry exits as soon as run() returns (the boot
+        # command): pid 1's memory is then left to the host to reclaim in
+        # one go (MemoryManager.abandon) instead of freed frame by frame.
+        self.free_at_exit = True
         self._hwcap = self._cpuid(1)[3]
         self._hwcap2 = HWCAP2_FSGSBASE if platform._cr4 & x86.CR4_FSGSBASE else 0
 
@@ -199,6 +204,11 @@ class Kernel:
                           argv=list(argv), envp=list(envp), cwd=cwd, root=self.root)
         if creds is not None:
             process.creds = creds
+        # execve(2) keeps ignored signals ignored: a guest started by
+        # nohup(1), or by a shell for a background job, ignores what
+        # kvmsentry was started ignoring (those it would forward).
+        for signo in host_ignored_signals():
+            process.sigactions[signo] = struct.pack("<QQQQ", SIG_IGN, 0, 0, 0)
         if self.binds:
             from kvmsentry.kernel.vfs.mount import MountNamespace
             process.mounts = MountNamespace.for_host_root(self.root, self.binds)
@@ -249,12 +259,25 @@ class Kernel:
         """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12) bytes."""
         if not self.randomize:
             return 0
-        return secrets.randbits(MMAP_RND_BITS) << 12
+        # os.urandom, not the secrets module: it would import hmac, hashlib
+        # and random (~4 ms of every start) for the same bits.
+        bits = int.from_bytes(os.urandom(4), "little") & ((1 << MMAP_RND_BITS) - 1)
+        return bits << 12
 
     def _guest_exe(self, host_path: str) -> str:
         """The guest path of the host file ``host_path`` (what /proc/self/exe
-        reads): canonical, symlinks resolved, inside the guest root."""
+        reads): canonical, symlinks resolved, inside the guest root or
+        beneath the --mount that holds it."""
         real = os.path.realpath(host_path)
+        best = -1
+        guest = None
+        for bind in self.binds:  # a --mount's files are seen at its guest path
+            if len(bind.host) >= best and (real == bind.host
+                                           or real.startswith(bind.host.rstrip("/") + "/")):
+                best = len(bind.host)
+                guest = os.path.join(bind.guest, os.path.relpath(real, bind.host))
+        if guest is not None:
+            return os.path.normpath(guest)
         root = os.path.realpath(self.root or "/")
         if root == "/":
             return real
@@ -456,7 +479,7 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in HOST_FORWARDED_SIGNALS:
+        for signo in HOST_FORWARDED_SIGNALS - host_ignored_signals():
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
@@ -476,13 +499,16 @@ class Kernel:
                     self.send_signal(process, signo, info=signals.siginfo(signo, signals.SI_KERNEL))
 
     def start_task(self, task: Task) -> None:
-        """Start the host thread that runs ``task`` (BKL held)."""
+        """Start the host thread that runs ``task`` (BKL held).
+
+        A bare thread (_thread.start_new_thread), not threading.Thread:
+        its start() waits until the new thread has run, a handshake of two
+        context switches that cost 0.3-0.5 ms of every fork on a loaded
+        machine here; the new thread only blocks on the BKL we hold anyway.
+        """
         task.kernel = self
         self.tasks[task.tid] = task
-        thread = threading.Thread(target=self._task_main, args=(task,), daemon=True,
-                                  name=f"kvmsentry-task-{task.tid}")
-        task.thread = thread
-        thread.start()
+        task.thread = _thread.start_new_thread(self._task_main, (task,))
 
     def _task_main(self, task: Task) -> None:
         """One guest thread: run it, handle each trap under the BKL, until it exits."""
@@ -777,7 +803,8 @@ class Kernel:
         task.fds.users = getattr(task.fds, "users", 1) - 1
         if task.fds.users == 0:
             task.fds.close_all()
-        self.drop_mm(task.mm)
+        self.drop_mm(task.mm, final=process.pid == 1 and not process.tasks
+                     and not self.free_at_exit)
         if process.tasks:
             return
         if process.wait_status is None:
@@ -837,12 +864,17 @@ class Kernel:
             self._notes.add(key)
             print(f"kvmsentry: {message}", file=self.stderr, flush=True)
 
-    def drop_mm(self, mm: MemoryManager) -> None:
-        """One task stops using ``mm``; the last one frees it."""
+    def drop_mm(self, mm: MemoryManager, final: bool = False) -> None:
+        """One task stops using ``mm``; the last one frees it. ``final``:
+        the sandbox ends with it (pid 1's exit, Kernel.free_at_exit False):
+        its frames are left to the host (MemoryManager.abandon)."""
         mm.users -= 1
         if mm.users == 0:
             fastread.drop_mm(mm)
-            mm.destroy()
+            if final:
+                mm.abandon()
+            else:
+                mm.destroy()
 
     def _release_vfork(self, task: Task) -> None:
         """A vfork child exec'd or exited: its parent may run again."""
@@ -1067,6 +1099,18 @@ _DEFAULT_TERMINATE = frozenset({
 
 # Signals whose default action stops the process.
 _DEFAULT_STOP = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+
+
+def host_ignored_signals() -> frozenset[int]:
+    """The forwarded signals (HOST_FORWARDED_SIGNALS) kvmsentry itself was
+    started with ignored (SIG_IGN kept across its execve; signal(7)).
+
+    Python leaves an inherited SIG_IGN of these in place at start-up.
+    Ignored, they reach neither kvmsentry nor the guest, which starts with
+    them ignored too, as a native child of the same parent would.
+    """
+    return frozenset(signo for signo in HOST_FORWARDED_SIGNALS
+                     if signal.getsignal(signo) == signal.SIG_IGN)
 
 
 def _interp_reason(err: int, interp: str) -> str:

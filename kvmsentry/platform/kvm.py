@@ -207,6 +207,17 @@ class AddressSpace:
     def entry(self, gva: int) -> int:
         return self.page_table.entry(gva)
 
+    def fork_into(self, child: "AddressSpace", keep: list[tuple[int, int]],
+                  child_entries: dict[int, int] | None = None) -> None:
+        """fork: copy every 4 KiB user entry into ``child``, write-protected here
+        and there except in ``keep`` ranges, ``child_entries`` the child's
+        own (PageTable.fork_into)."""
+        self.page_table.fork_into(child.page_table, keep, child_entries)
+
+    def leaves_with(self, bits: int, blocks=None) -> list[int]:
+        """Page addresses whose leaf entry has ``bits`` (PageTable.leaves_with)."""
+        return self.page_table.leaves_with(bits, blocks)
+
     def set_entry(self, gva: int, entry: int) -> None:
         """Replace a leaf entry (0 unmaps); the guest flushes before it runs again."""
         self.page_table.set_entry(gva, entry)
@@ -282,8 +293,11 @@ class KvmPlatform:
         self.kvm.require(lib.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT")
         self.kvm.require(lib.KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID")
         self.vm: Vm = self.kvm.create_vm()
-        self.memory = GuestMemory(memory_size)
-        self.vm.set_user_memory_region(0, 0, memory_size, self.memory.hva)
+        # Guest memory becomes KVM memory slots as the frame allocator
+        # reaches it (_expose_memory), not all at start.
+        self._slots = 0
+        self._max_slots = max(1, self.kvm.check_extension(lib.KVM_CAP_NR_MEMSLOTS))
+        self.memory = GuestMemory(memory_size, expose=self._expose_memory)
         self.cpuid = self.kvm.get_supported_cpuid()
         _pass_through_user_isa(self.cpuid)
         self.runtime = Runtime.load()
@@ -312,6 +326,23 @@ class KvmPlatform:
         self.vdso = Vdso(self.memory)
 
     # -- boot-time set-up -------------------------------------------------
+    def _expose_memory(self, gpa: int, length: int) -> int:
+        """Register guest-physical [gpa, gpa + length) as the next memory slot.
+
+        Called by GuestMemory before it hands out a frame there (ranges
+        ascending and contiguous, doubling). KVM allocates metadata per
+        page of a slot (api.rst 4.35), so a slot for all of a 4 GiB guest
+        at start costs ~4-9 ms that a small program never needed. Adding
+        a slot while vCPUs run is allowed (slots are read under SRCU).
+        The last slot KVM allows (KVM_CAP_NR_MEMSLOTS) takes the rest.
+        Returns the length registered. Raises KvmError.
+        """
+        if self._slots >= self._max_slots - 1:
+            length = self.memory.size - gpa
+        self.vm.set_user_memory_region(self._slots, gpa, length, self.memory.hva + gpa)
+        self._slots += 1
+        return length
+
     def _build_kernel_half(self) -> None:
         """Map the runtime text and the IDT into a template tree (PML4 slot 511)."""
         template = PageTable(self.memory)

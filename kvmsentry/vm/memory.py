@@ -8,6 +8,13 @@ zeros when it is handed out again.
 
 Frames are 4 KiB, named by their guest-physical address (``_gpa``). Each
 has a reference count so copy-on-write sharing can count its users.
+
+Nothing at start-up is proportional to the guest's memory size: frames are
+handed out from the bottom, and the reference counts and the part KVM
+knows of (``expose``, one memory slot per step) grow with the highest
+frame handed out, doubling from EXTENT_MIN. A 4 GiB guest that uses a few
+MiB costs a 64 MiB slot and 32 KiB of counts, not a 4 GiB slot (KVM
+allocates per-page metadata for a slot: ~4-9 ms here) and 2 MiB of counts.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ _ONES_512 = array.array("H", [1]) * 512
 # madvise(2) advice (Linux 5.14, include/uapi/asm-generic/mman-common.h);
 # Python's mmap module does not name it.
 MADV_POPULATE_WRITE = 23
+# alloc_huge has the host back the next 2 MiB block on another thread
+# (_Prefetcher); KVMSENTRY_PREFETCH_HUGE=0 turns that off (to measure it).
+PREFETCH_HUGE = os.environ.get("KVMSENTRY_PREFETCH_HUGE", "1") != "0"
+# The first extent of guest memory made known to KVM (bytes); each further
+# one doubles what is exposed, up to the guest's size.
+EXTENT_MIN = 64 << 20
 
 
 class OutOfGuestMemory(MemoryError):
@@ -37,9 +50,17 @@ class GuestMemory:
     ``view`` is a writable memoryview over all of it, indexed by GPA;
     ``hva`` the host virtual address of GPA 0 (for
     KVM_SET_USER_MEMORY_REGION).
+
+    ``expose(gpa, length)`` (optional) is called before any frame in
+    [gpa, gpa + length) is handed out, with page-aligned, contiguous,
+    ascending ranges that end up covering [0, ``exposed``): the platform
+    registers each as a KVM memory slot. It returns the length it
+    exposed, which may be more (up to the end of memory). It may raise
+    (an OSError): the allocation that needed the range then fails with
+    that error and nothing is handed out from it.
     """
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, expose=None):
         if size % PAGE_SIZE:
             raise ValueError("guest memory size must be a multiple of 4 KiB")
         self.size = size
@@ -53,7 +74,10 @@ class GuestMemory:
         self.view = memoryview(self._map)
         self.hva = int(ffi.cast("uintptr_t", ffi.from_buffer(self._map)))
         self.nframes = size >> PAGE_SHIFT
-        self._refcount = array.array("H", bytes(2 * self.nframes))
+        # Reference counts of frames [0, exposed >> PAGE_SHIFT); _expose grows it.
+        self._refcount = array.array("H")
+        self.exposed = 0
+        self.expose = expose
         self._free: list[int] = []
         self._next = 0  # frames below this were handed out at least once
         self.frames_in_use = 0
@@ -64,16 +88,30 @@ class GuestMemory:
         # Called with a number of frames wanted when none is free (the page
         # cache's shrink); returns how many it freed.
         self.reclaim = None
+        self._prefetcher: _Prefetcher | None = None
 
     @property
     def closed(self) -> bool:
         return self._map.closed
 
     def close(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.stop()
         self.view.release()
         self._map.close()
 
     # -- frames --------------------------------------------------------
+    def _expose(self, end_frame: int) -> None:
+        """Make frames below ``end_frame`` (<= nframes) known: counted and
+        exposed to the guest, doubling the extent (at least EXTENT_MIN)."""
+        start = self.exposed >> PAGE_SHIFT
+        end = min(self.nframes, max(end_frame, 2 * start, EXTENT_MIN >> PAGE_SHIFT))
+        if self.expose is not None:
+            length = self.expose(start << PAGE_SHIFT, (end - start) << PAGE_SHIFT)
+            end = max(end, start + (length >> PAGE_SHIFT))
+        self._refcount.frombytes(bytes(2 * (end - start)))
+        self.exposed = end << PAGE_SHIFT
+
     def reserve(self, nframes: int) -> int:
         """Hand out ``nframes`` contiguous frames from the bottom (boot time only).
 
@@ -82,6 +120,8 @@ class GuestMemory:
         if self._free or self._next + nframes > self.nframes:
             raise OutOfGuestMemory("reserve() must run before any frame is freed")
         gpa = self._next << PAGE_SHIFT
+        if (self._next + nframes) << PAGE_SHIFT > self.exposed:
+            self._expose(self._next + nframes)
         for frame in range(self._next, self._next + nframes):
             self._refcount[frame] = 1
         self._next += nframes
@@ -102,6 +142,8 @@ class GuestMemory:
             frame = self._free.pop()
         elif self._next < self.nframes:
             frame = self._next
+            if frame << PAGE_SHIFT >= self.exposed:
+                self._expose(frame + 1)
             self._next += 1
         else:
             raise OutOfGuestMemory("guest memory exhausted")
@@ -121,9 +163,17 @@ class GuestMemory:
         first = (self._next + 511) & ~511
         if first + 512 > self.nframes:
             return None
+        if (first + 512) << PAGE_SHIFT > self.exposed:
+            self._expose(first + 512)
         self._free.extend(range(self._next, first))  # never touched: still zero
         self._refcount[first:first + 512] = _ONES_512
         self._populate(first << PAGE_SHIFT, 512 << PAGE_SHIFT)
+        if first + 1024 <= self.nframes and PREFETCH_HUGE:
+            # The next alloc_huge will most likely return the block just
+            # above: have the host back it meanwhile (see _Prefetcher).
+            if self._prefetcher is None:
+                self._prefetcher = _Prefetcher(self.hva)
+            self._prefetcher.request((first + 512) << PAGE_SHIFT, 512 << PAGE_SHIFT)
         self._next = first + 512
         self.frames_in_use += 512
         return first << PAGE_SHIFT
@@ -147,6 +197,12 @@ class GuestMemory:
     def get_frame(self, gpa: int) -> None:
         """Take one more reference on the frame at ``gpa``."""
         self._refcount[gpa >> PAGE_SHIFT] += 1
+
+    def get_frames(self, gpas) -> None:
+        """get_frame for each frame GPA of ``gpas`` (fork's shared pages)."""
+        refcount = self._refcount
+        for gpa in gpas:
+            refcount[gpa >> PAGE_SHIFT] += 1
 
     def put_frames(self, gpas) -> None:
         """put_frame for many frames; the freed ones go back to the host in
@@ -191,7 +247,9 @@ class GuestMemory:
         self.put_frames(gpas)
 
     def refcount(self, gpa: int) -> int:
-        return self._refcount[gpa >> PAGE_SHIFT]
+        """The frame's reference count (0: free, or never handed out)."""
+        frame = gpa >> PAGE_SHIFT
+        return self._refcount[frame] if frame < len(self._refcount) else 0
 
     def put_frame(self, gpa: int) -> None:
         """Drop one reference; the last one frees the frame (zeroed for reuse)."""
@@ -212,3 +270,64 @@ class GuestMemory:
 
     def zero(self, gpa: int, length: int) -> None:
         self.view[gpa:gpa + length] = bytes(length)
+
+
+class _Prefetcher:
+    """A host thread that populates the 2 MiB block alloc_huge will hand out next.
+
+    Huge frames come from the never-used top of guest memory in ascending
+    order, so after one the next is known. Populating a block (the host
+    allocates and zeroes its 512 pages: ~0.6-1 ms here) is most of what a
+    first touch of 2 MiB costs; done on this thread, it overlaps the guest
+    writing the block before, on another core when one is idle. The work
+    is the same (the sentry's CPU time does not drop); only the wait does.
+    A block it populated that is never handed out as a whole stays zero
+    (populating writes nothing), so the allocator may hand its frames out
+    one by one. madvise runs through ctypes, which releases the GIL
+    (mmap.madvise holds it). Errors (EINVAL before Linux 5.14, ENOMEM) are
+    ignored: alloc_huge populates what it hands out itself.
+    """
+
+    def __init__(self, hva: int):
+        import ctypes  # only for programs that use 2 MiB pages
+        self._madvise = ctypes.CDLL(None, use_errno=True).madvise
+        self._madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        self._hva = hva
+        self._want: tuple[int, int] | None = None
+        self._busy = False
+        self._cond = threading.Condition(threading.Lock())
+        threading.Thread(target=self._run, daemon=True, name="kvmsentry-prefetch").start()
+
+    def request(self, gpa: int, length: int) -> None:
+        """Populate [gpa, gpa + length) soon (replaces a request not started yet)."""
+        with self._cond:
+            self._want = (gpa, length)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        """End the thread once it is idle (the memory is about to go)."""
+        self.drain()
+        with self._cond:
+            self._want = (0, 0)  # the stop mark
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until no request is pending or being populated (for tests)."""
+        with self._cond:
+            while self._want is not None or self._busy:
+                self._cond.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._want is None:
+                    self._cond.wait()
+                gpa, length = self._want
+                self._want = None
+                if not length:
+                    return
+                self._busy = True
+            self._madvise(self._hva + gpa, length, MADV_POPULATE_WRITE)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()

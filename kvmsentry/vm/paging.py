@@ -29,10 +29,19 @@ import struct
 import threading
 
 from kvmsentry.vm.memory import GuestMemory
-from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SIZE, PTE_ADDR_MASK, PTE_NX,
-                              PTE_PRESENT, PTE_PSE, PTE_RW, PTE_USER)
+from kvmsentry.vm.x86 import (HUGE_PAGE_SIZE, PAGE_SIZE, PTE_ACCESSED, PTE_ADDR_MASK, PTE_DIRTY,
+                              PTE_NX, PTE_PRESENT, PTE_PSE, PTE_RW, PTE_USER)
 
 _U64 = struct.Struct("<Q")
+# bytes.translate tables, made on first use: _MATCH[want][b] is 1 when byte
+# b has every bit of want, else 0.
+_MATCH: dict[int, bytes] = {}
+# Low bytes of entries: 1 where present; with RW and dirty cleared; with
+# RW, accessed and dirty cleared (fork_into).
+_PRESENT_BYTE = bytes(b & PTE_PRESENT for b in range(256))
+_CLEAR_RW_D = bytes(b & ~(PTE_RW | PTE_DIRTY) for b in range(256))
+_CLEAR_RW_A_D = bytes(b & ~(PTE_RW | PTE_ACCESSED | PTE_DIRTY) for b in range(256))
+_CLEAR_A_D = bytes(b & ~(PTE_ACCESSED | PTE_DIRTY) for b in range(256))
 _TABLE_FLAGS = PTE_PRESENT | PTE_RW | PTE_USER  # permissions are set at the leaf
 
 
@@ -275,6 +284,137 @@ class PageTable:
                 if not entry & PTE_PRESENT or entry & PTE_PSE:
                     break
                 table = entry & PTE_ADDR_MASK
+
+    def _page_table_of(self, gva: int) -> int | None:
+        """GPA of the page table (level 1) covering ``gva``; None when a level
+        is missing or a 2 MiB page maps it (nothing is created or split)."""
+        table = self.cr3
+        view = self.memory.view
+        for index in indices(gva)[:3]:
+            entry = _U64.unpack_from(view, table + index * 8)[0]
+            if not entry & PTE_PRESENT or entry & PTE_PSE:
+                return None
+            table = entry & PTE_ADDR_MASK
+        return table
+
+    def _slots_with(self, table: int, want: int) -> list[int]:
+        """Indices of the entries of table page ``table`` whose low byte has
+        every bit of ``want`` (< 256), found a byte scan at a time: the low
+        byte of each of the 512 entries, mapped to 1 or 0 by one
+        bytes.translate, then bytes.find for each match."""
+        low = self.memory.view[table:table + PAGE_SIZE].tobytes()[::8]
+        match = _MATCH.get(want)
+        if match is None:
+            match = _MATCH[want] = bytes(1 if b & want == want else 0 for b in range(256))
+        flags = low.translate(match)
+        found = []
+        index = flags.find(1)
+        while index >= 0:
+            found.append(index)
+            index = flags.find(1, index + 1)
+        return found
+
+    def page_tables(self):
+        """(2 MiB block number (gva >> 21), GPA) of every page table (level 1)
+        of the user half (PML4 slots 0-255), in address order: those that
+        exist only (2 MiB pages and shared slots skipped)."""
+        view = self.memory.view
+        for i4 in self._slots_with(self.cr3, PTE_PRESENT):
+            if i4 >= 256:
+                break
+            if i4 in self._shared:
+                continue
+            pdpt = _U64.unpack_from(view, self.cr3 + i4 * 8)[0] & PTE_ADDR_MASK
+            for i3 in self._slots_with(pdpt, PTE_PRESENT):
+                pd_entry = _U64.unpack_from(view, pdpt + i3 * 8)[0]
+                if pd_entry & PTE_PSE:
+                    continue
+                pd = pd_entry & PTE_ADDR_MASK
+                for i2 in self._slots_with(pd, PTE_PRESENT):
+                    entry = _U64.unpack_from(view, pd + i2 * 8)[0]
+                    if not entry & PTE_PSE:
+                        yield (i4 << 18) | (i3 << 9) | i2, entry & PTE_ADDR_MASK
+
+    def leaves_with(self, bits: int, blocks=None) -> list[int]:
+        """Page addresses whose present 4 KiB leaf entry has every bit of ``bits``.
+
+        ``bits``: flags of the entries' low byte (PTE_RW, PTE_ACCESSED,
+        PTE_DIRTY...). ``blocks``: the 2 MiB block numbers (gva >> 21) to
+        look in; None for every page table of the tree. Each page table is
+        read at once, not walked per page; 2 MiB pages are not reported.
+        Reads only: the bits the CPU sets (PTE_ACCESSED, PTE_DIRTY; Intel
+        SDM vol. 3, 4.8) tell which pages the program touched or wrote
+        since their entry was written.
+        """
+        want = bits | PTE_PRESENT
+        if blocks is None:
+            tables = self.page_tables()
+        else:
+            tables = ((block, self._page_table_of(block << 21)) for block in blocks)
+        found = []
+        for block, table in tables:
+            if table is not None:
+                base = block << 21
+                found.extend([base + (i << 12) for i in self._slots_with(table, want)])
+        return found
+
+    def fork_into(self, child: "PageTable", keep: list[tuple[int, int]],
+                  child_entries: dict[int, int] | None = None) -> None:
+        """fork(2)'s copy of every 4 KiB leaf entry of this tree into ``child``
+        (a new tree), a page table at a time (mm/memory.c copy_pte_range).
+
+        The child's entries are write-protected (RW, accessed and dirty
+        cleared), and so are this tree's (RW and dirty cleared, accessed
+        kept; changed tables are recorded dirty for the guest's flush),
+        except the pages of ``keep``: sorted, disjoint [start, end) ranges
+        (MAP_SHARED memory, pages the child gets a copy of) whose entries
+        stay as they are here and are copied with only accessed and dirty
+        cleared. ``child_entries``: {gva: entry} written in the child
+        instead of the copy (its own frames). Per table: bytes.translate
+        over the 512 low bytes, extended-slice copies for the kept ranges
+        and two 4 KiB writes, no work per page. The caller counts the
+        frames' references and makes sure no 2 MiB page is mapped (they
+        are not copied).
+        """
+        view = self.memory.view
+        replace = sorted(child_entries or ())
+        written = set()
+        k = r = 0
+        for block, table in list(self.page_tables()):
+            base = block << 21
+            limit = base + HUGE_PAGE_SIZE
+            raw = view[table:table + PAGE_SIZE].tobytes()
+            low = raw[::8]
+            if not low.translate(_PRESENT_BYTE).count(1):
+                continue
+            ours = bytearray(raw)
+            ours[::8] = low.translate(_CLEAR_RW_D)
+            theirs = bytearray(raw)
+            theirs[::8] = low.translate(_CLEAR_RW_A_D)
+            while k < len(keep) and keep[k][1] <= base:
+                k += 1
+            j = k
+            while j < len(keep) and keep[j][0] < limit:
+                first = (max(keep[j][0], base) - base) >> 9  # byte offset of the first entry
+                last = (min(keep[j][1], limit) - base) >> 9
+                ours[first:last:8] = raw[first:last:8]
+                theirs[first:last:8] = raw[first:last:8].translate(_CLEAR_A_D)
+                j += 1
+            while r < len(replace) and replace[r] < base:
+                r += 1
+            while r < len(replace) and replace[r] < limit:
+                gva = replace[r]
+                _U64.pack_into(theirs, (gva - base) >> 9, child_entries[gva])
+                written.add(gva)
+                r += 1
+            slot = child._leaf_slot(base, True)
+            child_table = slot - indices(base)[3] * 8
+            view[child_table:child_table + PAGE_SIZE] = theirs
+            if ours != raw:
+                view[table:table + PAGE_SIZE] = ours
+                self.mark_dirty(table)  # after the write (module docstring)
+        if len(written) < len(replace):  # in a table with nothing present here
+            child.map_new({gva: child_entries[gva] for gva in replace if gva not in written})
 
     def entry(self, gva: int) -> int:
         """The raw leaf entry for ``gva`` (0 when not mapped)."""

@@ -1,6 +1,10 @@
 """--mount HOST:GUEST[:ro|rw] under the real sandbox (issue 3)."""
 
 import os
+import shutil
+import subprocess
+
+from conftest import sentry_command
 
 
 def _snapshot(root):
@@ -69,3 +73,18 @@ def test_rw_mount_ftruncate_and_truncate(run_sentry, busybox, tmp_path):
     assert cp.returncode == 0, cp.stderr.decode(errors="replace")
     assert (data / "t").stat().st_size == 100
     assert (data / "u").read_bytes() == b"y" * 10 + bytes(19990)
+
+
+def test_binary_and_cwd_beneath_a_mount(run_sentry, busybox, tmp_path):
+    """`--mount DIR:/work --cwd /work/sub ../busybox`: the program and the
+    working directory are found in the sandbox's tree (the guest path need
+    not exist on the host), and /proc/self/exe names the guest path."""
+    host = tmp_path / "d"
+    (host / "sub").mkdir(parents=True)
+    shutil.copy(busybox, host / "busybox")
+    r = subprocess.run([*sentry_command(), "boot", "--mount", f"{host}:/kvmsentry-work",
+                        "--cwd", "/kvmsentry-work/sub", "../busybox", "sh", "-c",
+                        "pwd; readlink /proc/self/exe"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"/kvmsentry-work/sub\n/kvmsentry-work/busybox\n"

@@ -36,3 +36,25 @@ def test_timeout_ends_the_guest(busybox, script):
     assert native.returncode == 124
     assert sentry.returncode == native.returncode, sentry.stderr.decode(errors="replace")
     assert sentry.stdout == native.stdout == b""
+
+
+def _ignoring_hup_int():
+    """preexec_fn: the child starts with SIGHUP and SIGINT ignored, as
+    nohup(1) and a shell's background job leave them."""
+    import signal
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_inherited_ignored_signals(busybox):
+    """Started with SIGHUP and SIGINT ignored, the guest starts with them
+    ignored (/proc/self/status SigIgn, signal(7): execve keeps SIG_IGN) and
+    survives them, natively and under kvmsentry."""
+    argv = [busybox, "sh", "-c",
+            "grep SigIgn /proc/self/status; kill -HUP $$; kill -INT $$; echo survived"]
+    runs = [subprocess.run(prefix + argv, env=DEFAULT_ENV, preexec_fn=_ignoring_hup_int,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+            for prefix in ([], [*map(str, sentry_command()), "boot"])]
+    native, sentry = runs
+    assert native.returncode == 0 and native.stdout.endswith(b"survived\n")
+    assert (sentry.returncode, sentry.stdout) == (native.returncode, native.stdout), sentry.stderr

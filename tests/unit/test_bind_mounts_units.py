@@ -122,6 +122,7 @@ def test_mount_point_is_made_and_listed(dirs):
     ("{d}/nope:/a", "not a directory"),
     ("{d}:/proc/x", "cannot mount over"),
     ("{d}:/", "cannot mount over"),
+    ("{d}:/x/../../y", "must not contain .."),
 ])
 def test_cli_rejects_bad_mounts(tmp_path, capsys, spec, message):
     with pytest.raises(SystemExit) as info:
@@ -135,3 +136,24 @@ def test_cli_parses_mounts(tmp_path):
     b = cli._parse_mount(parser, f"{tmp_path}:/mnt/data/:rw")
     assert b == Bind(os.path.realpath(tmp_path), "/mnt/data", True)
     assert cli._parse_mount(parser, f"{tmp_path}:/m").rw is False
+
+
+def test_cli_resolves_in_the_sandbox(tmp_path):
+    """The binary and --cwd are found as the guest would find them:
+    beneath a --mount's guest path (deepest mount wins), inside --root."""
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "root" / "etc").mkdir(parents=True)
+    parser = cli._parser()
+    args = parser.parse_args(["boot", "--cwd", "/w/sub", "/bin/true"])
+    args.binds = [cli._parse_mount(parser, f"{tmp_path / 'data'}:/w"),
+                  cli._parse_mount(parser, f"{tmp_path / 'inner'}:/w/sub/in")]
+    assert cli._resolve_in_guest(args, "/w/sub") == str(tmp_path / "data" / "sub")
+    assert cli._resolve_in_guest(args, "/w/sub/in/x") == str(tmp_path / "inner" / "x")
+    assert cli._resolve_in_guest(args, "/w/sub/../..") == "/"
+    args.binary = "../prog"
+    assert cli._host_path(args) == str(tmp_path / "data" / "prog")
+    rooted = parser.parse_args(["boot", "--root", str(tmp_path / "root"), "--cwd", "etc", "x"])
+    rooted.binds = []
+    assert cli._guest_cwd(rooted) == "/etc"
+    assert cli._host_path(rooted) == str(tmp_path / "root" / "etc" / "x")

@@ -25,7 +25,9 @@ def test_callbacks_run_in_deadline_order_on_one_thread():
         if len(fired) == 4:
             done.set()
 
-    for tag, delay in (("c", 0.03), ("a", 0.01), ("d", 0.04), ("b", 0.02)):
+    # Delays 100 ms apart: the order holds unless this loop itself stalls
+    # that long between two starts (10 ms apart failed on a loaded machine).
+    for tag, delay in (("c", 0.3), ("a", 0.1), ("d", 0.4), ("b", 0.2)):
         base.start(delay, cb, tag)
     assert done.wait(10)
     assert fired == ["a", "b", "c", "d"]

@@ -62,6 +62,22 @@ class FakeAddressSpace:
     def mark_stale(self, gva):
         pass
 
+    def fork_into(self, child, keep, child_entries=None):
+        from kvmsentry.vm.x86 import PTE_ACCESSED, PTE_DIRTY
+        assert keep == sorted(keep)
+        for gva, entry in list(self.entries.items()):
+            if any(start <= gva < end for start, end in keep):
+                child.entries[gva] = entry & ~(PTE_ACCESSED | PTE_DIRTY)
+            else:
+                child.entries[gva] = entry & ~(PTE_RW | PTE_ACCESSED | PTE_DIRTY)
+                self.entries[gva] = entry & ~(PTE_RW | PTE_DIRTY)
+        child.entries.update(child_entries or {})
+
+    def leaves_with(self, bits, blocks=None):
+        want = bits | 1  # and present
+        return sorted(gva for gva, entry in self.entries.items()
+                      if (blocks is None or gva >> 21 in blocks) and entry & want == want)
+
     def destroy(self):
         self.entries.clear()
 
@@ -309,3 +325,194 @@ def test_a_write_to_a_small_private_host_file_vma_copies_it_whole(memory, tmp_pa
     # A host file never changes under its mapping: every page is copied now.
     assert not mm.cow and all(frame_of(mm, BASE + i * PAGE_SIZE) != mapping.pages[i] for i in range(4))
     assert read(mm, BASE + 3 * PAGE_SIZE, 4) == content(4)[3 * PAGE_SIZE:3 * PAGE_SIZE + 4]
+
+
+def _set_bits(mm, gva, bits):
+    mm.address_space.entries[gva] |= bits
+
+
+def test_fork_copies_the_writable_pages_when_they_fit(memory):
+    """With at most FORK_COPY_PAGES writable private pages, fork copies them
+    all: both keep them writable, neither copy-on-write, and the parent's
+    entries do not change (no flush); each side then writes only its own."""
+    from kvmsentry.vm.x86 import PTE_DIRTY
+    mm = new_mm(memory)
+    mm.map_region(BASE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    for i in range(3):
+        mm.copy_out(BASE + i * PAGE_SIZE, bytes([65 + i]))
+    _set_bits(mm, BASE + PAGE_SIZE, PTE_DIRTY)  # written by the program
+    before = dict(mm.address_space.entries)
+    child = mm.fork(FakeAddressSpace())
+    assert mm.address_space.entries == before
+    for i in range(3):
+        vpn = (BASE >> 12) + i
+        assert child.pages[vpn] != mm.pages[vpn]
+        assert vpn not in mm.cow and vpn not in child.cow
+        assert child.address_space.entries[BASE + i * PAGE_SIZE] & PTE_RW
+        assert memory.refcount(child.pages[vpn]) == memory.refcount(mm.pages[vpn]) == 1
+    assert read(child, BASE + PAGE_SIZE, 1) == b"B"
+    mm.copy_out(BASE + PAGE_SIZE, b"p")
+    child.copy_out(BASE + PAGE_SIZE, b"c")
+    child.copy_out(BASE, b"d")
+    assert read(mm, BASE, PAGE_SIZE * 2)[::PAGE_SIZE] == b"Ap"
+    assert read(child, BASE, PAGE_SIZE * 2)[::PAGE_SIZE] == b"dc"
+    # Not with another task in the memory (a thread could write meanwhile).
+    mm.users = 2
+    second = mm.fork(FakeAddressSpace())
+    assert second.pages == mm.pages and BASE >> 12 in second.cow
+    mm.users = 1
+    for process in (child, second, mm):
+        process.destroy()
+
+
+def test_fork_copies_the_dirty_pages_beyond_the_budget(memory, monkeypatch):
+    """More writable pages than FORK_COPY_PAGES: only those written since
+    their entry was written (dirty) are copied, their dirty bit cleared in
+    the parent; the others are shared copy-on-write."""
+    from kvmsentry.kernel import mm as mm_module
+    from kvmsentry.vm.x86 import PTE_DIRTY
+    monkeypatch.setattr(mm_module, "FORK_COPY_PAGES", 2)
+    mm = new_mm(memory)
+    mm.map_region(BASE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    for i in range(3):
+        mm.copy_out(BASE + i * PAGE_SIZE, bytes([65 + i]))
+    _set_bits(mm, BASE + PAGE_SIZE, PTE_DIRTY)
+    child = mm.fork(FakeAddressSpace())
+    dirty_vpn = (BASE + PAGE_SIZE) >> 12
+    assert child.pages[dirty_vpn] != mm.pages[dirty_vpn]
+    assert dirty_vpn not in mm.cow and dirty_vpn not in child.cow
+    assert mm.address_space.entries[BASE + PAGE_SIZE] & (PTE_RW | PTE_DIRTY) == PTE_RW
+    for clean in (BASE, BASE + 2 * PAGE_SIZE):
+        assert child.pages[clean >> 12] == mm.pages[clean >> 12] and clean >> 12 in mm.cow
+        assert not mm.address_space.entries[clean] & PTE_RW
+    child.copy_out(BASE, b"x")
+    assert read(mm, BASE, 1) == b"A" and read(child, BASE + PAGE_SIZE, 1) == b"B"
+    child.destroy()
+    mm.destroy()
+
+
+def test_execve_maps_the_working_set_of_earlier_runs(memory, tmp_path):
+    """Pages of a program image the last run read (accessed bit) are mapped
+    copy-on-write at the next exec of the same file, written ones (dirty
+    bit) as private copies; other pages still fault."""
+    from kvmsentry.kernel import mm as mm_module
+    from kvmsentry.vm.x86 import PTE_ACCESSED, PTE_DIRTY
+    path = tmp_path / "prog"
+    path.write_bytes(content(8))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapping = page_cache_of(memory).host_mapping(os.fsencode(path), fd)
+    finally:
+        os.close(fd)
+    first = new_mm(memory)
+    first.map_file(BASE, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, denywrite=True)
+    assert first.pages == {}
+    assert first.handle_fault(BASE + 2 * PAGE_SIZE, write=False, execute=False) == 0  # the window
+    _set_bits(first, BASE + 2 * PAGE_SIZE, PTE_ACCESSED)
+    _set_bits(first, BASE + 5 * PAGE_SIZE, PTE_ACCESSED | PTE_DIRTY)
+    first.destroy()
+    assert mm_module._WORKING_SETS[mapping] == ({2, 5}, {5})
+    second = new_mm(memory)
+    second.map_file(BASE, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, denywrite=True)
+    vpn = BASE >> 12
+    assert set(second.pages) == {vpn + 2, vpn + 5}
+    assert second.pages[vpn + 2] == mapping.pages[2] and vpn + 2 in second.cow
+    assert second.pages[vpn + 5] != mapping.pages[5] and vpn + 5 not in second.cow
+    assert second.address_space.entries[BASE + 5 * PAGE_SIZE] & PTE_RW
+    assert read(second, BASE + 5 * PAGE_SIZE, 8) == content(8)[5 * PAGE_SIZE:5 * PAGE_SIZE + 8]
+    second.copy_out(BASE + 2 * PAGE_SIZE, b"x")
+    assert read(second, BASE + 2 * PAGE_SIZE, 1) == b"x"
+    assert memory.view[mapping.pages[2]:mapping.pages[2] + 1] == content(8)[2 * PAGE_SIZE:2 * PAGE_SIZE + 1]
+    # Not for a mapping without denywrite (a library, a data file).
+    other = new_mm(memory)
+    other.map_file(BASE, 8 * PAGE_SIZE, PROT_READ, mapping, 0)
+    assert other.pages == {}
+    second.destroy()
+    other.destroy()
+
+
+def test_fork_copies_what_the_last_child_wrote(memory):
+    """The pages a child of fork wrote (dirty bits when its memory goes, at
+    exec or exit) are copied at the parent's next fork even if the parent
+    did not write them: the child gets its own copy, the parent keeps its
+    page (copy-on-write, read-only, but its alone)."""
+    from kvmsentry.vm.x86 import PTE_DIRTY
+    mm = new_mm(memory)
+    mm.map_region(BASE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    mm.copy_out(BASE, b"a")
+    mm.copy_out(BASE + PAGE_SIZE, b"b")
+    mm.users = 2  # no copies at this fork: all copy-on-write
+    first = mm.fork(FakeAddressSpace())
+    mm.users = 1
+    first.copy_out(BASE + PAGE_SIZE, b"c")  # a copy-on-write break in the child
+    _set_bits(first, BASE + PAGE_SIZE, PTE_DIRTY)
+    first.destroy()
+    vpn = (BASE + PAGE_SIZE) >> 12
+    assert mm.child_wrote == {vpn}
+    assert vpn in mm.cow and memory.refcount(mm.pages[vpn]) == 1
+    second = mm.fork(FakeAddressSpace())
+    assert second.pages[vpn] != mm.pages[vpn] and vpn not in second.cow
+    assert second.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
+    assert vpn in mm.cow and not mm.address_space.entries[BASE + PAGE_SIZE] & PTE_RW
+    assert BASE >> 12 in second.cow  # written by nobody: shared
+    assert read(second, BASE + PAGE_SIZE, 1) == b"b"
+    second.copy_out(BASE + PAGE_SIZE, b"d")
+    mm.copy_out(BASE + PAGE_SIZE, b"e")
+    assert mm.pages[vpn] != second.pages[vpn]
+    assert read(second, BASE + PAGE_SIZE, 1) == b"d" and read(mm, BASE + PAGE_SIZE, 1) == b"e"
+    second.destroy()
+    mm.destroy()
+
+
+def test_brk_prefault_maps_the_pages_at_the_old_break(memory):
+    mm = new_mm(memory)
+    mm.map_region(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, name="[heap]")
+    mm.prefault_heap(BASE + 100, BASE + 4 * PAGE_SIZE)
+    assert sorted(mm.pages) == [BASE >> 12, (BASE >> 12) + 1]
+    mm.prefault_heap(BASE, BASE + 100)  # the page holding the old break only
+    assert len(mm.pages) == 2
+    other = new_mm(memory)
+    other.map_region(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+    other.prefault_heap(BASE, BASE + PAGE_SIZE)  # not the heap: nothing
+    assert other.pages == {}
+    mm.destroy()
+    other.destroy()
+
+
+def test_working_set_keeps_relro_writes_and_the_bss(memory, tmp_path):
+    """A page of the image written then made read-only (RELRO) counts as
+    written; pages read in the anonymous VMA right after the image (the
+    bss) are mapped at the next exec too, zeroed."""
+    from kvmsentry.kernel import mm as mm_module
+    from kvmsentry.vm.x86 import PTE_ACCESSED, PTE_DIRTY
+    path = tmp_path / "prog"
+    path.write_bytes(content(4))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapping = page_cache_of(memory).host_mapping(os.fsencode(path), fd)
+    finally:
+        os.close(fd)
+
+    def exec_image():
+        mm = new_mm(memory)
+        mm.map_file(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, mapping, 0, denywrite=True)
+        mm.map_region(BASE + 4 * PAGE_SIZE, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE)  # the bss
+        return mm
+
+    first = exec_image()
+    assert first.handle_fault(BASE, write=True, execute=False) == 0
+    _set_bits(first, BASE + PAGE_SIZE, PTE_ACCESSED | PTE_DIRTY)
+    first.protect(BASE, BASE + 2 * PAGE_SIZE, PROT_READ)  # RELRO: the entries lose their bits
+    assert first.handle_fault(BASE + 6 * PAGE_SIZE, write=True, execute=False) == 0
+    _set_bits(first, BASE + 6 * PAGE_SIZE, PTE_ACCESSED | PTE_DIRTY)
+    first.copy_out(BASE + 6 * PAGE_SIZE, b"old")
+    first.destroy()
+    read_set, written = mm_module._WORKING_SETS[mapping]
+    assert 1 in written and 1 in read_set and 4 + 2 in read_set and 4 + 2 not in written
+    second = exec_image()
+    vpn = BASE >> 12
+    assert vpn + 1 in second.pages and vpn + 1 not in second.cow  # a private copy
+    assert vpn + 6 in second.pages and vpn + 5 not in second.pages
+    assert read(second, BASE + 6 * PAGE_SIZE, 3) == bytes(3)
+    assert read(second, BASE + PAGE_SIZE, 8) == content(4)[PAGE_SIZE:PAGE_SIZE + 8]
+    second.destroy()

@@ -339,3 +339,90 @@ def test_set_entries_is_set_entry_for_each_page(memory):
     assert batched.entry(0x400000 + PAGE_SIZE) == 0x101000 | ro
     for pt in (one_by_one, batched):  # each tree's leaf table of 0x400000, only
         assert set(pt.dirty_tables) == {_leaf_table(pt, 0x400000)}
+
+
+def test_leaves_with_reads_whole_tables(memory):
+    """leaves_with reports the present 4 KiB leaves having all the bits
+    asked (accessed and dirty as the CPU sets them), in the blocks given or
+    in every page table of the tree; not 2 MiB pages nor the shared slots."""
+    shared = memory.alloc_frame()
+    pt = PageTable(memory, {511: shared})
+    frames = [memory.alloc_frame() for _ in range(4)]
+    low, high = 0x400000, 0x7F00_0020_0000
+    pt.map(low, frames[0], writable=True, executable=False)
+    pt.map(low + 5 * PAGE_SIZE, frames[1], writable=False, executable=False)
+    pt.map(high + 511 * PAGE_SIZE, frames[2], writable=True, executable=False)
+    pt.map(high + 3 * PAGE_SIZE, frames[3], writable=True, executable=False)
+    pt.map_huge_user(0x4000_0000, 0x200000 | PTE_PRESENT | PTE_RW | PTE_USER | x86.PTE_PSE
+                     | x86.PTE_ACCESSED | x86.PTE_DIRTY)
+    # What the CPU would do: accessed on three pages, dirty on two.
+    for gva, bits in ((low, x86.PTE_ACCESSED | x86.PTE_DIRTY), (low + 5 * PAGE_SIZE, x86.PTE_ACCESSED),
+                      (high + 511 * PAGE_SIZE, x86.PTE_ACCESSED | x86.PTE_DIRTY)):
+        pt.set_entry(gva, pt.entry(gva) | bits)
+    assert pt.leaves_with(x86.PTE_ACCESSED) == [low, low + 5 * PAGE_SIZE, high + 511 * PAGE_SIZE]
+    assert pt.leaves_with(x86.PTE_DIRTY | PTE_RW) == [low, high + 511 * PAGE_SIZE]
+    assert pt.leaves_with(PTE_RW) == [low, high + 3 * PAGE_SIZE, high + 511 * PAGE_SIZE]
+    assert pt.leaves_with(x86.PTE_DIRTY, [high >> 21, 0x4000_0000 >> 21, 12345]) == [high + 511 * PAGE_SIZE]
+    assert [block for block, _ in pt.page_tables()] == [low >> 21, high >> 21]
+    assert pt.leaves_with(x86.PTE_ACCESSED, []) == []
+    # Reading split nothing: the 2 MiB page is still one entry.
+    assert pt._page_table_of(0x4000_0000) is None
+
+
+def test_fork_into_copies_each_table_write_protected(memory):
+    """fork_into writes in the child what copying each entry would (RW,
+    accessed and dirty cleared; entries in ``keep`` ranges as they are but
+    for accessed and dirty), write-protects the parent's (dirty cleared,
+    accessed kept; the changed tables recorded dirty), and leaves the
+    shared kernel slot and the upper half alone."""
+    shared = memory.alloc_frame()
+    parent = PageTable(memory, {511: shared})
+    a, d = x86.PTE_ACCESSED, x86.PTE_DIRTY
+    user = PTE_PRESENT | PTE_USER
+    layout = {  # gva: entry
+        0x400000: 0x100000 | user | PTE_RW | a | d,
+        0x401000: 0x101000 | user | PTE_NX | a,
+        0x402000: 0x102000 | user | PTE_RW | PTE_NX,
+        0x7F00_0000_0000: 0x103000 | user | PTE_RW | PTE_NX | a | d,   # in keep (MAP_SHARED)
+        0x7F00_0000_1000: 0x104000 | user | PTE_RW | PTE_NX | a,      # private
+        0x7F00_0020_0000: 0x105000 | user | PTE_NX,                    # read-only, own table
+    }
+    for gva, entry in layout.items():
+        parent.set_entry(gva, entry)
+    upper = 0xFFFF_FF00_0000_0000  # PML4 slot 510: the platform's, not copied
+    parent.set_entry(upper, 0x106000 | PTE_PRESENT | PTE_RW)
+    parent.dirty_tables.clear()
+    child = PageTable(memory, {511: shared})
+    keep = [(0x7F00_0000_0000, 0x7F00_0000_1000)]
+    parent.fork_into(child, keep)
+    for gva, entry in layout.items():
+        if gva == 0x7F00_0000_0000:
+            assert child.entry(gva) == entry & ~(a | d) and parent.entry(gva) == entry
+        else:
+            assert child.entry(gva) == entry & ~(PTE_RW | a | d)
+            assert parent.entry(gva) == entry & ~(PTE_RW | d)
+    assert child.entry(upper) == 0 and parent.entry(upper) == 0x106000 | PTE_PRESENT | PTE_RW
+    # The tables whose entries changed: 0x400000's and 0x7F00_0000_0000's
+    # (the read-only entry alone changed nothing).
+    assert set(parent.dirty_tables) == {_leaf_table(parent, 0x400000), _leaf_table(parent, 0x7F00_0000_1000)}
+    assert child.dirty_tables == {}
+    assert _leaf_table(child, 0x400000) != _leaf_table(parent, 0x400000)
+
+
+def test_fork_into_writes_the_childs_own_entries(memory):
+    """``child_entries`` replace the copies in the child (also where the
+    parent has no table); a kept range spanning two tables stays writable
+    in both trees."""
+    parent = PageTable(memory)
+    user = PTE_PRESENT | PTE_USER | PTE_RW
+    gvas = [0x1FF000, 0x200000, 0x201000, 0x600000]
+    for i, gva in enumerate(gvas):
+        parent.set_entry(gva, (0x100000 + i * PAGE_SIZE) | user)
+    child = PageTable(memory)
+    own = {0x201000: 0x300000 | user, 0x600000: 0x301000 | user, 0x40000000: 0x302000 | user}
+    parent.fork_into(child, [(0x1FF000, 0x201000)], own)
+    assert child.entry(0x1FF000) == 0x100000 | user and parent.entry(0x1FF000) == 0x100000 | user
+    assert child.entry(0x200000) == 0x101000 | user and parent.entry(0x200000) == 0x101000 | user
+    assert child.entry(0x201000) == 0x300000 | user and parent.entry(0x201000) == 0x102000 | user & ~PTE_RW
+    assert child.entry(0x600000) == 0x301000 | user
+    assert child.entry(0x40000000) == 0x302000 | user and parent.entry(0x40000000) == 0

@@ -102,6 +102,7 @@ def sys_brk(task, brk: int) -> int:
                 mm.map_region(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
         else:
             mm.map_region(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+        mm.prefault_heap(mm.brk, brk)
     elif new_end < old_end:
         mm.unmap_range(new_end, old_end)
     mm.brk = brk
