@@ -47,12 +47,19 @@
  * states, and the spin budget the sentry keeps in the frame page. */
 #define RING_AREA_GVA 0xffffff7fff000000
 #define RING_SPIN_OFFSET 0x200
-/* The request's state word: bits, each set by one side only. */
+/* The request's state word (layout.py, ring.py): flag bits, and above
+ * RING_SEQ_SHIFT the sequence number of the post. In the page: the
+ * guest's post word (its last sequence number << RING_SEQ_SHIFT) and its
+ * spin count, both the guest's own scratch. */
 #define RING_POSTED 1
 #define RING_CLAIMED 2
 #define RING_DONE 4
 #define RING_EXIT 8
+#define RING_WITHDRAWN 16
 #define RING_WITHDRAWN_BIT 4
+#define RING_SEQ_SHIFT 8
+#define RING_POST_OFFSET 0x40
+#define RING_SPIN_LEFT_OFFSET 0x48
 
     .text
     .code64
@@ -256,21 +263,29 @@ vcpu_stub_end:
  * RIP-relative distance from every slot's stub, but mapped only in the
  * address space this vCPU runs: layout.py RING_AREA_GVA) and the vCPU spins with
  * `pause` while a host thread of the sentry polls the page
- * (kvmsentry/kernel/ring.py, in C: kvmsentry_ring_poll):
- * The state word: the guest stores RING_POSTED; the poller claims the
- * call with a compare-and-swap from exactly RING_POSTED to
- * RING_POSTED|RING_CLAIMED, then adds one of
- *   RING_DONE: the answer is in the ring frame (frame page, read-only to
- *     the guest, written by the sentry) as its RSP: return to ring 3
- *     through the vDSO trampoline exactly as the exit-free calls do;
- *   RING_EXIT: the sentry wants the task thread to finish the call (a
- *     signal to deliver, page tables to flush, or a call the ring never
- *     runs): exit on RING_WAIT_PORT.
- * No answer within the spin budget: set the WITHDRAWN bit atomically
- * (lock bts), after which the poller's compare-and-swap cannot succeed.
- * If the call was not claimed, leave by the ordinary syscall exit; if it
- * was, exit on RING_WAIT_PORT: the task thread sleeps until the poller is
- * done, so a blocking call holds no spinning core.
+ * (kvmsentry/kernel/ring.py, in C: kvmsentry_ring_poll). The state
+ * machine is written down in ring.py; in short:
+ * - Each post has a sequence number: the guest adds 1 << RING_SEQ_SHIFT
+ *   to its post word (RING_POST_OFFSET) first, then writes the number and
+ *   arguments, and last stores the state word = post word | RING_POSTED.
+ * - The poller claims with a compare-and-swap from a word whose flags are
+ *   exactly RING_POSTED (adding RING_CLAIMED), and finishes with a
+ *   compare-and-swap that adds RING_DONE or RING_EXIT only while the word
+ *   still holds the sequence number it claimed (WITHDRAWN may be set).
+ * - The guest acts only on a word that carries its own sequence number
+ *   (state XOR post word): POSTED|CLAIMED|DONE: the answer is in the ring
+ *   frame (frame page, read-only to the guest, written by the sentry) as
+ *   its RSP: return to ring 3 through the vDSO trampoline exactly as the
+ *   exit-free calls do; POSTED|CLAIMED|EXIT: the sentry wants the task
+ *   thread to finish the call (a signal to deliver, page tables to flush,
+ *   or a call the ring never runs): exit on RING_WAIT_PORT. A word of
+ *   another call (an answer of an earlier one, say) is not this call's.
+ * No answer within the spin budget (counted in the request page: RAX is
+ * the only free register): set the WITHDRAWN bit atomically (lock bts),
+ * after which the poller's claim cannot succeed, and look once more: the
+ * answer if it came, RING_WAIT_PORT if the call is claimed (the task
+ * thread sleeps until the poller is done, so a blocking call holds no
+ * spinning core), else the ordinary syscall exit.
  * RCX, R11 and the call's argument registers are never changed; RAX is
  * the call number again at both exits.
  */
@@ -290,6 +305,7 @@ ring_fast_read:
      * plain syscall (kvm.py Context._interrupted): nothing is posted yet. */
     .globl vcpu_ring_post
 vcpu_ring_post:
+    addl $(1 << RING_SEQ_SHIFT), vcpu0_ring_request + RING_POST_OFFSET(%rip)
     mov %rax, vcpu0_ring_request + 0x08(%rip)
     mov %rdi, vcpu0_ring_request + 0x10(%rip)
     mov %rsi, vcpu0_ring_request + 0x18(%rip)
@@ -297,21 +313,30 @@ vcpu_ring_post:
     mov %r10, vcpu0_ring_request + 0x28(%rip)
     mov %r8, vcpu0_ring_request + 0x30(%rip)
     mov %r9, vcpu0_ring_request + 0x38(%rip)
-    movl $RING_POSTED, vcpu0_ring_request(%rip)
     mov vcpu0_ring_spin(%rip), %rax
+    mov %rax, vcpu0_ring_request + RING_SPIN_LEFT_OFFSET(%rip)
+    mov vcpu0_ring_request + RING_POST_OFFSET(%rip), %eax
+    or $RING_POSTED, %eax
+    mov %eax, vcpu0_ring_request(%rip)
 ring_spin:
     pause
-    testl $RING_DONE, vcpu0_ring_request(%rip)
-    jnz ring_done
-    testl $RING_EXIT, vcpu0_ring_request(%rip)
-    jnz ring_exit
-    dec %rax
+    mov vcpu0_ring_request(%rip), %eax
+    xor vcpu0_ring_request + RING_POST_OFFSET(%rip), %eax
+    cmp $(RING_POSTED | RING_CLAIMED | RING_DONE), %eax
+    je ring_done
+    cmp $(RING_POSTED | RING_CLAIMED | RING_EXIT), %eax
+    je ring_exit
+    decq vcpu0_ring_request + RING_SPIN_LEFT_OFFSET(%rip)
     jnz ring_spin
     lock btsl $RING_WITHDRAWN_BIT, vcpu0_ring_request(%rip)
-    testl $RING_DONE, vcpu0_ring_request(%rip)
-    jnz ring_done
-    testl $RING_CLAIMED, vcpu0_ring_request(%rip)
-    jz ring_withdrawn
+    mov vcpu0_ring_request(%rip), %eax
+    xor vcpu0_ring_request + RING_POST_OFFSET(%rip), %eax
+    cmp $(RING_POSTED | RING_CLAIMED | RING_DONE | RING_WITHDRAWN), %eax
+    je ring_done
+    cmp $(RING_POSTED | RING_CLAIMED | RING_WITHDRAWN), %eax
+    je ring_exit
+    cmp $(RING_POSTED | RING_CLAIMED | RING_EXIT | RING_WITHDRAWN), %eax
+    jne ring_withdrawn
 ring_exit:
     mov vcpu0_ring_request + 0x08(%rip), %rax
     .globl vcpu_ring_wait_out
@@ -325,7 +350,6 @@ vcpu_ring_syscall_out:
     out %al, $SYSCALL_PORT
     hlt
 ring_done:
-    movl $0, vcpu0_ring_request(%rip)
     mov %rsp, %rax
     lea vcpu0_fast_frames + 7 * FAST_FRAME_SIZE(%rip), %rsp
     iretq

@@ -43,6 +43,9 @@ TRAP_INTERRUPT = 2
 # with an answer the task thread must deliver, or handed back); the user
 # registers are as on TRAP_SYSCALL. See kvmsentry/kernel/ring.py.
 TRAP_RING_WAIT = 3
+# The ring path's request page from offset 8: number, six arguments, post word.
+_RING_REQUEST = struct.Struct("<7QI")
+_RING_SEQ_SHIFT = layout.RING_SEQ_SHIFT
 # The host signal that kicks a vCPU thread out of KVM_RUN (its handler does
 # nothing; the EINTR is the point).
 KICK_SIGNAL = signal.SIGUSR2
@@ -498,7 +501,10 @@ class Context:
         if platform.syscall_path == "ring":
             self._bind_ring_page()
         self.ring_stop = ffi.new("uint32_t *")
+        self.ring_spun_ns = ffi.new("uint64_t *")  # CPU ns of ring_poll's spins (--profile)
         self._ring_frame_gpa = frame_gpa + layout.FAST_FRAMES_OFFSET + len(layout.FAST_SYSCALLS) * layout.FAST_FRAME_SIZE
+        # The ring frame's RSP: the answer (kvmsentry_ring_answer writes it).
+        self._ring_answer_slot = ffi.cast("uint64_t *", platform.memory.hva + self._ring_frame_gpa + 24)
         struct.pack_into("<Q", platform.memory.view, frame_gpa + layout.RING_SPIN_OFFSET,
                          max(1, platform.ring_guest_spin))
         self._zap_gpas = zap_gpas
@@ -964,44 +970,63 @@ class Context:
         self.ring_state = ffi.new("uint32_t *")
         self._request_gpa = None
 
-    def ring_request(self) -> tuple[int, tuple[int, ...]]:
-        """The call in the request page: (number, six arguments), as the guest posted them."""
+    def ring_request(self, claimed: int) -> tuple[int, tuple[int, ...]] | None:
+        """The call claimed as ``claimed``: (number, six arguments), as the guest posted them.
+
+        None when the guest's post word (layout.RING_POST_OFFSET, written
+        before the arguments) carries another sequence number than the
+        claimed state word (written after them): a post made outside the
+        stub, or one whose arguments may belong to another call. The
+        caller hands such a call back unrun (the task thread runs it from
+        the registers, if it was a real call).
+        """
         gpa = self._request_gpa
         if gpa is None:  # the thread has exited (release): nothing to take
-            return -1, (0,) * 6
-        words = struct.unpack_from("<7Q", self._view, gpa + 8)
-        return words[0], words[1:]
+            return None
+        words = _RING_REQUEST.unpack_from(self._view, gpa + 8)
+        if words[7] >> _RING_SEQ_SHIFT != claimed >> _RING_SEQ_SHIFT:
+            return None
+        return words[0], words[1:7]
 
-    def ring_answer(self, result: int) -> bool:
-        """Let the spinning guest return ``result`` to ring 3 (state RING_DONE).
+    def ring_answer(self, claimed: int, result: int) -> bool:
+        """Let the spinning guest return ``result`` to ring 3 (adds RING_DONE to ``claimed``).
 
         The answer travels as the RSP of the ring frame (runtime.S
         ring_done, then the vDSO trampoline), so it must be a canonical
         address: False (nothing written) when it is not; the caller then
-        answers with :meth:`ring_exit`.
+        answers with :meth:`ring_exit`. The state word changes only if it
+        still holds this claim (kvmsentry_ring_answer), so the answer can
+        reach no other call than the one claimed; True either way.
         """
-        value = result & 0xFFFF_FFFF_FFFF_FFFF
-        if _noncanonical(value):
-            return False
-        struct.pack_into("<Q", self._view, self._ring_frame_gpa + 24, value)
-        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_DONE
-        return True
+        return lib.kvmsentry_ring_answer(self.ring_state, claimed, self._ring_answer_slot,
+                                         result & 0xFFFF_FFFF_FFFF_FFFF) >= 0
 
-    def ring_exit(self) -> None:
-        """Make the spinning guest exit on RING_WAIT_PORT (state RING_EXIT)."""
-        self.ring_state[0] = layout.RING_POSTED | layout.RING_CLAIMED | layout.RING_EXIT
+    def ring_exit(self, claimed: int) -> None:
+        """Make the spinning guest exit on RING_WAIT_PORT (adds RING_EXIT to ``claimed``, if still there)."""
+        lib.kvmsentry_ring_finish(self.ring_state, claimed, layout.RING_EXIT)
 
     def ring_poll(self, spin_ns: int) -> int:
-        """Spin (no GIL) until the guest posts a call and claim it: 1; 0 after ``spin_ns``; -1 once stopped."""
-        return lib.kvmsentry_ring_poll(self.ring_state, spin_ns, self.ring_stop)
+        """Spin (no GIL) until the guest posts a call and claim it.
 
-    def ring_claimed(self) -> bool:
-        """After TRAP_RING_WAIT: whether the poller claimed the call (else the task thread runs it)."""
-        return bool(self.ring_state[0] & layout.RING_CLAIMED)
+        Returns the claimed state word (> 0: flags POSTED|CLAIMED and the
+        post's sequence number), 0 after ``spin_ns`` ns without a post,
+        -1 once stopped (kvmsentry_ring_poll). Adds the CPU time of the
+        spin to ``ring_spun_ns``.
+        """
+        return lib.kvmsentry_ring_poll(self.ring_state, spin_ns, self.ring_stop, self.ring_spun_ns)
 
-    def ring_answered(self) -> bool:
-        """Whether the poller has finished the claimed call (RING_DONE or RING_EXIT set)."""
-        return bool(self.ring_state[0] & (layout.RING_DONE | layout.RING_EXIT))
+    def ring_waiting_claim(self) -> int:
+        """After TRAP_RING_WAIT: the claimed word the guest waits on, or 0 if the word says unclaimed.
+
+        That is the state word without DONE, EXIT and WITHDRAWN, when it
+        has CLAIMED: the same value :meth:`ring_poll` returned for that
+        claim (guest-writable: a hint, matched against the poller's own
+        record in RingPoller.collect).
+        """
+        state = self.ring_state[0]
+        if not state & layout.RING_CLAIMED:
+            return 0
+        return state & ~(layout.RING_DONE | layout.RING_EXIT | layout.RING_WITHDRAWN)
 
     def needs_flush(self) -> bool:
         """Page-table changes wait for this vCPU's next return through flush_return."""

@@ -77,13 +77,22 @@ VCPU_STUB_OFFSET = 0x7000
 # carries only the call number and arguments, which the sentry reads as
 # it reads registers; answers and return frames stay in the read-only
 # frame page. Layout: state (u32), then at 8 the number, at 0x10 the six
-# arguments (rdi rsi rdx r10 r8 r9).
+# arguments (rdi rsi rdx r10 r8 r9), at RING_POST_OFFSET the guest's post
+# word (u32: its last sequence number << RING_SEQ_SHIFT), at
+# RING_SPIN_LEFT_OFFSET its spin count (u64): both the guest's scratch.
 RING_PML4_SLOT = 510
 RING_AREA_GVA = KERNEL_TEXT_GVA - MAX_VCPUS * VCPU_STRIDE
-# State bits (runtime.S): the guest posts, the poller claims (a
-# compare-and-swap from exactly POSTED), then adds DONE or EXIT; the
-# guest sets WITHDRAWN (lock bts) when its spin budget runs out.
+# The state word (runtime.S; the state machine is in kvmsentry/kernel/ring.py):
+# flag bits, and above RING_SEQ_SHIFT the post's sequence number. The guest
+# posts (post word | POSTED), the poller claims (a compare-and-swap from
+# flags exactly POSTED) then adds DONE or EXIT (a compare-and-swap that
+# needs its claim still there); the guest sets WITHDRAWN (lock bts) when
+# its spin budget runs out.
 RING_POSTED, RING_CLAIMED, RING_DONE, RING_EXIT, RING_WITHDRAWN = 1, 2, 4, 8, 16
+RING_FLAGS = 0xFF
+RING_SEQ_SHIFT = 8
+RING_POST_OFFSET = 0x40
+RING_SPIN_LEFT_OFFSET = 0x48
 # In the frame page: the guest's spin budget (pause iterations, u64), and
 # the ring path's answer frame: fast frame number len(FAST_SYSCALLS).
 RING_SPIN_OFFSET = 0x200

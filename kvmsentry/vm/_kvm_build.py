@@ -237,7 +237,9 @@ struct open_how {
     ...;
 };
 int kvmsentry_openat2(int dirfd, const char *path, struct open_how *how);
-int kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop);
+int64_t kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop, uint64_t *spun_ns);
+int kvmsentry_ring_finish(uint32_t *state, uint32_t claimed, uint32_t bit);
+int kvmsentry_ring_answer(uint32_t *state, uint32_t claimed, uint64_t *slot, uint64_t value);
 double kvmsentry_pause_ns(void);
 """
 )
@@ -302,28 +304,72 @@ static double kvmsentry_pause_ns(void) {
 
 /* The ring path's poller (kvmsentry/kernel/ring.py), without the GIL:
  * spin on a request page's state word (a guest frame, shared with the
- * spinning vCPU) until the guest posts a call (exactly RING_POSTED, 1),
- * then claim it with a compare-and-swap to RING_POSTED|RING_CLAIMED (3);
- * the guest may withdraw it at the same time (lock bts of another bit):
- * exactly one wins. Returns 1 when claimed, 0 after spin_ns ns with no
- * call, -1 as soon as *stop is non-zero. The bits are guest/runtime.S's
- * RING_*; `pause` between reads, as a spin-wait should. */
-static int kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop) {
+ * spinning vCPU) until the guest posts a call (flags exactly RING_POSTED,
+ * any sequence number in the bits above RING_SEQ_SHIFT), then claim it
+ * with a compare-and-swap that adds RING_CLAIMED; the guest may withdraw
+ * it at the same time (lock bts of another bit): exactly one wins.
+ * Returns the claimed word (> 0), 0 after spin_ns ns with no call, -1 as
+ * soon as *stop is non-zero; adds the thread CPU time it spun to
+ * *spun_ns. The bits are guest/runtime.S's RING_* (and layout.py's);
+ * `pause` between reads, as a spin-wait should. */
+static uint64_t kvmsentry_thread_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int64_t kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop, uint64_t *spun_ns) {
     struct timespec t0, t;
+    uint64_t cpu0 = kvmsentry_thread_ns();
+    int64_t got = 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         for (int i = 0; i < 200; i++) {
             uint32_t s = __atomic_load_n(state, __ATOMIC_ACQUIRE);
-            if (s == 1 && __atomic_compare_exchange_n(state, &s, 3, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                return 1;
+            if ((s & 0xff) == 1 && __atomic_compare_exchange_n(state, &s, s | 2, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                got = (int64_t)(s | 2);
+                goto out;
+            }
             __builtin_ia32_pause();
         }
-        if (__atomic_load_n(stop, __ATOMIC_ACQUIRE))
-            return -1;
+        if (__atomic_load_n(stop, __ATOMIC_ACQUIRE)) {
+            got = -1;
+            goto out;
+        }
         clock_gettime(CLOCK_MONOTONIC, &t);
         if ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)(t.tv_nsec - t0.tv_nsec) >= spin_ns)
-            return 0;
+            goto out;
     }
+out:
+    *spun_ns += kvmsentry_thread_ns() - cpu0;
+    return got;
+}
+
+/* Finish the call claimed as `claimed` (kvmsentry_ring_poll's word): add
+ * `bit` (RING_DONE or RING_EXIT) with a compare-and-swap, only while the
+ * word is still that claim, with or without the guest's RING_WITHDRAWN
+ * (16). Returns 1 when set, 0 when the word holds anything else (the
+ * guest wrote over its own request page: nothing of a later call is
+ * ever overwritten). The compare-and-swap orders every store before it
+ * (the answer) before the guest can see the bit. */
+static int kvmsentry_ring_finish(uint32_t *state, uint32_t claimed, uint32_t bit) {
+    uint32_t s = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+    while ((s & ~16u) == claimed) {
+        if (__atomic_compare_exchange_n(state, &s, s | bit, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 1;
+    }
+    return 0;
+}
+
+/* Answer the call claimed as `claimed` with `value`: the ring frame's RSP
+ * (*slot) = value, then RING_DONE (kvmsentry_ring_finish). -1 and nothing
+ * written when value is not a canonical address (iretq would fault: the
+ * caller sends the call through RING_EXIT instead); else finish's 1 or 0. */
+static int kvmsentry_ring_answer(uint32_t *state, uint32_t claimed, uint64_t *slot, uint64_t value) {
+    if ((uint64_t)((int64_t)(value << 16) >> 16) != value)
+        return -1;
+    __atomic_store_n(slot, value, __ATOMIC_RELEASE);
+    return kvmsentry_ring_finish(state, claimed, 4);
 }
 """,
 )

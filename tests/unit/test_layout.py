@@ -186,3 +186,13 @@ def test_nothing_is_posted_before_vcpu_ring_post():
                 if layout.RING_AREA_GVA <= target < layout.RING_AREA_GVA + 0x1000:
                     touches.append(insn.address)
     assert touches and min(touches) >= post
+
+
+def test_ring_state_word_matches_layout():
+    """runtime.S's state bits, sequence shift and scratch offsets are layout.py's."""
+    defines = _defines()
+    for name in ("RING_POSTED", "RING_CLAIMED", "RING_DONE", "RING_EXIT", "RING_WITHDRAWN",
+                 "RING_SEQ_SHIFT", "RING_POST_OFFSET", "RING_SPIN_LEFT_OFFSET"):
+        assert defines[name] == getattr(layout, name), name
+    assert 1 << layout.RING_SEQ_SHIFT > layout.RING_FLAGS >= layout.RING_WITHDRAWN
+    assert 0x08 + 7 * 8 <= layout.RING_POST_OFFSET < layout.RING_SPIN_LEFT_OFFSET  # after the call
