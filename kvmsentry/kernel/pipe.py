@@ -31,6 +31,7 @@ import time
 
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel import sched
+from kvmsentry.kernel.mm import GuestFault
 from kvmsentry.kernel.signals import ERESTARTSYS
 from kvmsentry.kernel.fd import (O_ACCMODE, FIONREAD, O_DIRECT, O_NONBLOCK, O_RDONLY, O_WRONLY, File,
                                  makedev)
@@ -125,43 +126,55 @@ class Pipe:
 
     # -- I/O ----------------------------------------------------------------
     def read(self, n: int, nonblocking: bool) -> bytes:
-        """Take up to ``n`` bytes (pipe_read).
+        """Take up to ``n`` bytes (pipe_read), as ``read_into`` with the bytes
+        returned: b"" at EOF; EAGAIN, ERESTARTSYS as there."""
+        pieces: list[bytes] = []
+        self.read_into(n, nonblocking, lambda pos, chunk: pieces.append(bytes(chunk)))
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-        Blocks while the pipe is empty and has writers; b"" at EOF (empty,
-        no writers). EAGAIN when ``nonblocking`` and nothing is there,
+    def read_into(self, n: int, nonblocking: bool, store) -> int:
+        """Take up to ``n`` bytes (fs/pipe.c pipe_read); returns the count taken.
+
+        ``store(pos, chunk)`` puts each buffer's part (a bytes-like of at
+        most PAGE_SIZE bytes) at byte ``pos`` of the reader's destination
+        before the buffer gives it up; when it raises GuestFault (a bad
+        guest buffer) the read stops and that buffer keeps all its bytes,
+        as Linux's copy_page_to_iter falling short: the count stored before
+        is returned, or the GuestFault raised when nothing was (EFAULT).
+        Blocks while the pipe is empty and has writers; 0 at EOF (empty, no
+        writers). EAGAIN when ``nonblocking`` and nothing is there,
         ERESTARTSYS when a signal cuts the wait short (the dispatcher
         restarts the call or fails it with EINTR, as SA_RESTART says).
         """
         if n <= 0 or not self._wait_readable(nonblocking):
-            return b""
+            return 0
         bufs = self.bufs
-        first = bufs[0]
-        if len(first.data) <= n and (first.packet or len(bufs) == 1 or len(first.data) == n):
-            # The common case: one whole buffer satisfies the read.
-            bufs.popleft()
-            out = bytes(first.data)
-        else:
-            pieces = []
-            want = n
-            while bufs and want:
-                buf = bufs[0]
-                take = min(len(buf.data), want)
-                pieces.append(bytes(buf.data[:take]))
-                if buf.packet:
-                    bufs.popleft()  # the rest of a packet is discarded
-                    self.nbytes -= len(buf.data) - take
-                    break
-                if take == len(buf.data):
-                    bufs.popleft()
-                else:
-                    del buf.data[:take]
-                    buf.offset += take
-                want -= take
-            out = b"".join(pieces)
-        self.nbytes -= len(out)
+        done = 0
+        while bufs and done < n:
+            buf = bufs[0]
+            data = buf.data
+            size = len(data)
+            take = size if size <= n - done else n - done
+            try:
+                store(done, data if take == size else data[:take])
+            except GuestFault:
+                if not done:
+                    raise
+                break
+            done += take
+            if buf.packet:
+                bufs.popleft()  # the rest of a packet is discarded
+                self.nbytes -= size - take
+                break
+            if take == size:
+                bufs.popleft()
+            else:
+                del data[:take]
+                buf.offset += take
+        self.nbytes -= done
         self.atime_ns = time.time_ns()
         self._wake_writers()
-        return out
+        return done
 
     def _wait_readable(self, nonblocking: bool) -> bool:
         """Wait until the pipe holds data (True) or is empty with no writer
@@ -304,6 +317,12 @@ class PipeFile(File):
 
     def read(self, n: int) -> bytes:
         return self.pipe.read(n, self.nonblocking)
+
+    def read_into(self, n: int, store) -> int:
+        """Read up to ``n`` bytes through ``store(pos, chunk)`` (Pipe.read_into):
+        read(2) and readv(2) copy each pipe buffer to the guest before it
+        is taken, so a bad buffer leaves the bytes in the pipe."""
+        return self.pipe.read_into(n, self.nonblocking, store)
 
     def write(self, data) -> int:
         return self.pipe.write(data, self.nonblocking, bool(self.flags & O_DIRECT))

@@ -184,6 +184,27 @@ def test_packet_mode(task):
     assert read(task, r, 100) == -errno.EAGAIN
 
 
+def test_read_into_keeps_the_buffer_that_faults():
+    """Pipe.read_into: a store that faults ends the read; the buffer it
+    faulted on keeps its bytes (fs/pipe.c pipe_read), EFAULT before any."""
+    pipe = Pipe()
+    pipe.readers = pipe.writers = 1
+    pipe.write(b"x" * 4096, False, False)
+    pipe.write(b"tail", False, False)
+    stored = []
+
+    def store(pos, chunk):
+        if pos >= 4096:
+            raise GuestFault(0x1000)
+        stored.append((pos, bytes(chunk)))
+
+    assert pipe.read_into(8192, False, store) == 4096
+    assert stored == [(0, b"x" * 4096)] and pipe.nbytes == 4
+    with pytest.raises(GuestFault):
+        pipe.read_into(8192, False, lambda pos, chunk: store(4096, chunk))
+    assert pipe.read(100, True) == b"tail"
+
+
 def test_fstat_and_guest_path(task):
     r, w = make_pipe(task)
     buf = task.mm.alloc(144)

@@ -134,9 +134,13 @@ def _read_segments(task, file: File, iovs: list[tuple[int, int]],
     Files with ``full_reads`` (regular files, devices) are read until the
     buffers are full or EOF, as Linux does; streams get one read (a pipe
     or terminal returns what it has). A bad buffer after some bytes were
-    stored returns the bytes stored, as Linux; before any, EFAULT.
+    stored returns the bytes stored, as Linux; before any, EFAULT. A pipe
+    (``read_into``) is read buffer by buffer: a buffer that cannot be
+    stored whole stays in the pipe (fs/pipe.c pipe_read).
     """
     total = sum(length for _, length in iovs)
+    if offset is None and getattr(file, "read_into", None) is not None:
+        return file.read_into(total, _scatter(task, iovs))
     done = 0
     seg = seg_off = 0
     while done < total:
@@ -164,6 +168,31 @@ def _read_segments(task, file: File, iovs: list[tuple[int, int]],
         if len(data) < n or not file.full_reads:
             break
     return done
+
+
+def _scatter(task, iovs: list[tuple[int, int]]):
+    """A ``store(pos, chunk)`` for File.read_into that spreads consecutive
+    chunks over the guest buffers ``iovs`` (base, len) in order. A chunk
+    that faults (GuestFault) leaves the position where it was: the pipe
+    keeps that chunk and a later one would start there again."""
+    cursor = [0, 0]  # segment index, offset in it
+
+    def store(pos: int, chunk) -> None:
+        seg, seg_off = cursor
+        view = memoryview(chunk)
+        done = 0
+        while done < len(view):
+            base, length = iovs[seg]
+            take = min(length - seg_off, len(view) - done)
+            if take:
+                task.mm.copy_out(base + seg_off, view[done:done + take])
+            done += take
+            seg_off += take
+            if seg_off == length:
+                seg, seg_off = seg + 1, 0
+        cursor[0], cursor[1] = seg, seg_off
+
+    return store
 
 
 def _gather(task, iovs: list[tuple[int, int]]) -> bytes:
@@ -203,6 +232,10 @@ def sys_read(task, fd, buf, count):
     fd = to_int(fd)
     file = _readable(task, fd)
     count = _clamp(count, buf)
+    read_into = getattr(file, "read_into", None)
+    if read_into is not None:  # a pipe: each buffer is stored before it is taken
+        mm = task.mm
+        return read_into(count, lambda pos, chunk: mm.copy_out(buf + pos, chunk))
     if count <= CHUNK:  # the hot path: one host read, one copy
         data = file.read(count)
         if data:
