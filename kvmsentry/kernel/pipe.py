@@ -223,6 +223,23 @@ class Pipe:
             return 0
         if not self.readers:
             raise SyscallError(errno.EPIPE)
+        bufs = self.bufs
+        if total <= PAGE_SIZE and type(data) in (bytes, bytearray):
+            # The common case, what the loop below does for a write of at
+            # most a page that fits at once: merged into the last buffer,
+            # or a fresh one.
+            last = bufs[-1] if bufs and total < PAGE_SIZE else None
+            if last is not None and not last.packet and last.offset + len(last.data) + total <= PAGE_SIZE:
+                last.data += data
+            elif len(bufs) < self.max_usage:
+                bufs.append(_Buffer(bytearray(data), packet))
+            else:
+                last = bufs = None  # full: the loop below waits
+            if bufs is not None:
+                self.nbytes += total
+                self.mtime_ns = self.ctime_ns = time.time_ns()
+                self._wake_readers()
+                return total
         view = memoryview(data).cast("B")
         done = 0
         chars = total & (PAGE_SIZE - 1)
