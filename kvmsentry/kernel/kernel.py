@@ -1104,16 +1104,45 @@ _DEFAULT_TERMINATE = frozenset({
 _DEFAULT_STOP = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 
-def host_ignored_signals() -> frozenset[int]:
-    """The forwarded signals (HOST_FORWARDED_SIGNALS) kvmsentry itself was
-    started with ignored (SIG_IGN kept across its execve; signal(7)).
+# Signals whose inherited disposition kvmsentry cannot know: Python sets
+# SIGPIPE and SIGXFSZ to SIG_IGN itself at start-up.
+_PYTHON_IGNORED = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
 
-    Python leaves an inherited SIG_IGN of these in place at start-up.
-    Ignored, they reach neither kvmsentry nor the guest, which starts with
-    them ignored too, as a native child of the same parent would.
+
+def _read_sigign() -> frozenset[int]:
+    """The signals this process ignores now, from the host kernel's SigIgn
+    mask (proc(5), /proc/self/status), SIGPIPE and SIGXFSZ left out."""
+    mask = 0
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigIgn:"):
+                    mask = int(line.split()[1], 16)
+                    break
+    except OSError:
+        pass
+    return frozenset(signo for signo in range(1, 65)
+                     if mask >> (signo - 1) & 1 and signo not in _PYTHON_IGNORED)
+
+
+# Read when this module is first imported, before the platform installs
+# its own handlers (KICK_SIGNAL) and run() the forwarding ones.
+_STARTED_IGNORED = _read_sigign()
+
+
+def host_ignored_signals() -> frozenset[int]:
+    """The signals kvmsentry itself was started with ignored (SIG_IGN kept
+    across its execve; signal(7)), which the guest inherits as a native
+    child of the same parent would: nohup(1)'s SIGHUP, a shell's SIGINT and
+    SIGQUIT for a background job, and whatever else its parent ignored
+    (make(1) leaves glibc's 32 and 33 ignored, which Python cannot see).
+
+    Python leaves an inherited SIG_IGN in place at start-up, except for
+    SIGPIPE and SIGXFSZ, which it ignores itself: those two start at
+    SIG_DFL in the guest whatever kvmsentry inherited. Ignored forwarded
+    signals (HOST_FORWARDED_SIGNALS) are not forwarded either.
     """
-    return frozenset(signo for signo in HOST_FORWARDED_SIGNALS
-                     if signal.getsignal(signo) == signal.SIG_IGN)
+    return _STARTED_IGNORED
 
 
 def _interp_reason(err: int, interp: str) -> str:
