@@ -78,6 +78,26 @@ def skip_or_fail():
     return _skip_or_fail
 
 
+@pytest.fixture(scope="session")
+def go_build(tmp_path_factory):
+    """``go_build(source)``: the static (CGO_ENABLED=0) binary of the Go
+    program ``source`` (a Path), built in a temp dir with its own module
+    cache; skips (or fails under KVMSENTRY_REQUIRE_KVM=1) without Go."""
+    import subprocess
+
+    def build(source):
+        go = shutil.which("go")
+        if go is None:
+            _skip_or_fail("the Go toolchain is missing (Debian package golang-go)")
+        out = tmp_path_factory.mktemp("go") / source.stem
+        env = dict(os.environ, CGO_ENABLED="0", GOCACHE=str(out.parent / "cache"),
+                   HOME=str(out.parent), GOFLAGS="-mod=mod", GOPATH=str(out.parent / "gopath"))
+        subprocess.run([go, "build", "-o", str(out), str(source)], check=True, env=env,
+                       capture_output=True, timeout=600)
+        return out
+    return build
+
+
 HOST_TMP = "/var/tmp"
 
 

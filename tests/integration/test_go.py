@@ -5,9 +5,6 @@ preemption (SIGURG via tgkill), sigaltstack, epoll and large mmap
 reservations: issue 4 says Go programs run as on Linux.
 """
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,16 +14,8 @@ SOURCE = Path(__file__).parent.parent / "guests" / "go" / "goroutines.go"
 
 
 @pytest.fixture(scope="module")
-def go_binary(tmp_path_factory, skip_or_fail):
-    go = shutil.which("go")
-    if go is None:
-        skip_or_fail("the Go toolchain is missing (Debian package golang-go)")
-    out = tmp_path_factory.mktemp("go") / "goroutines"
-    env = dict(os.environ, CGO_ENABLED="0", GOCACHE=str(out.parent / "cache"),
-               HOME=str(out.parent), GOFLAGS="-mod=mod", GOPATH=str(out.parent / "gopath"))
-    subprocess.run([go, "build", "-o", str(out), str(SOURCE)], check=True, env=env,
-                   capture_output=True, timeout=600)
-    return out
+def go_binary(go_build):
+    return go_build(SOURCE)
 
 
 def test_goroutines(go_binary, run_both, assert_same):
