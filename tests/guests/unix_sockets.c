@@ -147,6 +147,8 @@ static void pair_basics(int type, const char *name)
     report("send after SHUT_WR", send(sv[0], "x", 1, 0));
     report("send MSG_NOSIGNAL", send(sv[0], "x", 1, MSG_NOSIGNAL));
     report("write after SHUT_WR", write(sv[0], "x", 1));
+    /* A stream's own SEND_SHUTDOWN is EPIPE before the bytes are copied in. */
+    report("send bad buffer after SHUT_WR", send(sv[0], bad_ptr, 1, MSG_NOSIGNAL));
     printf("sigpipes %d\n", sigpipes);
     close(sv[0]);
     close(sv[1]);
