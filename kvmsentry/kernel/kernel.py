@@ -162,6 +162,7 @@ class Kernel:
         self._reported_handlers: set[int] = set()
         self._notes: set[str] = set()
         self._host_kills = 0  # terminal signals kvmsentry itself received
+        self._host_ignored: frozenset[int] = frozenset()  # set by _forward_host_signals
         # /proc/sys/kernel/randomize_va_space != 0: exec randomizes the
         # mmap base and the load base of a PIE with an interpreter.
         self.randomize = True
@@ -480,7 +481,11 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in HOST_FORWARDED_SIGNALS - host_ignored_signals():
+        # Those kvmsentry was started ignoring are forwarded too: the guest
+        # starts ignoring them (exec_first), but may install a handler, as
+        # a server run in a shell's background job does for SIGINT.
+        self._host_ignored = host_ignored_signals()
+        for signo in HOST_FORWARDED_SIGNALS:
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
@@ -489,7 +494,9 @@ class Kernel:
             init = self.processes.get(1)
             if init is None:
                 return
-            if signo != signal.SIGCONT:
+            # A signal ignored at start never escalates to SIGKILL: natively
+            # it could not have stopped the program either.
+            if signo != signal.SIGCONT and signo not in self._host_ignored:
                 self._host_kills += 1
                 if self._host_kills > 1:
                     for process in list(self.processes.values()):
@@ -1108,12 +1115,20 @@ def host_ignored_signals() -> frozenset[int]:
     """The forwarded signals (HOST_FORWARDED_SIGNALS) kvmsentry itself was
     started with ignored (SIG_IGN kept across its execve; signal(7)).
 
-    Python leaves an inherited SIG_IGN of these in place at start-up.
-    Ignored, they reach neither kvmsentry nor the guest, which starts with
-    them ignored too, as a native child of the same parent would.
+    Python leaves an inherited SIG_IGN of these in place at start-up. The
+    guest starts with them ignored too, as a native child of the same
+    parent would; kvmsentry still forwards them (Kernel._forward_host_signals),
+    for a guest that installs its own handler. The answer is the one at
+    the first call, before kvmsentry installs its handlers.
     """
-    return frozenset(signo for signo in HOST_FORWARDED_SIGNALS
-                     if signal.getsignal(signo) == signal.SIG_IGN)
+    global _host_ignored_at_start
+    if _host_ignored_at_start is None:
+        _host_ignored_at_start = frozenset(signo for signo in HOST_FORWARDED_SIGNALS
+                                           if signal.getsignal(signo) == signal.SIG_IGN)
+    return _host_ignored_at_start
+
+
+_host_ignored_at_start: frozenset[int] | None = None
 
 
 def _interp_reason(err: int, interp: str) -> str:

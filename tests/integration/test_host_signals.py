@@ -62,3 +62,43 @@ def test_inherited_ignored_signals(busybox):
     native, sentry = runs
     assert native.returncode == 0 and native.stdout == b"3\nsurvived\n"
     assert (sentry.returncode, sentry.stdout) == (native.returncode, native.stdout), sentry.stderr
+
+
+HANDLER_SCRIPT = """
+import signal, sys, time
+def on(signo, frame):
+    print("caught", signo, flush=True)
+    sys.exit(3)
+signal.signal(signal.SIGINT, on)
+print("ready", flush=True)
+time.sleep(30)
+print("not reached")
+"""
+
+
+def test_handler_installed_over_inherited_ignore():
+    """Started with SIGINT ignored (a shell's background job), a program
+    that installs its own SIGINT handler gets the SIGINT sent to it (to
+    kvmsentry) natively and under kvmsentry. Was: kvmsentry left SIGINT
+    ignored on the host, so the guest slept on (status 0 after 30 s)."""
+    import os
+    import signal
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("/usr/bin/python3 is not installed")
+    argv = ["/usr/bin/python3", "-c", HANDLER_SCRIPT]
+    results = []
+    for prefix in ([], [*map(str, sentry_command()), "boot"]):
+        p = subprocess.Popen(prefix + argv, env=DEFAULT_ENV, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            ready = p.stdout.readline()
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+            p.wait()
+        results.append((p.returncode, ready + out))
+    native, sentry = results
+    assert native == (3, b"ready\ncaught 2\n")
+    assert sentry == native
