@@ -313,7 +313,9 @@ def _host_path(args) -> str | None:
     a symlink loop."""
     binary = args.binary
     if args.root in ("/", None) and not getattr(args, "binds", ()):
-        return binary
+        # Relative to --cwd, as the guest's execve would see it (not to
+        # kvmsentry's own working directory).
+        return os.path.join(_guest_cwd(args), binary)
     return _resolve_in_guest(args, os.path.join(_guest_cwd(args), binary))
 
 

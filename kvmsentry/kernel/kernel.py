@@ -162,6 +162,7 @@ class Kernel:
         self._reported_handlers: set[int] = set()
         self._notes: set[str] = set()
         self._host_kills = 0  # terminal signals kvmsentry itself received
+        self._host_ignored: frozenset[int] = frozenset()  # set by _forward_host_signals
         # /proc/sys/kernel/randomize_va_space != 0: exec randomizes the
         # mmap base and the load base of a PIE with an interpreter.
         self.randomize = True
@@ -480,7 +481,11 @@ class Kernel:
             # Not in the handler itself: the main thread may hold the BKL.
             threading.Thread(target=self._deliver_host_signal, args=(signo,), daemon=True).start()
 
-        for signo in HOST_FORWARDED_SIGNALS - host_ignored_signals():
+        # Those kvmsentry was started ignoring are forwarded too: the guest
+        # starts ignoring them (exec_first), but may install a handler, as
+        # a server run in a shell's background job does for SIGINT.
+        self._host_ignored = host_ignored_signals()
+        for signo in HOST_FORWARDED_SIGNALS:
             signal.signal(signo, forward)
 
     def _deliver_host_signal(self, signo: int) -> None:
@@ -489,7 +494,9 @@ class Kernel:
             init = self.processes.get(1)
             if init is None:
                 return
-            if signo != signal.SIGCONT:
+            # A signal ignored at start never escalates to SIGKILL: natively
+            # it could not have stopped the program either.
+            if signo != signal.SIGCONT and signo not in self._host_ignored:
                 self._host_kills += 1
                 if self._host_kills > 1:
                     for process in list(self.processes.values()):
@@ -1139,8 +1146,10 @@ def host_ignored_signals() -> frozenset[int]:
 
     Python leaves an inherited SIG_IGN in place at start-up, except for
     SIGPIPE and SIGXFSZ, which it ignores itself: those two start at
-    SIG_DFL in the guest whatever kvmsentry inherited. Ignored forwarded
-    signals (HOST_FORWARDED_SIGNALS) are not forwarded either.
+    SIG_DFL in the guest whatever kvmsentry inherited. kvmsentry still
+    forwards the ignored ones of HOST_FORWARDED_SIGNALS
+    (Kernel._forward_host_signals), for a guest that installs its own
+    handler; one that keeps them ignored drops them, as natively.
     """
     return _STARTED_IGNORED
 

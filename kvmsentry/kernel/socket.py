@@ -311,7 +311,9 @@ class UnixSocket(File):
 
     def accept(self) -> "UnixSocket":
         """unix_accept: the oldest connection. EOPNOTSUPP for datagrams,
-        EINVAL unless listening, EAGAIN when nonblocking and none waits."""
+        EINVAL unless listening, EAGAIN when nonblocking and none waits,
+        EINVAL when none waits once shut for reading (shutdown(2) wakes a
+        blocked accept: skb_recv_datagram's wait ends at RCV_SHUTDOWN)."""
         if self.type == SOCK_DGRAM:
             raise SyscallError(errno.EOPNOTSUPP)
         if self.state != TCP_LISTEN:
@@ -319,8 +321,9 @@ class UnixSocket(File):
         if not self.queue:
             if self.nonblocking:
                 raise SyscallError(errno.EAGAIN)
-            self.sleep(lambda: bool(self.queue) or self.state != TCP_LISTEN, self.rcvtimeo)
-            if self.state != TCP_LISTEN:
+            self.sleep(lambda: bool(self.queue) or self.state != TCP_LISTEN
+                       or bool(self.shutdown & RCV_SHUTDOWN), self.rcvtimeo)
+            if self.state != TCP_LISTEN or not self.queue:
                 raise SyscallError(errno.EINVAL)
         embryo = self.queue.popleft()
         self.wake()  # a connect waiting for room in the backlog

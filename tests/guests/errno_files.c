@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -1002,6 +1005,18 @@ static void area_pipe_fsync(void) {
     T(fsync(p[0]));
     T(fsync(p[1]));
     T(fdatasync(p[0]));
+    /* Nor do sockets, character devices and anonymous inodes: EINVAL. */
+    int sv[2];
+    T(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    T(fsync(sv[0]));
+    T(fdatasync(sv[1]));
+    int fd;
+    F(fd, open("/dev/null", O_RDWR));
+    T(fsync(fd));
+    F(fd, eventfd(0, 0));
+    T(fsync(fd));
+    F(fd, epoll_create1(0));
+    T(fdatasync(fd));
 }
 static void area_seals(void) {
     int fd;

@@ -147,6 +147,8 @@ static void pair_basics(int type, const char *name)
     report("send after SHUT_WR", send(sv[0], "x", 1, 0));
     report("send MSG_NOSIGNAL", send(sv[0], "x", 1, MSG_NOSIGNAL));
     report("write after SHUT_WR", write(sv[0], "x", 1));
+    /* A stream's own SEND_SHUTDOWN is EPIPE before the bytes are copied in. */
+    report("send bad buffer after SHUT_WR", send(sv[0], bad_ptr, 1, MSG_NOSIGNAL));
     printf("sigpipes %d\n", sigpipes);
     close(sv[0]);
     close(sv[1]);
@@ -956,6 +958,34 @@ static void permissions(void)
     rmdir(dir);
 }
 
+/* shutdown(2) of a listening socket wakes an accept blocked on it (in a
+ * child sharing the socket): EINVAL once nothing waits; later ones too. */
+static void accept_after_shutdown(void)
+{
+    printf("== accept after shutdown\n");
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, "\0acc-shut", 10);
+    report("bind", bind(l, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + 10));
+    report("listen", listen(l, 4));
+    pid_t child = fork();
+    if (child == 0) {
+        errno = 0;
+        int r = accept(l, NULL, NULL);
+        _exit(r < 0 && errno == EINVAL ? 0 : 1);
+    }
+    usleep(200000);
+    report("shutdown listening SHUT_RDWR", shutdown(l, SHUT_RDWR));
+    int status;
+    waitpid(child, &status, 0);
+    printf("blocked accept woken with EINVAL %d\n", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    report("accept after", accept(l, NULL, NULL));
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    report("connect to it", connect(c, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + 10));
+    close(c);
+    close(l);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -973,6 +1003,7 @@ int main(int argc, char **argv)
     abstract_names();
     rights_and_creds();
     options_and_errors();
+    accept_after_shutdown();
     signals();
     return 0;
 }

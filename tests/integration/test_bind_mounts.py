@@ -88,3 +88,19 @@ def test_binary_and_cwd_beneath_a_mount(run_sentry, busybox, tmp_path):
                        capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"/kvmsentry-work/sub\n/kvmsentry-work/busybox\n"
+
+
+def test_relative_binary_is_looked_up_from_cwd(run_native, busybox, tmp_path):
+    """`--cwd DIR ./prog` (no --root, no --mount) runs DIR/prog, as execve
+    would from DIR, whatever kvmsentry's own working directory is; a
+    relative symlink to it too. Was: "No such file or directory" (127)."""
+    host = tmp_path / "d"
+    host.mkdir()
+    shutil.copy(busybox, host / "busybox")
+    os.symlink("busybox", host / "link")
+    for binary in ("./busybox", "busybox", "link"):
+        argv = [binary, "sh", "-c", "pwd; readlink /proc/self/exe"]
+        native = run_native([host / binary, *argv[1:]], cwd=host)
+        r = subprocess.run([*sentry_command(), "boot", "--cwd", str(host), *argv],
+                           capture_output=True, timeout=60, cwd="/")
+        assert (r.returncode, r.stdout) == (native.returncode, native.stdout), r.stderr

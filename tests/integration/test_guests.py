@@ -124,3 +124,11 @@ def test_vdso_clocks(guests, run_both, run_sentry, assert_same):
     traced = run_sentry([guests["vdso_clock"]], options=["--strace"])
     lines = [line for line in traced.stderr.decode().splitlines() if "clock_gettime(" in line]
     assert len(lines) == 20, lines[:3]  # only the explicit syscall(SYS_clock_gettime) calls
+
+
+def test_brk_edges(guests, run_both, assert_same):
+    """brk(2): grow, fork, shrink, regrow zeroed; below the start, into a
+    mapping and 32 TiB up (heuristic overcommit) leave the break alone."""
+    native, sentry = run_both([guests["mm_brk_edges"]])
+    assert_same(native, sentry)
+    assert b"32 TiB unchanged 1\n" in native.stdout

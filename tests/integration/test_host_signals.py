@@ -63,3 +63,47 @@ def test_inherited_ignored_signals(busybox):
     assert native.returncode == 0 and native.stdout.endswith(b"survived\n")
     assert int(native.stdout.split()[0], 16) & 0x203 == 0x203  # HUP, INT, USR1
     assert (sentry.returncode, sentry.stdout) == (native.returncode, native.stdout), sentry.stderr
+
+
+# The handler writes with os.write: a print() could run inside the main
+# code's print("ready") (the signal may come before it returns) and fail
+# as a reentrant call to the buffered stdout (status 1).
+HANDLER_SCRIPT = """
+import os, signal, sys, time
+def on(signo, frame):
+    os.write(1, b"caught %d\\n" % signo)
+    os._exit(3)
+signal.signal(signal.SIGINT, on)
+print("ready", flush=True)
+time.sleep(30)
+print("not reached")
+"""
+
+
+def test_handler_installed_over_inherited_ignore():
+    """Started with SIGINT ignored (a shell's background job), a program
+    that installs its own SIGINT handler gets the SIGINT sent to it (to
+    kvmsentry) natively and under kvmsentry. Was: kvmsentry left SIGINT
+    ignored on the host, so the guest slept on (status 0 after 30 s)."""
+    import os
+    import signal
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("/usr/bin/python3 is not installed")
+    argv = ["/usr/bin/python3", "-c", HANDLER_SCRIPT]
+    results, errs = [], []
+    for prefix in ([], [*map(str, sentry_command()), "boot"]):
+        p = subprocess.Popen(prefix + argv, env=DEFAULT_ENV, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            ready = p.stdout.readline()
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+            p.wait()
+        results.append((p.returncode, ready + out))
+        errs.append(err)
+    native, sentry = results
+    assert native == (3, b"ready\ncaught 2\n"), errs[0]
+    assert sentry == native, errs[1]

@@ -1025,8 +1025,11 @@ def _sync_fd(task, fd) -> int:
     file = task.fds.get(to_int(fd))
     if file.flags & O_PATH:
         raise SyscallError(errno.EBADF)
-    if _is_pipe(file):
-        raise SyscallError(errno.EINVAL)  # pipes have no fsync (fs/sync.c: no ->fsync)
+    mode = file.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)):
+        # Pipes, sockets, character devices and anonymous inodes (eventfd,
+        # epoll, timerfd) have no ->fsync: EINVAL (fs/sync.c vfs_fsync_range).
+        raise SyscallError(errno.EINVAL)
     return 0
 
 
@@ -1036,13 +1039,15 @@ def _is_pipe(file) -> bool:
 
 @syscall("fsync")
 def sys_fsync(task, fd):
-    """Implements Linux syscall fsync(2): a no-op on an open fd. EBADF."""
+    """Implements Linux syscall fsync(2): a no-op on an open file or
+    directory; EINVAL for a pipe, socket, character device or anonymous
+    inode (no ->fsync), EBADF."""
     return _sync_fd(task, fd)
 
 
 @syscall("fdatasync")
 def sys_fdatasync(task, fd):
-    """Implements Linux syscall fdatasync(2): a no-op on an open fd. EBADF."""
+    """Implements Linux syscall fdatasync(2): as fsync(2)."""
     return _sync_fd(task, fd)
 
 

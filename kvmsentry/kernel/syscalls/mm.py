@@ -83,8 +83,9 @@ def _mm_errors(func):
 def sys_brk(task, brk: int) -> int:
     """Implements Linux syscall brk(2): returns the new (or unchanged) break.
 
-    Like the kernel (mm/mmap.c), a request below the start or into another
-    mapping leaves the break where it was; the result is never an errno.
+    Like the kernel (mm/mmap.c), a request below the start, into another
+    mapping or growing it by more than the guest's memory (heuristic
+    overcommit) leaves the break where it was; the result is never an errno.
     """
     mm = task.mm
     if brk < mm.brk_start:
@@ -93,6 +94,10 @@ def sys_brk(task, brk: int) -> int:
     new_end = page_align_up(brk)
     if new_end > old_end:
         if new_end > mm.task_size or not mm.is_free(old_end, new_end):
+            return mm.brk
+        if new_end - old_end > mm.memory.size:
+            # Heuristic overcommit refuses growth beyond all the memory
+            # there is (do_brk_flags: security_vm_enough_memory_mm), as mmap.
             return mm.brk
         if mm.find_vma(old_end - 1) is not None and mm.find_vma(old_end - 1).name == "[heap]":
             vma = mm.find_vma(old_end - 1)

@@ -529,6 +529,13 @@ def _send(task, sock: UnixSocket, iovs, flags: int, raw_addr: bytes, files, cred
     total = sum(length for _, length in iovs)
     sent = 0
     try:
+        if sock.shutdown & unix.SEND_SHUTDOWN and (sock.type == SOCK_STREAM
+                                                   or total <= sock.sndbuf - 32):
+            # The socket's own SEND_SHUTDOWN is EPIPE before any byte is
+            # copied in (unix_stream_sendmsg; sock_alloc_send_pskb for the
+            # others), after ENOTCONN, EISCONN, EMSGSIZE: a bad buffer is
+            # EPIPE, not EFAULT. sendmsg picks the error; it always fails.
+            return sock.sendmsg(b"", flags, to, files, creds, explicit)
         if sock.type != SOCK_STREAM:
             if total > sock.sndbuf:
                 return sock.sendmsg(_Oversized(total), flags, to, files, creds, explicit)
