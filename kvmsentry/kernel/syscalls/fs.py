@@ -1051,7 +1051,6 @@ def sys_fdatasync(task, fd):
     return _sync_fd(task, fd)
 
 
-
 # -- changing files and directories ---------------------------------------------
 #
 # The guest's changes go to the overlay over the host root or to /tmp's
