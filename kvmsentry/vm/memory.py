@@ -44,6 +44,12 @@ class OutOfGuestMemory(MemoryError):
     """No free guest-physical frame is left (the guest's memory limit)."""
 
 
+class MemorySlotRefused(OutOfGuestMemory, OSError):
+    """KVM refused the memory slot that would expose more frames
+    (KVM_SET_USER_MEMORY_REGION failed): an OSError from the host, and to
+    every allocation's caller no frame, as when memory is full."""
+
+
 class GuestMemory:
     """``size`` bytes of guest-physical memory at GPA 0 (page multiple).
 
@@ -103,11 +109,16 @@ class GuestMemory:
     # -- frames --------------------------------------------------------
     def _expose(self, end_frame: int) -> None:
         """Make frames below ``end_frame`` (<= nframes) known: counted and
-        exposed to the guest, doubling the extent (at least EXTENT_MIN)."""
+        exposed to the guest, doubling the extent (at least EXTENT_MIN).
+        MemorySlotRefused (an OutOfGuestMemory) when KVM refuses the slot,
+        so every allocation's caller answers it as it answers a full memory."""
         start = self.exposed >> PAGE_SHIFT
         end = min(self.nframes, max(end_frame, 2 * start, EXTENT_MIN >> PAGE_SHIFT))
         if self.expose is not None:
-            length = self.expose(start << PAGE_SHIFT, (end - start) << PAGE_SHIFT)
+            try:
+                length = self.expose(start << PAGE_SHIFT, (end - start) << PAGE_SHIFT)
+            except OSError as e:
+                raise MemorySlotRefused(f"KVM refused guest memory beyond {start << PAGE_SHIFT:#x}: {e}") from e
             end = max(end, start + (length >> PAGE_SHIFT))
         self._refcount.frombytes(bytes(2 * (end - start)))
         self.exposed = end << PAGE_SHIFT

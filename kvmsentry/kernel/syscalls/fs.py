@@ -139,60 +139,51 @@ def _read_segments(task, file: File, iovs: list[tuple[int, int]],
     stored whole stays in the pipe (fs/pipe.c pipe_read).
     """
     total = sum(length for _, length in iovs)
+    scatter = _Scatter(task, iovs)
     if offset is None and getattr(file, "read_into", None) is not None:
-        return file.read_into(total, _scatter(task, iovs))
+        return file.read_into(total, scatter.store)
     done = 0
-    seg = seg_off = 0
     while done < total:
         n = min(CHUNK, total - done)
         data = file.read(n) if offset is None else file.pread(n, offset + done)
-        view = memoryview(data)
-        pos = 0
         try:
-            while pos < len(data):
-                base, length = iovs[seg]
-                take = min(length - seg_off, len(data) - pos)
-                if take:
-                    task.mm.copy_out(base + seg_off, view[pos:pos + take])
-                pos += take
-                seg_off += take
-                if seg_off == length:
-                    seg, seg_off = seg + 1, 0
+            scatter.store(done, data)
         except GuestFault:
             if offset is None:
-                _unread(file, len(data) - pos)
-            if done + pos == 0:
+                _unread(file, done + len(data) - scatter.stored)
+            if not scatter.stored:
                 raise
-            return done + pos
+            return scatter.stored
         done += len(data)
         if len(data) < n or not file.full_reads:
             break
     return done
 
 
-def _scatter(task, iovs: list[tuple[int, int]]):
-    """A ``store(pos, chunk)`` for File.read_into that spreads consecutive
-    chunks over the guest buffers ``iovs`` (base, len) in order. A chunk
-    that faults (GuestFault) leaves the position where it was: the pipe
-    keeps that chunk and a later one would start there again."""
-    cursor = [0, 0]  # segment index, offset in it
+class _Scatter:
+    """Consecutive chunks spread over the guest buffers ``iovs`` (base,
+    len) in order: ``store(pos, chunk)`` is File.read_into's callback;
+    ``stored`` counts the bytes copied out so far, so after a GuestFault it
+    says where the bad buffer began."""
 
-    def store(pos: int, chunk) -> None:
-        seg, seg_off = cursor
+    def __init__(self, task, iovs: list[tuple[int, int]]):
+        self.mm = task.mm
+        self.iovs = iovs
+        self.seg = self.seg_off = self.stored = 0
+
+    def store(self, pos: int, chunk) -> None:
         view = memoryview(chunk)
         done = 0
         while done < len(view):
-            base, length = iovs[seg]
-            take = min(length - seg_off, len(view) - done)
+            base, length = self.iovs[self.seg]
+            take = min(length - self.seg_off, len(view) - done)
             if take:
-                task.mm.copy_out(base + seg_off, view[done:done + take])
+                self.mm.copy_out(base + self.seg_off, view[done:done + take])
+                self.stored += take
             done += take
-            seg_off += take
-            if seg_off == length:
-                seg, seg_off = seg + 1, 0
-        cursor[0], cursor[1] = seg, seg_off
-
-    return store
+            self.seg_off += take
+            if self.seg_off == length:
+                self.seg, self.seg_off = self.seg + 1, 0
 
 
 def _gather(task, iovs: list[tuple[int, int]]) -> bytes:
