@@ -131,7 +131,11 @@ class WaitQueue:
                 task.waiting_on = self
             BKL.release()
             try:
-                woken = waiter.acquire(True, -1 if remaining is None else remaining)
+                # A guest's timeout may exceed what the host lock accepts
+                # (threading.TIMEOUT_MAX, ~292 years): sleep that long, then
+                # look at the deadline again.
+                woken = waiter.acquire(True, -1 if remaining is None
+                                       else min(remaining, threading.TIMEOUT_MAX))
             finally:
                 BKL.acquire()
                 if task is not None:

@@ -26,3 +26,12 @@ def test_unix_socket_permissions(guests, run_both, assert_same):
     native, sentry = run_both([guests["unix_sockets"], "perm"])
     assert b"connect closed: -1 EACCES" in native.stdout, native.stdout.decode(errors="replace")
     assert_same(native, sentry)
+
+
+def test_socket_huge_values(guests, run_both, assert_same):
+    """A 10^12 s SO_RCVTIMEO, recvmmsg's largest timeout and a 1 GiB
+    msg_controllen are errnos or waits, as on Linux, never a sentry
+    exception (OverflowError, struct.error, a 1 GiB copy)."""
+    native, sentry = run_both([guests["socket_huge_values"]])
+    assert b"recv cut by SIGALRM: -1 EINTR" in native.stdout, native.stdout
+    assert_same(native, sentry)

@@ -105,8 +105,13 @@ def _deadline(sec: int, nsec: int) -> float | None:
     return time.monotonic() + sec + nsec / NSEC_PER_SEC
 
 
+# The largest time left a struct timespec holds (its tv_sec is an s64): a
+# deadline as far out as the guest may ask lands a little beyond, in float.
+_MAX_REMAINING_NS = ((1 << 63) - 1) * NSEC_PER_SEC
+
+
 def _remaining_ns(deadline: float) -> int:
-    return max(0, int((deadline - time.monotonic()) * NSEC_PER_SEC))
+    return min(max(0, int((deadline - time.monotonic()) * NSEC_PER_SEC)), _MAX_REMAINING_NS)
 
 
 def _read_timespec(task, gva: int) -> float | None:

@@ -27,10 +27,15 @@ from kvmsentry.kernel.socket import (AF_INET, AF_INET6, AF_MAX, AF_UNIX, AF_UNSP
                                      SOCK_TYPE_MASK, SUN_PATH_OFFSET, SOCKADDR_UN_SIZE,
                                      TCP_LISTEN, UnixSocket, make_socketpair)
 from kvmsentry.kernel.syscalls.fs import CHUNK, TASK_SIZE_MAX, UIO_MAXIOV, _read_iovec
+from kvmsentry.kernel.syscalls.poll import (NSEC_PER_SEC, TIMESPEC, TIMEVAL, _read_timespec,
+                                            _remaining_ns)
 from kvmsentry.kernel.syscalls.table import SyscallError, syscall
 from kvmsentry.kernel.task import CAP_SETGID, CAP_SETUID
 
 CAP_SYS_ADMIN = 21  # include/uapi/linux/capability.h
+# /proc/sys/net/core/optmem_max (Linux 6.9's default, 128 KiB): the largest
+# msg_controllen sendmsg(2) takes (ENOBUFS beyond, net/socket.c).
+OPTMEM_MAX = 131072
 
 # struct sockaddr_storage
 SOCKADDR_STORAGE_SIZE = 128
@@ -50,8 +55,6 @@ SCM_CREDENTIALS = 2
 SCM_MAX_FD = 253  # include/net/scm.h
 UCRED = struct.Struct("<iII")  # struct ucred: pid, uid, gid
 INT = struct.Struct("<i")
-TIMEVAL = struct.Struct("<qq")
-TIMESPEC = struct.Struct("<qq")  # struct __kernel_timespec
 INT_MAX = 0x7FFFFFFF
 MSG_WAITFORONE = 0x10000
 
@@ -608,7 +611,7 @@ def _sendmsg(task, sock: UnixSocket, msg: int, flags: int) -> int:
         iovs = _read_iovec(task, iov, iovlen)
     except GuestFault:
         raise SyscallError(errno.EFAULT) from None
-    if controllen > INT_MAX:
+    if controllen > OPTMEM_MAX:  # sock_kmalloc refuses it: nothing is copied in
         raise SyscallError(errno.ENOBUFS)
     files = creds = None
     if controllen >= CMSGHDR.size:
@@ -798,12 +801,7 @@ def sys_recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int) 
     checked after each message, as Linux does (do_recvmmsg: a wait for
     one message is not cut short); the time left is written back.
     """
-    deadline = None
-    if timeout:
-        sec, nsec = TIMESPEC.unpack(_copy_in(task, timeout, TIMESPEC.size))
-        if sec < 0 or not 0 <= nsec < 1_000_000_000:
-            raise SyscallError(errno.EINVAL)
-        deadline = time.monotonic() + sec + nsec / 1e9
+    deadline = _read_timespec(task, timeout)
     sock = sock_of(task, fd)
     vlen = min(vlen & _U32, UIO_MAXIOV)
     flags = to_int(flags)
@@ -823,8 +821,7 @@ def sys_recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int) 
         if deadline is not None and time.monotonic() >= deadline:
             break
     if deadline is not None:
-        left = max(0, int((deadline - time.monotonic()) * 1e9))
-        _copy_out(task, timeout, TIMESPEC.pack(left // 1_000_000_000, left % 1_000_000_000))
+        _copy_out(task, timeout, TIMESPEC.pack(*divmod(_remaining_ns(deadline), NSEC_PER_SEC)))
     return got
 
 
