@@ -162,7 +162,6 @@ class Kernel:
         self._reported_handlers: set[int] = set()
         self._notes: set[str] = set()
         self._host_kills = 0  # terminal signals kvmsentry itself received
-        self._host_ignored: frozenset[int] = frozenset()  # set by _forward_host_signals
         # /proc/sys/kernel/randomize_va_space != 0: exec randomizes the
         # mmap base and the load base of a PIE with an interpreter.
         self.randomize = True
@@ -484,7 +483,6 @@ class Kernel:
         # Those kvmsentry was started ignoring are forwarded too: the guest
         # starts ignoring them (exec_first), but may install a handler, as
         # a server run in a shell's background job does for SIGINT.
-        self._host_ignored = host_ignored_signals()
         for signo in HOST_FORWARDED_SIGNALS:
             signal.signal(signo, forward)
 
@@ -496,7 +494,7 @@ class Kernel:
                 return
             # A signal ignored at start never escalates to SIGKILL: natively
             # it could not have stopped the program either.
-            if signo != signal.SIGCONT and signo not in self._host_ignored:
+            if signo != signal.SIGCONT and signo not in host_ignored_signals():
                 self._host_kills += 1
                 if self._host_kills > 1:
                     for process in list(self.processes.values()):
@@ -516,7 +514,7 @@ class Kernel:
         """
         task.kernel = self
         self.tasks[task.tid] = task
-        task.thread = _thread.start_new_thread(self._task_main, (task,))
+        _thread.start_new_thread(self._task_main, (task,))
 
     def _task_main(self, task: Task) -> None:
         """One guest thread: run it, handle each trap under the BKL, until it exits."""

@@ -414,11 +414,7 @@ class MemoryManager:
     def _drop_pages(self, start: int, end: int) -> None:
         self.drops += 1
         pages = self.pages
-        npages = (end - start) >> PAGE_SHIFT
-        if npages > len(pages):
-            vpns = [v for v in pages if start >> PAGE_SHIFT <= v < end >> PAGE_SHIFT]
-        else:
-            vpns = [v for v in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT) if v in pages]
+        vpns = self._present_vpns(start, end)
         freed = [pages.pop(vpn) for vpn in vpns]
         cow = self.cow
         if cow:

@@ -33,7 +33,6 @@ _allocate_lock = threading.Lock
 class BigKernelLock:
     """A mutex that knows which thread holds it (for blocking() and WaitQueue).
 
-    Works as the lock of a threading.Condition (acquire/release/_is_owned).
     ``wake_later`` queues sleepers' locks to release right after the lock
     itself is (see the module docstring).
     """
@@ -67,8 +66,6 @@ class BigKernelLock:
     def held(self) -> bool:
         """True when the calling thread holds the lock."""
         return self.owner == _get_ident()
-
-    _is_owned = held
 
     def __enter__(self):
         self.acquire()

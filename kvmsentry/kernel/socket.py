@@ -71,7 +71,6 @@ MSG_PEEK = 0x2
 MSG_CTRUNC = 0x8
 MSG_TRUNC = 0x20
 MSG_DONTWAIT = 0x40
-MSG_EOR = 0x80
 MSG_WAITALL = 0x100
 MSG_NOSIGNAL = 0x4000
 MSG_CMSG_CLOEXEC = 0x40000000
@@ -81,7 +80,6 @@ POLLRDHUP = 0x2000
 # struct sockaddr_un: sa_family_t sun_family; char sun_path[108].
 SUN_PATH_OFFSET = 2
 SOCKADDR_UN_SIZE = 110
-UNIX_PATH_MAX = 108
 
 # Defaults of this machine's sysctls (net.core.*, net.unix.max_dgram_qlen).
 WMEM_DEFAULT = 212992
@@ -151,7 +149,7 @@ class _Skb:
         return len(self.data) - self.offset
 
 
-def _release_files(files) -> None:
+def release_files(files) -> None:
     """Drop the references an in-flight SCM_RIGHTS held (scm_fp_destroy)."""
     for file in files or ():
         FdTable._unref(file)
@@ -386,7 +384,7 @@ class UnixSocket(File):
             return self._send_dgram(data, flags, to, files, cred, explicit_addr)
         except BaseException:
             if files:
-                _release_files(files)
+                release_files(files)
             raise
 
     def _nonblock(self, flags: int) -> bool:
@@ -595,7 +593,7 @@ class UnixSocket(File):
     def read(self, n: int) -> bytes:
         data, _, files, _, _ = self.recvmsg(n, 0)
         if files:
-            _release_files(files)  # read(2) drops passed fds, as a recvmsg without room
+            release_files(files)  # read(2) drops passed fds, as a recvmsg without room
         return data[:n]
 
     def write(self, data) -> int:
@@ -706,7 +704,7 @@ class UnixSocket(File):
             if isinstance(item, UnixSocket):  # an embryo nobody accepted
                 item.release_embryo()
             else:
-                _release_files(item.files)
+                release_files(item.files)
                 item.files = None
                 self._uncharge(item)
         self.wake()

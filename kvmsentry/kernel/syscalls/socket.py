@@ -16,7 +16,7 @@ import struct
 import time
 
 from kvmsentry.kernel import socket as unix
-from kvmsentry.kernel.fd import FdTable, nofile_limit
+from kvmsentry.kernel.fd import nofile_limit
 from kvmsentry.kernel.files import (AT_FDCWD, bind_socket_node, do_unlink, lookup_socket_node,
                                     to_int)
 from kvmsentry.kernel.mm import GuestFault
@@ -59,7 +59,6 @@ INT_MAX = 0x7FFFFFFF
 MSG_WAITFORONE = 0x10000
 
 # include/uapi/asm-generic/socket.h
-SO_DEBUG = 1
 SO_REUSEADDR = 2
 SO_TYPE = 3
 SO_ERROR = 4
@@ -447,8 +446,7 @@ def _parse_control(task, control: bytes):
                     raise SyscallError(errno.EINVAL)
             offset += (cmsg_len + 7) & ~7
     except BaseException:
-        for file in files:
-            FdTable._unref(file)
+        unix.release_files(files)
         raise
     return files or None, creds
 
@@ -502,17 +500,12 @@ class _Oversized:
         return self.length
 
 
-def _drop(files) -> None:
-    for file in files or ():
-        FdTable._unref(file)
-
-
 def _send(task, sock: UnixSocket, iovs, flags: int, raw_addr: bytes, files, creds) -> int:
     """The socket-level part of sendto/sendmsg: the destination, then send
     the bytes of ``iovs`` (a stream's in CHUNK pieces, stopping at a short
     one; the Files of an SCM_RIGHTS go with the first)."""
     if flags & MSG_OOB:
-        _drop(files)
+        unix.release_files(files)
         raise SyscallError(errno.EOPNOTSUPP)
     to = None
     explicit = bool(raw_addr)
@@ -524,7 +517,7 @@ def _send(task, sock: UnixSocket, iovs, flags: int, raw_addr: bytes, files, cred
         if sock.passcred and sock.addr is None and sock.type == SOCK_DGRAM:
             sock.autobind()
     except BaseException:
-        _drop(files)
+        unix.release_files(files)
         raise
     if sock.nonblocking:
         flags |= MSG_DONTWAIT
@@ -545,7 +538,7 @@ def _send(task, sock: UnixSocket, iovs, flags: int, raw_addr: bytes, files, cred
             try:
                 data = _gather(task, iovs)
             except SyscallError:
-                _drop(files)
+                unix.release_files(files)
                 raise
             return sock.sendmsg(data, flags, to, files, creds, explicit)
         pieces = _pieces(task, iovs)
@@ -553,7 +546,7 @@ def _send(task, sock: UnixSocket, iovs, flags: int, raw_addr: bytes, files, cred
             try:
                 piece = next(pieces, None)
             except SyscallError:
-                _drop(files)
+                unix.release_files(files)
                 if sent:
                     return sent
                 raise
@@ -688,7 +681,7 @@ def _deliver(task, sock: UnixSocket, data: bytes, msg_flags: int, files, creds, 
             stored += len(piece)
     except SyscallError:
         if files and not peek:
-            _drop(files)
+            unix.release_files(files)
         raise
     used = 0
     if control and controllen:
@@ -719,7 +712,7 @@ def _deliver(task, sock: UnixSocket, data: bytes, msg_flags: int, files, creds, 
     elif files:
         msg_flags |= MSG_CTRUNC
     if files and not peek:
-        _drop(files)  # the in-flight references (the installed fds hold their own)
+        unix.release_files(files)  # the in-flight references (the installed fds hold their own)
     return stored, msg_flags, used
 
 
