@@ -900,10 +900,11 @@ def do_mkdir(task, dirfd: int, path: bytes, mode: int) -> None:
     fs.mkdir(d, last, mode & 0o1777 & ~task.process.umask, uid, gid)
 
 
-def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int) -> None:
+def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int):
     """mknod(2) of a regular file (S_IFREG or 0), FIFO (opened as fifo(7)) or
-    socket (metadata only: opening one is EACCES); EPERM for devices, EINVAL
-    for an unknown type."""
+    socket (metadata only: opening one is ENXIO); EPERM for devices, EINVAL
+    for an unknown type. Returns the filesystem's mknod result for a FIFO
+    or socket (the in-memory Inode, None for a host file), else None."""
     kind = mode & S_IFMT
     if kind not in (0, _stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR,
                     _stat.S_IFBLK):
@@ -917,8 +918,8 @@ def do_mknod(task, dirfd: int, path: bytes, mode: int, dev: int) -> None:
     perm = mode & 0o7777 & ~task.process.umask
     if kind in (0, _stat.S_IFREG):
         fs.create(d, last, perm, uid, gid)
-    else:
-        fs.mknod(d, last, kind | perm, 0, uid, gid)
+        return None
+    return fs.mknod(d, last, kind | perm, 0, uid, gid)
 
 
 def bind_socket_node(task, path: bytes):
@@ -931,15 +932,11 @@ def bind_socket_node(task, path: bytes):
     errors (ENOENT, ENOTDIR, EACCES, EROFS).
     """
     try:
-        parent, last, node = _new_name(task, AT_FDCWD, path)
+        inode = do_mknod(task, AT_FDCWD, path, _stat.S_IFSOCK | 0o777, 0)
     except SyscallError as e:
         if e.errno == errno.EEXIST:
             raise SyscallError(errno.EADDRINUSE) from None
         raise
-    _may_create(task, parent)
-    fs, d = _parent_dir(node)
-    uid, gid = _creds(task)
-    inode = fs.mknod(d, last, _stat.S_IFSOCK | (0o777 & ~task.process.umask), 0, uid, gid)
     if inode is None:  # a rw host mount: the name is a host socket file
         st = lookup(task, AT_FDCWD, path, follow=False).st
         return (st.st_dev, st.st_ino)
