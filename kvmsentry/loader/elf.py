@@ -34,9 +34,9 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from elftools.common.exceptions import ELFError as _PyElfError
-from elftools.construct.core import ConstructError as _ConstructError
-from elftools.elf.structs import ELFStructs
+from kvmsentry.loader._pyelftools import ConstructError as _ConstructError
+from kvmsentry.loader._pyelftools import ELFError as _PyElfError
+from kvmsentry.loader._pyelftools import ELFStructs
 
 PAGE_SIZE = 4096
 
