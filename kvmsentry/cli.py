@@ -224,8 +224,8 @@ def run() -> None:
 
 
 def _syscalls(args) -> int:
-    from kvmsentry.kernel import kernel as _  # noqa: F401  (registers every handler)
-    from kvmsentry.kernel.syscalls.table import TABLE, UNIMPLEMENTED
+    from kvmsentry.kernel.syscalls.table import TABLE, UNIMPLEMENTED, load_all
+    load_all()  # every handler module registers its rows
     for row in TABLE:
         if row.support == UNIMPLEMENTED and not args.all:
             continue

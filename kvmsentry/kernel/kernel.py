@@ -38,25 +38,8 @@ from kvmsentry.vm import x86
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.vm.x86 import PAGE_SIZE
 
-# Importing the handler modules registers them in the table.
-from kvmsentry.kernel.syscalls import fs as _fs  # noqa: F401
-from kvmsentry.kernel.syscalls import info as _info  # noqa: F401
-from kvmsentry.kernel.syscalls import mm as _mm  # noqa: F401
-from kvmsentry.kernel.syscalls import process as _process  # noqa: F401
-from kvmsentry.kernel.syscalls import tasks as _tasks  # noqa: F401
-from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
-from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
-from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
-from kvmsentry.kernel.syscalls import vfs_extra as _vfs_extra  # noqa: F401
-from kvmsentry.kernel.syscalls import splice as _splice  # noqa: F401
-from kvmsentry.kernel.syscalls import xattr as _xattr  # noqa: F401
-from kvmsentry.kernel.syscalls import creds as _creds  # noqa: F401
-from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
-from kvmsentry.kernel.syscalls import futex as _futex_syscalls  # noqa: F401
-from kvmsentry.kernel.syscalls import epoll as _epoll  # noqa: F401
-from kvmsentry.kernel.syscalls import timerfd as _timerfd  # noqa: F401
-from kvmsentry.kernel.syscalls import timers as _timers  # noqa: F401
-from kvmsentry.kernel.syscalls import signal as _signal_syscalls  # noqa: F401
+# The other handler modules are imported on the first call of one of
+# their syscalls (syscalls/table.py MODULES).
 from kvmsentry.kernel.syscalls.signal import ForceSigsegv
 from kvmsentry.kernel.syscalls.tasks import load_interpreter
 
