@@ -17,7 +17,6 @@ EXCEPTION_PORT_BASE + vector, with the CPU's frame on the IST stack.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import struct
@@ -134,24 +133,41 @@ class PlatformError(RuntimeError):
     """The VM did something the sentry cannot explain (a sentry bug or host failure)."""
 
 
-@dataclasses.dataclass
 class Fault:
     """A CPU exception taken in ring 3: vector, error code, CR2 (for #PF)."""
 
-    vector: int
-    error_code: int
-    cr2: int = 0
+    __slots__ = ("vector", "error_code", "cr2")
+
+    def __init__(self, vector: int, error_code: int, cr2: int = 0):
+        self.vector = vector
+        self.error_code = error_code
+        self.cr2 = cr2
+
+    def __eq__(self, other):
+        if other.__class__ is not Fault:
+            return NotImplemented
+        return (self.vector, self.error_code, self.cr2) == (other.vector, other.error_code, other.cr2)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Fault(vector={self.vector}, error_code={self.error_code:#x}, cr2={self.cr2:#x})"
 
 
-@dataclasses.dataclass
 class Runtime:
-    """The assembled ring-0 runtime: its text and the addresses of its labels."""
+    """The assembled ring-0 runtime: its text and the addresses of its labels.
 
-    text: bytes
-    base: int
-    symbols: dict[str, int]
-    # The per-vCPU syscall entry (section .vcpu_stub), linked in vCPU 0's slot.
-    vcpu_stub: bytes = b""
+    ``vcpu_stub`` is the per-vCPU syscall entry (section .vcpu_stub),
+    linked in vCPU 0's slot.
+    """
+
+    __slots__ = ("text", "base", "symbols", "vcpu_stub")
+
+    def __init__(self, text: bytes, base: int, symbols: dict[str, int], vcpu_stub: bytes = b""):
+        self.text = text
+        self.base = base
+        self.symbols = symbols
+        self.vcpu_stub = vcpu_stub
 
     @classmethod
     def load(cls) -> "Runtime":

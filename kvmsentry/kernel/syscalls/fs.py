@@ -13,7 +13,6 @@ with ``to_s64``. Counts above MAX_RW_COUNT are clamped like Linux
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import stat
@@ -730,7 +729,7 @@ def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
     if not flags & AT_EACCESS and (creds.uid, creds.gid) != (creds.euid, creds.egid):
         # access_override_creds: the real ids decide, for the lookup too,
         # with root's capabilities only for a real uid 0.
-        override = dataclasses.replace(creds, euid=creds.uid, egid=creds.gid)
+        override = creds.replace(euid=creds.uid, egid=creds.gid)
         if hasattr(override, "cap_effective"):
             override.cap_effective = override.cap_permitted if creds.uid == 0 else 0
         process.creds = override

@@ -185,8 +185,7 @@ def _start_child_cpu(task: Task, child: Task, flags: int, stack: int, parent_tid
 
 
 def _copy(creds):
-    from dataclasses import replace
-    return replace(creds)
+    return creds.replace()
 
 
 @syscall("fork")
