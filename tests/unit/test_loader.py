@@ -137,6 +137,34 @@ def test_matches_readelf(elves, kind):
     assert lo % 4096 == 0 and hi % 4096 == 0
 
 
+def test_path_load_reads_segment_bytes_only_when_asked(elves, tmp_path):
+    """By host path only the headers are read; a segment's data is read
+    from the file when asked for, and equals what a bytes load gives."""
+    copy = tmp_path / "prog"
+    copy.write_bytes(elves["static"].read_bytes())
+    by_path = load_elf(str(copy))
+    assert all(seg._data is None for seg in by_path.segments)
+    by_bytes = load_elf(copy.read_bytes())
+    assert all(seg._data is not None for seg in by_bytes.segments)
+    assert by_path == by_bytes
+    assert [seg.data for seg in by_path.segments] == [seg.data for seg in by_bytes.segments]
+
+
+def test_fifo_is_read_whole(elves, tmp_path):
+    """A path that is not a regular file (a FIFO) is read to its end, as before."""
+    import threading
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    raw = elves["static"].read_bytes()
+    writer = threading.Thread(target=fifo.write_bytes, args=(raw,))
+    writer.start()
+    try:
+        img = load_elf(str(fifo))
+    finally:
+        writer.join()
+    assert img == load_elf(raw)
+
+
 def test_static_pie_has_no_interp(elves):
     img = load_elf(elves["static_pie"])
     assert img.is_pie and img.interp is None
