@@ -664,8 +664,9 @@ class FdTable:
     def _closing(self, file: File) -> None:
         """An fd of ``file`` is closing: this table's POSIX record locks on
         the file go, whichever fd set them (vfs.posixlock)."""
-        from kvmsentry.kernel.vfs import posixlock
-        if posixlock.any_locks():
+        # Not imported: no lock was ever set (and closing does not import it).
+        posixlock = sys.modules.get("kvmsentry.kernel.vfs.posixlock")
+        if posixlock is not None and posixlock.any_locks():
             key = _lock_key(file)
             if key is not None:
                 posixlock.close_posix(self, key)

@@ -33,11 +33,9 @@ from kvmsentry.kernel.fd import (
 )
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
-from kvmsentry.kernel.syscalls.pipe import pipe_fcntl
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.kernel.vfs import perm
 from kvmsentry.kernel.vfs.inode import DirInode
-from kvmsentry.kernel.vfs.hostbind import HostRWFile
 from kvmsentry.kernel.vfs.file import RegularFile, add_seals, check_size, copy_data, get_seals
 
 # include/uapi/linux/fcntl.h
@@ -852,6 +850,7 @@ def sys_fcntl(task, fd, cmd, arg):
         return 0
     if cmd == F_GET_SEALS:
         return get_seals(file)
+    from kvmsentry.kernel.syscalls.pipe import pipe_fcntl  # not at start: pipes may never be used
     result = pipe_fcntl(file, cmd, arg, task)  # F_GETPIPE_SZ / F_SETPIPE_SZ
     if result is not None:
         return result
@@ -1420,6 +1419,7 @@ def sys_ftruncate(task, fd, length):
     if file.flags & O_PATH:
         raise SyscallError(errno.EBADF)
     length = to_s64(length)
+    from kvmsentry.kernel.vfs.hostbind import HostRWFile  # not at start: only with --mount rw
     if length < 0 or not file.writable or not isinstance(file, (RegularFile, HostRWFile)):
         raise SyscallError(errno.EINVAL)
     file.truncate(length)
