@@ -3,9 +3,10 @@
 Each check runs in a fresh interpreter (this test process has imported
 everything already). What is kept out, and why it must still work when
 asked for:
-- construct's debugger (pdb and the rest): kvmsentry/loader/_pyelftools.py
-  imports pyelftools without it; ``elftools.construct.Probe`` and
-  ``Debugger`` still load the real ones.
+- construct's debugger (pdb and the rest) and pprint (with dataclasses
+  and inspect): kvmsentry/loader/_pyelftools.py imports pyelftools
+  without them; ``elftools.construct.Probe`` and ``Debugger`` still load
+  the real ones, a parsed Container still prints (pprint.pformat).
 """
 
 import subprocess
@@ -25,7 +26,8 @@ def test_loader_imports_pyelftools_without_pdb():
     out = _run("""
         import sys
         import kvmsentry.loader.elf
-        print(sorted(m for m in ("pdb", "bdb", "elftools.construct.debug") if m in sys.modules))
+        print(sorted(m for m in ("pdb", "bdb", "pprint", "elftools.construct.debug")
+                     if m in sys.modules))
     """)
     assert out.split("\n")[0] == "[]"
 
@@ -46,3 +48,16 @@ def test_construct_debug_names_still_load():
         print(elf.load_elf("/proc/self/exe").entry > 0)
     """)
     assert out.strip() == "True"
+
+
+def test_construct_containers_still_print():
+    out = _run("""
+        import sys
+        import kvmsentry.loader.elf as elf
+        from elftools.construct.lib.container import Container
+        assert "pprint" not in sys.modules
+        print(str(Container(a=1, b=[2, 3])))
+        import pprint  # the real module, not the stand-in
+        print(pprint.pformat({"x": 1}), hasattr(pprint, "PrettyPrinter"))
+    """)
+    assert out.split("\n")[:2] == ["Container({'a': 1, 'b': [2, 3]})", "{'x': 1} True"]
