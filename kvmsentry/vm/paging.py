@@ -421,6 +421,31 @@ class PageTable:
         slot = self._leaf_slot(gva, False)
         return 0 if slot is None else self._get(slot)
 
+    def walk(self, gva: int) -> list[tuple[int, int]]:
+        """[(GPA of the entry, entry)] from the PML4 down to the last level
+        present for ``gva``: what the MMU reads (a fault report's detail)."""
+        table, steps = self.cr3, []
+        for level, index in enumerate(indices(gva)):
+            slot = table + index * 8
+            entry = self._get(slot)
+            steps.append((slot, entry))
+            if not entry & PTE_PRESENT or (level in (1, 2) and entry & PTE_PSE):
+                break
+            table = entry & PTE_ADDR_MASK
+        return steps
+
+    def frame_of(self, gva: int) -> int | None:
+        """GPA of the 4 KiB frame the tree maps at ``gva`` (a 2 MiB page's
+        part too), None when not present; nothing is split (see walk)."""
+        steps = self.walk(gva)
+        entry = steps[-1][1]
+        if not entry & PTE_PRESENT:
+            return None
+        if len(steps) < 4:  # a 2 MiB (or 1 GiB) page
+            size = HUGE_PAGE_SIZE if len(steps) == 3 else HUGE_PAGE_SIZE * 512
+            return (entry & PTE_ADDR_MASK & ~(size - 1)) + (gva & (size - 1) & ~(PAGE_SIZE - 1))
+        return entry & PTE_ADDR_MASK
+
     def unmap(self, gva: int) -> None:
         """Clear the leaf entry for ``gva``; the caller flushes the TLB."""
         self.set_entry(gva, 0)
