@@ -200,60 +200,43 @@ class PageTable:
             gpa += count * HUGE_PAGE_SIZE
 
     def map_new(self, entries: dict[int, int]) -> None:
-        """Install leaf entries {gva: entry} where none are present (no flush needed).
-
-        Walks the tree once per page table, not once per page: exec maps
-        hundreds of cached pages at a time.
-        """
-        table_of: dict[int, int] = {}
-        view = self.memory.view
-        for gva in sorted(entries):
-            key = gva >> 21
-            table = table_of.get(key)
-            if table is None:
-                table = table_of[key] = self._leaf_slot(gva, True) - indices(gva)[3] * 8
-            _U64.pack_into(view, table + ((gva >> 12) & 511) * 8, entries[gva])
+        """Install leaf entries {gva: entry} where none are present (no flush
+        needed): exec maps hundreds of cached pages at a time."""
+        self._write_leaves(sorted(entries.items()), create=True)
 
     def set_entries(self, entries: dict[int, int]) -> None:
         """set_entry(gva, entry) for each of {gva: entry} (non-zero entries,
-        present before or not; clear_entries unmaps), walking the tree once
-        per page table, not once per page (fork's write-protection of the
-        parent)."""
-        view = self.memory.view
-        table_of: dict[int, int] = {}
-        changed = set()
-        for gva, entry in entries.items():
-            key = gva >> 21
-            table = table_of.get(key)
-            if table is None:
-                table = table_of[key] = self._leaf_slot(gva, True) - ((gva >> 12) & 511) * 8
-            slot = table + ((gva >> 12) & 511) * 8
-            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
-                changed.add(table)
-            _U64.pack_into(view, slot, entry)
-        for table in changed:  # after the writes (module docstring)
-            self.mark_dirty(table)
+        present before or not; clear_entries unmaps): fork's
+        write-protection of the parent, mprotect."""
+        self._write_leaves(entries.items(), create=True)
 
     def clear_entries(self, gvas) -> None:
-        """set_entry(gva, 0) for every page address in ``gvas``, walking the
-        tree once per page table, not once per page (munmap, exit)."""
+        """set_entry(gva, 0) for every page address in ``gvas`` (munmap, exit)."""
+        self._write_leaves(((gva, 0) for gva in gvas), create=False)
+
+    def _write_leaves(self, items, *, create: bool) -> None:
+        """Write each (gva, entry) of ``items`` in its leaf slot, walking the
+        tree once per page table, not once per page. ``create``: make missing
+        tables (else a page without one is skipped: nothing to clear). Tables
+        whose present entries changed are recorded dirty after the writes
+        (module docstring)."""
         view = self.memory.view
         table_of: dict[int, int | None] = {}
         changed = set()
-        for gva in gvas:
+        for gva, entry in items:
             key = gva >> 21
             if key in table_of:
                 table = table_of[key]
             else:
-                slot = self._leaf_slot(gva, False)
+                slot = self._leaf_slot(gva, create)
                 table = table_of[key] = None if slot is None else slot - ((gva >> 12) & 511) * 8
             if table is None:
                 continue
             slot = table + ((gva >> 12) & 511) * 8
             if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
                 changed.add(table)
-            _U64.pack_into(view, slot, 0)
-        for table in changed:  # after the writes (module docstring)
+            _U64.pack_into(view, slot, entry)
+        for table in changed:
             self.mark_dirty(table)
 
     def set_entry(self, gva: int, entry: int) -> None:
