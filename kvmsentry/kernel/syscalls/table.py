@@ -68,6 +68,7 @@ MODULES: dict[str, str] = {
     "socket": "socket connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen "
               "getsockname getpeername socketpair setsockopt getsockopt accept4 recvmmsg "
               "sendmmsg",
+    "signalfd": "signalfd signalfd4",
     "splice": "splice tee vmsplice syncfs",
     "tasks": "clone fork vfork execve wait4 kill setpgid setsid rt_sigqueueinfo tkill tgkill "
              "waitid execveat clone3",
