@@ -353,8 +353,16 @@ def _structs() -> ELFStructs:
     global _STRUCTS
     if _STRUCTS is None:
         structs = ELFStructs(little_endian=True, elfclass=64)
-        structs.create_basic_structs()
-        structs.create_advanced_structs("ET_EXEC", "EM_X86_64", "ELFOSABI_SYSV")
+        structs.create_basic_structs()  # the word types and Elf_Ehdr
+        create_phdr = getattr(structs, "_create_phdr", None)
+        if create_phdr is not None:
+            # Elf_Phdr alone, for x86-64's p_type names; what
+            # create_advanced_structs does first, before ~20 more structs
+            # (sections, symbols, notes...) that nothing here parses.
+            structs.e_machine = "EM_X86_64"
+            create_phdr()
+        else:
+            structs.create_advanced_structs("ET_EXEC", "EM_X86_64", "ELFOSABI_SYSV")
         _STRUCTS = structs
     return _STRUCTS
 

@@ -136,6 +136,24 @@ def test_matches_readelf(elves, kind):
     assert hi == (max(s["vaddr"] + s["memsz"] for s in facts["loads"]) + 0xFFF) & ~0xFFF
     assert lo % 4096 == 0 and hi % 4096 == 0
 
+@pytest.mark.parametrize("kind", ["static", "static_pie", "dynamic"])
+def test_header_structs_parse_as_pyelftools_full_set(elves, kind):
+    """The loader builds only Elf_Ehdr and Elf_Phdr (kvmsentry.loader.elf._structs):
+    they parse every header as pyelftools' whole ELFStructs does."""
+    from elftools.elf.structs import ELFStructs
+
+    from kvmsentry.loader import elf
+    full = ELFStructs(little_endian=True, elfclass=64)
+    full.create_basic_structs()
+    full.create_advanced_structs("ET_EXEC", "EM_X86_64", "ELFOSABI_SYSV")
+    ours = elf._structs()
+    raw = elves[kind].read_bytes()
+    assert ours.Elf_Ehdr.parse(raw[:64]) == full.Elf_Ehdr.parse(raw[:64])
+    hdr = full.Elf_Ehdr.parse(raw[:64])
+    for i in range(hdr["e_phnum"]):
+        ph = raw[hdr["e_phoff"] + i * 56:hdr["e_phoff"] + (i + 1) * 56]
+        assert ours.Elf_Phdr.parse(ph) == full.Elf_Phdr.parse(ph)
+
 
 def test_path_load_reads_segment_bytes_only_when_asked(elves, tmp_path):
     """By host path only the headers are read; a segment's data is read
