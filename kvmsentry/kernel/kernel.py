@@ -106,6 +106,15 @@ class SentryBug(Exception):
         self.report = report
 
 
+def _fault_loop_report(task: Task, gva: int, why: str) -> str:
+    """The sentry-bug message for a page fault loop: the fault, why, and the
+    page-table walk (PageTable.walk)."""
+    walk = " ".join(f"[{slot:#x}]={entry:#x}" for slot, entry in task.mm.address_space.page_table.walk(gva))
+    return (f"page fault loop: the fault at {gva:#x} (error code {task.context.fault.error_code:#x}) "
+            f"came back {task.fault_repeats} times after being resolved: {why}; "
+            f"page-table walk from CR3 {task.mm.address_space.cr3:#x}: {walk}")
+
+
 class Kernel:
     """A sandbox: one platform, its processes, and the options they run with.
 
@@ -1020,10 +1029,14 @@ class Kernel:
 
         A fault the memory manager answers "mapped" should not come back
         with the same registers while no page was unmapped (another
-        thread's munmap or MADV_DONTNEED makes a new fault): if it does, the
-        MMU keeps an entry the flushes did not reach. After FAULT_LOOP_DEEP_FLUSH repeats every
-        page-table page on the walk is flushed; after FAULT_LOOP_LIMIT the
-        task is stopped as a sentry bug (a report, not a hang).
+        thread's munmap or MADV_DONTNEED makes a new fault): if it does,
+        either the MMU keeps an entry the flushes did not reach, or the
+        page table does not hold what the memory manager's ``pages`` says
+        (a sentry bug no flush cures). After FAULT_LOOP_DEEP_FLUSH repeats
+        the leaf entry is checked against ``pages`` (a mismatch stops the
+        task now) and every page-table page on the walk is flushed; after
+        FAULT_LOOP_LIMIT the task is stopped. Stopping raises RuntimeError:
+        the sentry-bug report, with the walk, not a hang.
         """
         regs = task.context.regs
         key = (gva, regs.rip, regs.rsp, regs.rax, regs.rcx, task.mm.drops)
@@ -1032,10 +1045,13 @@ class Kernel:
             return
         task.fault_repeats += 1
         if task.fault_repeats == FAULT_LOOP_DEEP_FLUSH:
+            frame = task.mm.pages.get(gva >> x86.PAGE_SHIFT)
+            if frame is not None and task.mm.address_space.page_table.frame_of(gva) != frame:
+                raise RuntimeError(_fault_loop_report(task, gva, "the page table does not map the "
+                                                          f"page's frame {frame:#x}"))
             task.mm.address_space.mark_stale(gva, every_level=True)
         elif task.fault_repeats >= FAULT_LOOP_LIMIT:
-            raise RuntimeError(f"page fault loop: the fault at {gva:#x} came back "
-                               f"{task.fault_repeats} times after being resolved")
+            raise RuntimeError(_fault_loop_report(task, gva, "no flush cured it"))
 
     @staticmethod
     def _pf_reason(f, code: int) -> str:

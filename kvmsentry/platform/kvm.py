@@ -752,7 +752,7 @@ class Context:
         That is every unsettled dirty table of the address space (see
         kvmsentry/vm/paging.py: records stay until a flush has run) and the
         retired table frames this vCPU takes. Frames are freed only after
-        the poke (_confirm_zap): flush_handler's `orq $0` rewrites 8 bytes
+        the poke (_confirm_zap): flush_handler's `lock orq $0` rewrites 8 bytes
         of each page, so a frame freed earlier and reused (by another thread
         filling a page-cache page, say) would get them back as they were.
         """
