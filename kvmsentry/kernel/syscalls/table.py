@@ -41,7 +41,7 @@ _PACKAGE = "kvmsentry.kernel.syscalls."
 # The syscalls each handler module (kvmsentry.kernel.syscalls.<key>)
 # registers, named as in syscall_64.tbl: what a first call imports.
 MODULES: dict[str, str] = {
-    "creds": "setuid setgid setreuid setregid setresuid setresgid capget capset",
+    "creds": "setuid setgid setreuid setregid setresuid setresgid capget capset setgroups",
     "epoll": "epoll_create epoll_wait epoll_ctl epoll_pwait epoll_create1 epoll_pwait2",
     "eventfd": "eventfd eventfd2",
     "fs": "read write open close stat fstat lstat lseek ioctl pread64 pwrite64 readv writev "
@@ -50,12 +50,13 @@ MODULES: dict[str, str] = {
           "fchown lchown umask utime mknod statfs fstatfs sync getdents64 utimes openat "
           "mkdirat mknodat fchownat futimesat newfstatat unlinkat renameat linkat symlinkat "
           "readlinkat fchmodat faccessat utimensat fallocate dup3 preadv pwritev renameat2 "
-          "preadv2 pwritev2 statx close_range faccessat2",
+          "preadv2 pwritev2 statx close_range faccessat2 readahead sync_file_range",
     "futex": "futex futex_waitv",
     "info": "sched_yield nanosleep uname gettimeofday getrlimit sysinfo getuid getgid geteuid "
             "getegid getgroups getresuid getresgid setrlimit time sched_getaffinity "
-            "clock_gettime clock_getres clock_nanosleep prlimit64 getcpu getrandom",
-    "mm": "mmap mprotect munmap brk mremap msync madvise mlock munlock fadvise64",
+            "clock_gettime clock_getres clock_nanosleep prlimit64 getcpu getrandom personality",
+    "mm": "mmap mprotect munmap brk mremap msync madvise mlock munlock fadvise64 mlock2 mlockall "
+          "munlockall mincore",
     "pipe": "pipe pipe2",
     "poll": "poll select pselect6 ppoll",
     "process": "rt_sigaction rt_sigprocmask getpid exit getppid getpgrp getpgid getsid "
