@@ -39,16 +39,17 @@ class Credentials:
     (security/commoncap.c): every capability permitted when the real or
     effective uid is 0, effective when the effective uid is 0, none
     otherwise. The bounding set is always full; there are no ambient
-    capabilities. Equal when every field is (a plain class: a dataclass
+    capabilities. ``groups`` are the supplementary group ids, sorted
+    (setgroups(2)). Equal when every field is (a plain class: a dataclass
     costs ~0.2 ms to create at every start).
     """
 
     __slots__ = ("uid", "euid", "suid", "gid", "egid", "sgid",
-                 "cap_inheritable", "cap_permitted", "cap_effective")
+                 "cap_inheritable", "cap_permitted", "cap_effective", "groups")
 
     def __init__(self, uid: int = 0, euid: int = 0, suid: int = 0, gid: int = 0, egid: int = 0,
                  sgid: int = 0, cap_inheritable: int = 0, cap_permitted: int | None = None,
-                 cap_effective: int | None = None):
+                 cap_effective: int | None = None, groups: tuple[int, ...] = ()):
         self.uid = uid
         self.euid = euid
         self.suid = suid
@@ -62,6 +63,7 @@ class Credentials:
         if cap_effective is None:
             cap_effective = cap_permitted if euid == 0 else 0
         self.cap_effective = cap_effective
+        self.groups = groups
 
     def _fields(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -94,7 +96,7 @@ class Credentials:
         capability sets are recomputed from the uids (fs/exec.c,
         security/commoncap.c cap_bprm_creds_from_file)."""
         return Credentials(self.uid, self.euid, self.euid, self.gid, self.egid, self.egid,
-                           cap_inheritable=self.cap_inheritable)
+                           cap_inheritable=self.cap_inheritable, groups=self.groups)
 
 
 def commit_creds(task, new: Credentials) -> None:
@@ -131,7 +133,7 @@ class Process:
                  zombie: bool = False, exit_signal: int = 17, child_wait: Any = None,
                  stopped: bool = False, stop_signal: int = 0, stop_unreported: bool = False,
                  continue_unreported: bool = False, stop_wait: Any = None,
-                 start_time: float | None = None):
+                 start_time: float | None = None, personality: int = 0):
         self.pid = pid
         self.ppid = ppid
         self.pgid = pgid
@@ -176,6 +178,9 @@ class Process:
         self.stop_wait = stop_wait
         # time.monotonic() at fork (what /proc/<pid>/stat's starttime counts from boot).
         self.start_time = time.monotonic() if start_time is None else start_time
+        # personality(2)'s execution domain and flags (PER_LINUX: 0); kept
+        # by fork and execve, and only recorded (include/uapi/linux/personality.h).
+        self.personality = personality
 
     def __repr__(self) -> str:
         return f"Process(pid={self.pid}, ppid={self.ppid}, exe={self.exe!r})"

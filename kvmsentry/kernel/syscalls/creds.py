@@ -250,3 +250,26 @@ def sys_capset(task, header, data):
     commit_creds(task, old.replace(cap_effective=effective, cap_permitted=permitted,
                                    cap_inheritable=inheritable))
     return 0
+
+
+NGROUPS_MAX = 65536
+
+
+@syscall("setgroups")
+def sys_setgroups(task, gidsetsize, grouplist):
+    """Implements Linux syscall setgroups(2): the supplementary groups
+    become the ``gidsetsize`` u32s at ``grouplist``, sorted, for every
+    thread of the process.
+
+    EPERM without CAP_SETGID, then EINVAL for a size above NGROUPS_MAX
+    (65536, or negative), EFAULT (kernel/groups.c).
+    """
+    old = task.process.creds
+    if not old.capable(CAP_SETGID):
+        raise SyscallError(errno.EPERM)
+    size = gidsetsize & 0xFFFFFFFF
+    if size > NGROUPS_MAX:
+        raise SyscallError(errno.EINVAL)
+    groups = struct.unpack(f"<{size}I", task.mm.copy_in(grouplist, 4 * size)) if size else ()
+    commit_creds(task, old.replace(groups=tuple(sorted(groups))))
+    return 0

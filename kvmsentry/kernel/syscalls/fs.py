@@ -1022,6 +1022,42 @@ def _sync_fd(task, fd) -> int:
     return 0
 
 
+@syscall("readahead")
+def sys_readahead(task, fd, offset, count):
+    """Implements Linux syscall readahead(2): a hint; nothing is read ahead
+    (a read fills the page cache itself). EBADF for a fd not open for
+    reading, EINVAL for anything but a regular file or block device
+    (mm/readahead.c ksys_readahead)."""
+    file = _readable(task, fd)
+    mode = file.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        raise SyscallError(errno.EINVAL)
+    return 0
+
+
+# sync_file_range(2) flags (include/uapi/linux/fs.h).
+SYNC_FILE_RANGE_WAIT_BEFORE = 1
+SYNC_FILE_RANGE_WRITE = 2
+SYNC_FILE_RANGE_WAIT_AFTER = 4
+
+
+@syscall("sync_file_range")
+def sys_sync_file_range(task, fd, offset, nbytes, flags):
+    """Implements Linux syscall sync_file_range(2): as fsync(2), a no-op on
+    a file (nothing here is written behind the program's back).
+
+    EINVAL for an unknown flag, EBADF, ESPIPE for anything but a regular
+    file, directory or block device (fs/sync.c).
+    """
+    if flags & ~(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER):
+        raise SyscallError(errno.EINVAL)
+    file = task.fds.get(to_int(fd))
+    mode = file.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)):
+        raise SyscallError(errno.ESPIPE)
+    return 0
+
+
 def _is_pipe(file) -> bool:
     return stat.S_ISFIFO(file.stat().st_mode)
 

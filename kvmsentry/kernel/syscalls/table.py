@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno as _errno
 import sys
-from importlib import import_module
 
 from kvmsentry.abi.syscall_64 import NUMBERS, SYSCALLS
 
@@ -42,7 +41,7 @@ _PACKAGE = "kvmsentry.kernel.syscalls."
 # The syscalls each handler module (kvmsentry.kernel.syscalls.<key>)
 # registers, named as in syscall_64.tbl: what a first call imports.
 MODULES: dict[str, str] = {
-    "creds": "setuid setgid setreuid setregid setresuid setresgid capget capset",
+    "creds": "setuid setgid setreuid setregid setresuid setresgid capget capset setgroups",
     "epoll": "epoll_create epoll_wait epoll_ctl epoll_pwait epoll_create1 epoll_pwait2",
     "eventfd": "eventfd eventfd2",
     "fs": "read write open close stat fstat lstat lseek ioctl pread64 pwrite64 readv writev "
@@ -51,12 +50,13 @@ MODULES: dict[str, str] = {
           "fchown lchown umask utime mknod statfs fstatfs sync getdents64 utimes openat "
           "mkdirat mknodat fchownat futimesat newfstatat unlinkat renameat linkat symlinkat "
           "readlinkat fchmodat faccessat utimensat fallocate dup3 preadv pwritev renameat2 "
-          "preadv2 pwritev2 statx close_range faccessat2",
+          "preadv2 pwritev2 statx close_range faccessat2 readahead sync_file_range",
     "futex": "futex futex_waitv",
     "info": "sched_yield nanosleep uname gettimeofday getrlimit sysinfo getuid getgid geteuid "
             "getegid getgroups getresuid getresgid setrlimit time sched_getaffinity "
-            "clock_gettime clock_getres clock_nanosleep prlimit64 getcpu getrandom",
-    "mm": "mmap mprotect munmap brk mremap msync madvise mlock munlock fadvise64",
+            "clock_gettime clock_getres clock_nanosleep prlimit64 getcpu getrandom personality",
+    "mm": "mmap mprotect munmap brk mremap msync madvise mlock munlock fadvise64 mlock2 mlockall "
+          "munlockall mincore",
     "pipe": "pipe pipe2",
     "poll": "poll select pselect6 ppoll",
     "process": "rt_sigaction rt_sigprocmask getpid exit getppid getpgrp getpgid getsid "
@@ -134,7 +134,7 @@ class LazyHandler:
 
     def __call__(self, task, *args) -> int:
         row = self.row
-        import_module(row.module)
+        __import__(row.module)  # not importlib.import_module: -X importtime shows this one
         if row.handler is self:  # cannot happen while _claim holds MODULES to the modules
             raise RuntimeError(f"{row.module} did not register syscall {row.name}")
         return row.handler(task, *args[:row.nargs])
@@ -169,7 +169,7 @@ def load_all() -> None:
     """Import every handler module: afterwards no row holds a LazyHandler,
     and every support level and note is known."""
     for module in MODULES:
-        import_module(_PACKAGE + module)
+        __import__(_PACKAGE + module)
 
 
 def entry(number: int) -> SyscallEntry | None:
