@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno as _errno
 import sys
-from importlib import import_module
 
 from kvmsentry.abi.syscall_64 import NUMBERS, SYSCALLS
 
@@ -136,7 +135,7 @@ class LazyHandler:
 
     def __call__(self, task, *args) -> int:
         row = self.row
-        import_module(row.module)
+        __import__(row.module)  # not importlib.import_module: -X importtime shows this one
         if row.handler is self:  # cannot happen while _claim holds MODULES to the modules
             raise RuntimeError(f"{row.module} did not register syscall {row.name}")
         return row.handler(task, *args[:row.nargs])
@@ -171,7 +170,7 @@ def load_all() -> None:
     """Import every handler module: afterwards no row holds a LazyHandler,
     and every support level and note is known."""
     for module in MODULES:
-        import_module(_PACKAGE + module)
+        __import__(_PACKAGE + module)
 
 
 def entry(number: int) -> SyscallEntry | None:
