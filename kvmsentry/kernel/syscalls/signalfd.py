@@ -159,6 +159,10 @@ class SignalFd(File):
         task = sched.current()
         return POLLIN | POLLRDNORM if task is not None and self._pending(task) else 0
 
+    def lseek(self, offset: int, whence: int) -> int:
+        """noop_llseek: the position stays 0, whatever is asked."""
+        return 0
+
     def stat(self) -> Stat:
         # An anonymous inode: mode 0600 with no file-type bits.
         return Stat(st_dev=PIPEFS_DEV, st_ino=_ANON_INODE, st_nlink=1, st_mode=0o600,
@@ -166,10 +170,13 @@ class SignalFd(File):
 
 
 def do_signalfd4(task, fd: int, mask_gva: int, sizemask: int, flags: int) -> int:
-    flags = to_int(flags)
-    if flags & ~(SFD_CLOEXEC | SFD_NONBLOCK) or sizemask != _SIGSET_SIZE:
+    # The size, then the mask (EFAULT), then the flags: sys_signalfd4, do_signalfd4.
+    if sizemask != _SIGSET_SIZE:
         raise SyscallError(errno.EINVAL)
     mask = struct.unpack("<Q", task.mm.copy_in(mask_gva, _SIGSET_SIZE))[0] & ~_UNBLOCKABLE
+    flags = to_int(flags)
+    if flags & ~(SFD_CLOEXEC | SFD_NONBLOCK):
+        raise SyscallError(errno.EINVAL)
     fd = to_int(fd)
     if fd != -1:
         file = task.fds.get(fd)
@@ -193,8 +200,8 @@ def sys_signalfd4(task, fd, mask, sizemask, flags):
     ``fd`` -1 makes a new signalfd (O_RDWR, an anonymous inode, readlink
     "anon_inode:[signalfd]"); another fd must be a signalfd, whose mask
     is replaced (EINVAL otherwise, EBADF when not open). ``sizemask`` must
-    be 8 (EINVAL); flags SFD_NONBLOCK, SFD_CLOEXEC (others EINVAL); EFAULT
-    for the mask; EMFILE at RLIMIT_NOFILE. SIGKILL and SIGSTOP in the mask
+    be 8 (EINVAL), then EFAULT for the mask, then flags SFD_NONBLOCK,
+    SFD_CLOEXEC (others EINVAL); EMFILE at RLIMIT_NOFILE. SIGKILL and SIGSTOP in the mask
     are ignored.
     """
     return do_signalfd4(task, fd, mask, sizemask, flags)

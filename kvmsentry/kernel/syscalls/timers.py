@@ -174,13 +174,20 @@ class PosixTimer:
         holder = self.target if self.target is not None and not self.target.exited else None
         queue = holder if holder is not None else self.process
         bit = 1 << (self.signo - 1)
-        if self._queued is not None and queue.pending & bit and \
-                queue.siginfo.get(self.signo) is self._queued:
-            self.overrun += expiries
-            self._queued = siginfo_timer(self.signo, self.timerid, self.overrun, self.value)
-            queue.siginfo[self.signo] = self._queued
-            self.last_overrun = self.overrun
-            return
+        if self._queued is not None and queue.pending & bit:
+            # A real-time signal's instances are a list (signals.queue_signal).
+            held = queue.siginfo.get(self.signo)
+            instances = held if isinstance(held, list) else [held]
+            for i, info in enumerate(instances):
+                if info is self._queued:
+                    self.overrun += expiries
+                    self._queued = siginfo_timer(self.signo, self.timerid, self.overrun, self.value)
+                    if isinstance(held, list):
+                        held[i] = self._queued
+                    else:
+                        queue.siginfo[self.signo] = self._queued
+                    self.last_overrun = self.overrun
+                    return
         self.overrun = expiries - 1
         self.last_overrun = self.overrun
         info = siginfo_timer(self.signo, self.timerid, self.overrun, self.value)
