@@ -236,21 +236,24 @@ class Kernel:
         process.tasks = [task]
         return task
 
-    def new_mm(self, address_space) -> MemoryManager:
+    def new_mm(self, address_space, randomize: bool = True) -> MemoryManager:
         """A fresh user address space for exec, its mmap base randomized.
 
         As mm/util.c arch_pick_mmap_layout with randomize_va_space 2: the
         top-down mmap area starts ``arch_mmap_rnd()`` (28 bits of pages,
         x86-64's default mmap_rnd_bits) below MMAP_BASE; the vvar/vDSO
-        pages stay at MMAP_BASE, above it. ``Kernel.randomize`` False gives
-        the fixed layout, as personality(ADDR_NO_RANDOMIZE) would.
+        pages stay at MMAP_BASE, above it. ``Kernel.randomize`` False, or
+        ``randomize`` False (the process's personality(2) has
+        ADDR_NO_RANDOMIZE: fs/binfmt_elf.c leaves PF_RANDOMIZE clear), gives
+        the fixed layout.
         """
         return MemoryManager(address_space, self.platform.memory, task_size=layout.TASK_SIZE,
-                             mmap_base=MMAP_BASE - self._mmap_rnd())
+                             mmap_base=MMAP_BASE - self._mmap_rnd(randomize))
 
-    def _mmap_rnd(self) -> int:
-        """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12) bytes."""
-        if not self.randomize:
+    def _mmap_rnd(self, randomize: bool = True) -> int:
+        """arch_mmap_rnd(): a random page-aligned offset below 1 << (28 + 12)
+        bytes; 0 without randomization (``randomize`` or Kernel.randomize False)."""
+        if not (self.randomize and randomize):
             return 0
         # os.urandom, not the secrets module: it would import hmac, hashlib
         # and random (~4 ms of every start) for the same bits.
@@ -279,7 +282,7 @@ class Kernel:
         return "/" + os.path.relpath(real, root)
 
     def _load(self, mm: MemoryManager, creds, exe: str, image, host_path: str, argv,
-              envp, interp=None, source=None) -> tuple[int, int]:
+              envp, interp=None, source=None, randomize: bool = True) -> tuple[int, int]:
         """Map ``image`` (and its interpreter), brk, vDSO and stack into ``mm``.
 
         fs/binfmt_elf.c load_elf_binary: an ET_EXEC image sits at its
@@ -294,12 +297,13 @@ class Kernel:
         segments become private file mappings of the page cache), None
         for a file the guest wrote (its bytes are copied in). Returns
         (entry, rsp). Raises OutOfGuestMemory, ArgListTooLong, OSError
-        (the host file cannot be opened).
+        (the host file cannot be opened). ``randomize`` False (personality
+        ADDR_NO_RANDOMIZE) leaves out the random offset.
         """
         bias = 0
         if image.is_pie:
             lo, _ = image.span()
-            base = ELF_ET_DYN_BASE + (self._mmap_rnd() if interp is not None else 0)
+            base = ELF_ET_DYN_BASE + (self._mmap_rnd(randomize) if interp is not None else 0)
             bias = (base - lo) & ~(image.max_align - 1)
         end = self._map_image(mm, image, bias, exe, source, denywrite=True)
         mm.brk_start = mm.brk = end

@@ -110,17 +110,46 @@ def get_rlimit(process, resource: int) -> tuple[int, int]:
 
 # -- identity -------------------------------------------------------------------
 
+# personality(2) values uname answers to (include/uapi/linux/personality.h).
+PER_MASK = 0x00FF
+PER_LINUX32 = 0x0008
+UNAME26 = 0x0020000
+UTS_MACHINE_LINUX32 = b"i686"
+
+
+def _uname26(release: bytes) -> bytes:
+    """override_release (kernel/sys.c): "2.6.<60 + the patch level>" and
+    what follows the version's first three numbers (b"-kvmsentry")."""
+    end = 0
+    dots = 0
+    while end < len(release):
+        char = release[end:end + 1]
+        if char == b".":
+            dots += 1
+            if dots >= 3:
+                break
+        elif not char.isdigit():
+            break
+        end += 1
+    return b"2.6.%d%s" % (int(release.split(b".")[1]) + 60, release[end:])
+
+
 @syscall("uname")
 def sys_uname(task, buf):
     """Implements Linux syscall uname(2): struct new_utsname (390 bytes).
 
     Reports Linux 6.1.0-kvmsentry on x86_64, nodename "kvmsentry" (or
-    ``task.process.nodename`` if the process has one).
+    ``task.process.nodename`` if the process has one). As kernel/sys.c
+    newuname, the personality(2) PER_LINUX32 reports machine "i686", and
+    UNAME26 release "2.6.61-kvmsentry" (override_release).
     """
     nodename = getattr(task.process, "nodename", None) or UTS_NODENAME
     if isinstance(nodename, str):
         nodename = nodename.encode()
-    fields = (UTS_SYSNAME, nodename, UTS_RELEASE, UTS_VERSION, UTS_MACHINE, UTS_DOMAINNAME)
+    persona = task.process.personality
+    release = _uname26(UTS_RELEASE) if persona & UNAME26 else UTS_RELEASE
+    machine = UTS_MACHINE_LINUX32 if persona & PER_MASK == PER_LINUX32 else UTS_MACHINE
+    fields = (UTS_SYSNAME, nodename, release, UTS_VERSION, machine, UTS_DOMAINNAME)
     task.mm.copy_out(buf, UTSNAME.pack(*(f[:UTSNAME_FIELD_LEN - 1] for f in fields)))
     return 0
 
@@ -491,14 +520,15 @@ PER_QUERY = 0xFFFFFFFF
 
 
 @syscall("personality", support=PARTIAL,
-         note="recorded and returned; no flag changes behaviour (no address randomization to turn off)")
+         note="recorded and returned; ADDR_NO_RANDOMIZE, PER_LINUX32 and UNAME26 are applied, other flags not")
 def sys_personality(task, persona):
     """Implements Linux syscall personality(2): returns the process's
     previous execution domain; 0xffffffff only asks. The value is kept
-    (fork and execve keep it) but changes nothing: kvmsentry never
-    randomizes addresses (ADDR_NO_RANDOMIZE holds anyway), and
-    READ_IMPLIES_EXEC and the other flags are not applied
-    (kernel/exec_domain.c).
+    (fork and execve keep it; execve drops READ_IMPLIES_EXEC, as
+    set_personality_64bit). What it changes: ADDR_NO_RANDOMIZE, the next
+    execve's layout (no random mmap base or PIE offset); PER_LINUX32 and
+    UNAME26, uname(2). READ_IMPLIES_EXEC and the other flags are not
+    applied (kernel/exec_domain.c).
     """
     persona &= 0xFFFFFFFF  # an unsigned int
     process = task.process

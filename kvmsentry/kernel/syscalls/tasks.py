@@ -66,6 +66,10 @@ P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
 _NO_EXITS = 0x08000000  # internal: do_wait must not report exits (waitid without WEXITED)
 
+# personality(2) flags execve acts on (include/uapi/linux/personality.h).
+ADDR_NO_RANDOMIZE = 0x0040000
+READ_IMPLIES_EXEC = 0x0400000
+
 # fs/binfmt_script.c: the #! line is read from the first BINPRM_BUF_SIZE bytes;
 # fs/exec.c allows 4 levels of interpreters.
 BINPRM_BUF_SIZE = 256
@@ -337,12 +341,15 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     interp = load_interpreter(task, image.interp) if image.interp is not None else None
     platform = kernel.platform
     address_space = platform.new_address_space()
-    mm = kernel.new_mm(address_space)
     process = task.process
+    # SET_PERSONALITY (set_personality_64bit) drops READ_IMPLIES_EXEC; then
+    # ADDR_NO_RANDOMIZE decides PF_RANDOMIZE (fs/binfmt_elf.c load_elf_binary).
+    randomize = not process.personality & ADDR_NO_RANDOMIZE
+    mm = kernel.new_mm(address_space, randomize)
     exe = os.fsdecode(guest_path)
     try:
         entry, rsp = kernel._load(mm, process.creds, exe, image, exe, argv, envp, interp=interp,
-                                  source=host_path)
+                                  source=host_path, randomize=randomize)
     except ArgListTooLong:
         mm.destroy()
         raise SyscallError(errno.E2BIG) from None
@@ -357,6 +364,7 @@ def do_execve(task: Task, path: bytes, argv: list[bytes], envp: list[bytes]) -> 
     task.mm = mm
     kernel.drop_mm(old)
     process.exe = exe
+    process.personality &= ~READ_IMPLIES_EXEC
     process.argv = list(argv)
     process.envp = list(envp)
     commit_creds(task, process.creds.after_exec())

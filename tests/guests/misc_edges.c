@@ -1,0 +1,91 @@
+/*
+ * misc_edges.c: the edges of calls programs make in passing.
+ *
+ * personality(2): PER_LINUX32 and UNAME26 in uname(2), execve dropping
+ * READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE giving two execs the same mmap
+ * addresses; odd values (0xffffffff asks, upper bits ignored). Prints one
+ * line per check.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void show(const char *what, long r)
+{
+    printf("%s = %ld", what, r);
+    if (r < 0)
+        printf(" (errno %d)", errno);
+    printf("\n");
+    fflush(stdout);
+    errno = 0;
+}
+
+/* The address of a fresh mapping in a newly exec'd copy of this program. */
+static unsigned long mmap_after_exec(const char *self)
+{
+    int p[2];
+    if (pipe(p))
+        exit(1);
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(p[1], 1);
+        execl(self, self, "mmap", (char *)NULL);
+        _exit(99);
+    }
+    close(p[1]);
+    char buf[64] = "";
+    if (read(p[0], buf, sizeof buf - 1) < 0)
+        exit(1);
+    close(p[0]);
+    waitpid(child, NULL, 0);
+    return strtoul(buf, NULL, 16);
+}
+
+static void personalities(const char *self)
+{
+    struct utsname u;
+    show("personality asks", syscall(SYS_personality, 0xffffffffL));
+    show("personality -1 asks", syscall(SYS_personality, -1L));
+    show("personality upper bits", syscall(SYS_personality, 0x1234500000000L | PER_LINUX32));
+    show("personality asks", syscall(SYS_personality, 0xffffffffL));
+    uname(&u);
+    printf("PER_LINUX32 machine %s\n", u.machine);
+    show("personality UNAME26", syscall(SYS_personality, UNAME26));
+    uname(&u);
+    printf("UNAME26 release 2.6.x %d, machine %s\n", strncmp(u.release, "2.6.", 4) == 0, u.machine);
+    show("personality READ_IMPLIES_EXEC|ADDR_NO_RANDOMIZE",
+         syscall(SYS_personality, READ_IMPLIES_EXEC | ADDR_NO_RANDOMIZE));
+    pid_t child = fork();
+    if (child == 0) {
+        execl(self, self, "personality", (char *)NULL);
+        _exit(99);
+    }
+    waitpid(child, NULL, 0);
+    unsigned long first = mmap_after_exec(self), second = mmap_after_exec(self);
+    printf("ADDR_NO_RANDOMIZE: two execs map at the same address %d\n", first == second);
+    show("personality PER_LINUX", syscall(SYS_personality, PER_LINUX));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "personality") == 0) {
+        show("after execve, personality", syscall(SYS_personality, 0xffffffffL));
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "mmap") == 0) {
+        printf("%lx\n", (unsigned long)mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        return 0;
+    }
+    personalities("/proc/self/exe");
+    return 0;
+}

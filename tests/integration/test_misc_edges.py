@@ -1,0 +1,14 @@
+"""The edges of calls programs make in passing (tests/guests/misc_edges.c):
+personality(2)'s effects on uname(2) and on execve (READ_IMPLIES_EXEC
+dropped, ADDR_NO_RANDOMIZE's fixed layout), compared with native runs."""
+
+import pytest
+
+pytestmark = pytest.mark.requires_kvm
+
+
+def test_misc_edges(guests, run_both, assert_same):
+    native, sentry = run_both([guests["misc_edges"]])
+    assert native.returncode == 0, native.stderr.decode(errors="replace")
+    assert b"two execs map at the same address 1" in native.stdout
+    assert_same(native, sentry)
