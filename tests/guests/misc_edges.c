@@ -3,8 +3,10 @@
  *
  * personality(2): PER_LINUX32 and UNAME26 in uname(2), execve dropping
  * READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE giving two execs the same mmap
- * addresses; odd values (0xffffffff asks, upper bits ignored). Prints one
- * line per check.
+ * addresses; odd values (0xffffffff asks, upper bits ignored). mincore(2)
+ * across a hole (the bytes before it, then ENOMEM), mlock(2)'s length
+ * arithmetic modulo 2**64, mlock2's int flags, mlock of PROT_NONE (ENOMEM
+ * unless MLOCK_ONFAULT). Prints one line per check.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -76,6 +78,33 @@ static void personalities(const char *self)
     show("personality PER_LINUX", syscall(SYS_personality, PER_LINUX));
 }
 
+static void memory_calls(void)
+{
+    unsigned char vec[16];
+    char *a = mmap(NULL, 8 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < 4; i++) /* untouched anonymous pages are faulted around here */
+        a[i * 4096] = 1;
+    munmap(a + 4 * 4096, 4096);
+    memset(vec, 9, sizeof vec);
+    show("mincore across a hole", syscall(SYS_mincore, a, 8 * 4096, vec));
+    printf("  vec %d %d %d %d %d\n", vec[0], vec[1], vec[2], vec[3], vec[4]);
+    show("mincore of a hole, vec in the kernel",
+         syscall(SYS_mincore, a + 4 * 4096, 4096, (void *)0xffff800000000000L));
+    show("mincore length 0, vec in the kernel",
+         syscall(SYS_mincore, a, 0, (void *)0xffff800000000000L));
+    show("mlock length -1 (wraps to 0)", syscall(SYS_mlock, a + 1, -1L));
+    show("mlock wrapping", syscall(SYS_mlock, -4096L, 8192));
+    show("mlock2 flags above 32 bits", syscall(SYS_mlock2, a, 4096, 1L << 32));
+    show("mlock2 bad flags", syscall(SYS_mlock2, a, 4096, 2));
+    char *none = mmap(NULL, 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    show("mlock PROT_NONE", syscall(SYS_mlock, none, 4096));
+    show("mlock2 PROT_NONE MLOCK_ONFAULT", syscall(SYS_mlock2, none, 4096, MLOCK_ONFAULT));
+    show("munlock PROT_NONE", syscall(SYS_munlock, none, 4096));
+    show("mlock2 PROT_NONE flags above 32 bits", syscall(SYS_mlock2, none, 4096, 1L << 32));
+    munmap(none, 2 * 4096);
+    munmap(a, 8 * 4096);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "personality") == 0) {
@@ -87,5 +116,6 @@ int main(int argc, char **argv)
         return 0;
     }
     personalities("/proc/self/exe");
+    memory_calls();
     return 0;
 }

@@ -394,33 +394,53 @@ MCL_FUTURE = 2
 MCL_ONFAULT = 4
 
 
-def _lock_range(task, addr: int, length: int) -> int:
+_U64 = (1 << 64) - 1
+
+
+def _lock_range(task, addr: int, length: int, populate: bool = False) -> int:
     """The range check of mlock(2), mlock2(2) and munlock(2) (mm/mlock.c
-    apply_vma_lock_flags): [addr, addr + length) rounded out to pages must
-    be mapped, ENOMEM at a hole, EINVAL when it wraps. Nothing is locked:
+    do_mlock, apply_vma_lock_flags): ``length`` plus ``addr``'s offset in
+    its page, rounded up to pages modulo 2**64 (a length of 0 after that
+    is 0); then [addr's page, + length) must not wrap (EINVAL) and must be
+    mapped (ENOMEM at a hole). ``populate`` (mlock without MLOCK_ONFAULT)
+    faults the range in: ENOMEM at a PROT_NONE mapping (__mm_populate's
+    EFAULT, as __mlock_posix_error_return reports it). Nothing is locked:
     the sentry never swaps guest pages out. Returns 0."""
+    length = page_align_up(length + (addr & ~PAGE_MASK)) & _U64
     start = addr & PAGE_MASK
-    end = page_align_up(addr + length)
-    if end < start or end > 1 << 64:
+    end = start + length
+    if end > _U64:
         raise SyscallError(errno.EINVAL)
-    if end != start and not task.mm.covered(start, end):
+    if end == start:
+        return 0
+    mm = task.mm
+    if not mm.covered(start, end):
         raise SyscallError(errno.ENOMEM)
+    if populate:
+        gva = start
+        while gva < end:
+            vma = mm.find_vma(gva)
+            if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+                raise SyscallError(errno.ENOMEM)
+            gva = vma.end
     return 0
 
 
 @syscall("mlock")
 def sys_mlock(task, addr: int, length: int) -> int:
-    """Implements Linux syscall mlock(2): the range check only (see _lock_range). ENOMEM, EINVAL."""
-    return _lock_range(task, addr, length)
+    """Implements Linux syscall mlock(2): the range check and populate
+    only (see _lock_range). ENOMEM, EINVAL."""
+    return _lock_range(task, addr, length, populate=True)
 
 
 @syscall("mlock2")
 def sys_mlock2(task, addr: int, length: int, flags: int) -> int:
-    """Implements Linux syscall mlock2(2): mlock(2) with ``flags`` 0 or
-    MLOCK_ONFAULT (EINVAL for any other bit)."""
+    """Implements Linux syscall mlock2(2): mlock(2) with ``flags`` (an int)
+    0 or MLOCK_ONFAULT (EINVAL for any other bit), which skips populating."""
+    flags = to_int(flags)
     if flags & ~MLOCK_ONFAULT:
         raise SyscallError(errno.EINVAL)
-    return _lock_range(task, addr, length)
+    return _lock_range(task, addr, length, populate=not flags & MLOCK_ONFAULT)
 
 
 @syscall("munlock")
@@ -456,7 +476,8 @@ def sys_mincore(task, addr: int, length: int, vec: int) -> int:
     the process, or a file page in the page cache), else 0.
 
     EINVAL for an unaligned ``addr``; ENOMEM when the range leaves user
-    space or has a hole; EFAULT for a bad ``vec`` (mm/mincore.c).
+    space or has a hole (after the bytes of the pages before the hole);
+    EFAULT for a bad ``vec`` (mm/mincore.c).
     """
     if addr & ~PAGE_MASK:
         raise SyscallError(errno.EINVAL)
@@ -465,20 +486,23 @@ def sys_mincore(task, addr: int, length: int, vec: int) -> int:
     if end > mm.task_size:
         raise SyscallError(errno.ENOMEM)
     npages = page_align_up(length) // PAGE_SIZE
+    if vec + npages > mm.task_size:  # access_ok(vec, pages), before the walk
+        raise SyscallError(errno.EFAULT)
     if not npages:
         return 0
-    if not mm.covered(addr, addr + npages * PAGE_SIZE):
-        raise SyscallError(errno.ENOMEM)
-    present = bytearray(npages)
+    present = bytearray()
     first = addr // PAGE_SIZE
     for i in range(npages):
         vpn = first + i
-        if vpn in mm.pages:
-            present[i] = 1
+        vma = mm.find_vma(vpn * PAGE_SIZE)
+        if vma is None:  # a hole: the pages before it are reported (do_mincore's loop)
+            mm.copy_out(vec, bytes(present))
+            raise SyscallError(errno.ENOMEM)
+        if vpn in mm.pages or (vma.mapping is not None
+                               and vma.mapping.pages.get(vma.file_index(vpn)) is not None):
+            present.append(1)
         else:
-            vma = mm.find_vma(vpn * PAGE_SIZE)
-            if vma is not None and vma.mapping is not None and vma.mapping.pages.get(vma.file_index(vpn)) is not None:
-                present[i] = 1
+            present.append(0)
     mm.copy_out(vec, bytes(present))
     return 0
 
