@@ -6,7 +6,8 @@
  * addresses; odd values (0xffffffff asks, upper bits ignored). mincore(2)
  * across a hole (the bytes before it, then ENOMEM), mlock(2)'s length
  * arithmetic modulo 2**64, mlock2's int flags, mlock of PROT_NONE (ENOMEM
- * unless MLOCK_ONFAULT). Prints one line per check.
+ * unless MLOCK_ONFAULT). readahead(2) and sync_file_range(2): the order
+ * of their errors, negative offsets and lengths. Prints one line per check.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -105,6 +106,26 @@ static void memory_calls(void)
     munmap(a, 8 * 4096);
 }
 
+static void file_calls(void)
+{
+    int fd = open("/proc/self/exe", O_RDONLY), p[2];
+    if (pipe(p))
+        exit(1);
+    show("readahead", readahead(fd, 0, 4096));
+    show("readahead count above 2**63", readahead(fd, 0, -1L));
+    show("readahead negative offset", readahead(fd, -1, 4096));
+    show("sync_file_range", sync_file_range(fd, 0, 0, 7));
+    show("sync_file_range bad fd and bad flags", sync_file_range(99, 0, 0, 8));
+    show("sync_file_range negative offset", sync_file_range(fd, -1, 0, 0));
+    show("sync_file_range negative length", sync_file_range(fd, 0, -1, 0));
+    show("sync_file_range end above 2**63", sync_file_range(fd, 1L << 62, 1L << 62, 0));
+    show("sync_file_range flags above 32 bits", syscall(SYS_sync_file_range, fd, 0, 0, 1L << 32));
+    show("sync_file_range pipe", sync_file_range(p[0], 0, 0, 0));
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "personality") == 0) {
@@ -117,5 +138,6 @@ int main(int argc, char **argv)
     }
     personalities("/proc/self/exe");
     memory_calls();
+    file_calls();
     return 0;
 }

@@ -1027,11 +1027,14 @@ def _sync_fd(task, fd) -> int:
 def sys_readahead(task, fd, offset, count):
     """Implements Linux syscall readahead(2): a hint; nothing is read ahead
     (a read fills the page cache itself). EBADF for a fd not open for
-    reading, EINVAL for anything but a regular file or block device
-    (mm/readahead.c ksys_readahead)."""
+    reading, EINVAL for anything but a regular file or block device, or
+    a ``count`` above 2**63 - 1 (mm/readahead.c ksys_readahead,
+    mm/fadvise.c generic_fadvise)."""
     file = _readable(task, fd)
     mode = file.stat().st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        raise SyscallError(errno.EINVAL)
+    if count & (1 << 63):  # a negative loff_t length (generic_fadvise)
         raise SyscallError(errno.EINVAL)
     return 0
 
@@ -1040,6 +1043,8 @@ def sys_readahead(task, fd, offset, count):
 SYNC_FILE_RANGE_WAIT_BEFORE = 1
 SYNC_FILE_RANGE_WRITE = 2
 SYNC_FILE_RANGE_WAIT_AFTER = 4
+_U64 = (1 << 64) - 1
+_SIGN64 = 1 << 63
 
 
 @syscall("sync_file_range")
@@ -1047,14 +1052,22 @@ def sys_sync_file_range(task, fd, offset, nbytes, flags):
     """Implements Linux syscall sync_file_range(2): as fsync(2), a no-op on
     a file (nothing here is written behind the program's back).
 
-    EINVAL for an unknown flag, EBADF, ESPIPE for anything but a regular
-    file, directory or block device (fs/sync.c).
+    EBADF first; then EINVAL for an unknown flag (an unsigned int), a
+    negative ``offset`` or ``offset + nbytes`` (loff_t), or an end before
+    the offset; ESPIPE for anything but a regular file, directory, symlink
+    or block device (fs/sync.c ksys_sync_file_range, sync_file_range).
     """
+    file = task.fds.get(to_int(fd))
+    flags &= 0xFFFFFFFF
     if flags & ~(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER):
         raise SyscallError(errno.EINVAL)
-    file = task.fds.get(to_int(fd))
+    offset &= _U64
+    end = (offset + nbytes) & _U64
+    if offset & _SIGN64 or end & _SIGN64 or end < offset:
+        raise SyscallError(errno.EINVAL)
     mode = file.stat().st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)):
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)
+            or stat.S_ISLNK(mode)):
         raise SyscallError(errno.ESPIPE)
     return 0
 
