@@ -7,7 +7,8 @@
  * across a hole (the bytes before it, then ENOMEM), mlock(2)'s length
  * arithmetic modulo 2**64, mlock2's int flags, mlock of PROT_NONE (ENOMEM
  * unless MLOCK_ONFAULT). readahead(2) and sync_file_range(2): the order
- * of their errors, negative offsets and lengths. Prints one line per check.
+ * of their errors, negative offsets and lengths. As root, setgroups(2)
+ * with the gid -1 (EINVAL) and duplicates (kept). Prints one line per check.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -126,6 +127,21 @@ static void file_calls(void)
     close(p[1]);
 }
 
+static void groups(void)
+{
+    gid_t list[4] = {5, 3, 3, (gid_t)-1}, out[8];
+    show("setgroups with gid -1", syscall(SYS_setgroups, 4, list));
+    show("getgroups", syscall(SYS_getgroups, 8, out));
+    show("setgroups with a duplicate", syscall(SYS_setgroups, 3, list));
+    long n = syscall(SYS_getgroups, 8, out);
+    show("getgroups", n);
+    for (long i = 0; i < n; i++)
+        printf("  %u\n", out[i]);
+    show("getgroups exact size", syscall(SYS_getgroups, 3, out));
+    show("getgroups one short", syscall(SYS_getgroups, 2, out));
+    show("setgroups none", syscall(SYS_setgroups, 0, NULL));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "personality") == 0) {
@@ -139,5 +155,7 @@ int main(int argc, char **argv)
     personalities("/proc/self/exe");
     memory_calls();
     file_calls();
+    if (geteuid() == 0)
+        groups();
     return 0;
 }

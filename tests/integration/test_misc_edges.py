@@ -2,7 +2,8 @@
 personality(2)'s effects on uname(2) and on execve (READ_IMPLIES_EXEC
 dropped, ADDR_NO_RANDOMIZE's fixed layout); mincore(2) across a hole,
 mlock(2) and mlock2(2) lengths, flags and PROT_NONE; readahead(2) and
-sync_file_range(2) errors; compared with native runs."""
+sync_file_range(2) errors; setgroups(2) with the gid -1 (as root);
+compared with native runs."""
 
 import pytest
 

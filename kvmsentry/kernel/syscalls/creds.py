@@ -253,6 +253,7 @@ def sys_capset(task, header, data):
 
 
 NGROUPS_MAX = 65536
+INVALID_GID = 0xFFFFFFFF  # (gid_t)-1, never a group (gid_valid)
 
 
 @syscall("setgroups")
@@ -262,7 +263,7 @@ def sys_setgroups(task, gidsetsize, grouplist):
     thread of the process.
 
     EPERM without CAP_SETGID, then EINVAL for a size above NGROUPS_MAX
-    (65536, or negative), EFAULT (kernel/groups.c).
+    (65536, or negative), EFAULT, EINVAL for the gid -1 (kernel/groups.c).
     """
     old = task.process.creds
     if not old.capable(CAP_SETGID):
@@ -271,5 +272,7 @@ def sys_setgroups(task, gidsetsize, grouplist):
     if size > NGROUPS_MAX:
         raise SyscallError(errno.EINVAL)
     groups = struct.unpack(f"<{size}I", task.mm.copy_in(grouplist, 4 * size)) if size else ()
+    if INVALID_GID in groups:  # groups_from_user: make_kgid(-1) is not a valid gid
+        raise SyscallError(errno.EINVAL)
     commit_creds(task, old.replace(groups=tuple(sorted(groups))))
     return 0
