@@ -86,7 +86,7 @@ class Profile:
 
     def wrap_syscall(self, syscall):
         def profiled_syscall(task):
-            nr = task.context.regs.rax
+            nr = task.context.regs.rax & 0xFFFFFFFF  # the call's number is an int (do_syscall_64)
             t0 = time.perf_counter()
             try:
                 return syscall(task)

@@ -80,6 +80,9 @@ PREFAULT_SEGMENT_PAGES = 64
 # The dispatcher's table: rows by number (syscalls/table.py ROWS).
 _ROWS = systable.ROWS
 _NR_LIMIT = len(_ROWS)
+# arch/x86/entry/syscall_64.c do_syscall_64(regs, int nr): the low 32 bits
+# of rax pick the call (2**32 + 39 is getpid; -1 and other negative ints ENOSYS).
+_NR_BITS = 0xFFFFFFFF
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 # How many of the last syscalls a bug report names.
 RECENT_SYSCALLS = 16
@@ -539,7 +542,7 @@ class Kernel:
                         # fault is not one its vCPU made (ring.py).
                         poller.task_in_sentry = kind == TRAP_SYSCALL or kind == TRAP_FAULT
                     if kind == TRAP_SYSCALL:
-                        nr = ctx.regs.rax
+                        nr = ctx.regs.rax & _NR_BITS
                         self.syscall(task)
                         if nr in _ID_SYSCALLS:
                             self.after_syscall(task, nr)
@@ -589,7 +592,7 @@ class Kernel:
         outcome = poller.collect() if poller is not None else None
         ctx = task.context
         if outcome is None or outcome[0] == "bounce":
-            nr = ctx.regs.rax
+            nr = ctx.regs.rax & _NR_BITS
             self.syscall(task)
             self.after_syscall(task, nr)
         elif outcome[0] == "raise":
@@ -895,7 +898,7 @@ class Kernel:
     def syscall(self, task: Task) -> None:
         """Dispatch the syscall in ``task``'s registers and write rax."""
         regs = task.context.regs
-        nr = regs.rax
+        nr = regs.rax & _NR_BITS  # do_syscall_64 takes an int: the upper half is ignored
         row = _ROWS[nr] if nr < _NR_LIMIT else None
         handler = row.handler if row is not None else None
         start = time.perf_counter() if self.strace else 0.0
@@ -969,6 +972,7 @@ class Kernel:
         the request page while the vCPU spins. Never used with --strace.
         The answer is the 64-bit value for rax (-errno as two's complement).
         """
+        nr &= _NR_BITS
         row = _ROWS[nr] if nr < _NR_LIMIT else None
         handler = row.handler if row is not None else None
         if handler is None:

@@ -8,7 +8,8 @@
  * arithmetic modulo 2**64, mlock2's int flags, mlock of PROT_NONE (ENOMEM
  * unless MLOCK_ONFAULT). readahead(2) and sync_file_range(2): the order
  * of their errors, negative offsets and lengths. As root, setgroups(2)
- * with the gid -1 (EINVAL) and duplicates (kept). Prints one line per check.
+ * with the gid -1 (EINVAL) and duplicates (kept). System call numbers
+ * with bits above 32 (ignored) and -1 (ENOSYS). Prints one line per check.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -142,6 +143,24 @@ static void groups(void)
     show("setgroups none", syscall(SYS_setgroups, 0, NULL));
 }
 
+/* The call's number is the low 32 bits of rax (do_syscall_64's int nr). */
+static void numbers(void)
+{
+    show("2**32 + getpid is getpid", syscall((1L << 32) + SYS_getpid) == getpid());
+    show("2**63 is read", syscall(1L << 63, -1, 0, 0));
+    show("-1", syscall(-1L, 0, 0, 0));
+    if (geteuid() != 0)
+        return;
+    pid_t child = fork();
+    if (child == 0) {
+        show("2**32 + setuid", syscall((1L << 32) + SYS_setuid, 1000));
+        printf("  getuid %d geteuid %d\n", (int)getuid(), (int)geteuid());
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "personality") == 0) {
@@ -157,5 +176,6 @@ int main(int argc, char **argv)
     file_calls();
     if (geteuid() == 0)
         groups();
+    numbers();
     return 0;
 }
