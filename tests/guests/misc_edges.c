@@ -123,6 +123,11 @@ static void file_calls(void)
     show("sync_file_range end above 2**63", sync_file_range(fd, 1L << 62, 1L << 62, 0));
     show("sync_file_range flags above 32 bits", syscall(SYS_sync_file_range, fd, 0, 0, 1L << 32));
     show("sync_file_range pipe", sync_file_range(p[0], 0, 0, 0));
+    int path = open("/proc/self/exe", O_PATH);
+    show("sync_file_range O_PATH", sync_file_range(path, 0, 0, 0));
+    show("posix_fadvise O_PATH", -posix_fadvise(path, 0, 0, POSIX_FADV_WILLNEED));
+    show("readahead O_PATH", readahead(path, 0, 1));
+    close(path);
     close(fd);
     close(p[0]);
     close(p[1]);

@@ -1052,12 +1052,14 @@ def sys_sync_file_range(task, fd, offset, nbytes, flags):
     """Implements Linux syscall sync_file_range(2): as fsync(2), a no-op on
     a file (nothing here is written behind the program's back).
 
-    EBADF first; then EINVAL for an unknown flag (an unsigned int), a
+    EBADF first (also for O_PATH); then EINVAL for an unknown flag (an unsigned int), a
     negative ``offset`` or ``offset + nbytes`` (loff_t), or an end before
     the offset; ESPIPE for anything but a regular file, directory, symlink
     or block device (fs/sync.c ksys_sync_file_range, sync_file_range).
     """
     file = task.fds.get(to_int(fd))
+    if file.flags & O_PATH:  # fdget does not return an O_PATH file
+        raise SyscallError(errno.EBADF)
     flags &= 0xFFFFFFFF
     if flags & ~(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER):
         raise SyscallError(errno.EINVAL)

@@ -514,11 +514,13 @@ POSIX_FADV_NOREUSE = 5
 def sys_fadvise64(task, fd: int, offset: int, len_: int, advice: int) -> int:
     """Implements Linux syscall fadvise64(2) (posix_fadvise(3)): advice only, nothing to do.
 
-    mm/fadvise.c generic_fadvise: EBADF for a bad fd, ESPIPE for a pipe or
+    mm/fadvise.c generic_fadvise: EBADF for a bad fd or O_PATH, ESPIPE for a pipe or
     FIFO, EINVAL for a negative length or an unknown advice (0-5 known).
     """
     import stat as _stat
     file = task.fds.get(to_int(fd))
+    if file.flags & O_PATH:  # fdget does not return an O_PATH file
+        raise SyscallError(errno.EBADF)
     if _stat.S_ISFIFO(file.stat().st_mode):
         raise SyscallError(errno.ESPIPE)
     if len_ >> 63 or not 0 <= to_int(advice) <= POSIX_FADV_NOREUSE:
