@@ -472,7 +472,9 @@ PID_GENERATORS = {
 
 
 def fdinfo(fds, n: int) -> bytes:
-    """fs/proc/fd.c seq_show: pos, flags (octal, O_CLOEXEC added), mnt_id, ino."""
+    """fs/proc/fd.c seq_show: pos, flags (octal, O_CLOEXEC added), mnt_id,
+    ino, then the file's own lines (its ``show_fdinfo()``, as
+    file_operations.show_fdinfo) if it has them."""
     file = fds.get(n)
     try:
         # Served inside the guest (kvmsentry/kernel/fastread.py): the offset is in its entry.
@@ -486,7 +488,9 @@ def fdinfo(fds, n: int) -> bytes:
         ino = file.stat().st_ino
     except Exception:  # noqa: BLE001 - a file without stat shows 0
         ino = 0
-    return b"pos:\t%d\nflags:\t0%o\nmnt_id:\t%d\nino:\t%d\n" % (pos, flags, 0, ino)
+    show = getattr(file, "show_fdinfo", None)
+    extra = show() if show is not None else b""
+    return b"pos:\t%d\nflags:\t0%o\nmnt_id:\t%d\nino:\t%d\n" % (pos, flags, 0, ino) + extra
 
 
 # -- /proc files ------------------------------------------------------------------

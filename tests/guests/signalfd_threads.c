@@ -8,7 +8,8 @@
  * fd number it is given; epoll reports the signalfd beside a pipe; a
  * POSIX timer's real-time signal is pending once (one 128-byte read
  * however many expiries), counted in ssi_overrun; a read blocked in one thread outlives close(2) of the
- * fd in another; lseek is a no-op (0); signalfd4 reports a bad mask
+ * fd in another; an ignored blocked signal stays pending until its
+ * action is set to ignore it again; /proc/self/fdinfo shows the mask; lseek is a no-op (0); signalfd4 reports a bad mask
  * pointer before bad flags. Prints one line per check.
  */
 #define _GNU_SOURCE
@@ -18,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -169,6 +171,32 @@ int main(int argc, char **argv)
     pthread_join(t, NULL);
     show("nothing left", read(sfd, si, sizeof si));
 
+    char path[64], info[512];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", sfd);
+    int infofd = open(path, O_RDONLY);
+    ssize_t len = read(infofd, info, sizeof info - 1);
+    info[len > 0 ? len : 0] = 0;
+    char *line = strstr(info, "sigmask:");
+    printf("fdinfo %s", line ? line : "without sigmask\n");
+    close(infofd);
+    /* Blocked signals stay pending even when ignored; ignoring one that is
+     * pending discards it (do_sigaction), so does SIG_DFL of SIGWINCH. */
+    signal(SIGUSR2, SIG_IGN);
+    kill(getpid(), SIGUSR2);
+    take(sfd, "ignored but blocked");
+    kill(getpid(), SIGUSR2);
+    kill(getpid(), SIGUSR1);
+    signal(SIGUSR2, SIG_IGN);
+    take(sfd, "after SIG_IGN of a pending signal");
+    sigset_t winch;
+    sigemptyset(&winch);
+    sigaddset(&winch, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &winch, NULL);
+    int wfd = signalfd(-1, &winch, SFD_NONBLOCK);
+    signal(SIGWINCH, SIG_IGN);
+    syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGWINCH);
+    signal(SIGWINCH, SIG_DFL);
+    take(wfd, "after SIG_DFL of a pending SIGWINCH");
     show("lseek", lseek(sfd, 0, SEEK_SET));
     show("lseek end", lseek(sfd, 100, SEEK_END));
     show("bad mask pointer and bad flags", syscall(SYS_signalfd4, -1, (void *)8, 8, 0x1234));

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from kvmsentry.kernel import signals
 from kvmsentry.kernel.syscalls.table import SyscallError, error, syscall
 
 ARCH_SET_GS = 0x1001
@@ -28,6 +29,11 @@ NSIG = 64
 _SIGSET_SIZE = 8
 _KSIGACTION_SIZE = 32  # handler, flags, restorer, mask (arch/x86/include/uapi/asm/signal.h)
 _UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
+SIG_DFL = 0
+SIG_IGN = 1
+# Signals whose default action is to ignore them (sig_kernel_ignore):
+# SIGCHLD, SIGCONT, SIGURG, SIGWINCH.
+_KERNEL_IGNORE = frozenset({17, 18, 23, 28})
 
 
 class TaskExit(Exception):
@@ -165,7 +171,9 @@ def sys_rt_sigaction(task, sig: int, act: int, oldact: int, sigsetsize: int) -> 
     """Implements Linux syscall rt_sigaction(2) (kernel struct sigaction, 32 bytes).
 
     EINVAL for a bad signal number, sigsetsize other than 8, or a handler
-    for SIGKILL/SIGSTOP.
+    for SIGKILL/SIGSTOP. An action that ignores the signal (SIG_IGN, or
+    SIG_DFL of SIGCHLD, SIGCONT, SIGURG, SIGWINCH) discards its pending
+    instances (kernel/signal.c do_sigaction).
     """
     if sigsetsize != _SIGSET_SIZE:
         raise SyscallError(errno.EINVAL)
@@ -178,7 +186,19 @@ def sys_rt_sigaction(task, sig: int, act: int, oldact: int, sigsetsize: int) -> 
         task.mm.copy_out(oldact, actions.get(sig, bytes(_KSIGACTION_SIZE)))
     if new is not None:
         actions[sig] = new
+        handler = int.from_bytes(new[:8], "little")
+        if handler == SIG_IGN or (handler == SIG_DFL and sig in _KERNEL_IGNORE):
+            _flush_pending(task.process, sig)
     return 0
+
+
+def _flush_pending(process, sig: int) -> None:
+    """do_sigaction: an action that ignores ``sig`` discards its pending
+    instances, the process's and every thread's (flush_sigqueue_mask)."""
+    bit = 1 << (sig - 1)
+    for holder in [process] + list(process.tasks):
+        while holder.pending & bit:
+            signals.dequeue_signal(holder, sig)
 
 
 @syscall("rt_sigprocmask")

@@ -159,6 +159,10 @@ class SignalFd(File):
         task = sched.current()
         return POLLIN | POLLRDNORM if task is not None and self._pending(task) else 0
 
+    def show_fdinfo(self) -> bytes:
+        """/proc/<pid>/fdinfo's line (signalfd_show_fdinfo): the mask, 16 hex digits."""
+        return b"sigmask:\t%016x\n" % self.mask
+
     def lseek(self, offset: int, whence: int) -> int:
         """noop_llseek: the position stays 0, whatever is asked."""
         return 0
