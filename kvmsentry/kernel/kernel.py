@@ -645,7 +645,10 @@ class Kernel:
         delivered = None
         pending = (task.pending | process.pending) & ~task.sigmask
         while pending and delivered is None:
-            signo = (pending & -pending).bit_length()
+            # The thread's own signals, then the process's; synchronous
+            # ones first in each (kernel/signal.c dequeue_signal, next_signal).
+            own = pending & task.pending
+            signo = signals.next_signal(own or pending)
             bit = 1 << (signo - 1)
             pending &= ~bit
             info = signals.dequeue_signal(task if task.pending & bit else process, signo)

@@ -125,6 +125,20 @@ def queue_signal(holder, signo: int, info: bytes) -> None:
         holder.siginfo.setdefault(signo, info)
 
 
+# SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV, SIGSYS (kernel/signal.c SYNCHRONOUS_MASK).
+SYNCHRONOUS_MASK = sum(1 << (signo - 1) for signo in (4, 5, 7, 8, 11, 31))
+
+
+def next_signal(ready: int) -> int:
+    """The signal a dequeue takes from the set bits of ``ready`` (bit n-1
+    for signal n; not 0): the lowest synchronous one if any, else the
+    lowest (kernel/signal.c next_signal). Returns its number."""
+    sync = ready & SYNCHRONOUS_MASK
+    if sync:
+        ready = sync
+    return (ready & -ready).bit_length()
+
+
 def dequeue_signal(holder, signo: int) -> bytes | None:
     """Take one instance of pending ``signo`` from ``holder``; returns its siginfo."""
     bit = 1 << (signo - 1)

@@ -9,7 +9,7 @@
  * POSIX timer's real-time signal is pending once (one 128-byte read
  * however many expiries), counted in ssi_overrun; a read blocked in one thread outlives close(2) of the
  * fd in another; an ignored blocked signal stays pending until its
- * action is set to ignore it again; /proc/self/fdinfo shows the mask; lseek is a no-op (0); signalfd4 reports a bad mask
+ * action is set to ignore it again; synchronous signals are taken first; /proc/self/fdinfo shows the mask; lseek is a no-op (0); signalfd4 reports a bad mask
  * pointer before bad flags. Prints one line per check.
  */
 #define _GNU_SOURCE
@@ -72,6 +72,47 @@ static void *blocked_reader(void *arg)
     printf("blocked reader: %zd bytes signo %u\n", n, n > 0 ? si.ssi_signo : 0);
     fflush(stdout);
     return NULL;
+}
+
+static char order[8];
+static volatile int handled;
+
+static void record(int signo)
+{
+    order[handled++] = (char)signo;
+}
+
+/* Synchronous signals (SIGSEGV, SIGBUS...) are taken before lower numbers. */
+static void dequeue_order(void)
+{
+    int sigs[4] = {SIGHUP, SIGSEGV, SIGINT, SIGBUS};
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < 4; i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK);
+    for (int i = 0; i < 4; i++)
+        kill(getpid(), sigs[i]);
+    struct signalfd_siginfo si[4];
+    ssize_t n = read(fd, si, sizeof si);
+    printf("signalfd order:");
+    for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++)
+        printf(" %u", si[i].ssi_signo);
+    printf("\n");
+    close(fd);
+    struct sigaction sa = {.sa_handler = record};
+    sigfillset(&sa.sa_mask);
+    for (int i = 0; i < 4; i++) {
+        sigaction(sigs[i], &sa, NULL);
+        kill(getpid(), sigs[i]);
+    }
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    printf("handler order:");
+    for (int i = 0; i < handled; i++)
+        printf(" %d", order[i]);
+    printf("\n");
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -197,6 +238,7 @@ int main(int argc, char **argv)
     syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGWINCH);
     signal(SIGWINCH, SIG_DFL);
     take(wfd, "after SIG_DFL of a pending SIGWINCH");
+    dequeue_order();
     show("lseek", lseek(sfd, 0, SEEK_SET));
     show("lseek end", lseek(sfd, 100, SEEK_END));
     show("bad mask pointer and bad flags", syscall(SYS_signalfd4, -1, (void *)8, 8, 0x1234));

@@ -106,7 +106,7 @@ def sys_rt_sigtimedwait(task, set_gva: int, info_gva: int, timeout_gva: int, sig
         for holder in (task, task.process):
             ready = holder.pending & wanted
             if ready:
-                return (ready & -ready).bit_length()
+                return signals.next_signal(ready)
         return 0
 
     old = task.sigmask

@@ -126,11 +126,12 @@ class SignalFd(File):
 
     def _dequeue(self, task) -> bytes | None:
         """One pending signal of the mask, as signalfd_siginfo: the thread's
-        own first, then the process's; the lowest number first."""
+        own first, then the process's; synchronous signals (SIGSEGV...)
+        first, then the lowest number (signals.next_signal)."""
         for holder in self._holders(task):
             ready = holder.pending & self.mask
             if ready:
-                signo = (ready & -ready).bit_length()
+                signo = signals.next_signal(ready)
                 info = signals.dequeue_signal(holder, signo) or signals.siginfo(signo, signals.SI_KERNEL)
                 return signalfd_siginfo(info)
         return None
