@@ -70,7 +70,7 @@ MODULES: dict[str, str] = {
     "signalfd": "signalfd signalfd4",
     "splice": "splice tee vmsplice syncfs",
     "tasks": "clone fork vfork execve wait4 kill setpgid setsid rt_sigqueueinfo tkill tgkill "
-             "waitid execveat clone3",
+             "waitid execveat clone3 rt_tgsigqueueinfo",
     "timerfd": "timerfd_create timerfd_settime timerfd_gettime",
     "timers": "getrusage times getpriority setpriority sched_setparam sched_getparam "
               "sched_setscheduler sched_getscheduler sched_get_priority_max "
