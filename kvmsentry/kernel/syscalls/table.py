@@ -56,7 +56,7 @@ MODULES: dict[str, str] = {
             "getegid getgroups getresuid getresgid setrlimit time sched_getaffinity "
             "clock_gettime clock_getres clock_nanosleep prlimit64 getcpu getrandom personality",
     "mm": "mmap mprotect munmap brk mremap msync madvise mlock munlock fadvise64 mlock2 mlockall "
-          "munlockall mincore",
+          "munlockall mincore get_mempolicy set_mempolicy",
     "pipe": "pipe pipe2",
     "poll": "poll select pselect6 ppoll",
     "process": "rt_sigaction rt_sigprocmask getpid exit getppid getpgrp getpgid getsid "

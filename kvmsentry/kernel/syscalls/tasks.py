@@ -120,7 +120,8 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     else:
         mm = task.mm.fork(kernel.platform.new_address_space())
     child = Task(tid=pid, process=child_process, mm=mm, fds=_child_fds(task, flags),
-                 sigmask=task.sigmask, altstack=task.altstack, comm=task.comm)
+                 sigmask=task.sigmask, altstack=task.altstack, comm=task.comm,
+                 mempolicy=task.mempolicy)
     _start_child_cpu(task, child, flags, stack, parent_tid, child_tid, tls)
     child_process.tasks.append(child)
     child_process.parent.children.append(child_process)
@@ -149,7 +150,7 @@ def _clone_thread(task: Task, flags: int, stack: int, parent_tid: int, child_tid
     mm.users += 1
     fastread.drop_entries(mm)  # two tasks in one memory: reads exit again
     child = Task(tid=tid, process=process, mm=mm, fds=_child_fds(task, flags),
-                 sigmask=task.sigmask, comm=task.comm)
+                 sigmask=task.sigmask, comm=task.comm, mempolicy=task.mempolicy)
     _start_child_cpu(task, child, flags, stack, parent_tid, child_tid, tls)
     process.tasks.append(child)
     kernel.start_task(child)
