@@ -173,6 +173,11 @@ class Task:
     saved_sigmask: int | None = None
     # The WaitQueue this task sleeps on, if any (to wake it for a signal).
     waiting_on: Any = None
+    # A call parked (Kernel.park) and woken without its go-ahead: its result
+    # when one was decided for it (a futex wait woken), else what to undo
+    # before the call is made again (park_cancel, a function or None).
+    park_result: Any = None
+    park_cancel: Any = None
     kernel: Any = None
     # A vfork child: the parent task waits until this task execs or exits.
     vfork_parent: Any = None
