@@ -100,8 +100,14 @@ ud_entry:
  * list, a count and then the physmap address (+4) of each page-table page
  * it changed. A misaligned write to a page-table page makes a shadow MMU
  * (PVM, or KVM without EPT) drop its whole shadow of that page
- * (arch/x86/kvm/mmu/mmu.c, detect_write_misaligned); `orq $0` writes the
- * bytes back unchanged. Reloading CR3 flushes a hardware TLB. Under PVM
+ * (arch/x86/kvm/mmu/mmu.c, detect_write_misaligned); `lock orq $0`
+ * writes the bytes back unchanged. The lock matters: the sentry may be
+ * writing entries of the same page on another thread meanwhile (another
+ * vCPU of the process taking a fault), and a plain `orq` (a read, then a
+ * write) would put back bytes 8-11 as they were before such a write: the
+ * low half of entry 1, its present bit and frame, under the new high
+ * half (seen: entry 1 left as 0x8000000000000000, NX alone, a fault
+ * nothing could resolve). Reloading CR3 flushes a hardware TLB. Under PVM
  * this handler runs emulated (~1 us per instruction), so it is short.
  * Then it returns to ring 3 through the iret frame in the frame page. */
     .balign 16
@@ -115,7 +121,7 @@ flush_handler:
 1:  test %rcx, %rcx
     jz 2f
     mov (%rdx,%rcx,8), %rax
-    orq $0, (%rax)
+    lock orq $0, (%rax)
     dec %rcx
     jmp 1b
 2:  mov %cr3, %rax

@@ -20,7 +20,6 @@ where the host is touched (``host_call``).
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import os
@@ -108,13 +107,25 @@ def host_call(fn: Callable[..., T], *args, **kwargs) -> T:
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
-@dataclasses.dataclass(slots=True)
 class Dirent:
     """One directory entry as getdents64(2) reports it (d_type is DT_*)."""
 
-    d_ino: int
-    d_type: int
-    d_name: bytes
+    __slots__ = ("d_ino", "d_type", "d_name")
+
+    def __init__(self, d_ino: int, d_type: int, d_name: bytes):
+        self.d_ino = d_ino
+        self.d_type = d_type
+        self.d_name = d_name
+
+    def __eq__(self, other):
+        if other.__class__ is not Dirent:
+            return NotImplemented
+        return (self.d_ino, self.d_type, self.d_name) == (other.d_ino, other.d_type, other.d_name)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Dirent(d_ino={self.d_ino}, d_type={self.d_type}, d_name={self.d_name!r})"
 
 
 # include/linux/fs_types.h: DT_* from the S_IFMT bits.
@@ -653,8 +664,9 @@ class FdTable:
     def _closing(self, file: File) -> None:
         """An fd of ``file`` is closing: this table's POSIX record locks on
         the file go, whichever fd set them (vfs.posixlock)."""
-        from kvmsentry.kernel.vfs import posixlock
-        if posixlock.any_locks():
+        # Not imported: no lock was ever set (and closing does not import it).
+        posixlock = sys.modules.get("kvmsentry.kernel.vfs.posixlock")
+        if posixlock is not None and posixlock.any_locks():
             key = _lock_key(file)
             if key is not None:
                 posixlock.close_posix(self, key)

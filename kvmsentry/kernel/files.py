@@ -25,12 +25,10 @@ Host OSErrors become the guest's errno where the host is read
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import stat as _stat
 import weakref
-import zlib
 
 from kvmsentry.abi.structs import Stat
 from kvmsentry.kernel import fd as fdmod
@@ -78,7 +76,6 @@ DEV_LINKS = {
 }
 
 
-@dataclasses.dataclass(slots=True)
 class Node:
     """What a guest path names.
 
@@ -89,22 +86,44 @@ class Node:
     ``mount_depth`` where in ``path`` that mount starts. ``host_path`` and
     ``st`` (its lstat) are set for HOST; ``device`` names a DEVICE;
     ``file`` is the File of an FDLINK; ``target`` the readlink text of a
-    MAGICLINK; ``entries`` the listing of a VDIR.
+    MAGICLINK; ``entries`` the listing of a VDIR, (name, DT_*) pairs.
+    Equal when every field is.
     """
 
-    kind: str
-    guest_path: bytes
-    host_path: bytes | None = None
-    st: os.stat_result | None = None
-    device: bytes = b""
-    file: File | None = None
-    target: bytes = b""
-    entries: list[tuple[bytes, int]] | None = None  # (name, DT_*)
-    inode: object = None
-    parent: object = None
-    path: list[bytes] | None = None
-    mount: object = None
-    mount_depth: int = 0
+    __slots__ = ("kind", "guest_path", "host_path", "st", "device", "file", "target", "entries",
+                 "inode", "parent", "path", "mount", "mount_depth")
+
+    def __init__(self, kind: str, guest_path: bytes, host_path: bytes | None = None,
+                 st: os.stat_result | None = None, device: bytes = b"", file: File | None = None,
+                 target: bytes = b"", entries: list[tuple[bytes, int]] | None = None,
+                 inode: object = None, parent: object = None, path: list[bytes] | None = None,
+                 mount: object = None, mount_depth: int = 0):
+        self.kind = kind
+        self.guest_path = guest_path
+        self.host_path = host_path
+        self.st = st
+        self.device = device
+        self.file = file
+        self.target = target
+        self.entries = entries
+        self.inode = inode
+        self.parent = parent
+        self.path = path
+        self.mount = mount
+        self.mount_depth = mount_depth
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other):
+        if other.__class__ is not Node:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Node(kind={self.kind!r}, guest_path={self.guest_path!r})"
 
     def is_dir(self) -> bool:
         if self.kind == HOST:
@@ -462,6 +481,7 @@ _VDIR_INO = 0x2000
 def _synthetic_ino(node: Node, kind: int) -> int:
     """A stable inode number for a sentry-made /proc or /dev entry, distinct
     per path (so that find, du and ls -i tell /proc/1 from /proc/3)."""
+    import zlib  # here, not at start: a shared library to load (~0.4 ms)
     return _VDIR_INO + ((zlib.crc32(node.guest_path) & 0x3FFFFFFF) << 2 | kind)
 
 

@@ -23,7 +23,6 @@ import heapq
 import itertools
 import threading
 import time
-import traceback
 
 __all__ = ["Hrtimer", "HrtimerBase", "base_of"]
 
@@ -120,6 +119,7 @@ class HrtimerBase:
             try:
                 fn(*args)
             except Exception:  # a sentry bug in one callback must not stop every timer
+                import traceback  # not at start: ~1 ms with textwrap
                 traceback.print_exc()
 
 

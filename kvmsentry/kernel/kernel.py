@@ -38,25 +38,8 @@ from kvmsentry.vm import x86
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.vm.x86 import PAGE_SIZE
 
-# Importing the handler modules registers them in the table.
-from kvmsentry.kernel.syscalls import fs as _fs  # noqa: F401
-from kvmsentry.kernel.syscalls import info as _info  # noqa: F401
-from kvmsentry.kernel.syscalls import mm as _mm  # noqa: F401
-from kvmsentry.kernel.syscalls import process as _process  # noqa: F401
-from kvmsentry.kernel.syscalls import tasks as _tasks  # noqa: F401
-from kvmsentry.kernel.syscalls import eventfd as _eventfd  # noqa: F401
-from kvmsentry.kernel.syscalls import pipe as _pipe  # noqa: F401
-from kvmsentry.kernel.syscalls import poll as _poll  # noqa: F401
-from kvmsentry.kernel.syscalls import vfs_extra as _vfs_extra  # noqa: F401
-from kvmsentry.kernel.syscalls import splice as _splice  # noqa: F401
-from kvmsentry.kernel.syscalls import xattr as _xattr  # noqa: F401
-from kvmsentry.kernel.syscalls import creds as _creds  # noqa: F401
-from kvmsentry.kernel.syscalls import socket as _socket  # noqa: F401
-from kvmsentry.kernel.syscalls import futex as _futex_syscalls  # noqa: F401
-from kvmsentry.kernel.syscalls import epoll as _epoll  # noqa: F401
-from kvmsentry.kernel.syscalls import timerfd as _timerfd  # noqa: F401
-from kvmsentry.kernel.syscalls import timers as _timers  # noqa: F401
-from kvmsentry.kernel.syscalls import signal as _signal_syscalls  # noqa: F401
+# The other handler modules are imported on the first call of one of
+# their syscalls (syscalls/table.py MODULES).
 from kvmsentry.kernel.syscalls.signal import ForceSigsegv
 from kvmsentry.kernel.syscalls.tasks import load_interpreter
 
@@ -121,6 +104,15 @@ class SentryBug(Exception):
     def __init__(self, report: str):
         super().__init__(report)
         self.report = report
+
+
+def _fault_loop_report(task: Task, gva: int, why: str) -> str:
+    """The sentry-bug message for a page fault loop: the fault, why, and the
+    page-table walk (PageTable.walk)."""
+    walk = " ".join(f"[{slot:#x}]={entry:#x}" for slot, entry in task.mm.address_space.page_table.walk(gva))
+    return (f"page fault loop: the fault at {gva:#x} (error code {task.context.fault.error_code:#x}) "
+            f"came back {task.fault_repeats} times after being resolved: {why}; "
+            f"page-table walk from CR3 {task.mm.address_space.cr3:#x}: {walk}")
 
 
 class Kernel:
@@ -1118,10 +1110,14 @@ class Kernel:
 
         A fault the memory manager answers "mapped" should not come back
         with the same registers while no page was unmapped (another
-        thread's munmap or MADV_DONTNEED makes a new fault): if it does, the
-        MMU keeps an entry the flushes did not reach. After FAULT_LOOP_DEEP_FLUSH repeats every
-        page-table page on the walk is flushed; after FAULT_LOOP_LIMIT the
-        task is stopped as a sentry bug (a report, not a hang).
+        thread's munmap or MADV_DONTNEED makes a new fault): if it does,
+        either the MMU keeps an entry the flushes did not reach, or the
+        page table does not hold what the memory manager's ``pages`` says
+        (a sentry bug no flush cures). After FAULT_LOOP_DEEP_FLUSH repeats
+        the leaf entry is checked against ``pages`` (a mismatch stops the
+        task now) and every page-table page on the walk is flushed; after
+        FAULT_LOOP_LIMIT the task is stopped. Stopping raises RuntimeError:
+        the sentry-bug report, with the walk, not a hang.
         """
         regs = task.context.regs
         key = (gva, regs.rip, regs.rsp, regs.rax, regs.rcx, task.mm.drops)
@@ -1130,10 +1126,13 @@ class Kernel:
             return
         task.fault_repeats += 1
         if task.fault_repeats == FAULT_LOOP_DEEP_FLUSH:
+            frame = task.mm.pages.get(gva >> x86.PAGE_SHIFT)
+            if frame is not None and task.mm.address_space.page_table.frame_of(gva) != frame:
+                raise RuntimeError(_fault_loop_report(task, gva, "the page table does not map the "
+                                                          f"page's frame {frame:#x}"))
             task.mm.address_space.mark_stale(gva, every_level=True)
         elif task.fault_repeats >= FAULT_LOOP_LIMIT:
-            raise RuntimeError(f"page fault loop: the fault at {gva:#x} came back "
-                               f"{task.fault_repeats} times after being resolved")
+            raise RuntimeError(_fault_loop_report(task, gva, "no flush cured it"))
 
     @staticmethod
     def _pf_reason(f, code: int) -> str:

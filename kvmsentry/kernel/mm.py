@@ -431,6 +431,7 @@ class MemoryManager:
         opened read-only), as mm/mprotect.c.
         """
         addr = start
+        image = False  # part of a program image (vma.denywrite)
         for vma in self.vmas:
             if vma.end <= addr or vma.start >= end:
                 continue
@@ -438,13 +439,14 @@ class MemoryManager:
                 raise MmError(errno.ENOMEM)
             if prot & PROT_WRITE and not vma.may_write:
                 raise MmError(errno.EACCES)
+            image = image or vma.denywrite
             addr = vma.end
         if addr < end:
             raise MmError(errno.ENOMEM)
         # The new entries lose the accessed and dirty bits: what a program
         # image's pages show (RELRO is written, then made read-only) is
         # noted first.
-        if any(v.denywrite and v.start < end and v.end > start for v in self.vmas):
+        if image:
             self._note_working_set(start, end)
         entries = {}  # the new leaf entries of present pages, written at once
         for vma in self._split_range(start, end):

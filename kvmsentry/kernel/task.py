@@ -8,7 +8,6 @@ as their first argument and reach everything through it.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,6 @@ CAP_LAST_CAP = 40
 CAP_FULL = (1 << (CAP_LAST_CAP + 1)) - 1
 
 
-@dataclasses.dataclass
 class Credentials:
     """uid/gid and capability sets of a process inside the sandbox (root
     with every capability by default, as runsc).
@@ -41,24 +39,52 @@ class Credentials:
     (security/commoncap.c): every capability permitted when the real or
     effective uid is 0, effective when the effective uid is 0, none
     otherwise. The bounding set is always full; there are no ambient
-    capabilities.
+    capabilities. ``groups`` are the supplementary group ids, sorted
+    (setgroups(2)). Equal when every field is (a plain class: a dataclass
+    costs ~0.2 ms to create at every start).
     """
 
-    uid: int = 0
-    euid: int = 0
-    suid: int = 0
-    gid: int = 0
-    egid: int = 0
-    sgid: int = 0
-    cap_inheritable: int = 0
-    cap_permitted: int | None = None
-    cap_effective: int | None = None
+    __slots__ = ("uid", "euid", "suid", "gid", "egid", "sgid",
+                 "cap_inheritable", "cap_permitted", "cap_effective", "groups")
 
-    def __post_init__(self):
-        if self.cap_permitted is None:
-            self.cap_permitted = CAP_FULL if 0 in (self.uid, self.euid) else 0
-        if self.cap_effective is None:
-            self.cap_effective = self.cap_permitted if self.euid == 0 else 0
+    def __init__(self, uid: int = 0, euid: int = 0, suid: int = 0, gid: int = 0, egid: int = 0,
+                 sgid: int = 0, cap_inheritable: int = 0, cap_permitted: int | None = None,
+                 cap_effective: int | None = None, groups: tuple[int, ...] = ()):
+        self.uid = uid
+        self.euid = euid
+        self.suid = suid
+        self.gid = gid
+        self.egid = egid
+        self.sgid = sgid
+        self.cap_inheritable = cap_inheritable
+        if cap_permitted is None:
+            cap_permitted = CAP_FULL if 0 in (uid, euid) else 0
+        self.cap_permitted = cap_permitted
+        if cap_effective is None:
+            cap_effective = cap_permitted if euid == 0 else 0
+        self.cap_effective = cap_effective
+        self.groups = groups
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return "Credentials(" + ", ".join(f"{name}={getattr(self, name)!r}"
+                                          for name in self.__slots__) + ")"
+
+    def replace(self, **changes) -> "Credentials":
+        """A copy with ``changes`` (field names as keywords), as
+        dataclasses.replace; TypeError for a name that is not a field."""
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return Credentials(**fields)
 
     def capable(self, cap: int) -> bool:
         """Whether ``cap`` (a CAP_* number) is in the effective set (capable())."""
@@ -70,7 +96,7 @@ class Credentials:
         capability sets are recomputed from the uids (fs/exec.c,
         security/commoncap.c cap_bprm_creds_from_file)."""
         return Credentials(self.uid, self.euid, self.euid, self.gid, self.egid, self.egid,
-                           cap_inheritable=self.cap_inheritable)
+                           cap_inheritable=self.cap_inheritable, groups=self.groups)
 
 
 def commit_creds(task, new: Credentials) -> None:
@@ -83,7 +109,6 @@ def commit_creds(task, new: Credentials) -> None:
     task.process.creds = new
 
 
-@dataclasses.dataclass
 class Process:
     """A thread group (Linux: signal_struct plus the per-process parts).
 
@@ -94,55 +119,73 @@ class Process:
     to. ``mounts`` is the sandbox's MountNamespace (kernel.vfs.mount),
     shared by every process forked from the first; made from ``root`` on
     first use. ``rlimits`` maps RLIMIT_* numbers to (soft, hard).
+    Compared by identity.
     """
 
-    pid: int = 1
-    ppid: int = 0
-    pgid: int = 1
-    sid: int = 1
-    creds: Credentials = dataclasses.field(default_factory=Credentials)
-    exe: str = ""
-    argv: list[bytes] = dataclasses.field(default_factory=list)
-    envp: list[bytes] = dataclasses.field(default_factory=list)
-    cwd: str = "/"
-    # The cwd's place in the tree when it is an in-memory directory
-    # (kernel.files.set_cwd): what a removed cwd is still resolved from.
-    cwd_walk: Any = None
-    root: str = "/"
-    mounts: Any = None
-    umask: int = 0o022
-    rlimits: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
-    # rt_sigaction records: signal number -> raw struct k_sigaction bytes.
-    sigactions: dict[int, bytes] = dataclasses.field(default_factory=dict)
-    exit_status: int | None = None
-    dumpable: int = 1
-    # Signals sent to the whole process and not yet taken by a thread
-    # (bit n-1 for signal n), as Linux's shared_pending.
-    pending: int = 0
-    siginfo: dict = dataclasses.field(default_factory=dict)
-    # The family: live tasks (threads), child processes, the parent Process.
-    tasks: list = dataclasses.field(default_factory=list)
-    children: list = dataclasses.field(default_factory=list)
-    parent: Any = None
-    # Linux wait status once the process has exited (exit code << 8, or
-    # the killing signal); it is a zombie until its parent reaps it.
-    wait_status: int | None = None
-    zombie: bool = False
-    exit_signal: int = 17  # SIGCHLD: what the parent is sent at exit (clone's low byte)
-    # Waiters: the parent in wait4 sleeps on child_wait of its own Process.
-    child_wait: Any = None
-    # Job control (signal(7) "Stop", "Cont"): stopped by stop_signal; what
-    # wait4 has still to report with WUNTRACED / WCONTINUED.
-    stopped: bool = False
-    stop_signal: int = 0
-    stop_unreported: bool = False
-    continue_unreported: bool = False
-    stop_wait: Any = None
-    # time.monotonic() at fork (what /proc/<pid>/stat's starttime counts from boot).
-    start_time: float = dataclasses.field(default_factory=time.monotonic)
+    def __init__(self, pid: int = 1, ppid: int = 0, pgid: int = 1, sid: int = 1,
+                 creds: Credentials | None = None, exe: str = "", argv: list[bytes] | None = None,
+                 envp: list[bytes] | None = None, cwd: str = "/", cwd_walk: Any = None,
+                 root: str = "/", mounts: Any = None, umask: int = 0o022,
+                 rlimits: dict[int, tuple[int, int]] | None = None, sigactions: dict[int, bytes] | None = None,
+                 exit_status: int | None = None, dumpable: int = 1, pending: int = 0,
+                 siginfo: dict | None = None, tasks: list | None = None,
+                 children: list | None = None, parent: Any = None, wait_status: int | None = None,
+                 zombie: bool = False, exit_signal: int = 17, child_wait: Any = None,
+                 stopped: bool = False, stop_signal: int = 0, stop_unreported: bool = False,
+                 continue_unreported: bool = False, stop_wait: Any = None,
+                 start_time: float | None = None, personality: int = 0):
+        self.pid = pid
+        self.ppid = ppid
+        self.pgid = pgid
+        self.sid = sid
+        self.creds = Credentials() if creds is None else creds
+        self.exe = exe
+        self.argv = [] if argv is None else argv
+        self.envp = [] if envp is None else envp
+        self.cwd = cwd
+        # The cwd's place in the tree when it is an in-memory directory
+        # (kernel.files.set_cwd): what a removed cwd is still resolved from.
+        self.cwd_walk = cwd_walk
+        self.root = root
+        self.mounts = mounts
+        self.umask = umask
+        self.rlimits = {} if rlimits is None else rlimits
+        # rt_sigaction records: signal number -> raw struct k_sigaction bytes.
+        self.sigactions = {} if sigactions is None else sigactions
+        self.exit_status = exit_status
+        self.dumpable = dumpable
+        # Signals sent to the whole process and not yet taken by a thread
+        # (bit n-1 for signal n), as Linux's shared_pending.
+        self.pending = pending
+        self.siginfo = {} if siginfo is None else siginfo
+        # The family: live tasks (threads), child processes, the parent Process.
+        self.tasks = [] if tasks is None else tasks
+        self.children = [] if children is None else children
+        self.parent = parent
+        # Linux wait status once the process has exited (exit code << 8, or
+        # the killing signal); it is a zombie until its parent reaps it.
+        self.wait_status = wait_status
+        self.zombie = zombie
+        self.exit_signal = exit_signal  # SIGCHLD: what the parent is sent at exit (clone's low byte)
+        # Waiters: the parent in wait4 sleeps on child_wait of its own Process.
+        self.child_wait = child_wait
+        # Job control (signal(7) "Stop", "Cont"): stopped by stop_signal; what
+        # wait4 has still to report with WUNTRACED / WCONTINUED.
+        self.stopped = stopped
+        self.stop_signal = stop_signal
+        self.stop_unreported = stop_unreported
+        self.continue_unreported = continue_unreported
+        self.stop_wait = stop_wait
+        # time.monotonic() at fork (what /proc/<pid>/stat's starttime counts from boot).
+        self.start_time = time.monotonic() if start_time is None else start_time
+        # personality(2)'s execution domain and flags (PER_LINUX: 0); kept
+        # by fork and execve, and only recorded (include/uapi/linux/personality.h).
+        self.personality = personality
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid}, ppid={self.ppid}, exe={self.exe!r})"
 
 
-@dataclasses.dataclass
 class Task:
     """One guest thread.
 
@@ -151,51 +194,64 @@ class Task:
     (bit n-1 for signal n). ``clear_child_tid`` is the address given to
     set_tid_address(2). ``context`` is the platform's register context for
     this thread (kvmsentry.platform), ``exited`` is set by exit/exit_group.
+    Compared by identity.
     """
 
-    tid: int
-    process: Process
-    mm: "MemoryManager"
-    fds: "FdTable"
-    sigmask: int = 0
-    clear_child_tid: int = 0
-    robust_list: tuple[int, int] = (0, 0)
-    # sigaltstack(2): (ss_sp, ss_flags, ss_size); SS_DISABLE (2) at first.
-    altstack: tuple[int, int, int] = (0, 2, 0)
-    comm: bytes = b""  # prctl(PR_SET_NAME); empty: the executable's name
-    # Signals sent to this thread (bit n-1 for signal n), not yet delivered,
-    # and the siginfo of each.
-    pending: int = 0
-    siginfo: dict = dataclasses.field(default_factory=dict)
-    # (nr, -ERESTART*) of a syscall a signal interrupted, until handled.
-    restart: Any = None
-    # The mask to restore after rt_sigsuspend's temporary one (None: none).
-    saved_sigmask: int | None = None
-    # The WaitQueue this task sleeps on, if any (to wake it for a signal).
-    waiting_on: Any = None
-    # A call parked (Kernel.park) and woken without its go-ahead: its result
-    # when one was decided for it (a futex wait woken), else what to undo
-    # before the call is made again (park_cancel, a function or None).
-    park_result: Any = None
-    park_cancel: Any = None
-    kernel: Any = None
-    # A vfork child: the parent task waits until this task execs or exits.
-    vfork_parent: Any = None
-    vfork_done: bool = False
-    pdeath_signal: int = 0
-    no_new_privs: bool = False
-    context: Any = None
-    exited: bool = False
-    # Set by a handler that replaced the registers (execve): the
-    # dispatcher must not write rax.
-    regs_replaced: bool = False
-    # The last resolved page fault (address and registers) and how many
-    # times in a row it came back (Kernel._check_fault_loop).
-    fault_key: Any = None
-    fault_repeats: int = 0
-    # The last fault resolved inside the exit-free read's trampoline
-    # (kvmsentry/kernel/fastread.py fault): the same again is rolled back.
-    fast_read_fault: Any = None
+    def __init__(self, tid: int, process: Process, mm: "MemoryManager", fds: "FdTable",
+                 sigmask: int = 0, clear_child_tid: int = 0, robust_list: tuple[int, int] = (0, 0),
+                 altstack: tuple[int, int, int] = (0, 2, 0), comm: bytes = b"",
+                 pending: int = 0, siginfo: dict | None = None, restart: Any = None,
+                 saved_sigmask: int | None = None, waiting_on: Any = None, kernel: Any = None,
+                 vfork_parent: Any = None, vfork_done: bool = False, pdeath_signal: int = 0,
+                 no_new_privs: bool = False, context: Any = None, exited: bool = False,
+                 regs_replaced: bool = False, fault_key: Any = None, fault_repeats: int = 0,
+                 fast_read_fault: Any = None):
+        self.tid = tid
+        self.process = process
+        self.mm = mm
+        self.fds = fds
+        self.sigmask = sigmask
+        self.clear_child_tid = clear_child_tid
+        self.robust_list = robust_list
+        # sigaltstack(2): (ss_sp, ss_flags, ss_size); SS_DISABLE (2) at first.
+        self.altstack = altstack
+        self.comm = comm  # prctl(PR_SET_NAME); empty: the executable's name
+        # Signals sent to this thread (bit n-1 for signal n), not yet delivered,
+        # and the siginfo of each.
+        self.pending = pending
+        self.siginfo = {} if siginfo is None else siginfo
+        # (nr, -ERESTART*) of a syscall a signal interrupted, until handled.
+        self.restart = restart
+        # The mask to restore after rt_sigsuspend's temporary one (None: none).
+        self.saved_sigmask = saved_sigmask
+        # The WaitQueue this task sleeps on, if any (to wake it for a signal).
+        self.waiting_on = waiting_on
+        # A call parked (Kernel.park) and woken without its go-ahead: its
+        # result when one was decided for it (a futex wait woken), else what
+        # to undo before the call is made again (park_cancel, a function or None).
+        self.park_result = None
+        self.park_cancel = None
+        self.kernel = kernel
+        # A vfork child: the parent task waits until this task execs or exits.
+        self.vfork_parent = vfork_parent
+        self.vfork_done = vfork_done
+        self.pdeath_signal = pdeath_signal
+        self.no_new_privs = no_new_privs
+        self.context = context
+        self.exited = exited
+        # Set by a handler that replaced the registers (execve): the
+        # dispatcher must not write rax.
+        self.regs_replaced = regs_replaced
+        # The last resolved page fault (address and registers) and how many
+        # times in a row it came back (Kernel._check_fault_loop).
+        self.fault_key = fault_key
+        self.fault_repeats = fault_repeats
+        # The last fault resolved inside the exit-free read's trampoline
+        # (kvmsentry/kernel/fastread.py fault): the same again is rolled back.
+        self.fast_read_fault = fast_read_fault
+
+    def __repr__(self) -> str:
+        return f"Task(tid={self.tid}, process={self.process!r})"
 
     @property
     def pid(self) -> int:

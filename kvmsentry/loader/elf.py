@@ -31,12 +31,11 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import stat as _stat
 import struct
-from dataclasses import dataclass, field
-
-from elftools.common.exceptions import ELFError as _PyElfError
-from elftools.construct.core import ConstructError as _ConstructError
-from elftools.elf.structs import ELFStructs
+from kvmsentry.loader._pyelftools import ConstructError as _ConstructError
+from kvmsentry.loader._pyelftools import ELFError as _PyElfError
+from kvmsentry.loader._pyelftools import ELFStructs
 
 PAGE_SIZE = 4096
 
@@ -86,26 +85,61 @@ class ElfError(Exception):
         self.errno = errno_
 
 
-@dataclass(frozen=True)
 class Segment:
     """One PT_LOAD segment.
 
     ``vaddr``/``memsz``/``filesz``/``offset`` are p_vaddr, p_memsz, p_filesz,
     p_offset in bytes (``vaddr`` unrelocated: add the load base of a PIE).
-    ``data`` is the ``filesz`` file bytes at ``offset``; bytes
+    ``data`` is the ``filesz`` file bytes at ``offset`` (see below); bytes
     ``[vaddr + filesz, vaddr + memsz)`` are zero (bss). ``prot`` is
     PROT_READ|PROT_WRITE|PROT_EXEC bits (mmap module values) from p_flags.
     ``align`` is p_align when it is a power of two >= PAGE_SIZE, else
-    PAGE_SIZE.
+    PAGE_SIZE. Immutable by convention, equal and hashed by its fields
+    (plain classes: a dataclass costs ~0.2 ms to create at every start).
+
+    A segment of a file loaded by host path (``path``, ``data`` None)
+    reads its bytes from the file when ``data`` is first asked for: the
+    kernel maps such a file through the page cache and never asks, and
+    reading and copying a whole program at every exec cost ~2.5 ms of a
+    busybox start.
     """
 
-    vaddr: int
-    memsz: int
-    filesz: int
-    offset: int
-    data: bytes = field(repr=False)
-    prot: int
-    align: int
+    __slots__ = ("vaddr", "memsz", "filesz", "offset", "_data", "prot", "align", "_path")
+
+    def __init__(self, vaddr: int, memsz: int, filesz: int, offset: int, data: bytes | None,
+                 prot: int, align: int, path: str | None = None):
+        self.vaddr = vaddr
+        self.memsz = memsz
+        self.filesz = filesz
+        self.offset = offset
+        self._data = data
+        self.prot = prot
+        self.align = align
+        self._path = path
+
+    @property
+    def data(self) -> bytes:
+        """The ``filesz`` file bytes at ``offset`` (read now from ``path``
+        when not read yet; OSError when the file is gone, fewer bytes if
+        it shrank)."""
+        if self._data is None:
+            with open(self._path, "rb") as f:
+                f.seek(self.offset)
+                self._data = f.read(self.filesz)
+        return self._data
+
+    def _fields(self) -> tuple:
+        return (self.vaddr, self.memsz, self.filesz, self.offset, self.data, self.prot, self.align)
+
+    def __eq__(self, other):
+        return self._fields() == other._fields() if other.__class__ is Segment else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Segment(vaddr={self.vaddr:#x}, memsz={self.memsz:#x}, filesz={self.filesz:#x}, "
+                f"offset={self.offset:#x}, prot={self.prot}, align={self.align:#x})")
 
     @property
     def end(self) -> int:
@@ -113,7 +147,6 @@ class Segment:
         return self.vaddr + self.memsz
 
 
-@dataclass(frozen=True)
 class ElfImage:
     """A validated, loadable ELF executable (result of ``load_elf``).
 
@@ -130,17 +163,38 @@ class ElfImage:
     - ``stack_exec``: PT_GNU_STACK has PF_X (False when absent, see module doc).
     - ``max_align``: the largest power-of-two p_align of the PT_LOADs
       (>= PAGE_SIZE): a PIE's load base must be a multiple of it.
+
+    Immutable by convention (one image serves every exec of a file,
+    ImageCache); equal when every field is.
     """
 
-    entry: int
-    is_pie: bool
-    segments: list[Segment]
-    phdr_vaddr: int
-    phent: int
-    phnum: int
-    interp: str | None
-    stack_exec: bool
-    max_align: int = PAGE_SIZE
+    __slots__ = ("entry", "is_pie", "segments", "phdr_vaddr", "phent", "phnum", "interp",
+                 "stack_exec", "max_align")
+
+    def __init__(self, entry: int, is_pie: bool, segments: list[Segment], phdr_vaddr: int,
+                 phent: int, phnum: int, interp: str | None, stack_exec: bool,
+                 max_align: int = PAGE_SIZE):
+        self.entry = entry
+        self.is_pie = is_pie
+        self.segments = segments
+        self.phdr_vaddr = phdr_vaddr
+        self.phent = phent
+        self.phnum = phnum
+        self.interp = interp
+        self.stack_exec = stack_exec
+        self.max_align = max_align
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other):
+        return self._fields() == other._fields() if other.__class__ is ElfImage else NotImplemented
+
+    __hash__ = None  # holds a list
+
+    def __repr__(self) -> str:
+        return (f"ElfImage(entry={self.entry:#x}, is_pie={self.is_pie}, "
+                f"segments={self.segments!r}, interp={self.interp!r})")
 
     def span(self) -> tuple[int, int]:
         """``(lo, hi)``: the page-aligned range covering all segments.
@@ -170,12 +224,32 @@ def _prot_from_flags(p_flags: int) -> int:
     return prot
 
 
-def _read_input(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview) -> bytes:
-    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return bytes(path_or_bytes)
-    # open() raises FileNotFoundError, IsADirectoryError, PermissionError.
-    with open(path_or_bytes, "rb") as f:
-        return f.read()
+class _HostFile:
+    """A regular host file read piecewise, as ``_parse`` reads its input:
+    ``len()`` is the file's size, a slice is read with pread(2) (an empty
+    or short one past the end, as slicing bytes)."""
+
+    __slots__ = ("fd", "path", "size")
+
+    def __init__(self, fd: int, path: str, size: int):
+        self.fd = fd
+        self.path = path
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: slice) -> bytes:
+        start, stop = index.start or 0, min(index.stop, self.size)
+        return os.pread(self.fd, stop - start, start) if stop > start else b""
+
+
+def _segment_bytes(data, offset: int, filesz: int) -> tuple[bytes | None, str | None]:
+    """(bytes, None) of a segment of an image given as bytes, (None, path)
+    for a host file's (Segment.data reads them when asked)."""
+    if isinstance(data, _HostFile):
+        return None, data.path
+    return data[offset:offset + filesz], None
 
 
 def _check_ident(data: bytes) -> None:
@@ -199,8 +273,9 @@ def _check_ident(data: bytes) -> None:
 def load_elf(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview) -> ElfImage:
     """Read and validate an x86-64 ELF executable; return its ``ElfImage``.
 
-    ``path_or_bytes`` is a host path (the whole file is read) or the file's
-    bytes. Raises:
+    ``path_or_bytes`` is a host path or the file's bytes. Of a regular
+    host file only the headers and PT_INTERP are read (the segments' bytes
+    when their ``data`` is asked for). Raises:
     - ``FileNotFoundError`` / ``IsADirectoryError`` / ``PermissionError``
       (OSError from opening a path; a directory is IsADirectoryError, which
       execve(2) reports as EACCES);
@@ -213,8 +288,19 @@ def load_elf(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview) 
     Dynamic executables are not rejected: ``interp`` is set. Sources:
     fs/binfmt_elf.c (load_elf_binary, load_elf_phdrs), elf(5), the gABI.
     """
-    data = _read_input(path_or_bytes)
-    _check_ident(data)
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        return _parse_checked(bytes(path_or_bytes))
+    # open() raises FileNotFoundError, IsADirectoryError, PermissionError.
+    with open(path_or_bytes, "rb", buffering=0) as f:
+        st = os.fstat(f.fileno())
+        if not _stat.S_ISREG(st.st_mode):  # a pipe or a device: read it all
+            return _parse_checked(f.read())
+        return _parse_checked(_HostFile(f.fileno(), os.fspath(path_or_bytes), st.st_size))
+
+
+def _parse_checked(data) -> ElfImage:
+    """_parse of ``data`` (bytes or a _HostFile) after _check_ident."""
+    _check_ident(data[:ELF_HEADER_SIZE])
     try:
         return _parse(data)
     except (_PyElfError, _ConstructError, struct.error) as e:
@@ -267,13 +353,21 @@ def _structs() -> ELFStructs:
     global _STRUCTS
     if _STRUCTS is None:
         structs = ELFStructs(little_endian=True, elfclass=64)
-        structs.create_basic_structs()
-        structs.create_advanced_structs("ET_EXEC", "EM_X86_64", "ELFOSABI_SYSV")
+        structs.create_basic_structs()  # the word types and Elf_Ehdr
+        create_phdr = getattr(structs, "_create_phdr", None)
+        if create_phdr is not None:
+            # Elf_Phdr alone, for x86-64's p_type names; what
+            # create_advanced_structs does first, before ~20 more structs
+            # (sections, symbols, notes...) that nothing here parses.
+            structs.e_machine = "EM_X86_64"
+            create_phdr()
+        else:
+            structs.create_advanced_structs("ET_EXEC", "EM_X86_64", "ELFOSABI_SYSV")
         _STRUCTS = structs
     return _STRUCTS
 
 
-def _parse(data: bytes) -> ElfImage:
+def _parse(data: bytes | _HostFile) -> ElfImage:
     structs = _structs()
     hdr = structs.Elf_Ehdr.parse(bytes(data[:ELF_HEADER_SIZE]))
 
@@ -301,6 +395,7 @@ def _parse(data: bytes) -> ElfImage:
             raise ElfError(f"truncated ELF: program header {i} extends past the end of the file")
 
     phdr_struct = structs.Elf_Phdr
+    table = data[phoff:phoff + phnum * phent]
     entry = hdr["e_entry"]
     segments: list[Segment] = []
     interp: str | None = None
@@ -309,7 +404,7 @@ def _parse(data: bytes) -> ElfImage:
     max_align = PAGE_SIZE
 
     for i in range(phnum):
-        ph = phdr_struct.parse(data[phoff + i * phent:phoff + (i + 1) * phent])
+        ph = phdr_struct.parse(table[i * phent:(i + 1) * phent])
         p_type = ph["p_type"]
         if p_type == "PT_LOAD":
             segments.append(_load_segment(i, ph, data, is_pie))
@@ -382,14 +477,16 @@ def _load_segment(i: int, ph, data: bytes, is_pie: bool) -> Segment:
                        f"differ modulo the page size")
     if align < PAGE_SIZE or align & (align - 1):
         align = PAGE_SIZE
+    segment_data, path = _segment_bytes(data, offset, filesz)
     return Segment(
         vaddr=vaddr,
         memsz=memsz,
         filesz=filesz,
         offset=offset,
-        data=data[offset:offset + filesz],
+        data=segment_data,
         prot=_prot_from_flags(p_flags),
         align=align,
+        path=path,
     )
 
 

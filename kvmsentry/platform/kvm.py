@@ -17,7 +17,6 @@ EXCEPTION_PORT_BASE + vector, with the CPU's frame on the IST stack.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import struct
@@ -137,24 +136,41 @@ class PlatformError(RuntimeError):
     """The VM did something the sentry cannot explain (a sentry bug or host failure)."""
 
 
-@dataclasses.dataclass
 class Fault:
     """A CPU exception taken in ring 3: vector, error code, CR2 (for #PF)."""
 
-    vector: int
-    error_code: int
-    cr2: int = 0
+    __slots__ = ("vector", "error_code", "cr2")
+
+    def __init__(self, vector: int, error_code: int, cr2: int = 0):
+        self.vector = vector
+        self.error_code = error_code
+        self.cr2 = cr2
+
+    def __eq__(self, other):
+        if other.__class__ is not Fault:
+            return NotImplemented
+        return (self.vector, self.error_code, self.cr2) == (other.vector, other.error_code, other.cr2)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Fault(vector={self.vector}, error_code={self.error_code:#x}, cr2={self.cr2:#x})"
 
 
-@dataclasses.dataclass
 class Runtime:
-    """The assembled ring-0 runtime: its text and the addresses of its labels."""
+    """The assembled ring-0 runtime: its text and the addresses of its labels.
 
-    text: bytes
-    base: int
-    symbols: dict[str, int]
-    # The per-vCPU syscall entry (section .vcpu_stub), linked in vCPU 0's slot.
-    vcpu_stub: bytes = b""
+    ``vcpu_stub`` is the per-vCPU syscall entry (section .vcpu_stub),
+    linked in vCPU 0's slot.
+    """
+
+    __slots__ = ("text", "base", "symbols", "vcpu_stub")
+
+    def __init__(self, text: bytes, base: int, symbols: dict[str, int], vcpu_stub: bytes = b""):
+        self.text = text
+        self.base = base
+        self.symbols = symbols
+        self.vcpu_stub = vcpu_stub
 
     @classmethod
     def load(cls) -> "Runtime":
@@ -777,7 +793,7 @@ class Context:
         That is every unsettled dirty table of the address space (see
         kvmsentry/vm/paging.py: records stay until a flush has run) and the
         retired table frames this vCPU takes. Frames are freed only after
-        the poke (_confirm_zap): flush_handler's `orq $0` rewrites 8 bytes
+        the poke (_confirm_zap): flush_handler's `lock orq $0` rewrites 8 bytes
         of each page, so a frame freed earlier and reused (by another thread
         filling a page-cache page, say) would get them back as they were.
         """

@@ -11,7 +11,6 @@ meant for a person ("this machine has no KVM: ...").
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import mmap
 import os
@@ -145,19 +144,51 @@ class Vm:
         return Vcpu(self, fd, vcpu_id)
 
 
-@dataclasses.dataclass(frozen=True)
 class ExitIo:
-    """KVM_EXIT_IO: ``port``, ``direction`` (KVM_EXIT_IO_IN/OUT), ``size`` bytes."""
-    port: int
-    direction: int
-    size: int
+    """KVM_EXIT_IO: ``port``, ``direction`` (KVM_EXIT_IO_IN/OUT), ``size``
+    bytes. Immutable by convention (one instance per kind is reused);
+    equal and hashed by its fields."""
+
+    __slots__ = ("port", "direction", "size")
+
+    def __init__(self, port: int, direction: int, size: int):
+        self.port = port
+        self.direction = direction
+        self.size = size
+
+    def _key(self) -> tuple:
+        return (self.port, self.direction, self.size)
+
+    def __eq__(self, other):
+        return self._key() == other._key() if other.__class__ is ExitIo else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"ExitIo(port={self.port:#x}, direction={self.direction}, size={self.size})"
 
 
-@dataclasses.dataclass(frozen=True)
 class ExitOther:
-    """Any other exit: ``reason`` is the KVM_EXIT_* number, ``detail`` text."""
-    reason: int
-    detail: str = ""
+    """Any other exit: ``reason`` is the KVM_EXIT_* number, ``detail`` text.
+    Equal and hashed by its fields."""
+
+    __slots__ = ("reason", "detail")
+
+    def __init__(self, reason: int, detail: str = ""):
+        self.reason = reason
+        self.detail = detail
+
+    def __eq__(self, other):
+        if other.__class__ is not ExitOther:
+            return NotImplemented
+        return (self.reason, self.detail) == (other.reason, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.detail))
+
+    def __repr__(self) -> str:
+        return f"ExitOther(reason={self.reason}, detail={self.detail!r})"
 
 
 # ExitIo values are immutable: one instance per (port, direction, size),

@@ -200,60 +200,43 @@ class PageTable:
             gpa += count * HUGE_PAGE_SIZE
 
     def map_new(self, entries: dict[int, int]) -> None:
-        """Install leaf entries {gva: entry} where none are present (no flush needed).
-
-        Walks the tree once per page table, not once per page: exec maps
-        hundreds of cached pages at a time.
-        """
-        table_of: dict[int, int] = {}
-        view = self.memory.view
-        for gva in sorted(entries):
-            key = gva >> 21
-            table = table_of.get(key)
-            if table is None:
-                table = table_of[key] = self._leaf_slot(gva, True) - indices(gva)[3] * 8
-            _U64.pack_into(view, table + ((gva >> 12) & 511) * 8, entries[gva])
+        """Install leaf entries {gva: entry} where none are present (no flush
+        needed): exec maps hundreds of cached pages at a time."""
+        self._write_leaves(sorted(entries.items()), create=True)
 
     def set_entries(self, entries: dict[int, int]) -> None:
         """set_entry(gva, entry) for each of {gva: entry} (non-zero entries,
-        present before or not; clear_entries unmaps), walking the tree once
-        per page table, not once per page (fork's write-protection of the
-        parent)."""
-        view = self.memory.view
-        table_of: dict[int, int] = {}
-        changed = set()
-        for gva, entry in entries.items():
-            key = gva >> 21
-            table = table_of.get(key)
-            if table is None:
-                table = table_of[key] = self._leaf_slot(gva, True) - ((gva >> 12) & 511) * 8
-            slot = table + ((gva >> 12) & 511) * 8
-            if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
-                changed.add(table)
-            _U64.pack_into(view, slot, entry)
-        for table in changed:  # after the writes (module docstring)
-            self.mark_dirty(table)
+        present before or not; clear_entries unmaps): fork's
+        write-protection of the parent, mprotect."""
+        self._write_leaves(entries.items(), create=True)
 
     def clear_entries(self, gvas) -> None:
-        """set_entry(gva, 0) for every page address in ``gvas``, walking the
-        tree once per page table, not once per page (munmap, exit)."""
+        """set_entry(gva, 0) for every page address in ``gvas`` (munmap, exit)."""
+        self._write_leaves(((gva, 0) for gva in gvas), create=False)
+
+    def _write_leaves(self, items, *, create: bool) -> None:
+        """Write each (gva, entry) of ``items`` in its leaf slot, walking the
+        tree once per page table, not once per page. ``create``: make missing
+        tables (else a page without one is skipped: nothing to clear). Tables
+        whose present entries changed are recorded dirty after the writes
+        (module docstring)."""
         view = self.memory.view
         table_of: dict[int, int | None] = {}
         changed = set()
-        for gva in gvas:
+        for gva, entry in items:
             key = gva >> 21
             if key in table_of:
                 table = table_of[key]
             else:
-                slot = self._leaf_slot(gva, False)
+                slot = self._leaf_slot(gva, create)
                 table = table_of[key] = None if slot is None else slot - ((gva >> 12) & 511) * 8
             if table is None:
                 continue
             slot = table + ((gva >> 12) & 511) * 8
             if _U64.unpack_from(view, slot)[0] & PTE_PRESENT:
                 changed.add(table)
-            _U64.pack_into(view, slot, 0)
-        for table in changed:  # after the writes (module docstring)
+            _U64.pack_into(view, slot, entry)
+        for table in changed:
             self.mark_dirty(table)
 
     def set_entry(self, gva: int, entry: int) -> None:
@@ -420,6 +403,31 @@ class PageTable:
         """The raw leaf entry for ``gva`` (0 when not mapped)."""
         slot = self._leaf_slot(gva, False)
         return 0 if slot is None else self._get(slot)
+
+    def walk(self, gva: int) -> list[tuple[int, int]]:
+        """[(GPA of the entry, entry)] from the PML4 down to the last level
+        present for ``gva``: what the MMU reads (a fault report's detail)."""
+        table, steps = self.cr3, []
+        for level, index in enumerate(indices(gva)):
+            slot = table + index * 8
+            entry = self._get(slot)
+            steps.append((slot, entry))
+            if not entry & PTE_PRESENT or (level in (1, 2) and entry & PTE_PSE):
+                break
+            table = entry & PTE_ADDR_MASK
+        return steps
+
+    def frame_of(self, gva: int) -> int | None:
+        """GPA of the 4 KiB frame the tree maps at ``gva`` (a 2 MiB page's
+        part too), None when not present; nothing is split (see walk)."""
+        steps = self.walk(gva)
+        entry = steps[-1][1]
+        if not entry & PTE_PRESENT:
+            return None
+        if len(steps) < 4:  # a 2 MiB (or 1 GiB) page
+            size = HUGE_PAGE_SIZE if len(steps) == 3 else HUGE_PAGE_SIZE * 512
+            return (entry & PTE_ADDR_MASK & ~(size - 1)) + (gva & (size - 1) & ~(PAGE_SIZE - 1))
+        return entry & PTE_ADDR_MASK
 
     def unmap(self, gva: int) -> None:
         """Clear the leaf entry for ``gva``; the caller flushes the TLB."""

@@ -136,6 +136,52 @@ def test_matches_readelf(elves, kind):
     assert hi == (max(s["vaddr"] + s["memsz"] for s in facts["loads"]) + 0xFFF) & ~0xFFF
     assert lo % 4096 == 0 and hi % 4096 == 0
 
+@pytest.mark.parametrize("kind", ["static", "static_pie", "dynamic"])
+def test_header_structs_parse_as_pyelftools_full_set(elves, kind):
+    """The loader builds only Elf_Ehdr and Elf_Phdr (kvmsentry.loader.elf._structs):
+    they parse every header as pyelftools' whole ELFStructs does."""
+    from elftools.elf.structs import ELFStructs
+
+    from kvmsentry.loader import elf
+    full = ELFStructs(little_endian=True, elfclass=64)
+    full.create_basic_structs()
+    full.create_advanced_structs("ET_EXEC", "EM_X86_64", "ELFOSABI_SYSV")
+    ours = elf._structs()
+    raw = elves[kind].read_bytes()
+    assert ours.Elf_Ehdr.parse(raw[:64]) == full.Elf_Ehdr.parse(raw[:64])
+    hdr = full.Elf_Ehdr.parse(raw[:64])
+    for i in range(hdr["e_phnum"]):
+        ph = raw[hdr["e_phoff"] + i * 56:hdr["e_phoff"] + (i + 1) * 56]
+        assert ours.Elf_Phdr.parse(ph) == full.Elf_Phdr.parse(ph)
+
+
+def test_path_load_reads_segment_bytes_only_when_asked(elves, tmp_path):
+    """By host path only the headers are read; a segment's data is read
+    from the file when asked for, and equals what a bytes load gives."""
+    copy = tmp_path / "prog"
+    copy.write_bytes(elves["static"].read_bytes())
+    by_path = load_elf(str(copy))
+    assert all(seg._data is None for seg in by_path.segments)
+    by_bytes = load_elf(copy.read_bytes())
+    assert all(seg._data is not None for seg in by_bytes.segments)
+    assert by_path == by_bytes
+    assert [seg.data for seg in by_path.segments] == [seg.data for seg in by_bytes.segments]
+
+
+def test_fifo_is_read_whole(elves, tmp_path):
+    """A path that is not a regular file (a FIFO) is read to its end, as before."""
+    import threading
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    raw = elves["static"].read_bytes()
+    writer = threading.Thread(target=fifo.write_bytes, args=(raw,))
+    writer.start()
+    try:
+        img = load_elf(str(fifo))
+    finally:
+        writer.join()
+    assert img == load_elf(raw)
+
 
 def test_static_pie_has_no_interp(elves):
     img = load_elf(elves["static_pie"])

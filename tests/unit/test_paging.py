@@ -426,3 +426,25 @@ def test_fork_into_writes_the_childs_own_entries(memory):
     assert child.entry(0x201000) == 0x300000 | user and parent.entry(0x201000) == 0x102000 | user & ~PTE_RW
     assert child.entry(0x600000) == 0x301000 | user
     assert child.entry(0x40000000) == 0x302000 | user and parent.entry(0x40000000) == 0
+
+
+def test_walk_and_frame_of_read_without_changing_the_tree(memory):
+    """walk() lists each level's entry down to the leaf (or the 2 MiB page);
+    frame_of() names the mapped frame and splits nothing (fault reports)."""
+    pt = PageTable(memory)
+    gva = 0x7F00_1234_5000
+    frame = memory.alloc_frame()
+    pt.map(gva, frame, writable=True, executable=False)
+    steps = pt.walk(gva)
+    assert len(steps) == 4 and steps[0][0] == pt.cr3 + indices(gva)[0] * 8
+    assert steps[-1][1] == pte(frame, writable=True, executable=False, user=True)
+    assert pt.frame_of(gva + 0x123) == frame
+    assert pt.frame_of(gva + PAGE_SIZE) is None
+    assert pt.frame_of(0x1000) is None and len(pt.walk(0x1000)) == 1  # no PDPT there
+    huge = memory.alloc_huge()
+    pt.map_huge_user(0x40000000, huge | PTE_PRESENT | PTE_USER | x86.PTE_PSE)
+    before = bytes(memory.view[pt.cr3:pt.cr3 + PAGE_SIZE])
+    tables = list(pt._tables)
+    assert pt.frame_of(0x40000000 + 7 * PAGE_SIZE + 5) == huge + 7 * PAGE_SIZE
+    assert len(pt.walk(0x40000000)) == 3  # the directory entry is the leaf
+    assert pt._tables == tables and bytes(memory.view[pt.cr3:pt.cr3 + PAGE_SIZE]) == before

@@ -14,7 +14,6 @@ does not (setuid, setgid).
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import struct
 
@@ -71,7 +70,7 @@ def _set_ids(task, real: int, effective: int, saved: int, *, gid: bool) -> None:
 def _commit_ids(task, old, ids: tuple[int, int, int], gid: bool) -> None:
     """New credentials with the (real, effective, saved) ``ids``."""
     names = ("gid", "egid", "sgid") if gid else ("uid", "euid", "suid")
-    new = dataclasses.replace(old, **dict(zip(names, ids)))
+    new = old.replace(**dict(zip(names, ids)))
     if not gid:
         _emulate_setxuid(old, new)
     commit_creds(task, new)
@@ -248,6 +247,29 @@ def sys_capset(task, header, data):
         raise SyscallError(errno.EPERM)
     if permitted & ~old.cap_permitted or effective & ~permitted:
         raise SyscallError(errno.EPERM)
-    commit_creds(task, dataclasses.replace(old, cap_effective=effective, cap_permitted=permitted,
-                                           cap_inheritable=inheritable))
+    commit_creds(task, old.replace(cap_effective=effective, cap_permitted=permitted,
+                                   cap_inheritable=inheritable))
+    return 0
+
+
+NGROUPS_MAX = 65536
+
+
+@syscall("setgroups")
+def sys_setgroups(task, gidsetsize, grouplist):
+    """Implements Linux syscall setgroups(2): the supplementary groups
+    become the ``gidsetsize`` u32s at ``grouplist``, sorted, for every
+    thread of the process.
+
+    EPERM without CAP_SETGID, then EINVAL for a size above NGROUPS_MAX
+    (65536, or negative), EFAULT (kernel/groups.c).
+    """
+    old = task.process.creds
+    if not old.capable(CAP_SETGID):
+        raise SyscallError(errno.EPERM)
+    size = gidsetsize & 0xFFFFFFFF
+    if size > NGROUPS_MAX:
+        raise SyscallError(errno.EINVAL)
+    groups = struct.unpack(f"<{size}I", task.mm.copy_in(grouplist, 4 * size)) if size else ()
+    commit_creds(task, old.replace(groups=tuple(sorted(groups))))
     return 0

@@ -13,7 +13,6 @@ with ``to_s64``. Counts above MAX_RW_COUNT are clamped like Linux
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import stat
@@ -34,11 +33,9 @@ from kvmsentry.kernel.fd import (
 )
 from kvmsentry.kernel.files import AT_FDCWD, read_path, to_int
 from kvmsentry.kernel.mm import GuestFault
-from kvmsentry.kernel.syscalls.pipe import pipe_fcntl
 from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.kernel.vfs import perm
 from kvmsentry.kernel.vfs.inode import DirInode
-from kvmsentry.kernel.vfs.hostbind import HostRWFile
 from kvmsentry.kernel.vfs.file import RegularFile, add_seals, check_size, copy_data, get_seals
 
 # include/uapi/linux/fcntl.h
@@ -731,7 +728,7 @@ def _access(task, dirfd: int, path_gva: int, mode: int, flags: int) -> int:
     if not flags & AT_EACCESS and (creds.uid, creds.gid) != (creds.euid, creds.egid):
         # access_override_creds: the real ids decide, for the lookup too,
         # with root's capabilities only for a real uid 0.
-        override = dataclasses.replace(creds, euid=creds.uid, egid=creds.gid)
+        override = creds.replace(euid=creds.uid, egid=creds.gid)
         if hasattr(override, "cap_effective"):
             override.cap_effective = override.cap_permitted if creds.uid == 0 else 0
         process.creds = override
@@ -854,6 +851,7 @@ def sys_fcntl(task, fd, cmd, arg):
         return 0
     if cmd == F_GET_SEALS:
         return get_seals(file)
+    from kvmsentry.kernel.syscalls.pipe import pipe_fcntl  # not at start: pipes may never be used
     result = pipe_fcntl(file, cmd, arg, task)  # F_GETPIPE_SZ / F_SETPIPE_SZ
     if result is not None:
         return result
@@ -1022,6 +1020,42 @@ def _sync_fd(task, fd) -> int:
         # Pipes, sockets, character devices and anonymous inodes (eventfd,
         # epoll, timerfd) have no ->fsync: EINVAL (fs/sync.c vfs_fsync_range).
         raise SyscallError(errno.EINVAL)
+    return 0
+
+
+@syscall("readahead")
+def sys_readahead(task, fd, offset, count):
+    """Implements Linux syscall readahead(2): a hint; nothing is read ahead
+    (a read fills the page cache itself). EBADF for a fd not open for
+    reading, EINVAL for anything but a regular file or block device
+    (mm/readahead.c ksys_readahead)."""
+    file = _readable(task, fd)
+    mode = file.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        raise SyscallError(errno.EINVAL)
+    return 0
+
+
+# sync_file_range(2) flags (include/uapi/linux/fs.h).
+SYNC_FILE_RANGE_WAIT_BEFORE = 1
+SYNC_FILE_RANGE_WRITE = 2
+SYNC_FILE_RANGE_WAIT_AFTER = 4
+
+
+@syscall("sync_file_range")
+def sys_sync_file_range(task, fd, offset, nbytes, flags):
+    """Implements Linux syscall sync_file_range(2): as fsync(2), a no-op on
+    a file (nothing here is written behind the program's back).
+
+    EINVAL for an unknown flag, EBADF, ESPIPE for anything but a regular
+    file, directory or block device (fs/sync.c).
+    """
+    if flags & ~(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER):
+        raise SyscallError(errno.EINVAL)
+    file = task.fds.get(to_int(fd))
+    mode = file.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)):
+        raise SyscallError(errno.ESPIPE)
     return 0
 
 
@@ -1422,6 +1456,7 @@ def sys_ftruncate(task, fd, length):
     if file.flags & O_PATH:
         raise SyscallError(errno.EBADF)
     length = to_s64(length)
+    from kvmsentry.kernel.vfs.hostbind import HostRWFile  # not at start: only with --mount rw
     if length < 0 or not file.writable or not isinstance(file, (RegularFile, HostRWFile)):
         raise SyscallError(errno.EINVAL)
     file.truncate(length)

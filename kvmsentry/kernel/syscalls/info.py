@@ -470,10 +470,41 @@ def sys_getresgid(task, rgid, egid, sgid):
 
 @syscall("getgroups")
 def sys_getgroups(task, gidsetsize, grouplist):
-    """Implements Linux syscall getgroups(2): no supplementary groups.
+    """Implements Linux syscall getgroups(2): the supplementary groups
+    (setgroups(2)), as u32s at ``grouplist``; returns their number.
 
-    Returns 0. EINVAL for a negative ``gidsetsize``.
+    ``gidsetsize`` 0 only counts them. EINVAL for a negative size or one
+    below the number; EFAULT (kernel/groups.c).
     """
-    if to_int(gidsetsize) < 0:
+    size = to_int(gidsetsize)
+    groups = task.process.creds.groups
+    if size < 0:
         raise SyscallError(errno.EINVAL)
-    return 0
+    if size:
+        if len(groups) > size:
+            raise SyscallError(errno.EINVAL)
+        task.mm.copy_out(grouplist, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+PER_QUERY = 0xFFFFFFFF
+
+
+@syscall("personality", support=PARTIAL,
+         note="recorded and returned; no flag changes behaviour (no address randomization to turn off)")
+def sys_personality(task, persona):
+    """Implements Linux syscall personality(2): returns the process's
+    previous execution domain; 0xffffffff only asks. The value is kept
+    (fork and execve keep it) but changes nothing: kvmsentry never
+    randomizes addresses (ADDR_NO_RANDOMIZE holds anyway), and
+    READ_IMPLIES_EXEC and the other flags are not applied
+    (kernel/exec_domain.c).
+    """
+    persona &= 0xFFFFFFFF  # an unsigned int
+    process = task.process
+    old = process.personality
+    if persona != PER_QUERY:
+        process.personality = persona
+    return old
+
+

@@ -387,15 +387,99 @@ def sys_msync(task, addr: int, length: int, flags: int) -> int:
     return 0
 
 
+# mlock2(2) and mlockall(2) flags (include/uapi/asm-generic/mman-common.h, mman.h).
+MLOCK_ONFAULT = 0x01
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+MCL_ONFAULT = 4
+
+
+def _lock_range(task, addr: int, length: int) -> int:
+    """The range check of mlock(2), mlock2(2) and munlock(2) (mm/mlock.c
+    apply_vma_lock_flags): [addr, addr + length) rounded out to pages must
+    be mapped, ENOMEM at a hole, EINVAL when it wraps. Nothing is locked:
+    the sentry never swaps guest pages out. Returns 0."""
+    start = addr & PAGE_MASK
+    end = page_align_up(addr + length)
+    if end < start or end > 1 << 64:
+        raise SyscallError(errno.EINVAL)
+    if end != start and not task.mm.covered(start, end):
+        raise SyscallError(errno.ENOMEM)
+    return 0
+
+
 @syscall("mlock")
 def sys_mlock(task, addr: int, length: int) -> int:
-    """Implements Linux syscall mlock(2) as a no-op: guest pages are never swapped by the sentry."""
-    return 0
+    """Implements Linux syscall mlock(2): the range check only (see _lock_range). ENOMEM, EINVAL."""
+    return _lock_range(task, addr, length)
+
+
+@syscall("mlock2")
+def sys_mlock2(task, addr: int, length: int, flags: int) -> int:
+    """Implements Linux syscall mlock2(2): mlock(2) with ``flags`` 0 or
+    MLOCK_ONFAULT (EINVAL for any other bit)."""
+    if flags & ~MLOCK_ONFAULT:
+        raise SyscallError(errno.EINVAL)
+    return _lock_range(task, addr, length)
 
 
 @syscall("munlock")
 def sys_munlock(task, addr: int, length: int) -> int:
-    """Implements Linux syscall munlock(2) as a no-op."""
+    """Implements Linux syscall munlock(2): the range check only. ENOMEM, EINVAL."""
+    return _lock_range(task, addr, length)
+
+
+@syscall("mlockall")
+def sys_mlockall(task, flags: int) -> int:
+    """Implements Linux syscall mlockall(2) as a no-op (nothing is swapped).
+
+    EINVAL for no flags, an unknown bit, or MCL_ONFAULT without
+    MCL_CURRENT or MCL_FUTURE (mm/mlock.c).
+    """
+    flags = to_int(flags)
+    if (not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)
+            or flags == MCL_ONFAULT):
+        raise SyscallError(errno.EINVAL)
+    return 0
+
+
+@syscall("munlockall")
+def sys_munlockall(task) -> int:
+    """Implements Linux syscall munlockall(2) as a no-op."""
+    return 0
+
+
+@syscall("mincore")
+def sys_mincore(task, addr: int, length: int, vec: int) -> int:
+    """Implements Linux syscall mincore(2): one byte per page of [addr,
+    addr + length) into ``vec``, 1 when the page is in memory (mapped in
+    the process, or a file page in the page cache), else 0.
+
+    EINVAL for an unaligned ``addr``; ENOMEM when the range leaves user
+    space or has a hole; EFAULT for a bad ``vec`` (mm/mincore.c).
+    """
+    if addr & ~PAGE_MASK:
+        raise SyscallError(errno.EINVAL)
+    mm = task.mm
+    end = addr + length
+    if end > mm.task_size:
+        raise SyscallError(errno.ENOMEM)
+    npages = page_align_up(length) // PAGE_SIZE
+    if not npages:
+        return 0
+    if not mm.covered(addr, addr + npages * PAGE_SIZE):
+        raise SyscallError(errno.ENOMEM)
+    present = bytearray(npages)
+    first = addr // PAGE_SIZE
+    for i in range(npages):
+        vpn = first + i
+        if vpn in mm.pages:
+            present[i] = 1
+        else:
+            vma = mm.find_vma(vpn * PAGE_SIZE)
+            if vma is not None and vma.mapping is not None and vma.mapping.pages.get(vma.file_index(vpn)) is not None:
+                present[i] = 1
+    mm.copy_out(vec, bytes(present))
     return 0
 
 

@@ -105,7 +105,7 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
         envp=list(parent.envp), cwd=parent.cwd, cwd_walk=parent.cwd_walk, root=parent.root,
         mounts=mounts_of(parent), umask=parent.umask,
         rlimits=dict(parent.rlimits), sigactions=dict(parent.sigactions),
-        dumpable=parent.dumpable, exit_signal=flags & CSIGNAL)
+        dumpable=parent.dumpable, exit_signal=flags & CSIGNAL, personality=parent.personality)
     if flags & CLONE_PARENT and parent.parent is not None:
         child_process.parent = parent.parent
         child_process.ppid = parent.parent.pid
@@ -185,8 +185,7 @@ def _start_child_cpu(task: Task, child: Task, flags: int, stack: int, parent_tid
 
 
 def _copy(creds):
-    from dataclasses import replace
-    return replace(creds)
+    return creds.replace()
 
 
 @syscall("fork")

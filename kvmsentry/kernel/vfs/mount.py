@@ -11,7 +11,6 @@ whatever its parent file system has at that name; a host root without a
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from kvmsentry.kernel.vfs.inode import Filesystem
@@ -19,23 +18,44 @@ from kvmsentry.kernel.vfs.overlay import Overlay
 from kvmsentry.kernel.vfs.tmpfs import Tmpfs
 
 
-@dataclasses.dataclass(frozen=True)
 class Bind:
-    """A --mount HOST:GUEST[:ro|rw] option: ``host`` and ``guest`` paths."""
+    """A --mount HOST:GUEST[:ro|rw] option: ``host`` and ``guest`` paths.
+    Immutable by convention; equal and hashed by its fields."""
 
-    host: str
-    guest: str
-    rw: bool = False
+    __slots__ = ("host", "guest", "rw")
+
+    def __init__(self, host: str, guest: str, rw: bool = False):
+        self.host = host
+        self.guest = guest
+        self.rw = rw
+
+    def __eq__(self, other):
+        if other.__class__ is not Bind:
+            return NotImplemented
+        return (self.host, self.guest, self.rw) == (other.host, other.guest, other.rw)
+
+    def __hash__(self) -> int:
+        return hash((self.host, self.guest, self.rw))
+
+    def __repr__(self) -> str:
+        return f"Bind(host={self.host!r}, guest={self.guest!r}, rw={self.rw})"
 
 
-@dataclasses.dataclass(eq=False)
 class Mount:
-    """A file system attached at ``point`` (guest path components; () is /)."""
+    """A file system attached at ``point`` (guest path components; () is /).
+    ``readonly``: a ro bind mount, every change is EROFS."""
 
-    fs: Filesystem
-    point: tuple[bytes, ...]
-    source: bytes = b"none"
-    readonly: bool = False  # a ro bind mount: every change is EROFS
+    __slots__ = ("fs", "point", "source", "readonly", "__weakref__")
+
+    def __init__(self, fs: Filesystem, point: tuple[bytes, ...], source: bytes = b"none",
+                 readonly: bool = False):
+        self.fs = fs
+        self.point = point
+        self.source = source
+        self.readonly = readonly
+
+    def __repr__(self) -> str:
+        return f"Mount(point={self.point!r}, source={self.source!r}, readonly={self.readonly})"
 
     @property
     def root(self):

@@ -63,8 +63,8 @@ def ids_of(obj) -> tuple[int, int, int]:
 
 
 def in_group(creds, gid: int) -> bool:
-    """in_group_p: the fsgid (the sandbox has no supplementary groups)."""
-    return creds.egid == gid
+    """in_group_p (kernel/groups.c): the fsgid (the egid here) or a supplementary group."""
+    return creds.egid == gid or gid in creds.groups
 
 
 def mode_permission(creds, mode: int, uid: int, gid: int, mask: int) -> bool:

@@ -18,7 +18,6 @@ would close a cycle of POSIX owners waiting on each other.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 
 from kvmsentry.kernel import sched
@@ -29,13 +28,22 @@ F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 OFFSET_MAX = (1 << 63) - 1
 
 
-@dataclasses.dataclass(eq=False)
 class Lock:
-    owner: object
-    type: int       # F_RDLCK or F_WRLCK
-    start: int
-    end: int        # inclusive; OFFSET_MAX: to the end of file
-    pid: int        # l_pid reported by F_GETLK (-1 for OFD locks)
+    """One byte-range lock: ``type`` F_RDLCK or F_WRLCK, ``start`` to ``end``
+    inclusive (OFFSET_MAX: to the end of file), ``pid`` what F_GETLK
+    reports as l_pid (-1 for OFD locks). Compared by identity."""
+
+    __slots__ = ("owner", "type", "start", "end", "pid")
+
+    def __init__(self, owner: object, type: int, start: int, end: int, pid: int):
+        self.owner = owner
+        self.type = type
+        self.start = start
+        self.end = end
+        self.pid = pid
+
+    def __repr__(self) -> str:
+        return f"Lock(type={self.type}, start={self.start}, end={self.end}, pid={self.pid})"
 
 
 # (st_dev, st_ino) -> the locks on that file
