@@ -63,22 +63,6 @@ class Profile:
                     self.kvm_run_s += dt
         return profiled_vcpu_run
 
-    def wrap_vcpu_run_parked(self, run_parked):
-        """As wrap_vcpu_run for Vcpu.run_parked: a wake without a run (None) is no exit."""
-        def profiled_vcpu_run_parked(vcpu, word):
-            t0 = time.perf_counter()
-            exit_ = None
-            try:
-                exit_ = run_parked(vcpu, word)
-                return exit_
-            finally:
-                if exit_ is not None:
-                    dt = time.perf_counter() - t0
-                    with self._lock:
-                        self.exits += 1
-                        self.kvm_run_s += dt
-        return profiled_vcpu_run_parked
-
     def wrap_context_run(self, run, kinds: dict[int, str]):
         local = self._local
 
@@ -214,9 +198,8 @@ def install(kernel) -> Profiler:
     """Count ``kernel``'s exits from now on; returns the Profiler to report with.
 
     Wraps ``kernel.syscall`` and ``kernel.fault`` on the instance (the
-    dispatch loop calls ``self.syscall(task)``), and ``Context.run``,
-    ``Vcpu.run`` and ``Vcpu.run_parked`` on their classes (this process
-    runs one sandbox).
+    dispatch loop calls ``self.syscall(task)``), and ``Context.run`` and
+    ``Vcpu.run`` on their classes (this process runs one sandbox).
     """
     from kvmsentry.platform import kvm as platform_kvm
     from kvmsentry.vm import kvm as vm_kvm
@@ -230,7 +213,6 @@ def install(kernel) -> Profiler:
         profile.ring_stats = kernel.ring_stats
     profile.kernel = kernel
     vm_kvm.Vcpu.run = profile.wrap_vcpu_run(vm_kvm.Vcpu.run)
-    vm_kvm.Vcpu.run_parked = profile.wrap_vcpu_run_parked(vm_kvm.Vcpu.run_parked)
     platform_kvm.Context.run = profile.wrap_context_run(platform_kvm.Context.run, kinds)
     kernel.syscall = profile.wrap_syscall(kernel.syscall)
     kernel.fault = profile.wrap_fault(kernel.fault, x86.TRAP_NAMES)

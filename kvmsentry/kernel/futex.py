@@ -16,9 +16,7 @@ precise and a signal for the task wakes it through ``task.waiting_on``)
 until ``woken`` is set by a waker. Waiters of a key are woken in FIFO
 order (Linux's plist with every task at the same priority). Everything
 runs with the BKL held, which makes "read the word, then queue" atomic
-with respect to every waker, as the hash-bucket lock is in Linux. A
-futex(2) wait without a timeout parks its task instead of sleeping
-(``wait``'s ``park``, Kernel.park): the waker finishes the call (0).
+with respect to every waker, as the hash-bucket lock is in Linux.
 """
 
 from __future__ import annotations
@@ -61,7 +59,7 @@ class Waiter:
     ``bitset`` is the u32 FUTEX_WAIT_BITSET mask (all ones for FUTEX_WAIT).
     """
 
-    __slots__ = ("task", "key", "bitset", "woken", "queue", "parked")
+    __slots__ = ("task", "key", "bitset", "woken", "queue")
 
     def __init__(self, task, key, bitset: int):
         self.task = task
@@ -69,8 +67,6 @@ class Waiter:
         self.bitset = bitset
         self.woken = False
         self.queue = sched.WaitQueue()
-        # The task parked instead of sleeping (wait's park): _wake finishes its call.
-        self.parked = False
 
 
 # key -> waiters in arrival order. A key with no waiter is not kept.
@@ -124,26 +120,10 @@ def _dequeue(waiter: Waiter) -> None:
 
 
 def _wake(waiter: Waiter) -> None:
-    """Take ``waiter`` off its queue and make its wait return 0 (futex_wake_mark).
-
-    A parked waiter's call is finished here (0 in its rax, its thread sent
-    to ring 3: Kernel.resume_parked); when that cannot be (a signal to act
-    on first, woken already), 0 is its result all the same (park_result).
-    """
+    """Take ``waiter`` off its queue and make its wait return 0 (futex_wake_mark)."""
     _dequeue(waiter)
     waiter.woken = True
-    if waiter.parked:
-        waiter.parked = False
-        task = waiter.task
-        if task.kernel.resume_parked(task, waiter.queue, _zero):
-            return
-        task.park_result = 0
-        task.park_cancel = None
     waiter.queue.wake_all()
-
-
-def _zero() -> int:
-    return 0
 
 
 def waiters(key) -> list[Waiter]:
@@ -152,7 +132,7 @@ def waiters(key) -> list[Waiter]:
 
 
 def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int,
-         shared: bool = False, park: bool = False) -> None:
+         shared: bool = False) -> None:
     """futex_wait: sleep while the u32 at ``uaddr`` is ``val``, until woken.
 
     ``deadline`` is a time.monotonic() value (None: no timeout); ``bitset``
@@ -162,21 +142,12 @@ def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int,
     EAGAIN (the word is not ``val``), ETIMEDOUT (the deadline passed), and
     sched.Interrupted when a signal for the task cut the wait short (the
     caller picks ERESTARTSYS or ERESTART_RESTARTBLOCK as Linux does).
-
-    ``park`` (futex(2)'s own wait, whose result is 0 when woken): without a
-    deadline the task parks instead of sleeping here (Kernel.park; raises
-    sched.Parked) and the waker finishes its call (``_wake``); woken any
-    other way, its waiter is dequeued and the call made again.
     """
     key = futex_key(task, uaddr, shared)
     if get_value(task, uaddr) != val & 0xFFFFFFFF:
         raise SyscallError(errno.EAGAIN)
     waiter = Waiter(task, key, bitset)
     _enqueue(waiter)
-    if park and deadline is None and task.kernel is not None:
-        if task.kernel.park(task, waiter.queue, lambda: _unpark_cancel(waiter)):
-            waiter.parked = True
-            raise sched.Parked()
     try:
         while True:
             if deadline is None:
@@ -193,14 +164,6 @@ def wait(task, uaddr: int, val: int, deadline: float | None, bitset: int,
     finally:
         if not waiter.woken:
             _dequeue(waiter)
-
-
-def _unpark_cancel(waiter: Waiter) -> None:
-    """A parked waiter woken without being woken as a futex waiter (a
-    signal): off its queue before the call is made again."""
-    waiter.parked = False
-    if not waiter.woken:
-        _dequeue(waiter)
 
 
 def wake(task, uaddr: int, nr_wake: int, bitset: int = FUTEX_BITSET_MATCH_ANY,

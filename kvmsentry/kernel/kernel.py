@@ -33,7 +33,7 @@ from kvmsentry.kernel.task import Process, Task
 from kvmsentry.loader.elf import ELF_ET_DYN_BASE, IMAGES, ElfError
 from kvmsentry.loader.stack import ArgListTooLong, build_initial_stack, make_auxv
 from kvmsentry.platform import layout
-from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_PARK_WOKEN, TRAP_RING_WAIT, TRAP_SYSCALL, KvmPlatform
+from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_RING_WAIT, TRAP_SYSCALL, KvmPlatform
 from kvmsentry.vm import x86
 from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.vm.x86 import PAGE_SIZE
@@ -522,11 +522,10 @@ class Kernel:
                     poller = ring.RingPoller(self, task, self.ring_stats, auto=self.ring_auto)
                     poller.start()
                 bkl = sched.BKL
-                vcpu = ctx.vcpu
                 while process.wait_status is None and not task.exited:
                     if poller is not None:
                         poller.task_in_sentry = False
-                    bkl.release_for_run(vcpu)
+                    bkl.release()
                     try:
                         kind = ctx.run()
                     finally:
@@ -542,8 +541,6 @@ class Kernel:
                             self.after_syscall(task, nr)
                         if poller is not None:
                             poller.wake()
-                    elif kind == TRAP_PARK_WOKEN:
-                        self._park_woken(task)
                     elif kind == TRAP_RING_WAIT:
                         self._ring_wait(task, poller)
                     elif kind == TRAP_FAULT:
@@ -918,8 +915,6 @@ class Kernel:
                 result = -e.errno
             except GuestFault:
                 result = -errno.EFAULT
-            except sched.Parked:
-                return  # rax is written by the thread that completes the call (park)
             except TaskExit:
                 if self.strace:
                     self._trace(task, row, nr, regs, None, start)
@@ -948,82 +943,6 @@ class Kernel:
             task.restart = (nr, result)  # handle_signals decides: restart or EINTR
             result = -errno.EINTR
         return result & _U64
-
-    # -- parking: a blocking call finished by its waker (pipe.py, futex.py) -----
-    def park(self, task: Task, queue: "sched.WaitQueue", cancel=None) -> bool:
-        """Park ``task`` (the current one, BKL held) on ``queue`` instead of
-        sleeping in its handler; True when parked (the caller then raises
-        sched.Parked), False when the task must wait the ordinary way.
-
-        A parked task's thread sleeps in C before its next KVM_RUN
-        (Context.park). ``queue``'s wake (a signal through ``waiting_on``,
-        EOF, another reader's turn) sends it back to make the call again,
-        after ``cancel()`` (BKL held) undoes what the call left queued, or
-        to return ``task.park_result`` when a waker decided it; instead
-        :meth:`resume_parked` finishes the call for it, so that its thread
-        goes back to ring 3 without the GIL or the kernel lock. Not with
-        --strace (the call would not be printed) nor with the ring path
-        (its poller dispatches calls on another thread).
-        """
-        if (self.strace or self.platform.syscall_path == "ring" or task.context is None
-                or sched.current() is not task or not self.may_resume(task)):
-            return False
-        ctx = task.context
-        ctx.park()
-        queue._waiters.append(ctx.park_waiter)
-        task.waiting_on = queue
-        task.park_result = None
-        task.park_cancel = cancel
-        return True
-
-    def _park_woken(self, task: Task) -> None:
-        """TRAP_PARK_WOKEN: the parked call's decided result, or the call again (BKL held)."""
-        task.waiting_on = None
-        result, cancel = task.park_result, task.park_cancel
-        task.park_result = task.park_cancel = None
-        if result is not None:
-            regs = task.context.regs
-            regs.rax = self._finish_syscall(task, regs.rax, result)
-            return
-        if cancel is not None:
-            cancel()
-        self.syscall(task)
-
-    @staticmethod
-    def may_resume(task: Task) -> bool:
-        """Whether ``task`` may go back to ring 3 with nothing more than its
-        call's result (BKL held): no signal to act on, no interrupted call
-        to restart, not stopped, not exiting (what the task loop checks
-        after each call)."""
-        process = task.process
-        return (task.restart is None and not task.signal_pending() and not process.stopped
-                and process.wait_status is None and not task.exited)
-
-    def resume_parked(self, task: Task, queue: "sched.WaitQueue", finish) -> bool:
-        """Finish the call ``task`` parked on ``queue`` with (BKL held):
-        ``finish()`` returns its result (an int; it may raise GuestFault,
-        and then the task is woken to make the call again itself). False,
-        without calling ``finish``, when the task was woken already or
-        must see to a signal or a stop first (the queue's wake follows)."""
-        ctx = task.context
-        waiter = ctx.park_waiter
-        waiters = queue._waiters
-        if not any(w is waiter for w in waiters) or not self.may_resume(task) or not ctx.claim_parked():
-            return False
-        waiters.remove(waiter)
-        task.waiting_on = None
-        task.park_cancel = None
-        try:
-            result = finish()
-        except GuestFault:
-            ctx.unpark()
-            return True
-        regs = ctx.regs
-        regs.rax = self._finish_syscall(task, regs.rax, result)
-        # The go-ahead at the lock's release; a task thread's own release
-        # before KVM_RUN gives it from C once its GIL is let go (release_for_run).
-        sched.BKL.wake_later([ctx.park_go])
-        return True
 
     def _unsupported(self, nr: int, row) -> int:
         """-ENOSYS for a call without a handler, named on stderr once per number."""

@@ -17,9 +17,7 @@ creation until ``release()`` (its last fd closed), which wakes the other
 side: readers then see EOF, writers EPIPE. All of it runs under the BKL
 (``sched``); a blocked read or write sleeps on the pipe's WaitQueue and
 every change of a pipe's state also wakes ``POLL_WAITQUEUE``, the queue
-poll(2) and select(2) sleep on. A read(2) that must wait parks its task
-instead (``Pipe.read_into``'s ``park``): the write that brings data
-finishes the read in the writer's thread.
+poll(2) and select(2) sleep on.
 """
 
 from __future__ import annotations
@@ -105,8 +103,6 @@ class Pipe:
         self.writers = 0
         self.rd_wait = sched.WaitQueue()
         self.wr_wait = sched.WaitQueue()
-        # A reader parked on rd_wait (read_into's park): (task, n, store, waiter).
-        self.parked = None
         self.ino = next_ino()
         self.uid = uid
         self.gid = gid
@@ -136,7 +132,7 @@ class Pipe:
         self.read_into(n, nonblocking, lambda pos, chunk: pieces.append(bytes(chunk)))
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    def read_into(self, n: int, nonblocking: bool, store, park: bool = False) -> int:
+    def read_into(self, n: int, nonblocking: bool, store) -> int:
         """Take up to ``n`` bytes (fs/pipe.c pipe_read); returns the count taken.
 
         ``store(pos, chunk)`` puts each buffer's part (a bytes-like of at
@@ -149,48 +145,9 @@ class Pipe:
         writers). EAGAIN when ``nonblocking`` and nothing is there,
         ERESTARTSYS when a signal cuts the wait short (the dispatcher
         restarts the call or fails it with EINTR, as SA_RESTART says).
-
-        ``park`` (read(2)'s own call, whose result is this count): a read
-        that must wait parks its task instead (Kernel.park; raises
-        sched.Parked), and the next write finishes it in the writer's
-        thread: the bytes stored and the count in the reader's rax, its
-        thread then runs the guest without going through Python. Woken
-        any other way, the task makes the call again.
         """
-        if n <= 0:
+        if n <= 0 or not self._wait_readable(nonblocking):
             return 0
-        if park and not self.bufs and self.writers and not nonblocking:
-            task = sched.current()
-            if (task is not None and task.kernel is not None and self._parked_reader() is None
-                    and task.kernel.park(task, self.rd_wait)):
-                self.parked = (task, n, store, task.context.park_waiter)
-                raise sched.Parked()
-        if not self._wait_readable(nonblocking):
-            return 0
-        return self._take(n, store)
-
-    def _parked_reader(self):
-        """The parked reader's (task, n, store, waiter), None when there is
-        none (one woken since is forgotten)."""
-        parked = self.parked
-        if parked is not None:
-            waiter = parked[3]
-            if any(w is waiter for w in self.rd_wait._waiters):
-                return parked
-            self.parked = None
-        return None
-
-    def _hand_off(self) -> None:
-        """Data arrived: finish the parked reader's read here (read_into's park)."""
-        parked = self._parked_reader()
-        if parked is None:
-            return
-        self.parked = None
-        task, n, store, _ = parked
-        task.kernel.resume_parked(task, self.rd_wait, lambda: self._take(n, store))
-
-    def _take(self, n: int, store) -> int:
-        """The taking part of read_into, the pipe not empty (BKL held)."""
         bufs = self.bufs
         done = 0
         while bufs and done < n:
@@ -281,8 +238,6 @@ class Pipe:
             if bufs is not None:
                 self.nbytes += total
                 self.mtime_ns = self.ctime_ns = time.time_ns()
-                if self.parked is not None:
-                    self._hand_off()
                 self._wake_readers()
                 return total
         view = memoryview(data).cast("B")
@@ -321,8 +276,6 @@ class Pipe:
                     raise SyscallError(ERESTARTSYS) from None
                 break
         self.mtime_ns = self.ctime_ns = time.time_ns()
-        if self.parked is not None and self.bufs:
-            self._hand_off()
         self._wake_readers()
         return done
 
@@ -382,12 +335,11 @@ class PipeFile(File):
     def read(self, n: int) -> bytes:
         return self.pipe.read(n, self.nonblocking)
 
-    def read_into(self, n: int, store, park: bool = False) -> int:
+    def read_into(self, n: int, store) -> int:
         """Read up to ``n`` bytes through ``store(pos, chunk)`` (Pipe.read_into):
         read(2) and readv(2) copy each pipe buffer to the guest before it
-        is taken, so a bad buffer leaves the bytes in the pipe. ``park``:
-        see Pipe.read_into."""
-        return self.pipe.read_into(n, self.nonblocking, store, park)
+        is taken, so a bad buffer leaves the bytes in the pipe."""
+        return self.pipe.read_into(n, self.nonblocking, store)
 
     def write(self, data) -> int:
         return self.pipe.write(data, self.nonblocking, bool(self.flags & O_DIRECT))

@@ -18,13 +18,6 @@ it is free. A sleeper woken earlier could only find the lock taken and
 sleep on it again: a second host wake-up for one hand-off. (The one
 that remains, from the release to the sleeper running, is the host's:
 ~18 µs between two task threads here; BENCHMARKS.md, issue 6.)
-
-A blocking read(2) of a pipe and a FUTEX_WAIT do not sleep here but park
-their task (``Parked``; Kernel.park): the thread sleeps in C before its
-next KVM_RUN and the waker finishes the call for it, so that it runs its
-guest again without the GIL or this lock. A task thread's release before
-its own KVM_RUN (``release_for_run``) leaves such a go-ahead to be given
-from C once its GIL is let go.
 """
 
 from __future__ import annotations
@@ -70,22 +63,6 @@ class BigKernelLock:
         for waiter in wakeups:
             waiter.release()
 
-    def release_for_run(self, vcpu) -> None:
-        """``release()`` by a task thread about to enter KVM_RUN on ``vcpu``:
-        one parked thread's go-ahead among the wake-ups (an object with a
-        ``go_word``: platform.kvm.ParkGo) is left to ``vcpu.run`` to give
-        from C once the GIL is let go, so that the woken thread, which runs
-        its guest at once, never waits for this one's GIL."""
-        wakeups = self._wakeups
-        if wakeups and vcpu.unpark_on_entry is None:
-            for i, waiter in enumerate(wakeups):
-                word = getattr(waiter, "go_word", None)
-                if word is not None:
-                    vcpu.unpark_on_entry = word
-                    del wakeups[i]
-                    break
-        self.release()
-
     def held(self) -> bool:
         """True when the calling thread holds the lock."""
         return self.owner == _get_ident()
@@ -114,12 +91,6 @@ def set_current(task) -> None:
 
 class Interrupted(Exception):
     """A wait was cut short because the waiting task has a pending signal."""
-
-
-class Parked(Exception):
-    """A blocking read parked its task instead of sleeping in the handler
-    (kvmsentry/kernel/pipe.py, Kernel.park): the dispatcher leaves rax
-    unwritten and the task loop's next KVM_RUN waits for the writer."""
 
 
 class WaitQueue:

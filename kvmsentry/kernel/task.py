@@ -226,11 +226,6 @@ class Task:
         self.saved_sigmask = saved_sigmask
         # The WaitQueue this task sleeps on, if any (to wake it for a signal).
         self.waiting_on = waiting_on
-        # A call parked (Kernel.park) and woken without its go-ahead: its
-        # result when one was decided for it (a futex wait woken), else what
-        # to undo before the call is made again (park_cancel, a function or None).
-        self.park_result = None
-        self.park_cancel = None
         self.kernel = kernel
         # A vfork child: the parent task waits until this task execs or exits.
         self.vfork_parent = vfork_parent

@@ -42,9 +42,6 @@ TRAP_INTERRUPT = 2
 # with an answer the task thread must deliver, or handed back); the user
 # registers are as on TRAP_SYSCALL. See kvmsentry/kernel/ring.py.
 TRAP_RING_WAIT = 3
-# A task parked in a blocking call (Context.park: a pipe read, a futex
-# wait) was woken without the go-ahead to run: back to the sentry.
-TRAP_PARK_WOKEN = 4
 # The ring path's request page from offset 8: number, six arguments, post word.
 _RING_REQUEST = struct.Struct("<7QI")
 _RING_SEQ_SHIFT = layout.RING_SEQ_SHIFT
@@ -599,12 +596,6 @@ class Context:
         self._base = base
         self._gdt_gpa = gdt_gpa
         self.exits = 0
-        # The park word (kvmsentry_park_run's states) and the waiter a wait
-        # queue wakes it through; _parked: the next run() parks first.
-        self.park_word = ffi.new("uint32_t *")
-        self.park_waiter = ParkWaiter(self.park_word)
-        self.park_go = ParkGo(self.park_word)
-        self._parked = False
 
     def reset(self, rip: int, rsp: int) -> None:
         """Put the thread at ring-3 ``rip`` with stack ``rsp``, all else zero.
@@ -713,11 +704,9 @@ class Context:
         if self._lstar != lstar:
             self._lstar = lstar
             self.vcpu.set_msrs({x86.MSR_LSTAR: lstar})
-        vcpu_run = self.vcpu.run if not self._parked else self._run_parked
+        vcpu_run = self.vcpu.run
         while True:
             exit_ = vcpu_run()
-            if exit_ is None:
-                return TRAP_PARK_WOKEN
             self.exits += 1
             if exit_.__class__ is ExitIo:
                 if self._zap_unconfirmed:
@@ -756,36 +745,6 @@ class Context:
             if exit_.reason == lib.KVM_EXIT_INTR:
                 return self._interrupted()
             raise PlatformError(f"unexpected exit: {exit_.detail}")
-
-    # -- parking: a blocking call finished by the thread that ends the wait
-    def park(self) -> None:
-        """Make the next :meth:`run` sleep before KVM_RUN (BKL held, this
-        context's own thread, after a syscall that left rax unwritten).
-
-        It sleeps on ``park_word`` without the GIL until either
-        ``park_waiter`` is woken (a wait queue's wake: run() returns
-        TRAP_PARK_WOKEN and the call is dispatched again), or another
-        thread claims the word (:meth:`claim_parked`), finishes the call
-        (writes rax) and gives the go-ahead (``park_go``): then KVM_RUN
-        follows at once in C, and run() returns that exit as usual. The
-        return to ring 3 is what run() prepared before sleeping.
-        """
-        self.park_word[0] = 0
-        self._parked = True
-
-    def _run_parked(self):
-        self._parked = False
-        return self.vcpu.run_parked(self.park_word)
-
-    def claim_parked(self) -> bool:
-        """Take the parked thread's call over (BKL held): False when its
-        word was already woken (it will dispatch the call again)."""
-        return bool(lib.kvmsentry_park_claim(self.park_word))
-
-    def unpark(self) -> None:
-        """End a claim without the go-ahead (``park_go`` gives that): the
-        thread goes back to the sentry to dispatch its call again."""
-        lib.kvmsentry_park_set(self.park_word, 1)
 
     def _write_zap_list(self) -> None:
         """Fill this vCPU's zap list with the table pages flush_handler must poke.
@@ -897,7 +856,7 @@ class Context:
         rip = self.regs.rip
         if rip == self._iret_return and not self._event_in_flight():
             # Kicked before the iretq that run() aimed at (immediate_exit
-            # set before KVM_RUN, or while parked): the user state is what
+            # set between run()'s frame and KVM_RUN): the user state is what
             # run() packed from user_rip/rsp/rflags. Returned as from ring
             # 3, so that a pending signal is delivered and a flush made now,
             # not at the next trap, which a program may never make.
@@ -1301,44 +1260,11 @@ class Context:
     def release(self) -> None:
         """Give the vCPU back to the platform's pool (the thread has exited)."""
         self._unbind_ring_page()
-        word = self.vcpu.unpark_on_entry
-        if word is not None:  # a go-ahead left for a run that will not come
-            self.vcpu.unpark_on_entry = None
-            lib.kvmsentry_park_set(word, 2)
         self._thread_id = None
         self._run_struct.immediate_exit = 0
         self._abandon_zap()
         self.set_fast_read(0)
         self.platform.release_context(self)
-
-
-class ParkWaiter:
-    """A parked context's entry in a WaitQueue (kvmsentry.kernel.sched): its
-    ``release()`` is the queue's wake (0 -> 1 only: a word a writer has
-    claimed is left to that writer)."""
-
-    __slots__ = ("word",)
-
-    def __init__(self, word):
-        self.word = word
-
-    def release(self) -> None:
-        lib.kvmsentry_park_wake(self.word)
-
-
-class ParkGo:
-    """A parked context's go-ahead as a wake-up the kernel lock defers to
-    its release (sched.BigKernelLock.wake_later): ``release()`` gives it at
-    once; the task loop's release before KVM_RUN gives it from C instead,
-    as the run begins (``go_word``: Vcpu.unpark_on_entry)."""
-
-    __slots__ = ("go_word",)
-
-    def __init__(self, word):
-        self.go_word = word
-
-    def release(self) -> None:
-        lib.kvmsentry_park_set(self.go_word, 2)
 
 
 def _set_segment(seg, selector: int, *, code: bool) -> None:

@@ -241,11 +241,6 @@ int64_t kvmsentry_ring_poll(uint32_t *state, uint64_t spin_ns, uint32_t *stop, u
 int kvmsentry_ring_finish(uint32_t *state, uint32_t claimed, uint32_t bit);
 int kvmsentry_ring_answer(uint32_t *state, uint32_t claimed, uint64_t *slot, uint64_t value);
 double kvmsentry_pause_ns(void);
-int kvmsentry_park_run(uint32_t *word, int fd);
-int kvmsentry_park_claim(uint32_t *word);
-void kvmsentry_park_wake(uint32_t *word);
-void kvmsentry_park_set(uint32_t *word, uint32_t value);
-int kvmsentry_run_vcpu_unparking(int fd, uint32_t *word);
 """
 )
 
@@ -262,7 +257,6 @@ ffibuilder.set_source(
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <cpuid.h>
-#include <linux/futex.h>
 #include <time.h>
 
 typedef __typeof__(((struct kvm_run *)0)->io) kvmsentry_run_io;
@@ -376,52 +370,6 @@ static int kvmsentry_ring_answer(uint32_t *state, uint32_t claimed, uint64_t *sl
         return -1;
     __atomic_store_n(slot, value, __ATOMIC_RELEASE);
     return kvmsentry_ring_finish(state, claimed, 4);
-}
-
-/* A task thread parked in a blocking call (Kernel.park: a pipe read, a
- * futex wait): its word, 0 while parked; 3 while the waker finishes the
- * call for it (kvmsentry_park_claim); 2 once that waker has written the
- * result register: KVM_RUN at once, without going back
- * to Python (no GIL, no kernel lock); 1: woken otherwise (the call is
- * dispatched again). Returns 1 for that wake, else KVM_RUN's result (0, or
- * -1 with errno). A host signal (the vCPU kick) only restarts the sleep:
- * with word 2 and immediate_exit set, KVM_RUN returns EINTR at once. */
-static int kvmsentry_park_run(uint32_t *word, int fd) {
-    for (;;) {
-        uint32_t v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-        if (v == 2)
-            return ioctl(fd, KVM_RUN, 0);
-        if (v == 1)
-            return 1;
-        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
-    }
-}
-
-/* 0 -> 3: the caller (holding the kernel lock) completes the parked call;
- * 1 when it did, 0 when the word was already woken. */
-static int kvmsentry_park_claim(uint32_t *word) {
-    uint32_t expected = 0;
-    return __atomic_compare_exchange_n(word, &expected, 3, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-}
-
-/* A wait queue's wake: 0 -> 1 only (a claimed or running word is left). */
-static void kvmsentry_park_wake(uint32_t *word) {
-    uint32_t expected = 0;
-    if (__atomic_compare_exchange_n(word, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-/* The claimer's end: 3 -> value (2: run, 1: back to Python), and the wake. */
-static void kvmsentry_park_set(uint32_t *word, uint32_t value) {
-    __atomic_store_n(word, value, __ATOMIC_RELEASE);
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-/* The go-ahead (2) to a parked thread, then KVM_RUN: given once cffi has
- * let the GIL go, so that the woken thread never waits for this one. */
-static int kvmsentry_run_vcpu_unparking(int fd, uint32_t *word) {
-    kvmsentry_park_set(word, 2);
-    return ioctl(fd, KVM_RUN, 0);
 }
 """,
 )

@@ -311,41 +311,14 @@ class Vcpu:
         _check("KVM_SET_FPU", lib.ioctl(self.fd, lib.KVM_SET_FPU, fpu))
 
     # -- running -----------------------------------------------------
-    # A parked thread's word (cdata uint32_t *) the next run() gives the
-    # go-ahead to, from C, after the GIL is let go (kvmsentry_run_vcpu_unparking).
-    unpark_on_entry = None
-
     def run(self):
         """Wraps KVM_RUN (api.rst 4.10), without the GIL held.
 
         Returns ``ExitIo`` or ``ExitOther`` for the exit. A run interrupted
         by a host signal (or immediate_exit) returns ExitOther(KVM_EXIT_INTR).
-        Other failures raise KvmError. Gives ``unpark_on_entry`` its go-ahead
-        first.
+        Other failures raise KvmError.
         """
-        word = self.unpark_on_entry
-        if word is None:
-            return self._exit_of(lib.kvmsentry_run_vcpu(self.fd))
-        self.unpark_on_entry = None
-        return self._exit_of(lib.kvmsentry_run_vcpu_unparking(self.fd, word))
-
-    def run_parked(self, word):
-        """KVM_RUN once the park word ``word`` (cdata ``uint32_t *``) says
-        so, without the GIL from the wait to the exit (kvmsentry_park_run in
-        _kvm_build.py). Returns None when the word was woken without the
-        go-ahead (1), else what ``run`` returns."""
-        other = self.unpark_on_entry
-        if other is not None:
-            self.unpark_on_entry = None
-            lib.kvmsentry_park_set(other, 2)
-        rc = lib.kvmsentry_park_run(word, self.fd)
-        if rc == 1:
-            return None
-        return self._exit_of(rc)
-
-    def _exit_of(self, rc: int):
-        """The exit of a KVM_RUN that returned ``rc`` (errno read at once)."""
-        if rc < 0:
+        if lib.kvmsentry_run_vcpu(self.fd) < 0:
             err = ffi.errno
             if err == errno.EINTR:
                 self.run_struct.immediate_exit = 0

@@ -223,8 +223,7 @@ def sys_read(task, fd, buf, count):
     read_into = getattr(file, "read_into", None)
     if read_into is not None:  # a pipe: each buffer is stored before it is taken
         mm = task.mm
-        # park: a read that must wait may be finished by the writer (pipe.py).
-        return read_into(count, lambda pos, chunk: mm.copy_out(buf + pos, chunk), park=True)
+        return read_into(count, lambda pos, chunk: mm.copy_out(buf + pos, chunk))
     if count <= CHUNK:  # the hot path: one host read, one copy
         data = file.read(count)
         if data:

@@ -85,7 +85,7 @@ def _wait(task, uaddr: int, val: int, deadline: float | None, bitset: int, share
     if not bitset:
         raise SyscallError(errno.EINVAL)
     try:
-        _futex.wait(task, uaddr, val, deadline, bitset, shared, park=True)
+        _futex.wait(task, uaddr, val, deadline, bitset, shared)
     except sched.Interrupted:
         raise SyscallError(ERESTARTSYS if deadline is None else ERESTART_RESTARTBLOCK) from None
     return 0
