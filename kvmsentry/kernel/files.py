@@ -828,6 +828,14 @@ def _open_tmpfile(task, dirfd: int, path: bytes, flags: int, mode: int) -> File:
 _PROC_FS = Tmpfs(0o555)  # holds the snapshots of sentry-made /proc files
 
 
+def on_procfs(file: File) -> bool:
+    """Whether ``file`` is a /proc file or directory the sentry made (procfs has
+    no ->fsync: fsync(2) there is EINVAL)."""
+    if isinstance(file, SyntheticDir):
+        return file.guest_path == b"/proc" or file.guest_path.startswith(b"/proc/")
+    return getattr(getattr(file, "inode", None), "fs", None) is _PROC_FS
+
+
 def proc_mounts(task) -> bytes:
     """/proc/self/mounts (fstab format, as fs/proc_namespace.c show_vfsmnt)."""
     lines = []

@@ -16,7 +16,6 @@ anything else.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import errno
 import mmap as _mmap
 import weakref
@@ -87,7 +86,6 @@ FAULT_SIGBUS = 7
 BUS_ADRERR = 2  # its si_code (include/uapi/asm-generic/siginfo.h)
 
 
-@dataclasses.dataclass
 class Vma:
     """[start, end) page aligned, ``prot`` PROT_* bits, ``name`` for /proc/self/maps.
 
@@ -100,25 +98,53 @@ class Vma:
     exe_file_deny_write_access), so a private page of it not written yet
     needs no link to the file: a write fault copies its whole fault-around
     window at once (one fault and one guest flush, not one per page).
+    ``hidden``: the sentry's own mapping (kvmsentry/kernel/fastread.py),
+    not shown in /proc/PID/maps or counted in its status. Equal when every
+    field is. A plain class: a dataclass costs ~0.3 ms to create, and this
+    was the last one that brought the dataclasses module (with inspect,
+    ast, dis, tokenize) into every boot.
     """
 
-    start: int
-    end: int
-    prot: int
-    shared: bool = False
-    name: str = ""
-    grows_down: bool = False
-    mapping: object = None
-    pgoff: int = 0
-    may_write: bool = True
-    dontfork: bool = False
-    denywrite: bool = False
-    # The sentry's own mapping (kvmsentry/kernel/fastread.py): not shown in
-    # /proc/PID/maps or counted in its status.
-    hidden: bool = False
+    _FIELDS = ("start", "end", "prot", "shared", "name", "grows_down", "mapping", "pgoff",
+               "may_write", "dontfork", "denywrite", "hidden")
+
+    def __init__(self, start: int, end: int, prot: int, shared: bool = False, name: str = "",
+                 grows_down: bool = False, mapping: object = None, pgoff: int = 0,
+                 may_write: bool = True, dontfork: bool = False, denywrite: bool = False,
+                 hidden: bool = False):
+        self.start = start
+        self.end = end
+        self.prot = prot
+        self.shared = shared
+        self.name = name
+        self.grows_down = grows_down
+        self.mapping = mapping
+        self.pgoff = pgoff
+        self.may_write = may_write
+        self.dontfork = dontfork
+        self.denywrite = denywrite
+        self.hidden = hidden
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other):
+        if other.__class__ is not Vma:
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "Vma(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS) + ")"
+
+    def replace(self, **changes) -> "Vma":
+        """A new VMA with ``changes`` (field names as keywords), as
+        dataclasses.replace; TypeError for a name that is not a field."""
+        return Vma(**{**{name: getattr(self, name) for name in self._FIELDS}, **changes})
 
     def copy(self) -> "Vma":
-        """A copy of this VMA (fork: dataclasses.replace costs ~10 times more)."""
+        """A copy of this VMA (fork: replace costs ~10 times more)."""
         new = object.__new__(Vma)
         new.__dict__.update(self.__dict__)
         return new
@@ -205,14 +231,13 @@ class MemoryManager:
             if vma.end <= start or vma.start >= end:
                 continue
             if vma.start < start:
-                head = dataclasses.replace(vma, end=start)
+                head = vma.replace(end=start)
                 vma.pgoff += (start - vma.start) >> PAGE_SHIFT
                 vma.start = start
                 self._reindex()
                 self._insert(head)
             if vma.end > end:
-                tail = dataclasses.replace(vma, start=end,
-                                           pgoff=vma.pgoff + ((end - vma.start) >> PAGE_SHIFT))
+                tail = vma.replace(start=end, pgoff=vma.pgoff + ((end - vma.start) >> PAGE_SHIFT))
                 vma.end = end
                 self._insert(tail)
             inside.append(vma)
@@ -403,7 +428,7 @@ class MemoryManager:
         for vma in self._split_range(start, end):
             self._drop_pages(vma.start, vma.end)
             # Its place by its start (unique, sorted), not list.index: that
-            # compares VMAs field by field (dataclass __eq__).
+            # compares VMAs field by field (Vma.__eq__).
             i = bisect.bisect_left(self._starts, vma.start)
             del self.vmas[i]
             del self._starts[i]
@@ -691,7 +716,7 @@ class MemoryManager:
         Frames move with their pages (nothing is copied). Returns ``new``.
         """
         vma = self.find_vma(old)
-        template = dataclasses.replace(vma, pgoff=vma.file_index(old >> PAGE_SHIFT))
+        template = vma.replace(pgoff=vma.file_index(old >> PAGE_SHIFT))
         moved = {}
         moved_cow = set()
         for vpn in range(old >> PAGE_SHIFT, (old + min(old_size, new_size)) >> PAGE_SHIFT):
@@ -705,7 +730,7 @@ class MemoryManager:
                     moved_cow.add(target_vpn)
         self.unmap_range(old, old + old_size)
         self.unmap_range(new, new + new_size)
-        target = dataclasses.replace(template, start=new, end=new + new_size)
+        target = template.replace(start=new, end=new + new_size)
         if target.mapping is not None:
             target.mapping.mms.add(self)
         self._insert(target)

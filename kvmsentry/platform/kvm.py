@@ -854,12 +854,13 @@ class Context:
         """KVM_RUN returned EINTR: note where the guest is, to resume it as is."""
         self._resume_as_is = True
         rip = self.regs.rip
-        if rip == self._iret_return and not self._event_in_flight():
-            # Kicked before the iretq that run() aimed at (immediate_exit
-            # set between run()'s frame and KVM_RUN): the user state is what
-            # run() packed from user_rip/rsp/rflags. Returned as from ring
-            # 3, so that a pending signal is delivered and a flush made now,
-            # not at the next trap, which a program may never make.
+        if (rip == self._iret_return or rip == self._flush_return) and not self._event_in_flight():
+            # Kicked before the return to ring 3 that run() aimed at began
+            # (immediate_exit set between run()'s frame and KVM_RUN): the
+            # user state is still user_rip/rsp/rflags, which run() packed.
+            # Returned as from ring 3, so that a pending signal is delivered
+            # and a flush made now, not at the program's next trap, which a
+            # loop without system calls never makes. (Found on branch pipe2.)
             self._resume_as_is = False
             self.in_runtime = False
             return TRAP_INTERRUPT

@@ -1017,6 +1017,17 @@ static void area_pipe_fsync(void) {
     T(fsync(fd));
     F(fd, epoll_create1(0));
     T(fdatasync(fd));
+    /* Nor does /proc (files and directories); /dev and /tmp do. */
+    F(fd, open("/proc/self/status", O_RDONLY));
+    T(fsync(fd));
+    F(fd, open("/proc/self", O_RDONLY | O_DIRECTORY));
+    T(fsync(fd));
+    F(fd, open("/proc", O_RDONLY | O_DIRECTORY));
+    T(fdatasync(fd));
+    F(fd, open("/dev", O_RDONLY | O_DIRECTORY));
+    T(fsync(fd));
+    F(fd, open("/tmp", O_RDONLY | O_DIRECTORY));
+    T(fsync(fd));
 }
 static void area_seals(void) {
     int fd;

@@ -16,7 +16,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from kvmsentry.platform import layout
-from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_SYSCALL, KvmPlatform
+from kvmsentry.platform.kvm import TRAP_FAULT, TRAP_INTERRUPT, TRAP_SYSCALL, KvmPlatform
 from kvmsentry.vm import x86
 from kvmsentry.vm.paging import pte
 
@@ -382,3 +382,27 @@ second_store:
     assert ctx.fault.error_code & x86.X86_PF_PROT and ctx.fault.error_code & x86.X86_PF_WRITE
     assert ctx.user_rip == s.address("second_store")
     assert platform.memory.read(frame, 8) == (1).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_a_kick_before_the_return_to_ring3_is_an_interrupt_in_ring3(snippet, platform, flush):
+    """A kick landing between run()'s frame and KVM_RUN (immediate_exit set)
+    stops the vCPU at iret_return (or flush_return): that must count as
+    stopped in ring 3 at the user state, so the kernel can deliver a signal
+    or flush now; resumed "as is" inside the runtime, a pending signal
+    waited for a trap a program in a loop without system calls never makes."""
+    s = snippet(READ_TWICE)
+    s.space.map(DATA_GVA, _data_frame(platform, VALUE_A), writable=False, executable=False)
+    ctx = s.context
+    assert ctx.run() == TRAP_SYSCALL
+    user_rip, user_rsp = ctx.user_rip, ctx.user_rsp
+    if flush:
+        s.space.set_entry(DATA_GVA, pte(_data_frame(platform, VALUE_B), writable=False,
+                                        executable=False, user=True))
+    ctx.vcpu.run_struct.immediate_exit = 1  # what kick() does before KVM_RUN
+    assert ctx.run() == TRAP_INTERRUPT
+    assert not ctx.in_runtime
+    assert (ctx.user_rip, ctx.user_rsp) == (user_rip, user_rsp)
+    # Resumed, it returns to ring 3 through the frame as a fresh run would.
+    assert ctx.run() == TRAP_SYSCALL
+    assert ctx.regs.rbx == (VALUE_B if flush else VALUE_A)

@@ -1015,9 +1015,10 @@ def _sync_fd(task, fd) -> int:
     if file.flags & O_PATH:
         raise SyscallError(errno.EBADF)
     mode = file.stat().st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)):
-        # Pipes, sockets, character devices and anonymous inodes (eventfd,
-        # epoll, timerfd) have no ->fsync: EINVAL (fs/sync.c vfs_fsync_range).
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)) or F.on_procfs(file):
+        # Pipes, sockets, character devices, anonymous inodes (eventfd,
+        # epoll, timerfd) and /proc have no ->fsync: EINVAL (fs/sync.c
+        # vfs_fsync_range).
         raise SyscallError(errno.EINVAL)
     return 0
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno as _errno
 import sys
-from importlib import import_module
 
 from kvmsentry.abi.syscall_64 import NUMBERS, SYSCALLS
 
@@ -68,9 +67,10 @@ MODULES: dict[str, str] = {
     "socket": "socket connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen "
               "getsockname getpeername socketpair setsockopt getsockopt accept4 recvmmsg "
               "sendmmsg",
+    "signalfd": "signalfd signalfd4",
     "splice": "splice tee vmsplice syncfs",
     "tasks": "clone fork vfork execve wait4 kill setpgid setsid rt_sigqueueinfo tkill tgkill "
-             "waitid execveat clone3",
+             "waitid execveat clone3 rt_tgsigqueueinfo",
     "timerfd": "timerfd_create timerfd_settime timerfd_gettime",
     "timers": "getrusage times getpriority setpriority sched_setparam sched_getparam "
               "sched_setscheduler sched_getscheduler sched_get_priority_max "
@@ -135,7 +135,7 @@ class LazyHandler:
 
     def __call__(self, task, *args) -> int:
         row = self.row
-        import_module(row.module)
+        __import__(row.module)  # not importlib.import_module: -X importtime shows this one
         if row.handler is self:  # cannot happen while _claim holds MODULES to the modules
             raise RuntimeError(f"{row.module} did not register syscall {row.name}")
         return row.handler(task, *args[:row.nargs])
@@ -170,7 +170,7 @@ def load_all() -> None:
     """Import every handler module: afterwards no row holds a LazyHandler,
     and every support level and note is known."""
     for module in MODULES:
-        import_module(_PACKAGE + module)
+        __import__(_PACKAGE + module)
 
 
 def entry(number: int) -> SyscallEntry | None:
