@@ -205,7 +205,7 @@ class Task:
                  vfork_parent: Any = None, vfork_done: bool = False, pdeath_signal: int = 0,
                  no_new_privs: bool = False, context: Any = None, exited: bool = False,
                  regs_replaced: bool = False, fault_key: Any = None, fault_repeats: int = 0,
-                 fast_read_fault: Any = None):
+                 fast_read_fault: Any = None, mempolicy: tuple[int, int, int] = (0, 0, 0)):
         self.tid = tid
         self.process = process
         self.mm = mm
@@ -232,6 +232,8 @@ class Task:
         self.vfork_done = vfork_done
         self.pdeath_signal = pdeath_signal
         self.no_new_privs = no_new_privs
+        # set_mempolicy(2): (mode, mode flags, node mask); kept by clone.
+        self.mempolicy = mempolicy
         self.context = context
         self.exited = exited
         # Set by a handler that replaced the registers (execve): the

@@ -3,7 +3,8 @@
  *
  * Blocks SIGUSR1, SIGUSR2, SIGCHLD and SIGRTMIN, then reads them from a
  * signalfd: kill's sender fields, sigqueue's value (queued twice), a
- * child's exit status, several at once, a blocking read woken by a
+ * child's exit status, several at once, rt_tgsigqueueinfo to the thread
+ * itself (and its errors), a blocking read woken by a
  * child's kill, poll and epoll readiness, a mask changed in place, and
  * the errors (flags, size, a fd that is not a signalfd, a short read).
  * Prints one line per check.
@@ -83,6 +84,24 @@ int main(void)
     sigqueue(getpid(), SIGRTMIN, v);
     kill(getpid(), SIGUSR2);
     take(fd, "read of three at once");
+
+    /* rt_tgsigqueueinfo (pthread_sigqueue): to this very thread, with its errors. */
+    siginfo_t qi;
+    memset(&qi, 0, sizeof qi);
+    qi.si_signo = SIGRTMIN;
+    qi.si_code = SI_QUEUE;
+    qi.si_pid = getpid();
+    qi.si_uid = getuid();
+    qi.si_value.sival_int = 44;
+    show("rt_tgsigqueueinfo", syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGRTMIN, &qi));
+    take(fd, "read of the thread's signal");
+    show("rt_tgsigqueueinfo tid 0", syscall(SYS_rt_tgsigqueueinfo, getpid(), 0, SIGRTMIN, &qi));
+    show("rt_tgsigqueueinfo bad info", syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGRTMIN, (void *)8));
+    show("rt_tgsigqueueinfo wrong tgid", syscall(SYS_rt_tgsigqueueinfo, getpid() + 1000, gettid(), SIGRTMIN, &qi));
+    show("rt_tgsigqueueinfo signal 99", syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), 99, &qi));
+    qi.si_code = SI_USER;
+    show("rt_tgsigqueueinfo SI_USER to itself", syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGRTMIN, &qi));
+    take(fd, "read of it");
 
     pid_t child = fork();
     if (child == 0)

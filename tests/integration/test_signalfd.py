@@ -1,8 +1,8 @@
 """signalfd(2) (tests/guests/signalfd.c): blocked signals read as struct
 signalfd_siginfo (kill, sigqueue's value, a child's exit status, several
 per read), a blocking read woken by another process's kill, poll and epoll
-readiness, a mask changed in place, and the errors, compared with native
-runs (glibc and musl)."""
+readiness, a mask changed in place, rt_tgsigqueueinfo, and the errors,
+compared with native runs (glibc and musl)."""
 
 import pytest
 

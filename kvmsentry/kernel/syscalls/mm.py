@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 
 from kvmsentry.kernel.fd import O_PATH, DevZero
 from kvmsentry.kernel.pagecache import AnonMapping, mapping_of_file, page_cache_of
@@ -19,7 +20,7 @@ from kvmsentry.vm.memory import OutOfGuestMemory
 from kvmsentry.kernel.mm import (PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE,
                                  MmError, page_align_up)
 from kvmsentry.kernel.files import to_int
-from kvmsentry.kernel.syscalls.table import SyscallError, syscall
+from kvmsentry.kernel.syscalls.table import PARTIAL, SyscallError, syscall
 from kvmsentry.vm.x86 import PAGE_SIZE
 
 MAP_SHARED = 0x01
@@ -504,6 +505,144 @@ def sys_mincore(task, addr: int, length: int, vec: int) -> int:
         else:
             present.append(0)
     mm.copy_out(vec, bytes(present))
+    return 0
+
+
+# NUMA memory policy (mm/mempolicy.c, include/uapi/linux/mempolicy.h). The
+# sandbox has one node, node 0: a policy is checked and recorded as Linux
+# does on a one-node machine, and places nothing.
+MPOL_DEFAULT = 0
+MPOL_PREFERRED = 1
+MPOL_LOCAL = 4
+MPOL_BIND = 2
+MPOL_INTERLEAVE = 3
+MPOL_PREFERRED_MANY = 5
+MPOL_WEIGHTED_INTERLEAVE = 6
+MPOL_MAX = 7
+MPOL_F_NUMA_BALANCING = 1 << 13
+MPOL_F_RELATIVE_NODES = 1 << 14
+MPOL_F_STATIC_NODES = 1 << 15
+MPOL_MODE_FLAGS = MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING
+MPOL_F_NODE = 1
+MPOL_F_ADDR = 2
+MPOL_F_MEMS_ALLOWED = 4
+MAX_NUMNODES = 1024  # CONFIG_NODES_SHIFT=10 (Debian)
+NR_NODE_IDS = 1
+NODES_ALLOWED = 1  # node 0
+
+
+def _read_nodes(task, nmask: int, maxnode: int) -> int:
+    """get_nodes: the node mask (an int, bit n for node n) of ``maxnode - 1``
+    bits at ``nmask``; bits past MAX_NUMNODES must be 0 (EINVAL), EFAULT."""
+    maxnode = (maxnode - 1) & 0xFFFF_FFFF_FFFF_FFFF  # unsigned: maxnode 0 is too big
+    if maxnode == 0 or not nmask:
+        return 0
+    if maxnode > PAGE_SIZE * 8:
+        raise SyscallError(errno.EINVAL)
+    nbytes = (maxnode + 63) // 64 * 8
+    mask = int.from_bytes(task.mm.copy_in(nmask, nbytes), "little") & ((1 << maxnode) - 1)
+    if mask >> MAX_NUMNODES:
+        raise SyscallError(errno.EINVAL)
+    return mask
+
+
+@syscall("set_mempolicy", support=PARTIAL, note="one NUMA node: checked and recorded, places nothing")
+def sys_set_mempolicy(task, mode: int, nmask: int, maxnode: int) -> int:
+    """Implements Linux syscall set_mempolicy(2) for a one-node machine.
+
+    The thread's policy (kept by clone and fork) becomes ``mode`` with its
+    flags and nodes, as get_mempolicy(2) then reports it; nothing is
+    placed differently. EINVAL for an unknown mode or flags, both
+    MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES, MPOL_F_NUMA_BALANCING
+    but with MPOL_BIND or MPOL_PREFERRED_MANY, nodes given for
+    MPOL_DEFAULT or MPOL_LOCAL, and no node 0 among those a mode needs;
+    EFAULT for ``nmask`` (mm/mempolicy.c kernel_set_mempolicy, mpol_new).
+    """
+    mode &= 0xFFFFFFFF
+    flags = mode & MPOL_MODE_FLAGS
+    mode &= ~MPOL_MODE_FLAGS
+    if mode >= MPOL_MAX or (flags & MPOL_F_STATIC_NODES and flags & MPOL_F_RELATIVE_NODES):
+        raise SyscallError(errno.EINVAL)
+    if flags & MPOL_F_NUMA_BALANCING and mode not in (MPOL_BIND, MPOL_PREFERRED_MANY):
+        raise SyscallError(errno.EINVAL)
+    nodes = _read_nodes(task, nmask, maxnode)
+    if mode == MPOL_DEFAULT:
+        if nodes:
+            raise SyscallError(errno.EINVAL)
+        task.mempolicy = (MPOL_DEFAULT, 0, 0)
+        return 0
+    if mode == MPOL_PREFERRED and not nodes:
+        if flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES):
+            raise SyscallError(errno.EINVAL)
+        mode = MPOL_LOCAL
+    elif mode == MPOL_LOCAL:
+        if nodes or flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES):
+            raise SyscallError(errno.EINVAL)
+    elif not nodes:
+        raise SyscallError(errno.EINVAL)
+    if mode != MPOL_LOCAL:
+        # Relative nodes are numbered among the allowed ones: node n is node n % 1.
+        usable = NODES_ALLOWED if flags & MPOL_F_RELATIVE_NODES else nodes & NODES_ALLOWED
+        if not usable:
+            raise SyscallError(errno.EINVAL)
+        if not flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES):
+            nodes = usable
+    task.mempolicy = (mode, flags, nodes if mode != MPOL_LOCAL else 0)
+    return 0
+
+
+@syscall("get_mempolicy", support=PARTIAL, note="one NUMA node, node 0")
+def sys_get_mempolicy(task, policy: int, nmask: int, maxnode: int, addr: int, flags: int) -> int:
+    """Implements Linux syscall get_mempolicy(2) for a one-node machine.
+
+    Writes the thread's policy (set_mempolicy(2); MPOL_DEFAULT at first)
+    as an int at ``policy`` and its nodes as a bitmap of ``maxnode - 1``
+    bits at ``nmask`` (either may be NULL). MPOL_F_MEMS_ALLOWED gives
+    node 0; MPOL_F_ADDR the policy of the mapping at ``addr`` (the
+    default: mbind(2) is not implemented); MPOL_F_NODE the node of that
+    page, or the next node of an interleave policy (0). EINVAL for ``maxnode`` below the node count with a mask,
+    unknown or conflicting flags, ``addr`` without MPOL_F_ADDR, MPOL_F_NODE
+    alone without an interleave policy, or a mask of more than a page;
+    EFAULT for an unmapped ``addr`` or a bad pointer (mm/mempolicy.c
+    kernel_get_mempolicy, do_get_mempolicy, copy_nodes_to_user).
+    """
+    if nmask and maxnode < NR_NODE_IDS:
+        raise SyscallError(errno.EINVAL)
+    if flags & ~(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED):
+        raise SyscallError(errno.EINVAL)
+    if flags & MPOL_F_MEMS_ALLOWED:
+        if flags & (MPOL_F_NODE | MPOL_F_ADDR):
+            raise SyscallError(errno.EINVAL)
+        value, nodes = 0, NODES_ALLOWED
+    else:
+        if flags & MPOL_F_ADDR:
+            vma = task.mm.find_vma(addr)
+            if vma is None:
+                raise SyscallError(errno.EFAULT)
+            mode, mode_flags, nodes = MPOL_DEFAULT, 0, 0
+        elif addr:
+            raise SyscallError(errno.EINVAL)
+        else:
+            mode, mode_flags, nodes = task.mempolicy
+        if flags & MPOL_F_NODE:
+            # The node of the page at addr, or the thread's next interleave
+            # node: node 0 either way; any other policy has none (EINVAL).
+            if not flags & MPOL_F_ADDR and mode not in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+                raise SyscallError(errno.EINVAL)
+            value = 0
+        else:
+            value = mode | mode_flags
+    if policy:
+        task.mm.copy_out(policy, struct.pack("<i", value))
+    if nmask:
+        copy = ((maxnode - 1) + 63) // 64 * 8
+        nbytes = (NR_NODE_IDS + 63) // 64 * 8
+        if copy > nbytes:
+            if copy > PAGE_SIZE:
+                raise SyscallError(errno.EINVAL)
+            task.mm.copy_out(nmask + nbytes, bytes(copy - nbytes))
+            copy = nbytes
+        task.mm.copy_out(nmask, nodes.to_bytes(8, "little")[:copy])
     return 0
 
 

@@ -56,7 +56,7 @@ MODULES: dict[str, str] = {
             "getegid getgroups getresuid getresgid setrlimit time sched_getaffinity "
             "clock_gettime clock_getres clock_nanosleep prlimit64 getcpu getrandom personality",
     "mm": "mmap mprotect munmap brk mremap msync madvise mlock munlock fadvise64 mlock2 mlockall "
-          "munlockall mincore",
+          "munlockall mincore get_mempolicy set_mempolicy",
     "pipe": "pipe pipe2",
     "poll": "poll select pselect6 ppoll",
     "process": "rt_sigaction rt_sigprocmask getpid exit getppid getpgrp getpgid getsid "
@@ -70,7 +70,7 @@ MODULES: dict[str, str] = {
     "signalfd": "signalfd signalfd4",
     "splice": "splice tee vmsplice syncfs",
     "tasks": "clone fork vfork execve wait4 kill setpgid setsid rt_sigqueueinfo tkill tgkill "
-             "waitid execveat clone3",
+             "waitid execveat clone3 rt_tgsigqueueinfo",
     "timerfd": "timerfd_create timerfd_settime timerfd_gettime",
     "timers": "getrusage times getpriority setpriority sched_setparam sched_getparam "
               "sched_setscheduler sched_getscheduler sched_get_priority_max "

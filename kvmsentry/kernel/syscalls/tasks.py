@@ -124,7 +124,8 @@ def do_fork(task: Task, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     else:
         mm = task.mm.fork(kernel.platform.new_address_space())
     child = Task(tid=pid, process=child_process, mm=mm, fds=_child_fds(task, flags),
-                 sigmask=task.sigmask, altstack=task.altstack, comm=task.comm)
+                 sigmask=task.sigmask, altstack=task.altstack, comm=task.comm,
+                 mempolicy=task.mempolicy)
     _start_child_cpu(task, child, flags, stack, parent_tid, child_tid, tls)
     child_process.tasks.append(child)
     child_process.parent.children.append(child_process)
@@ -153,7 +154,7 @@ def _clone_thread(task: Task, flags: int, stack: int, parent_tid: int, child_tid
     mm.users += 1
     fastread.drop_entries(mm)  # two tasks in one memory: reads exit again
     child = Task(tid=tid, process=process, mm=mm, fds=_child_fds(task, flags),
-                 sigmask=task.sigmask, comm=task.comm)
+                 sigmask=task.sigmask, comm=task.comm, mempolicy=task.mempolicy)
     _start_child_cpu(task, child, flags, stack, parent_tid, child_tid, tls)
     process.tasks.append(child)
     kernel.start_task(child)
@@ -624,6 +625,33 @@ def sys_rt_sigqueueinfo(task, tgid: int, sig: int, info_gva: int) -> int:
     struct.pack_into("<i", info, 0, sig)
     if sig:
         kernel.send_signal(target, sig, info=bytes(info))
+    return 0
+
+
+@syscall("rt_tgsigqueueinfo")
+def sys_rt_tgsigqueueinfo(task, tgid: int, tid: int, sig: int, info_gva: int) -> int:
+    """Implements Linux syscall rt_tgsigqueueinfo(2) (pthread_sigqueue(3)):
+    rt_sigqueueinfo to thread ``tid`` of process ``tgid``.
+
+    In kernel/signal.c's order: the siginfo is read (EFAULT); EINVAL for a
+    tgid or tid <= 0; EPERM when the siginfo claims to come from the
+    kernel (si_code >= 0 or SI_TKILL) and ``tid`` is not the caller;
+    ESRCH when no such thread is in that process; EINVAL for the signal.
+    """
+    tgid, tid, sig = to_int(tgid), to_int(tid), to_int(sig)
+    info = bytearray(task.mm.copy_in(info_gva, signals.SIGINFO_SIZE))
+    if tgid <= 0 or tid <= 0:
+        raise SyscallError(errno.EINVAL)
+    (code,) = struct.unpack_from("<i", info, 8)
+    if (code >= 0 or code == signals.SI_TKILL) and tid != task.tid:
+        raise SyscallError(errno.EPERM)
+    target = task.kernel.tasks.get(tid)
+    if target is None or target.process.pid != tgid:
+        raise SyscallError(errno.ESRCH)
+    _check_signo(sig)
+    struct.pack_into("<i", info, 0, sig)
+    if sig:
+        task.kernel.send_signal(target.process, sig, target, info=bytes(info))
     return 0
 
 
