@@ -36,7 +36,7 @@ PID_ENTRIES = [
     (b"cmdline", DT_REG), (b"comm", DT_REG), (b"environ", DT_REG),
     (b"exe", DT_LNK), (b"cwd", DT_LNK), (b"root", DT_LNK),
     (b"maps", DT_REG), (b"mounts", DT_REG), (b"stat", DT_REG),
-    (b"statm", DT_REG), (b"status", DT_REG),
+    (b"statm", DT_REG), (b"status", DT_REG), (b"personality", DT_REG),
 ]
 ROOT_FILES = [b"cpuinfo", b"meminfo", b"uptime", b"loadavg", b"stat", b"version",
               b"filesystems"]
@@ -465,9 +465,15 @@ def statm(task, process, thread) -> bytes:
                                      vm["exe"] // PAGE_KB, vm["data"] // PAGE_KB)
 
 
+def personality(task, process, thread) -> bytes:
+    """fs/proc/base.c proc_pid_personality: the execution domain, 8 hex digits."""
+    return b"%08x\n" % process.personality
+
+
 PID_GENERATORS = {
     b"cmdline": cmdline, b"environ": environ, b"comm": comm, b"mounts": mounts,
     b"maps": maps, b"status": status, b"stat": stat, b"statm": statm,
+    b"personality": personality,
 }
 
 

@@ -86,6 +86,12 @@ int main(void)
     show("personality(query)", syscall(SYS_personality, 0xffffffffUL));
     show("personality(ADDR_NO_RANDOMIZE)", syscall(SYS_personality, PER_LINUX | ADDR_NO_RANDOMIZE));
     show("personality(query)", syscall(SYS_personality, 0xffffffffUL));
+    char persona[32] = {0};
+    FILE *pf = fopen("/proc/self/personality", "r");
+    if (pf && fgets(persona, sizeof persona, pf))
+        printf("/proc/self/personality %s", persona);
+    if (pf)
+        fclose(pf);
     show("personality(PER_LINUX)", syscall(SYS_personality, PER_LINUX));
     show("personality(query)", syscall(SYS_personality, 0xffffffffUL));
 
