@@ -139,6 +139,17 @@ def next_signal(ready: int) -> int:
     return (ready & -ready).bit_length()
 
 
+def next_pending(task, mask: int):
+    """(holder, signo) of the pending signal of ``mask`` a dequeue takes for
+    ``task``: its own pending set first, then its process's, each by
+    next_signal (kernel/signal.c dequeue_signal); None when none is."""
+    for holder in (task, task.process):
+        ready = holder.pending & mask
+        if ready:
+            return holder, next_signal(ready)
+    return None
+
+
 def dequeue_signal(holder, signo: int) -> bytes | None:
     """Take one instance of pending ``signo`` from ``holder``; returns its siginfo."""
     bit = 1 << (signo - 1)

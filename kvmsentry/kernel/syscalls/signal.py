@@ -103,11 +103,8 @@ def sys_rt_sigtimedwait(task, set_gva: int, info_gva: int, timeout_gva: int, sig
         timeout = sec + nsec / 1e9
 
     def taken() -> int:
-        for holder in (task, task.process):
-            ready = holder.pending & wanted
-            if ready:
-                return signals.next_signal(ready)
-        return 0
+        found = signals.next_pending(task, wanted)
+        return 0 if found is None else found[1]
 
     old = task.sigmask
     # While waiting, the wanted signals count as unblocked... but are taken

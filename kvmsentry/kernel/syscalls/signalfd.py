@@ -117,24 +117,18 @@ class SignalFd(File):
         super().__init__(O_RDWR | (flags & O_NONBLOCK), b"anon_inode:[signalfd]")
         self.mask = mask
 
-    @staticmethod
-    def _holders(task):
-        return (task, task.process)
-
     def _pending(self, task) -> int:
         return (task.pending | task.process.pending) & self.mask
 
     def _dequeue(self, task) -> bytes | None:
-        """One pending signal of the mask, as signalfd_siginfo: the thread's
-        own first, then the process's; synchronous signals (SIGSEGV...)
-        first, then the lowest number (signals.next_signal)."""
-        for holder in self._holders(task):
-            ready = holder.pending & self.mask
-            if ready:
-                signo = signals.next_signal(ready)
-                info = signals.dequeue_signal(holder, signo) or signals.siginfo(signo, signals.SI_KERNEL)
-                return signalfd_siginfo(info)
-        return None
+        """One pending signal of the mask, as signalfd_siginfo, in
+        dequeue_signal's order (signals.next_pending)."""
+        found = signals.next_pending(task, self.mask)
+        if found is None:
+            return None
+        holder, signo = found
+        info = signals.dequeue_signal(holder, signo) or signals.siginfo(signo, signals.SI_KERNEL)
+        return signalfd_siginfo(info)
 
     def read(self, n: int) -> bytes:
         if n < SIGNALFD_SIGINFO_SIZE:
