@@ -701,8 +701,6 @@ class Kernel:
         if info is None:
             info = signals.siginfo(signo, signals.SI_KERNEL)
         signals.queue_signal(task if task is not None else process, signo, info)
-        for queue in signals.WAKE_ON_SIGNAL:  # signalfd readers and pollers
-            queue.wake_all()
         targets = [task] if task is not None else list(process.tasks)
         for target in targets:
             self._wake(target)

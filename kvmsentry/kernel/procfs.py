@@ -371,7 +371,7 @@ def status(task, process, thread) -> bytes:
         b"Uid:\t%d\t%d\t%d\t%d" % (creds.uid, creds.euid, creds.suid, creds.euid),
         b"Gid:\t%d\t%d\t%d\t%d" % (creds.gid, creds.egid, creds.sgid, creds.egid),
         b"FDSize:\t%d" % _fdsize(thread),
-        b"Groups:\t" + b"".join(b"%d " % gid for gid in creds.groups),
+        b"Groups:\t" + b" ".join(b"%d" % gid for gid in creds.groups) + b" ",  # fs/proc/array.c: a space after
         b"NStgid:\t%d" % process.pid,
         b"NSpid:\t%d" % tid,
         b"NSpgid:\t%d" % process.pgid,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import struct
 
-from kvmsentry.kernel import sched
 from kvmsentry.kernel.mm import GuestFault
 
 SA_NOCLDSTOP = 0x00000001
@@ -103,12 +102,6 @@ def siginfo(signo: int, code: int = SI_USER, *, pid: int = 0, uid: int = 0,
 
 SIGRTMIN = 32
 
-# Readers of a signalfd sleep here (kernel/syscalls/signalfd.py). Every
-# queue of WAKE_ON_SIGNAL is woken whenever a signal is queued
-# (Kernel.send_signal); the signalfd module adds poll's POLL_WAITQUEUE,
-# so poll/epoll see a signalfd become readable.
-SIGNAL_WAITQUEUE = sched.WaitQueue()
-WAKE_ON_SIGNAL: list = [SIGNAL_WAITQUEUE]
 
 
 def queue_signal(holder, signo: int, info: bytes) -> None:

@@ -92,6 +92,12 @@ int main(void)
     set("local", MPOL_LOCAL, 0, 1025);
     set("local with node 0", MPOL_LOCAL, 1, 1025);
     set("bind|static node 0,3", MPOL_BIND | MPOL_F_STATIC_NODES, 9, 1025);
+    {   /* a static mask with a node past the first word: only nr_node_ids' word is written back */
+        unsigned long wide[16] = {1, 1};
+        long r = syscall(SYS_set_mempolicy, MPOL_BIND | MPOL_F_STATIC_NODES, wide, 1025);
+        printf("set bind|static nodes 0,64 = %ld\n", r);
+        get("after it", 1025, 0, 0);
+    }
     set("bind|relative node 3", MPOL_BIND | MPOL_F_RELATIVE_NODES, 8, 1025);
     set("static|relative", MPOL_BIND | MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES, 1, 1025);
     set("interleave|numa balancing", MPOL_INTERLEAVE | MPOL_F_NUMA_BALANCING, 1, 1025);

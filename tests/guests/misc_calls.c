@@ -32,6 +32,7 @@ static void show(const char *what, long r)
 
 int main(void)
 {
+    char line0[256];
     /* mlockall(2): flags MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT (with one of the others). */
     show("mlockall(0)", syscall(SYS_mlockall, 0));
     show("mlockall(CURRENT)", syscall(SYS_mlockall, MCL_CURRENT));
@@ -108,6 +109,12 @@ int main(void)
     show("setgroups(bad ptr)", syscall(SYS_setgroups, 2, (void *)8));
     show("setgroups(-1)", syscall(SYS_setgroups, -1, groups));
     show("setgroups(0)", syscall(SYS_setgroups, 0, NULL));
+    FILE *st0 = fopen("/proc/self/status", "r");
+    while (st0 && fgets(line0, sizeof line0, st0))
+        if (strncmp(line0, "Groups:", 7) == 0)
+            printf("no groups: [%s]\n", strtok(line0, "\n"));
+    if (st0)
+        fclose(st0);
     show("getgroups(8)", syscall(SYS_getgroups, 8, got));
     /* A supplementary group grants the group's permission bits. */
     show("setgroups(3) again", syscall(SYS_setgroups, 3, groups));

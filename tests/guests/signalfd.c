@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,15 @@ static void take(int fd, const char *what)
         printf("  signo %u code %d pid-is-me %d uid %u status %d int %d\n", si[i].ssi_signo,
                si[i].ssi_code, si[i].ssi_pid == (unsigned)getpid(), si[i].ssi_uid,
                si[i].ssi_status, si[i].ssi_int);
+}
+
+static int poll_fd;
+
+static void *poll_thread(void *arg)
+{
+    (void)arg;
+    struct pollfd p = {.fd = poll_fd, .events = POLLIN};
+    return (void *)(long)poll(&p, 1, 5000);  /* the new mask must end the wait, not the timeout */
 }
 
 int main(void)
@@ -102,6 +112,10 @@ int main(void)
     qi.si_code = SI_USER;
     show("rt_tgsigqueueinfo SI_USER to itself", syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGRTMIN, &qi));
     take(fd, "read of it");
+    qi.si_code = SI_TKILL;  /* a negative code: its value is read as sigqueue's */
+    qi.si_value.sival_int = 45;
+    show("rt_tgsigqueueinfo SI_TKILL to itself", syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGRTMIN, &qi));
+    take(fd, "read of it");
 
     pid_t child = fork();
     if (child == 0)
@@ -151,6 +165,25 @@ int main(void)
     sigset_t pending;
     sigpending(&pending);
     printf("SIGUSR2 still pending %d\n", sigismember(&pending, SIGUSR2));
+
+    /* A new mask that takes a pending signal wakes a thread polling the fd. */
+    sigset_t only2;
+    sigemptyset(&only2);
+    sigaddset(&only2, SIGUSR2);
+    poll_fd = signalfd(-1, &only2, SFD_NONBLOCK);
+    kill(getpid(), SIGUSR1);
+    pthread_t poller;
+    pthread_create(&poller, NULL, poll_thread, NULL);
+    usleep(100000);
+    sigset_t both;
+    sigemptyset(&both);
+    sigaddset(&both, SIGUSR1);
+    sigaddset(&both, SIGUSR2);
+    signalfd(poll_fd, &both, 0);
+    void *polled;
+    pthread_join(poller, &polled);
+    printf("poll woken by the new mask: %ld\n", (long)polled);
+    take(poll_fd, "read after it");
 
     /* Errors. */
     char small[64];

@@ -642,7 +642,9 @@ def sys_get_mempolicy(task, policy: int, nmask: int, maxnode: int, addr: int, fl
                 raise SyscallError(errno.EINVAL)
             task.mm.copy_out(nmask + nbytes, bytes(copy - nbytes))
             copy = nbytes
-        task.mm.copy_out(nmask, nodes.to_bytes(8, "little")[:copy])
+        # nr_node_ids' words only: a static or relative mask keeps the
+        # guest's own bits, up to MAX_NUMNODES (copy_nodes_to_user).
+        task.mm.copy_out(nmask, (nodes & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little")[:copy])
     return 0
 
 

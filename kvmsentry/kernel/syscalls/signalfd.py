@@ -1,14 +1,14 @@
 """signalfd and signalfd4: pending signals read as a file (fs/signalfd.c, signalfd(2)).
 
-Importing this module registers the handlers. A ``SignalFd`` has no
-queue of its own: a read takes signals of its mask from the reading
+Importing this module registers the handlers. A ``SignalFd`` keeps no
+signals of its own: a read takes signals of its mask from the reading
 thread's pending set, then from its process's, as the handler path would
 (kernel/signal.c dequeue_signal), each as a 128-byte struct
-signalfd_siginfo. Programs block those signals (sigprocmask) so that
-they stay pending for the read. Kernel.send_signal wakes
-``signals.SIGNAL_WAITQUEUE`` and ``POLL_WAITQUEUE`` for every signal
-queued, so blocked readers and poll/epoll see it (this module adds
-POLL_WAITQUEUE to ``signals.WAKE_ON_SIGNAL``).
+signalfd_siginfo. Programs block those signals (sigprocmask)
+so that they stay pending for the read. A reader or poller asleep is
+woken by Kernel.send_signal's wake-up of every thread the signal is for
+(its ``waiting_on`` queue), as any interruptible sleep is; a new mask
+wakes the file's own queue and POLL_WAITQUEUE.
 """
 
 from __future__ import annotations
@@ -47,9 +47,6 @@ _SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQH")  # up to ssi_addr_lsb
 # All anonymous-inode files share one inode (fs/anon_inodes.c).
 _ANON_INODE = next_ino()
 
-if POLL_WAITQUEUE not in signals.WAKE_ON_SIGNAL:
-    signals.WAKE_ON_SIGNAL.append(POLL_WAITQUEUE)
-
 
 def _layout(signo: int, code: int) -> str:
     """siginfo_layout (kernel/signal.c): which union member ``code`` uses."""
@@ -67,7 +64,7 @@ def _layout(signo: int, code: int) -> str:
         return "timer"
     if code == SI_SIGIO:
         return "poll"
-    if code < 0 and code != signals.SI_TKILL:
+    if code < 0:
         return "rt"
     return "kill"
 
@@ -116,6 +113,7 @@ class SignalFd(File):
     def __init__(self, mask: int, flags: int):
         super().__init__(O_RDWR | (flags & O_NONBLOCK), b"anon_inode:[signalfd]")
         self.mask = mask
+        self.wait_queue = sched.WaitQueue()
 
     def _pending(self, task) -> int:
         return (task.pending | task.process.pending) & self.mask
@@ -138,7 +136,7 @@ class SignalFd(File):
             if self.nonblocking:
                 raise SyscallError(errno.EAGAIN)
             try:
-                signals.SIGNAL_WAITQUEUE.wait(task, lambda: self._pending(task) != 0)
+                self.wait_queue.wait(task, lambda: self._pending(task) != 0)
             except sched.Interrupted:
                 raise SyscallError(signals.ERESTARTSYS) from None
         out = []
@@ -182,7 +180,8 @@ def do_signalfd4(task, fd: int, mask_gva: int, sizemask: int, flags: int) -> int
         if not isinstance(file, SignalFd):
             raise SyscallError(errno.EINVAL)
         file.mask = mask
-        signals.SIGNAL_WAITQUEUE.wake_all()
+        file.wait_queue.wake_all()
+        POLL_WAITQUEUE.wake_all()
         return fd
     file = SignalFd(mask, flags)
     try:
