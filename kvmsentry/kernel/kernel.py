@@ -645,13 +645,9 @@ class Kernel:
         delivered = None
         pending = (task.pending | process.pending) & ~task.sigmask
         while pending and delivered is None:
-            # The thread's own signals, then the process's; synchronous
-            # ones first in each (kernel/signal.c dequeue_signal, next_signal).
-            own = pending & task.pending
-            signo = signals.next_signal(own or pending)
-            bit = 1 << (signo - 1)
-            pending &= ~bit
-            info = signals.dequeue_signal(task if task.pending & bit else process, signo)
+            holder, signo = signals.next_pending(task, pending)
+            pending &= ~(1 << (signo - 1))
+            info = signals.dequeue_signal(holder, signo)
             handler = _handler_of(process, signo)
             if signo == signal.SIGKILL or (handler == SIG_DFL and signo in _DEFAULT_TERMINATE):
                 raise _Killed(signo)

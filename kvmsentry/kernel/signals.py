@@ -59,7 +59,8 @@ SI_TKILL = -6
 
 SIGKILL = 9
 SIGSTOP = 19
-_UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
+# Signals no mask blocks (sigprocmask(2)): SIGKILL and SIGSTOP.
+UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 # sigcontext_64 general registers in order (then eflags, segments, ...).
 _SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
@@ -216,7 +217,7 @@ def setup_frame(task, signo: int, action: SigAction, info: bytes, fault=None) ->
     mask = task.sigmask | action.mask
     if not action.flags & SA_NODEFER:
         mask |= 1 << (signo - 1)
-    task.sigmask = mask & ~_UNBLOCKABLE
+    task.sigmask = mask & ~UNBLOCKABLE
     task.saved_sigmask = None
     if action.flags & SA_RESETHAND:
         task.process.sigactions.pop(signo, None)
@@ -257,7 +258,7 @@ def restore_frame(task) -> int:
         ctx.vcpu.set_xsave(bytes(image) + current[size:])
     ctx.user_rflags = (ctx.user_rflags & ~FIX_EFLAGS) | (eflags & FIX_EFLAGS)
     ctx.set_user_state(rip, rsp)
-    task.sigmask = mask & ~_UNBLOCKABLE
+    task.sigmask = mask & ~UNBLOCKABLE
     if ss_flags in (0, SS_DISABLE) and not (ss_flags == 0 and ss_size < 2048):
         task.altstack = (ss_sp, ss_flags, ss_size)
     return regs.rax

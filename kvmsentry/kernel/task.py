@@ -179,7 +179,8 @@ class Process:
         # time.monotonic() at fork (what /proc/<pid>/stat's starttime counts from boot).
         self.start_time = time.monotonic() if start_time is None else start_time
         # personality(2)'s execution domain and flags (PER_LINUX: 0); kept
-        # by fork and execve, and only recorded (include/uapi/linux/personality.h).
+        # by fork and execve (which drops READ_IMPLIES_EXEC); execve and
+        # uname(2) read it (include/uapi/linux/personality.h).
         self.personality = personality
 
     def __repr__(self) -> str:

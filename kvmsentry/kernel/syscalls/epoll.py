@@ -35,7 +35,7 @@ import struct
 import time
 
 from kvmsentry.abi.structs import Stat
-from kvmsentry.kernel import sched
+from kvmsentry.kernel import sched, signals
 from kvmsentry.kernel.fd import O_CLOEXEC, O_RDWR, File, HostStream, nofile_limit
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.mm import GuestFault
@@ -80,7 +80,6 @@ SIGSET = struct.Struct("<Q")
 NSEC_PER_SEC = 1_000_000_000
 
 SIGKILL, SIGSTOP = 9, 19
-_UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 
 class Epitem:
@@ -415,7 +414,7 @@ def _pwait(task, epfd, events, maxevents, deadline, sigmask, sigsetsize) -> int:
             raise SyscallError(errno.EINVAL)
         (mask,) = SIGSET.unpack(task.mm.copy_in(sigmask, SIGSET.size))
         old = task.sigmask
-        task.sigmask = mask & ~_UNBLOCKABLE
+        task.sigmask = mask & ~signals.UNBLOCKABLE
     try:
         result = do_epoll_wait(task, epfd, events, maxevents, deadline)
     except SyscallError as e:

@@ -404,7 +404,7 @@ def _lock_range(task, addr: int, length: int, populate: bool = False) -> int:
     its page, rounded up to pages modulo 2**64 (a length of 0 after that
     is 0); then [addr's page, + length) must not wrap (EINVAL) and must be
     mapped (ENOMEM at a hole). ``populate`` (mlock without MLOCK_ONFAULT)
-    faults the range in: ENOMEM at a PROT_NONE mapping (__mm_populate's
+    checks what faulting the range in would meet: ENOMEM at a PROT_NONE mapping (__mm_populate's
     EFAULT, as __mlock_posix_error_return reports it). Nothing is locked:
     the sentry never swaps guest pages out. Returns 0."""
     length = page_align_up(length + (addr & ~PAGE_MASK)) & _U64

@@ -24,7 +24,7 @@ import select as _host_select
 import struct
 import time
 
-from kvmsentry.kernel import sched
+from kvmsentry.kernel import sched, signals
 from kvmsentry.kernel.fd import O_PATH, HostStream, nofile_limit
 from kvmsentry.kernel.files import to_int
 from kvmsentry.kernel.mm import GuestFault
@@ -60,7 +60,6 @@ NSEC_PER_SEC = 1_000_000_000
 USEC_PER_SEC = 1_000_000
 
 SIGKILL, SIGSTOP = 9, 19
-_UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 _HOST_EVENTS = (POLLIN | POLLPRI | POLLOUT | POLLRDNORM | POLLRDBAND | POLLWRNORM
                 | POLLWRBAND)
@@ -163,7 +162,7 @@ def _set_sigmask(task, mask_gva: int, sigsetsize: int) -> int | None:
         raise SyscallError(errno.EINVAL)
     (mask,) = SIGSET.unpack(task.mm.copy_in(mask_gva, SIGSET.size))
     old = task.sigmask
-    task.sigmask = mask & ~_UNBLOCKABLE
+    task.sigmask = mask & ~signals.UNBLOCKABLE
     return old
 
 

@@ -28,7 +28,6 @@ SIGSTOP = 19
 NSIG = 64
 _SIGSET_SIZE = 8
 _KSIGACTION_SIZE = 32  # handler, flags, restorer, mask (arch/x86/include/uapi/asm/signal.h)
-_UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 SIG_DFL = 0
 SIG_IGN = 1
 # Signals whose default action is to ignore them (sig_kernel_ignore):
@@ -217,7 +216,7 @@ def sys_rt_sigprocmask(task, how: int, set_: int, oldset: int, sigsetsize: int) 
             new = mask
         else:
             raise SyscallError(errno.EINVAL)
-        task.sigmask = new & ~_UNBLOCKABLE & ((1 << NSIG) - 1)
+        task.sigmask = new & ~signals.UNBLOCKABLE & ((1 << NSIG) - 1)
     if oldset:
         task.mm.copy_out(oldset, struct.pack("<Q", old))
     return 0

@@ -46,7 +46,6 @@ def _read_mask(task, gva: int, size: int) -> int:
     return struct.unpack("<Q", task.mm.copy_in(gva, 8))[0]
 
 
-_UNBLOCKABLE = (1 << (9 - 1)) | (1 << (19 - 1))  # SIGKILL, SIGSTOP
 
 
 @syscall("pause")
@@ -69,7 +68,7 @@ def sys_rt_sigsuspend(task, mask_gva: int, sigsetsize: int) -> int:
     """
     mask = _read_mask(task, mask_gva, sigsetsize)
     task.saved_sigmask = task.sigmask
-    task.sigmask = mask & ~_UNBLOCKABLE
+    task.sigmask = mask & ~signals.UNBLOCKABLE
     try:
         sched.WaitQueue().wait(task, lambda: False)
     except sched.Interrupted:
@@ -94,7 +93,7 @@ def sys_rt_sigtimedwait(task, set_gva: int, info_gva: int, timeout_gva: int, sig
     Returns the signal number; EAGAIN on timeout; EINTR when another
     signal is to be handled; EINVAL for a bad timespec or set size.
     """
-    wanted = _read_mask(task, set_gva, sigsetsize) & ~((1 << 8) | (1 << 18))
+    wanted = _read_mask(task, set_gva, sigsetsize) & ~signals.UNBLOCKABLE
     timeout = None
     if timeout_gva:
         sec, nsec = struct.unpack("<qq", task.mm.copy_in(timeout_gva, 16))
@@ -102,27 +101,23 @@ def sys_rt_sigtimedwait(task, set_gva: int, info_gva: int, timeout_gva: int, sig
             raise SyscallError(errno.EINVAL)
         timeout = sec + nsec / 1e9
 
-    def taken() -> int:
-        found = signals.next_pending(task, wanted)
-        return 0 if found is None else found[1]
-
     old = task.sigmask
     # While waiting, the wanted signals count as unblocked... but are taken
     # here rather than delivered: block them so handle_signals skips them.
     task.sigmask |= wanted
     try:
-        if not taken():
+        if signals.next_pending(task, wanted) is None:
             try:
-                sched.WaitQueue().wait(task, lambda: bool(taken()), timeout)
+                sched.WaitQueue().wait(task, lambda: signals.next_pending(task, wanted) is not None, timeout)
             except sched.Interrupted:
                 raise SyscallError(errno.EINTR) from None
-        signo = taken()
-        if not signo:
+        found = signals.next_pending(task, wanted)
+        if found is None:
             raise SyscallError(errno.EAGAIN)
     finally:
         task.sigmask = old
-    bit = 1 << (signo - 1)
-    info = signals.dequeue_signal(task if task.pending & bit else task.process, signo)
+    holder, signo = found
+    info = signals.dequeue_signal(holder, signo)
     if info_gva:
         task.mm.copy_out(info_gva, info or signals.siginfo(signo))
     return signo

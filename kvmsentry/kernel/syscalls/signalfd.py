@@ -28,7 +28,6 @@ SFD_CLOEXEC = O_CLOEXEC
 SFD_NONBLOCK = O_NONBLOCK
 SIGNALFD_SIGINFO_SIZE = 128
 _SIGSET_SIZE = 8
-_UNBLOCKABLE = (1 << (9 - 1)) | (1 << (19 - 1))  # SIGKILL, SIGSTOP
 
 # siginfo_t's si_code values that pick a layout (include/uapi/asm-generic/siginfo.h).
 SI_QUEUE = -1
@@ -170,7 +169,7 @@ def do_signalfd4(task, fd: int, mask_gva: int, sizemask: int, flags: int) -> int
     # The size, then the mask (EFAULT), then the flags: sys_signalfd4, do_signalfd4.
     if sizemask != _SIGSET_SIZE:
         raise SyscallError(errno.EINVAL)
-    mask = struct.unpack("<Q", task.mm.copy_in(mask_gva, _SIGSET_SIZE))[0] & ~_UNBLOCKABLE
+    mask = struct.unpack("<Q", task.mm.copy_in(mask_gva, _SIGSET_SIZE))[0] & ~signals.UNBLOCKABLE
     flags = to_int(flags)
     if flags & ~(SFD_CLOEXEC | SFD_NONBLOCK):
         raise SyscallError(errno.EINVAL)

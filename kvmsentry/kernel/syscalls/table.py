@@ -22,6 +22,9 @@ to the handler it registered. A module registering a syscall that
 ``MODULES`` does not give it raises ValueError at import, and
 tests/unit/test_syscall_table.py checks ``MODULES`` against the modules
 themselves. ``load_all()`` imports every module (``kvmsentry syscalls``).
+A module's import on a first call runs under the BKL, as every dispatch
+does (Kernel.syscall, Kernel.dispatch): no other task can reach one of
+its rows half-registered.
 """
 
 from __future__ import annotations
