@@ -439,7 +439,7 @@ class MemoryManager:
     def _drop_pages(self, start: int, end: int) -> None:
         self.drops += 1
         pages = self.pages
-        vpns = self._present_vpns(start, end)
+        vpns = self.present_vpns(start, end)
         freed = [pages.pop(vpn) for vpn in vpns]
         cow = self.cow
         if cow:
@@ -1099,7 +1099,7 @@ class MemoryManager:
         for vma in self.vmas:
             if vma.shared:
                 keep.append((vma.start, vma.end))
-                private.difference_update(self._present_vpns(vma.start, vma.end))
+                private.difference_update(self.present_vpns(vma.start, vma.end))
         parent_entries = {}
         child_entries = {}
         if copies:
@@ -1135,8 +1135,9 @@ class MemoryManager:
         self.cow |= private
         child.cow = private
 
-    def _present_vpns(self, start: int, end: int) -> list[int]:
-        """The page numbers of present pages in [start, end)."""
+    def present_vpns(self, start: int, end: int) -> list[int]:
+        """The page numbers of present pages in [start, end) (bytes), in no
+        particular order: a scan of the range or of ``pages``, the shorter."""
         pages = self.pages
         lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
         if hi - lo > len(pages):

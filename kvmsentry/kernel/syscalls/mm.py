@@ -491,21 +491,31 @@ def sys_mincore(task, addr: int, length: int, vec: int) -> int:
         raise SyscallError(errno.EFAULT)
     if not npages:
         return 0
-    present = bytearray()
     first = addr // PAGE_SIZE
-    for i in range(npages):
-        vpn = first + i
+    last = first + npages
+    vpn = first
+    while vpn < last:  # a VMA at a time, at most _MINCORE_CHUNK pages of vec at once
         vma = mm.find_vma(vpn * PAGE_SIZE)
         if vma is None:  # a hole: the pages before it are reported (do_mincore's loop)
-            mm.copy_out(vec, bytes(present))
             raise SyscallError(errno.ENOMEM)
-        if vpn in mm.pages or (vma.mapping is not None
-                               and vma.mapping.pages.get(vma.file_index(vpn)) is not None):
-            present.append(1)
-        else:
-            present.append(0)
-    mm.copy_out(vec, bytes(present))
+        stop = min(last, vma.end // PAGE_SIZE, vpn + _MINCORE_CHUNK)
+        present = bytearray(stop - vpn)
+        for resident in mm.present_vpns(vpn * PAGE_SIZE, stop * PAGE_SIZE):
+            present[resident - vpn] = 1
+        if vma.mapping is not None:  # file pages in the page cache count too
+            lo = vma.file_index(vpn)
+            cached = vma.mapping.pages
+            indices = (range(lo, lo + stop - vpn) if stop - vpn <= len(cached)
+                       else [i for i in cached if lo <= i < lo + stop - vpn])
+            for index in indices:
+                if index in cached:
+                    present[index - lo] = 1
+        mm.copy_out(vec + vpn - first, bytes(present))
+        vpn = stop
     return 0
+
+
+_MINCORE_CHUNK = 1 << 16  # pages: a 64 KiB piece of vec per copy
 
 
 # NUMA memory policy (mm/mempolicy.c, include/uapi/linux/mempolicy.h). The
